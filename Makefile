@@ -1,0 +1,53 @@
+# The front door. Every target works from a fresh clone.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench asterisk-up asterisk-down venv system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the sandbox and the tests need, installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
+	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(VENV)/bin/graam-pbx run
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check graam_pbx tests bench migrations
+	$(VENV)/bin/ruff format --check graam_pbx tests bench migrations
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) system-deps
+	@set -e; for f in bench/*.py; do \
+	  name=$$(basename $$f .py); [ "$$name" = "__init__" ] && continue; \
+	  $(PY) -m bench.$$name $(BENCH_ARGS); \
+	done
+
+asterisk-up: $(STAMP) system-deps
+	$(VENV)/bin/graam-pbx asterisk up
+
+asterisk-down: $(STAMP)
+	$(VENV)/bin/graam-pbx asterisk down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

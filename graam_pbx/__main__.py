@@ -1,0 +1,3 @@
+from graam_pbx.cli import main
+
+main()

@@ -1,0 +1,179 @@
+"""The FastAPI application: routes, error mapping and the lifespan that runs the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from graam_pbx import metrics
+from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.db import create_engine, session_factory
+from graam_pbx.errors import GraamError
+from graam_pbx.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+READY_DB_TIMEOUT = 2.0
+
+
+class Component(Protocol):
+    """A background part of the process: it owns its tasks and stops them cleanly."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the real parts are: resolved before the app starts (embedded or configured)."""
+
+    database_url: str
+    ami: AmiConfig
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Endpoints:
+        if not settings.database_url:
+            raise ValueError("GRAAM_DATABASE_URL is not set (`graam-pbx run` starts one)")
+        return cls(database_url=settings.database_url, ami=AmiConfig.from_settings(settings))
+
+
+@dataclass
+class Runtime:
+    """What the routes reach through ``request.app.state.runtime``."""
+
+    settings: Settings
+    engine: AsyncEngine
+    bus: EventBus
+    ami: AmiSupervisor
+
+
+def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
+    """The admin API with its workers; ``endpoints`` default to the settings."""
+    settings = settings or get_settings()
+    endpoints = endpoints or Endpoints.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
+        bus = EventBus()
+        ami = AmiSupervisor(endpoints.ami, bus)
+        runtime = Runtime(settings=settings, engine=engine, bus=bus, ami=ami)
+        app.state.runtime = runtime
+        app.state.sessions = session_factory(engine)
+        # Started in this order, stopped in reverse; the engine is disposed after all of them.
+        components: list[Component] = [bus, ami]
+        started: list[Component] = []
+        try:
+            for component in components:
+                await component.start()
+                started.append(component)
+            yield
+        finally:
+            for component in reversed(started):
+                try:
+                    await component.stop()
+                except Exception:
+                    log.exception("component did not stop cleanly",
+                                  extra={"component": type(component).__name__})
+            await engine.dispose()
+
+    app = FastAPI(
+        title="graam-pbx",
+        version="0.1.0",
+        summary="Control plane of a multi-tenant call-centre switch beside Asterisk",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    _install_health_routes(app)
+    return app
+
+
+def error_body(error_id: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one shape of every error the API returns."""
+    return {"error_id": error_id, "message": message, "details": details or {}}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GraamError)
+    async def graam_error(_: Request, exc: GraamError) -> JSONResponse:
+        return JSONResponse(error_body(exc.error_id, exc.message, exc.details),
+                            status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "reason": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("validation-failed", "the request is not valid", {"errors": errors}),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error_id = {404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, f"http-{exc.status_code}"
+        )
+        return JSONResponse(error_body(error_id, str(exc.detail)), status_code=exc.status_code,
+                            headers=exc.headers)
+
+
+def _install_health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"], summary="Database reachable and AMI logged in",
+             responses={503: {"description": "A part is down; `checks` says which"}})
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        checks = {"database": await _database_check(runtime.engine), "ami": _ami_check(runtime)}
+        ready = all(check["ok"] for check in checks.values())
+        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics",
+             response_class=Response)
+    async def prometheus(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        pool = runtime.engine.pool
+        metrics.DB_POOL_SIZE.set(getattr(pool, "size", lambda: 0)())
+        metrics.DB_POOL_CHECKED_OUT.set(getattr(pool, "checkedout", lambda: 0)())
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _database_check(engine: AsyncEngine) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(READY_DB_TIMEOUT), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {err}"[:300]}
+    return {"ok": True}
+
+
+def _ami_check(runtime: Runtime) -> dict[str, Any]:
+    state = runtime.ami.state
+    check: dict[str, Any] = {
+        "ok": state.connected,
+        "since": state.since.isoformat() if state.since else None,
+        "reconnects": state.reconnects,
+    }
+    if not state.connected:
+        check["error"] = state.last_error or "not connected"
+    if state.asterisk_startup:
+        check["asterisk_startup"] = state.asterisk_startup.isoformat()
+    return check

@@ -1,0 +1,276 @@
+"""The ``graam-pbx`` command: run, migrate, and the Asterisk sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+
+import asyncpg
+import typer
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from graam_pbx.ami import AmiConfig, AmiNotConnected
+from graam_pbx.app import Endpoints, create_app
+from graam_pbx.db import migrate, plain_url
+from graam_pbx.logs import configure_logging
+from graam_pbx.sandbox import SandboxError
+from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
+from graam_pbx.settings import Settings, get_settings
+
+cli = typer.Typer(help="graam-pbx: the control plane beside Asterisk.", no_args_is_help=True,
+                  add_completion=False)
+asterisk_cli = typer.Typer(help="The Asterisk sandbox (a Debian sid chroot).",
+                           no_args_is_help=True)
+cli.add_typer(asterisk_cli, name="asterisk")
+
+EMBEDDED_DATABASE = "graam"
+
+
+class StartupError(Exception):
+    """A part could not come up; ``part`` and the message make one console line."""
+
+    def __init__(self, part: str, message: str) -> None:
+        super().__init__(message)
+        self.part = part
+
+
+def say(part: str, message: str) -> None:
+    typer.echo(f"[{part}]".ljust(12) + message)
+
+
+def fail(part: str, message: str) -> None:
+    typer.echo(f"[{part}]".ljust(12) + f"error: {message}", err=True)
+
+
+def main() -> None:
+    cli()
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+
+@cli.command()
+def run() -> None:
+    """Start everything on this machine: Postgres, Asterisk, migrations, the API."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(_run(settings))
+    except StartupError as err:
+        fail(err.part, str(err))
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+    say("graam-pbx", "stopped")
+
+
+async def _run(settings: Settings) -> None:
+    _preflight(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = await _start_database(settings, stack)
+        ami = await _start_asterisk(settings, stack)
+        try:
+            revision = await migrate(database_url)
+        except (OSError, asyncpg.PostgresError) as err:
+            raise StartupError("schema", f"migration failed: {err}") from err
+        say("schema", f"migrated to revision {revision}")
+        app = create_app(settings, Endpoints(database_url=database_url, ami=ami))
+        server = _Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+                                        log_config=None, lifespan="on"))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.request_exit)
+        announce = asyncio.create_task(_announce(server, settings))
+        try:
+            await server.serve()
+        finally:
+            announce.cancel()
+            say("graam-pbx", "stopping")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``run`` stops every part in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+async def _announce(server: _Server, settings: Settings) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    say("api", f"http://{settings.api_host}:{settings.api_port}  (OpenAPI: /docs, "
+               "health: /readyz, metrics: /metrics); Ctrl-C stops everything")
+    runtime = server.config.app.state.runtime  # type: ignore[union-attr]
+    try:
+        await runtime.ami.wait_connected(timeout=15)
+        say("ami", f"logged in; {runtime.ami.state.asterisk_version or 'Asterisk'} fully booted")
+    except AmiNotConnected:
+        say("ami", f"not connected yet ({runtime.ami.state.last_error}); retrying in background")
+
+
+def _preflight(settings: Settings) -> None:
+    """Settings that cannot work are refused before anything starts."""
+    if not settings.sandbox_enabled and settings.ami_secret is None:
+        raise StartupError("asterisk", "GRAAM_AMI_HOST is set but GRAAM_AMI_SECRET is not")
+    _check_port_free(settings.api_host, settings.api_port)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise StartupError(
+                "api", f"{host}:{port} is not free ({err.strerror}): set GRAAM_API_PORT"
+            ) from err
+
+
+async def _start_database(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
+    if settings.database_url:
+        url = settings.database_url
+        try:
+            connection = await asyncpg.connect(plain_url(url), timeout=5)
+            await connection.close()
+        except (OSError, TimeoutError, asyncpg.PostgresError) as err:
+            raise StartupError(
+                "postgres", f"cannot reach {_safe(url)}: {err} (check GRAAM_DATABASE_URL)"
+            ) from err
+        say("postgres", f"using {_safe(url)}")
+        return url
+    server = embedded_postgres(settings)
+    adopted = server.running()
+    try:
+        await server.start()
+    except SandboxError as err:
+        raise StartupError("postgres", str(err)) from err
+    if not adopted:
+        stack.push_async_callback(server.stop)
+    await _ensure_database(server.url(), EMBEDDED_DATABASE)
+    url = server.url(EMBEDDED_DATABASE)
+    say("postgres", f"embedded PostgreSQL ready at {server.config.host}:{server.config.port} "
+                    f"(data: {server.pgdata}{', already running' if adopted else ''})")
+    return url
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) -> AmiConfig:
+    if not settings.sandbox_enabled:
+        say("asterisk", f"using AMI at {settings.ami_host}:{settings.ami_port}")
+        return AmiConfig.from_settings(settings)
+    sandbox = asterisk_sandbox(settings)
+    adopted = sandbox.running_pid() is not None
+    if not adopted and not (settings.asterisk_rootfs / "usr/sbin/asterisk").exists():
+        say("asterisk", "installing Debian sid's asterisk with debootstrap (once, about a minute)")
+    try:
+        info = await sandbox.start()
+    except SandboxError as err:
+        raise StartupError("asterisk", str(err)) from err
+    if not adopted:
+        stack.push_async_callback(sandbox.stop)
+    say("asterisk", f"sandbox {info.version} booted (pid {info.pid}); AMI 127.0.0.1:"
+                    f"{info.ami_port}, SIP udp {settings.sip_bind}:{settings.sip_port}"
+                    f"{', already running' if adopted else ''}")
+    return AmiConfig(host=info.ami_host, port=info.ami_port, username=info.ami_username,
+                     secret=info.ami_secret, ping_interval=settings.ami_ping_interval,
+                     ping_timeout=settings.ami_ping_timeout,
+                     action_timeout=settings.ami_action_timeout,
+                     connect_timeout=settings.ami_connect_timeout,
+                     backoff_max=settings.ami_backoff_max)
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---- migrate ------------------------------------------------------------------------------
+
+
+@cli.command("migrate")
+def migrate_command(revision: str = typer.Argument("head")) -> None:
+    """Upgrade the schema (of GRAAM_DATABASE_URL, or of the embedded server)."""
+    settings = get_settings()
+
+    async def _migrate() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            url = await _start_database(settings, stack)
+            say("schema", f"at revision {await migrate(url, revision)}")
+
+    try:
+        asyncio.run(_migrate())
+    except StartupError as err:
+        fail(err.part, str(err))
+        raise typer.Exit(1) from None
+
+
+# ---- asterisk sandbox ---------------------------------------------------------------------
+
+
+@asterisk_cli.command("up")
+def asterisk_up() -> None:
+    """Start the sandbox in the background (installs it once) and wait for FullyBooted."""
+    sandbox = asterisk_sandbox(get_settings())
+    try:
+        info = asyncio.run(sandbox.start())
+    except SandboxError as err:
+        fail("asterisk", str(err))
+        raise typer.Exit(1) from None
+    say("asterisk", f"{info.version} booted (pid {info.pid}); AMI 127.0.0.1:{info.ami_port} "
+                    f"user {info.ami_username}; generated config in {info.config_dir}")
+
+
+@asterisk_cli.command("down")
+def asterisk_down() -> None:
+    """Stop the sandbox by its pid."""
+    stopped = asyncio.run(asterisk_sandbox(get_settings()).stop())
+    say("asterisk", "stopped" if stopped else "was not running")
+
+
+@asterisk_cli.command("status")
+def asterisk_status() -> None:
+    """Say whether the sandbox runs; exit 3 when it does not."""
+    settings = get_settings()
+    pid = asterisk_sandbox(settings).running_pid()
+    if pid is None:
+        say("asterisk", "not running")
+        raise typer.Exit(3)
+    say("asterisk", f"running (pid {pid}); AMI 127.0.0.1:{settings.ami_port}")
+
+
+@asterisk_cli.command("cli")
+def asterisk_console(command: str = typer.Argument(None, help="one CLI command; none: a console")
+                     ) -> None:
+    """Run an Asterisk CLI command in the sandbox, or open its console."""
+    sandbox = asterisk_sandbox(get_settings())
+    pid = sandbox.running_pid()
+    if pid is None:
+        fail("asterisk", "the sandbox is not running: run `graam-pbx asterisk up`")
+        raise typer.Exit(1)
+    argv = sandbox.console_argv(pid, command)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)  # noqa: S606 - the console replaces this process
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

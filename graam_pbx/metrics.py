@@ -1,0 +1,44 @@
+"""Prometheus metrics of the control plane: one registry, every name starts with ``graam_``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+AMI_CONNECTED = Gauge(
+    "graam_ami_connected", "1 while logged in to Asterisk and fully booted", registry=REGISTRY
+)
+AMI_RECONNECTS = Counter(
+    "graam_ami_reconnects_total", "AMI connections lost and attempted again", registry=REGISTRY
+)
+AMI_EVENTS = Counter(
+    "graam_ami_events_total", "AMI events received, by event name", ["event"], registry=REGISTRY
+)
+AMI_ACTION_SECONDS = Histogram(
+    "graam_ami_action_seconds", "AMI action round-trip time", ["action"], registry=REGISTRY
+)
+AMI_ACTION_ERRORS = Counter(
+    "graam_ami_action_errors_total",
+    "AMI actions that failed, by action and reason (error, timeout, disconnected)",
+    ["action", "reason"],
+    registry=REGISTRY,
+)
+AMI_SUBSCRIBER_DROPPED = Counter(
+    "graam_ami_subscriber_dropped_total",
+    "Events dropped because a subscriber's queue was full",
+    ["subscriber"],
+    registry=REGISTRY,
+)
+AMI_SUBSCRIBER_BACKLOG = Gauge(
+    "graam_ami_subscriber_backlog", "Events waiting for a subscriber", ["subscriber"],
+    registry=REGISTRY,
+)
+AMI_HANDLER_ERRORS = Counter(
+    "graam_ami_handler_errors_total", "Event handlers that raised", ["subscriber"],
+    registry=REGISTRY,
+)
+DB_POOL_SIZE = Gauge("graam_db_pool_size", "Connections in the database pool", registry=REGISTRY)
+DB_POOL_CHECKED_OUT = Gauge(
+    "graam_db_pool_checked_out", "Database connections in use", registry=REGISTRY
+)

@@ -1,0 +1,89 @@
+"""Every setting of the control plane, read once from the environment (prefix ``GRAAM_``)."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "graam-pbx"
+
+
+class SandboxMode(StrEnum):
+    AUTO = "auto"  # sandbox unless GRAAM_AMI_HOST names an existing Asterisk
+    ON = "on"
+    OFF = "off"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """One place for configuration; the README's table lists every field."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAAM_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Runtime state: embedded Postgres, sandbox.")
+    database_url: str | None = Field(
+        None, description="postgresql:// URL of an existing server; unset runs embedded Postgres."
+    )
+    embedded_postgres_port: int = Field(55432, description="Loopback port of embedded Postgres.")
+    db_pool_size: int = Field(10, description="Connections kept in the database pool.")
+
+    ami_host: str | None = Field(
+        None, description="Host of an existing Asterisk's AMI; unset runs the Asterisk sandbox."
+    )
+    ami_port: int = Field(5038, description="AMI port (of the sandbox too).")
+    ami_username: str = Field("graam", description="AMI user name.")
+    ami_secret: SecretStr | None = Field(
+        None, description="AMI secret; the sandbox generates one under data_dir when unset."
+    )
+    ami_ping_interval: float = Field(5.0, description="Seconds between AMI pings.")
+    ami_ping_timeout: float = Field(3.0, description="Seconds before an unanswered ping drops.")
+    ami_action_timeout: float = Field(10.0, description="Seconds before any AMI action fails.")
+    ami_connect_timeout: float = Field(5.0, description="Seconds for TCP connect and login.")
+    ami_backoff_max: float = Field(5.0, description="Cap of the reconnect back-off, seconds.")
+
+    asterisk_sandbox: SandboxMode = Field(
+        SandboxMode.AUTO, description="auto, on or off: run Asterisk in a debootstrap chroot."
+    )
+    asterisk_rootfs: Path = Field(
+        default_factory=lambda: _default_cache_dir() / "asterisk-sid",
+        description="Cached Debian sid root with the asterisk package (made once).",
+    )
+    asterisk_config_dir: Path | None = Field(
+        None, description="Where generated config is written; the sandbox's own when unset."
+    )
+    sip_port: int = Field(5060, description="UDP port of the sandbox's SIP transport.")
+    sip_bind: str = Field("127.0.0.1", description="Address the sandbox's SIP transport binds.")
+
+    api_host: str = Field("127.0.0.1", description="Address the admin API binds.")
+    api_port: int = Field(8000, description="Port of the admin API.")
+
+    log_level: str = Field("INFO", description="Python log level.")
+    log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        if self.asterisk_sandbox is SandboxMode.AUTO:
+            return self.ami_host is None
+        return self.asterisk_sandbox is SandboxMode.ON
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.data_dir / "asterisk"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tenants: the companies a call centre operator sells service to."""

@@ -1,0 +1,133 @@
+"""Session-wide real servers: one embedded Postgres and one Asterisk sandbox per test session.
+
+Tests that need them fail (never skip) when they cannot be had: evidence that a feature works
+comes from the real parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from graam_pbx.ami import AmiConfig
+from graam_pbx.db import migrate
+from graam_pbx.sandbox import SandboxError
+from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig, SandboxInfo
+from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
+from graam_pbx.settings import Settings
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free on loopback now (TCP by default, UDP with SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+async def postgres(servers_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(EmbeddedPostgresConfig(servers_dir / "postgres", port=free_port()))
+    try:
+        await server.start()
+    except SandboxError as err:
+        pytest.fail(f"embedded Postgres unavailable: {err}")
+    yield server
+    await server.stop()
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+async def empty_database_url(
+    postgres: EmbeddedPostgres, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """A fresh, empty database for one test module."""
+    module = re.sub(r"[^a-z0-9]", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
+    name = f"t_{module[:40]}_{uuid.uuid4().hex[:6]}"
+    await _create_database(postgres.url(), name)
+    yield postgres.url(name)
+    await _drop_database(postgres.url(), name)
+
+
+@pytest.fixture(scope="module")
+async def database_url(empty_database_url: str) -> str:
+    """A fresh database for one test module, migrated to head."""
+    await migrate(empty_database_url)
+    return empty_database_url
+
+
+@dataclass
+class Asterisk:
+    """The session's Asterisk sandbox and how to reach it."""
+
+    sandbox: AsteriskSandbox
+    info: SandboxInfo
+    sip_port: int
+
+    def ami_config(self, **overrides: float) -> AmiConfig:
+        base = AmiConfig.from_settings(
+            Settings(ami_host="127.0.0.1", ami_port=self.info.ami_port,
+                     ami_username=self.info.ami_username, ami_secret=self.info.ami_secret,
+                     ami_backoff_max=0.5, ami_ping_interval=1.0, ami_ping_timeout=2.0)
+        )
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    async def restart(self) -> None:
+        await self.sandbox.stop()
+        self.info = await self.sandbox.start()
+
+
+@pytest.fixture(scope="session")
+async def asterisk(servers_dir: Path) -> AsyncIterator[Asterisk]:
+    sip_port = free_port(socket.SOCK_DGRAM)
+    sandbox = AsteriskSandbox(
+        AsteriskSandboxConfig(
+            rootfs=Settings().asterisk_rootfs,
+            state_dir=servers_dir / "asterisk",
+            ami_port=free_port(),
+            ami_username="graam-test",
+            sip_port=sip_port,
+        )
+    )
+    try:
+        info = await sandbox.start()
+    except SandboxError as err:
+        pytest.fail(f"Asterisk sandbox unavailable: {err}")
+    yield Asterisk(sandbox=sandbox, info=info, sip_port=sip_port)
+    await sandbox.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's GRAAM_* variables must not leak into the tests' own settings.
+    for key in list(os.environ):
+        if key.startswith("GRAAM_"):
+            monkeypatch.delenv(key)

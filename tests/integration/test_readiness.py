@@ -1,0 +1,88 @@
+"""The service against the real sandbox Asterisk and embedded Postgres: health and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import httpx
+
+from graam_pbx.app import Endpoints
+from tests.conftest import Asterisk, free_port
+from tests.integration.conftest import RunningApp, start_app
+
+
+async def wait_for_readyz(client: httpx.AsyncClient, status: int, timeout: float) -> dict[str, Any]:
+    """Poll /readyz until it answers ``status``; the body of that answer."""
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get("/readyz")
+            if response.status_code == status:
+                body: dict[str, Any] = response.json()
+                return body
+            await asyncio.sleep(0.05)
+
+
+async def test_ready_against_real_asterisk_and_postgres(running_app: RunningApp) -> None:
+    body = await wait_for_readyz(running_app.client, 200, timeout=10)
+    assert body["status"] == "ready"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["ami"]["ok"] is True
+    assert (await running_app.client.get("/healthz")).json() == {"status": "alive"}
+
+
+async def test_openapi_document_is_served(running_app: RunningApp) -> None:
+    response = await running_app.client.get("/docs")
+    assert response.status_code == 200
+    spec = (await running_app.client.get("/openapi.json")).json()
+    assert "/readyz" in spec["paths"]
+
+
+async def test_metrics_expose_ami_and_pool(running_app: RunningApp) -> None:
+    text = (await running_app.client.get("/metrics")).text
+    assert "graam_ami_connected 1.0" in text
+    assert "graam_db_pool_size" in text
+    assert 'graam_ami_events_total{event="FullyBooted"}' in text
+
+
+async def test_unknown_route_has_the_error_shape(running_app: RunningApp) -> None:
+    response = await running_app.client.get("/no-such-route")
+    assert response.status_code == 404
+    assert response.json() == {"error_id": "not-found", "message": "Not Found", "details": {}}
+
+
+async def test_asterisk_stop_and_start_is_noticed_and_recovered(
+    running_app: RunningApp, asterisk: Asterisk
+) -> None:
+    await wait_for_readyz(running_app.client, 200, timeout=10)
+    reconnects_before = running_app.runtime.ami.state.reconnects
+    await asterisk.sandbox.stop()
+    try:
+        body = await wait_for_readyz(running_app.client, 503, timeout=5)
+        assert body["checks"]["ami"]["ok"] is False
+        assert body["checks"]["database"]["ok"] is True
+    finally:
+        asterisk.info = await asterisk.sandbox.start()
+    body = await wait_for_readyz(running_app.client, 200, timeout=30)
+    assert body["checks"]["ami"]["ok"] is True
+    assert running_app.runtime.ami.state.reconnects > reconnects_before
+
+
+async def test_database_down_is_reported(asterisk: Asterisk) -> None:
+    closed = f"postgresql://postgres:x@127.0.0.1:{free_port()}/nothing"
+    async for running in start_app(Endpoints(database_url=closed, ami=asterisk.ami_config())):
+        body = await wait_for_readyz(running.client, 503, timeout=10)
+        assert body["checks"]["database"]["ok"] is False
+        assert body["checks"]["database"]["error"]
+
+
+async def test_wrong_ami_secret_is_reported(database_url: str, asterisk: Asterisk) -> None:
+    wrong = dataclasses.replace(asterisk.ami_config(), secret="not-the-secret")
+    async for running in start_app(Endpoints(database_url=database_url, ami=wrong)):
+        async with asyncio.timeout(10):
+            while running.runtime.ami.state.last_error is None:
+                await asyncio.sleep(0.05)
+        body = await wait_for_readyz(running.client, 503, timeout=10)
+        assert body["checks"]["ami"]["ok"] is False
+        assert "auth" in body["checks"]["ami"]["error"].lower()

@@ -86,8 +86,10 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 try:
                     await component.stop()
                 except Exception:
-                    log.exception("component did not stop cleanly",
-                                  extra={"component": type(component).__name__})
+                    log.exception(
+                        "component did not stop cleanly",
+                        extra={"component": type(component).__name__},
+                    )
             await engine.dispose()
 
     app = FastAPI(
@@ -101,7 +103,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     return app
 
 
-def error_body(error_id: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    error_id: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The one shape of every error the API returns."""
     return {"error_id": error_id, "message": message, "details": details or {}}
 
@@ -109,8 +113,9 @@ def error_body(error_id: str, message: str, details: dict[str, Any] | None = Non
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GraamError)
     async def graam_error(_: Request, exc: GraamError) -> JSONResponse:
-        return JSONResponse(error_body(exc.error_id, exc.message, exc.details),
-                            status_code=exc.status_code)
+        return JSONResponse(
+            error_body(exc.error_id, exc.message, exc.details), status_code=exc.status_code
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -128,8 +133,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         error_id = {404: "not-found", 405: "method-not-allowed"}.get(
             exc.status_code, f"http-{exc.status_code}"
         )
-        return JSONResponse(error_body(error_id, str(exc.detail)), status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            error_body(error_id, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
 
 
 def _install_health_routes(app: FastAPI) -> None:
@@ -137,17 +143,22 @@ def _install_health_routes(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", tags=["health"], summary="Database reachable and AMI logged in",
-             responses={503: {"description": "A part is down; `checks` says which"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Database reachable and AMI logged in",
+        responses={503: {"description": "A part is down; `checks` says which"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         checks = {"database": await _database_check(runtime.engine), "ami": _ami_check(runtime)}
         ready = all(check["ok"] for check in checks.values())
-        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics",
-             response_class=Response)
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
     async def prometheus(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         pool = runtime.engine.pool

@@ -23,10 +23,10 @@ from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
 from graam_pbx.settings import Settings, get_settings
 
-cli = typer.Typer(help="graam-pbx: the control plane beside Asterisk.", no_args_is_help=True,
-                  add_completion=False)
-asterisk_cli = typer.Typer(help="The Asterisk sandbox (a Debian sid chroot).",
-                           no_args_is_help=True)
+cli = typer.Typer(
+    help="graam-pbx: the control plane beside Asterisk.", no_args_is_help=True, add_completion=False
+)
+asterisk_cli = typer.Typer(help="The Asterisk sandbox (a Debian sid chroot).", no_args_is_help=True)
 cli.add_typer(asterisk_cli, name="asterisk")
 
 EMBEDDED_DATABASE = "graam"
@@ -81,8 +81,11 @@ async def _run(settings: Settings) -> None:
             raise StartupError("schema", f"migration failed: {err}") from err
         say("schema", f"migrated to revision {revision}")
         app = create_app(settings, Endpoints(database_url=database_url, ami=ami))
-        server = _Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
-                                        log_config=None, lifespan="on"))
+        server = _Server(
+            uvicorn.Config(
+                app, host=settings.api_host, port=settings.api_port, log_config=None, lifespan="on"
+            )
+        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, server.request_exit)
@@ -101,6 +104,14 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
     def request_exit(self) -> None:
         if self.should_exit:
             self.force_exit = True
@@ -108,10 +119,12 @@ class _Server(uvicorn.Server):
 
 
 async def _announce(server: _Server, settings: Settings) -> None:
-    while not server.started:
-        await asyncio.sleep(0.05)
-    say("api", f"http://{settings.api_host}:{settings.api_port}  (OpenAPI: /docs, "
-               "health: /readyz, metrics: /metrics); Ctrl-C stops everything")
+    await server.listening.wait()
+    say(
+        "api",
+        f"http://{settings.api_host}:{settings.api_port}  (OpenAPI: /docs, "
+        "health: /readyz, metrics: /metrics); Ctrl-C stops everything",
+    )
     runtime = server.config.app.state.runtime  # type: ignore[union-attr]
     try:
         await runtime.ami.wait_connected(timeout=15)
@@ -160,8 +173,11 @@ async def _start_database(settings: Settings, stack: contextlib.AsyncExitStack) 
         stack.push_async_callback(server.stop)
     await _ensure_database(server.url(), EMBEDDED_DATABASE)
     url = server.url(EMBEDDED_DATABASE)
-    say("postgres", f"embedded PostgreSQL ready at {server.config.host}:{server.config.port} "
-                    f"(data: {server.pgdata}{', already running' if adopted else ''})")
+    say(
+        "postgres",
+        f"embedded PostgreSQL ready at {server.config.host}:{server.config.port} "
+        f"(data: {server.pgdata}{', already running' if adopted else ''})",
+    )
     return url
 
 
@@ -188,15 +204,23 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         raise StartupError("asterisk", str(err)) from err
     if not adopted:
         stack.push_async_callback(sandbox.stop)
-    say("asterisk", f"sandbox {info.version} booted (pid {info.pid}); AMI 127.0.0.1:"
-                    f"{info.ami_port}, SIP udp {settings.sip_bind}:{settings.sip_port}"
-                    f"{', already running' if adopted else ''}")
-    return AmiConfig(host=info.ami_host, port=info.ami_port, username=info.ami_username,
-                     secret=info.ami_secret, ping_interval=settings.ami_ping_interval,
-                     ping_timeout=settings.ami_ping_timeout,
-                     action_timeout=settings.ami_action_timeout,
-                     connect_timeout=settings.ami_connect_timeout,
-                     backoff_max=settings.ami_backoff_max)
+    say(
+        "asterisk",
+        f"sandbox {info.version} booted (pid {info.pid}); AMI 127.0.0.1:"
+        f"{info.ami_port}, SIP udp {settings.sip_bind}:{settings.sip_port}"
+        f"{', already running' if adopted else ''}",
+    )
+    return AmiConfig(
+        host=info.ami_host,
+        port=info.ami_port,
+        username=info.ami_username,
+        secret=info.ami_secret,
+        ping_interval=settings.ami_ping_interval,
+        ping_timeout=settings.ami_ping_timeout,
+        action_timeout=settings.ami_action_timeout,
+        connect_timeout=settings.ami_connect_timeout,
+        backoff_max=settings.ami_backoff_max,
+    )
 
 
 def _safe(url: str) -> str:
@@ -235,8 +259,11 @@ def asterisk_up() -> None:
     except SandboxError as err:
         fail("asterisk", str(err))
         raise typer.Exit(1) from None
-    say("asterisk", f"{info.version} booted (pid {info.pid}); AMI 127.0.0.1:{info.ami_port} "
-                    f"user {info.ami_username}; generated config in {info.config_dir}")
+    say(
+        "asterisk",
+        f"{info.version} booted (pid {info.pid}); AMI 127.0.0.1:{info.ami_port} "
+        f"user {info.ami_username}; generated config in {info.config_dir}",
+    )
 
 
 @asterisk_cli.command("down")
@@ -258,8 +285,9 @@ def asterisk_status() -> None:
 
 
 @asterisk_cli.command("cli")
-def asterisk_console(command: str = typer.Argument(None, help="one CLI command; none: a console")
-                     ) -> None:
+def asterisk_console(
+    command: str = typer.Argument(None, help="one CLI command; none: a console"),
+) -> None:
     """Run an Asterisk CLI command in the sandbox, or open its console."""
     sandbox = asterisk_sandbox(get_settings())
     pid = sandbox.running_pid()
@@ -273,4 +301,3 @@ def asterisk_console(command: str = typer.Argument(None, help="one CLI command; 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

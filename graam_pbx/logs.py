@@ -12,7 +12,10 @@ from graam_pbx.settings import LogFormat
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
-    "message", "asctime", "taskName", "color_message",  # uvicorn repeats msg with ANSI colours
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn repeats msg with ANSI colours
 }
 
 

@@ -31,11 +31,15 @@ AMI_SUBSCRIBER_DROPPED = Counter(
     registry=REGISTRY,
 )
 AMI_SUBSCRIBER_BACKLOG = Gauge(
-    "graam_ami_subscriber_backlog", "Events waiting for a subscriber", ["subscriber"],
+    "graam_ami_subscriber_backlog",
+    "Events waiting for a subscriber",
+    ["subscriber"],
     registry=REGISTRY,
 )
 AMI_HANDLER_ERRORS = Counter(
-    "graam_ami_handler_errors_total", "Event handlers that raised", ["subscriber"],
+    "graam_ami_handler_errors_total",
+    "Event handlers that raised",
+    ["subscriber"],
     registry=REGISTRY,
 )
 DB_POOL_SIZE = Gauge("graam_db_pool_size", "Connections in the database pool", registry=REGISTRY)

@@ -94,9 +94,15 @@ class Asterisk:
 
     def ami_config(self, **overrides: float) -> AmiConfig:
         base = AmiConfig.from_settings(
-            Settings(ami_host="127.0.0.1", ami_port=self.info.ami_port,
-                     ami_username=self.info.ami_username, ami_secret=self.info.ami_secret,
-                     ami_backoff_max=0.5, ami_ping_interval=1.0, ami_ping_timeout=2.0)
+            Settings(
+                ami_host="127.0.0.1",
+                ami_port=self.info.ami_port,
+                ami_username=self.info.ami_username,
+                ami_secret=self.info.ami_secret,
+                ami_backoff_max=0.5,
+                ami_ping_interval=1.0,
+                ami_ping_timeout=2.0,
+            )
         )
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 

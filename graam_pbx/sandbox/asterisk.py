@@ -94,20 +94,27 @@ class AsteriskSandbox:
             partial = rootfs.with_name(f"{rootfs.name}.partial")
             if partial.exists():
                 await asyncio.to_thread(shutil.rmtree, partial)
-            log.info("asterisk sandbox: installing Debian %s asterisk into %s", DEBIAN_SUITE, rootfs)
+            log.info(
+                "asterisk sandbox: installing Debian %s asterisk into %s", DEBIAN_SUITE, rootfs
+            )
             install_log = rootfs.parent / "debootstrap.log"
             with install_log.open("wb") as out:
                 proc = await asyncio.create_subprocess_exec(
-                    "debootstrap", "--variant=minbase", "--include=asterisk",
-                    DEBIAN_SUITE, str(partial),
-                    stdout=out, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+                    "debootstrap",
+                    "--variant=minbase",
+                    "--include=asterisk",
+                    DEBIAN_SUITE,
+                    str(partial),
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=asyncio.subprocess.DEVNULL,
                 )
                 code = await proc.wait()
             if code != 0 or not (partial / "usr/sbin/asterisk").exists():
                 tail = _tail(install_log, 5)
                 raise SandboxError(
-                    f"debootstrap of Debian {DEBIAN_SUITE} failed (exit {code}); see {install_log}: "
-                    f"{tail}"
+                    f"debootstrap of Debian {DEBIAN_SUITE} failed (exit {code}); "
+                    f"see {install_log}: {tail}"
                 )
             partial.rename(rootfs)
 
@@ -158,14 +165,14 @@ class AsteriskSandbox:
             version=version,
         )
 
-    async def stop(self, *, timeout: float = 15.0) -> bool:
+    async def stop(self, *, grace: float = 15.0) -> bool:
         """Stop Asterisk by its pid; True when one was running."""
         pid = self.running_pid()
         if pid is None:
             return False
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline and _alive(pid):
             if self._process is not None and self._process.pid == pid:
                 with contextlib.suppress(TimeoutError):
@@ -190,7 +197,8 @@ class AsteriskSandbox:
             raise SandboxError("Asterisk sandbox is not running: run `graam-pbx asterisk up`")
         proc = await asyncio.create_subprocess_exec(
             *self.console_argv(pid, command),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         out, _ = await proc.communicate()
         return out.decode("utf-8", "replace")
@@ -207,8 +215,14 @@ class AsteriskSandbox:
         return self._state / "root"
 
     def _write_config(self) -> None:
-        for path in (self.etc_dir, self.spool_dir, self.log_dir, self._root_mount,
-                     self._state / "upper", self._state / "work"):
+        for path in (
+            self.etc_dir,
+            self.spool_dir,
+            self.log_dir,
+            self._root_mount,
+            self._state / "upper",
+            self._state / "work",
+        ):
             path.mkdir(parents=True, exist_ok=True)
         generated = self.etc_dir / GENERATED_SUBDIR
         generated.mkdir(exist_ok=True)
@@ -243,26 +257,36 @@ class AsteriskSandbox:
         rootfs = self.config.rootfs.resolve()
         root = self._root_mount
         q = shlex.quote
-        script = "\n".join([
-            "set -e",
-            f"mount -t overlay overlay -o lowerdir={q(str(rootfs))},"
-            f"upperdir={q(str(self._state / 'upper'))},workdir={q(str(self._state / 'work'))} "
-            f"{q(str(root))}",
-            f"mount --bind {q(str(self.etc_dir))} {q(str(root / 'etc/asterisk'))}",
-            f"mount --bind {q(str(self.spool_dir))} {q(str(root / 'var/spool/asterisk'))}",
-            f"mount --bind {q(str(self.log_dir))} {q(str(root / 'var/log/asterisk'))}",
-            f"mount -t proc proc {q(str(root / 'proc'))}",
-            f"mount --rbind /dev {q(str(root / 'dev'))}",
-            f"exec chroot {q(str(root))} /usr/sbin/asterisk -f -n",
-        ])
+        script = "\n".join(
+            [
+                "set -e",
+                f"mount -t overlay overlay -o lowerdir={q(str(rootfs))},"
+                f"upperdir={q(str(self._state / 'upper'))},workdir={q(str(self._state / 'work'))} "
+                f"{q(str(root))}",
+                f"mount --bind {q(str(self.etc_dir))} {q(str(root / 'etc/asterisk'))}",
+                f"mount --bind {q(str(self.spool_dir))} {q(str(root / 'var/spool/asterisk'))}",
+                f"mount --bind {q(str(self.log_dir))} {q(str(root / 'var/log/asterisk'))}",
+                f"mount -t proc proc {q(str(root / 'proc'))}",
+                f"mount --rbind /dev {q(str(root / 'dev'))}",
+                f"exec chroot {q(str(root))} /usr/sbin/asterisk -f -n",
+            ]
+        )
         # A stale overlay work dir from a killed instance makes the mount fail.
         shutil.rmtree(self._state / "work", ignore_errors=True)
         (self._state / "work").mkdir()
         console = self.console_log.open("ab")
         try:
             self._process = await asyncio.create_subprocess_exec(
-                "unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                stdin=asyncio.subprocess.DEVNULL, stdout=console, stderr=asyncio.subprocess.STDOUT,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=console,
+                stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the control plane, which stops us in order
             )
         finally:
@@ -298,8 +322,12 @@ class AsteriskSandbox:
 
         transport = await open_tcp("127.0.0.1", self.config.ami_port, timeout=1.0)
         client = await AmiClient.connect(
-            transport, self.config.ami_username, self.secret(),
-            on_event=on_event, action_timeout=5.0, login_timeout=2.0,
+            transport,
+            self.config.ami_username,
+            self.secret(),
+            on_event=on_event,
+            action_timeout=5.0,
+            login_timeout=2.0,
         )
         try:
             async with asyncio.timeout(budget):

@@ -81,8 +81,19 @@ class EmbeddedPostgres:
             "-c max_connections=300 -c shared_buffers=128MB -c fsync=on"
         )
         result = _run(
-            [str(bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l",
-             str(log_file), "-o", options, "start"],
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(log_file),
+                "-o",
+                options,
+                "start",
+            ],
             user,
         )
         if result.returncode != 0:
@@ -108,9 +119,18 @@ class EmbeddedPostgres:
             os.chown(pwfile, user.pw_uid, user.pw_gid)
         try:
             result = _run(
-                [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
-                 "--encoding=UTF8", "--locale=C", "--auth-local=trust",
-                 "--auth-host=scram-sha-256", f"--pwfile={pwfile}"],
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                ],
                 user,
             )
         finally:
@@ -121,8 +141,10 @@ class EmbeddedPostgres:
     def _stop_sync(self) -> None:
         if not self.running():
             return
-        _run([str(_bin_dir() / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
-             _run_as_user())
+        _run(
+            [str(_bin_dir() / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
+            _run_as_user(),
+        )
 
 
 def _bin_dir() -> Path:
@@ -145,9 +167,16 @@ def _run_as_user() -> pwd.struct_passwd | None:
         user = pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(  # noqa: S603 - fixed argv
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SYSTEM_USER],
-            check=True, capture_output=True,
+            [  # noqa: S607 - useradd is found on root's PATH
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
         )
         user = pwd.getpwnam(SYSTEM_USER)
     _make_reachable(_bin_dir().parent)
@@ -177,6 +206,10 @@ def _run(argv: list[str], user: pwd.struct_passwd | None) -> subprocess.Complete
         argv,
         user=user.pw_uid if user else None,
         group=user.pw_gid if user else None,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-        stdin=subprocess.DEVNULL, cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd="/",
     )

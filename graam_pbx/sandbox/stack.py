@@ -10,8 +10,9 @@ from graam_pbx.settings import Settings
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
     """The embedded server kept under ``data_dir/postgres``."""
     return EmbeddedPostgres(
-        EmbeddedPostgresConfig(data_dir=settings.data_dir / "postgres",
-                               port=settings.embedded_postgres_port)
+        EmbeddedPostgresConfig(
+            data_dir=settings.data_dir / "postgres", port=settings.embedded_postgres_port
+        )
     )
 
 

@@ -48,8 +48,13 @@ def run_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 async def console(run_env: dict[str, str]) -> AsyncIterator[Console]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graam_pbx", "run", env=run_env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "graam_pbx",
+        "run",
+        env=run_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     running = Console(process)
     yield running
@@ -89,8 +94,13 @@ async def test_run_serves_ready_api_and_ctrl_c_stops_everything(
 async def test_missing_ami_secret_is_one_clear_line(run_env: dict[str, str]) -> None:
     env = {**run_env, "GRAAM_AMI_HOST": "127.0.0.1"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graam_pbx", "run", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "graam_pbx",
+        "run",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     async with asyncio.timeout(60):
         output, _ = await process.communicate()
@@ -105,8 +115,13 @@ async def test_busy_api_port_is_one_clear_line(run_env: dict[str, str]) -> None:
     port = blocker.sockets[0].getsockname()[1]
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "graam_pbx", "run", env={**run_env, "GRAAM_API_PORT": str(port)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "graam_pbx",
+            "run",
+            env={**run_env, "GRAAM_API_PORT": str(port)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         async with asyncio.timeout(60):
             output, _ = await process.communicate()

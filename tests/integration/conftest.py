@@ -36,7 +36,6 @@ async def start_app(endpoints: Endpoints) -> AsyncIterator[RunningApp]:
 
 @pytest.fixture(scope="module")
 async def running_app(database_url: str, asterisk: Asterisk) -> AsyncIterator[RunningApp]:
-    async for running in start_app(Endpoints(database_url=database_url,
-                                             ami=asterisk.ami_config())):
+    async for running in start_app(Endpoints(database_url=database_url, ami=asterisk.ami_config())):
         await running.runtime.ami.wait_connected(timeout=20)
         yield running

@@ -10,9 +10,7 @@ from graam_pbx.db import current_revision, downgrade, migrate, plain_url
 async def _tables(url: str) -> set[str]:
     connection = await asyncpg.connect(plain_url(url))
     try:
-        rows = await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        )
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     finally:
         await connection.close()
     return {row["tablename"] for row in rows} - {"alembic_version"}

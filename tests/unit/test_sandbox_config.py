@@ -9,8 +9,13 @@ from graam_pbx.sandbox.asterisk import BASE_CONF_DIR, AsteriskSandbox, AsteriskS
 
 def _sandbox(tmp_path: Path) -> AsteriskSandbox:
     return AsteriskSandbox(
-        AsteriskSandboxConfig(rootfs=tmp_path / "rootfs", state_dir=tmp_path / "state",
-                              ami_port=6038, ami_username="graam", sip_port=6060)
+        AsteriskSandboxConfig(
+            rootfs=tmp_path / "rootfs",
+            state_dir=tmp_path / "state",
+            ami_port=6038,
+            ami_username="graam",
+            sip_port=6060,
+        )
     )
 
 

@@ -1,0 +1,182 @@
+"""Fan-out of AMI events to subscribers, each behind its own bounded queue and worker task.
+
+``publish`` never blocks: the AMI reader calls it, and a reader that waits is a connection
+that Asterisk drops. A slow subscriber loses events (counted per subscriber) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Literal
+
+from graam_pbx.ami.protocol import Message
+from graam_pbx.metrics import AMI_HANDLER_ERRORS, AMI_SUBSCRIBER_BACKLOG, AMI_SUBSCRIBER_DROPPED
+
+logger = logging.getLogger(__name__)
+
+RESYNC_EVENT = "GraamResync"
+ALL_EVENTS = "*"
+
+EventHandler = Callable[[Message], Awaitable[None]]
+
+
+class Subscription:
+    """One subscriber: its event names, its bounded queue and its single worker."""
+
+    def __init__(
+        self, name: str, events: frozenset[str] | None, handler: EventHandler, maxsize: int
+    ) -> None:
+        self.name = name
+        self.events = events
+        self.handler = handler
+        self.dropped = 0
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize)
+        self._dropping = False
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def _offer(self, message: Message) -> None:
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            AMI_SUBSCRIBER_DROPPED.labels(subscriber=self.name).inc()
+            if not self._dropping:
+                self._dropping = True
+                logger.warning(
+                    "ami subscriber full, dropping events subscriber=%s maxsize=%d",
+                    self.name,
+                    self._queue.maxsize,
+                )
+            return
+        AMI_SUBSCRIBER_BACKLOG.labels(subscriber=self.name).set(self._queue.qsize())
+
+    def _start(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run(), name=f"ami-subscriber-{self.name}")
+
+    async def _drain(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            await self._queue.join()
+
+    async def _stop(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            await asyncio.wait([self._worker])
+        self._worker = None
+
+    async def _run(self) -> None:
+        while True:
+            message = await self._queue.get()
+            try:
+                await self.handler(message)
+            except Exception:
+                AMI_HANDLER_ERRORS.labels(subscriber=self.name).inc()
+                logger.exception(
+                    "ami subscriber failed subscriber=%s event=%s", self.name, message.name
+                )
+            finally:
+                self._queue.task_done()
+                AMI_SUBSCRIBER_BACKLOG.labels(subscriber=self.name).set(self._queue.qsize())
+            if self._dropping and self._queue.empty():
+                self._dropping = False
+                logger.info(
+                    "ami subscriber caught up subscriber=%s dropped_total=%d",
+                    self.name,
+                    self.dropped,
+                )
+
+
+class EventBus:
+    """Routes published AMI events to the subscribers of their name (or of ``"*"``)."""
+
+    def __init__(self, *, drain_timeout: float = 5.0) -> None:
+        self._drain_timeout = drain_timeout
+        self._subscriptions: dict[str, Subscription] = {}
+        self._by_event: dict[str, list[Subscription]] = {}
+        self._wildcard: list[Subscription] = []
+        self._running = False
+
+    def subscribe(
+        self,
+        name: str,
+        events: Collection[str] | Literal["*"],
+        handler: EventHandler,
+        *,
+        maxsize: int = 10_000,
+    ) -> Subscription:
+        """Register ``handler`` under ``name`` (the metrics label) for ``events``."""
+        if name in self._subscriptions:
+            raise ValueError(f"an AMI subscriber named {name!r} already exists")
+        if events == ALL_EVENTS:
+            wanted = None
+        elif isinstance(events, str):
+            wanted = frozenset({events.lower()})
+        else:
+            wanted = frozenset(event.lower() for event in events)
+        subscription = Subscription(name, wanted, handler, maxsize)
+        self._subscriptions[name] = subscription
+        if wanted is None:
+            self._wildcard.append(subscription)
+        else:
+            for event in wanted:
+                self._by_event.setdefault(event, []).append(subscription)
+        if self._running:
+            subscription._start()
+        return subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to ``subscription``; what it has queued is discarded."""
+        if self._subscriptions.get(subscription.name) is not subscription:
+            return
+        del self._subscriptions[subscription.name]
+        if subscription.events is None:
+            self._wildcard.remove(subscription)
+        else:
+            for event in subscription.events:
+                self._by_event[event].remove(subscription)
+        await subscription._stop()
+
+    def publish(self, message: Message) -> None:
+        """Queue ``message`` for every matching subscriber; never blocks, never raises."""
+        event = message.get("Event")
+        if event is None:
+            return
+        for subscription in self._by_event.get(event.lower(), ()):
+            subscription._offer(message)
+        for subscription in self._wildcard:
+            subscription._offer(message)
+
+    def publish_resync(self, restarted: bool) -> None:
+        """Tell subscribers to re-read Asterisk's state: events may have been missed."""
+        restarted_value = "yes" if restarted else "no"
+        self.publish(Message([("Event", RESYNC_EVENT), ("Restarted", restarted_value)]))
+
+    async def start(self) -> None:
+        self._running = True
+        for subscription in self._subscriptions.values():
+            subscription._start()
+
+    async def stop(self) -> None:
+        """Let workers finish what is queued (bounded by ``drain_timeout``), then cancel them."""
+        self._running = False
+        subscriptions = list(self._subscriptions.values())
+        drains = {
+            asyncio.create_task(subscription._drain()): subscription.name
+            for subscription in subscriptions
+        }
+        if drains:
+            _, undrained = await asyncio.wait(drains, timeout=self._drain_timeout)
+            if undrained:
+                logger.warning(
+                    "ami bus stopped before subscribers drained subscribers=%s",
+                    ",".join(sorted(drains[task] for task in undrained)),
+                )
+            for task in undrained:
+                task.cancel()
+        await asyncio.gather(*(subscription._stop() for subscription in subscriptions))

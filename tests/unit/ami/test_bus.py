@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from graam_pbx.ami.bus import RESYNC_EVENT, EventBus
+from graam_pbx.ami.protocol import Message
+
+from .scripted import metric
+
+
+def make_event(name: str, **fields: str) -> Message:
+    return Message([("Event", name), *fields.items()])
+
+
+class Recorder:
+    """An async handler that records events and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, message: Message) -> None:
+        self.received.append(message)
+        self._changed.set()
+
+    def names(self) -> list[str]:
+        return [message.name for message in self.received]
+
+    async def wait_for(self, count: int, within: float = 2.0) -> list[Message]:
+        async with asyncio.timeout(within):
+            while len(self.received) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.received
+
+
+async def test_subscribers_get_their_events_and_the_wildcard_gets_all() -> None:
+    bus = EventBus()
+    calls, everything = Recorder(), Recorder()
+    bus.subscribe("calls", ["Newchannel", "hangup"], calls)
+    bus.subscribe("everything", "*", everything)
+    await bus.start()
+
+    for name in ["Newchannel", "PeerStatus", "Hangup"]:
+        bus.publish(make_event(name))
+    bus.publish(Message([("Response", "Success")]))
+    await calls.wait_for(2)
+    await everything.wait_for(3)
+    await bus.stop()
+
+    assert calls.names() == ["Newchannel", "Hangup"]
+    assert everything.names() == ["Newchannel", "PeerStatus", "Hangup"]
+
+
+async def test_single_event_name_subscribes_to_that_event() -> None:
+    bus = EventBus()
+    recorder = Recorder()
+    bus.subscribe("peers", "PeerStatus", recorder)
+    await bus.start()
+
+    bus.publish(make_event("Hangup"))
+    bus.publish(make_event("PeerStatus"))
+    await recorder.wait_for(1)
+    await bus.stop()
+
+    assert recorder.names() == ["PeerStatus"]
+
+
+async def test_slow_subscriber_overflow_is_counted_and_publish_does_not_block() -> None:
+    bus = EventBus(drain_timeout=2.0)
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def slow(message: Message) -> None:
+        await release.wait()
+        handled.append(message["Seq"])
+
+    fast = Recorder()
+    bus.subscribe("slow-overflow", "*", slow, maxsize=2)
+    bus.subscribe("fast-overflow", "*", fast)
+    before = metric("graam_ami_subscriber_dropped_total", subscriber="slow-overflow")
+
+    for seq in range(5):
+        bus.publish(make_event("Newchannel", Seq=str(seq)))
+
+    dropped = metric("graam_ami_subscriber_dropped_total", subscriber="slow-overflow") - before
+    assert dropped == 3
+    assert metric("graam_ami_subscriber_dropped_total", subscriber="fast-overflow") == 0
+    assert metric("graam_ami_subscriber_backlog", subscriber="slow-overflow") == 2
+
+    await bus.start()
+    await fast.wait_for(5)
+    release.set()
+    await bus.stop()
+
+    assert handled == ["0", "1"]
+    assert metric("graam_ami_subscriber_backlog", subscriber="slow-overflow") == 0
+
+
+async def test_handler_that_raises_keeps_its_worker_alive() -> None:
+    bus = EventBus()
+    recorder = Recorder()
+
+    async def flaky(message: Message) -> None:
+        if message.name == "Boom":
+            raise RuntimeError("handler bug")
+        await recorder(message)
+
+    bus.subscribe("flaky", "*", flaky)
+    await bus.start()
+    before = metric("graam_ami_handler_errors_total", subscriber="flaky")
+
+    bus.publish(make_event("Boom"))
+    bus.publish(make_event("Hangup"))
+    await recorder.wait_for(1)
+    await bus.stop()
+
+    assert recorder.names() == ["Hangup"]
+    assert metric("graam_ami_handler_errors_total", subscriber="flaky") == before + 1
+
+
+async def test_publish_resync_reaches_resync_and_wildcard_subscribers() -> None:
+    bus = EventBus()
+    resync, everything, calls = Recorder(), Recorder(), Recorder()
+    bus.subscribe("resync", [RESYNC_EVENT], resync)
+    bus.subscribe("everything", "*", everything)
+    bus.subscribe("calls", ["Newchannel"], calls)
+    await bus.start()
+
+    bus.publish_resync(restarted=True)
+    bus.publish_resync(restarted=False)
+    await resync.wait_for(2)
+    await everything.wait_for(2)
+    await bus.stop()
+
+    assert [message["Restarted"] for message in resync.received] == ["yes", "no"]
+    assert everything.names() == [RESYNC_EVENT, RESYNC_EVENT]
+    assert calls.received == []
+
+
+async def test_stop_drains_what_is_queued() -> None:
+    bus = EventBus()
+    recorder = Recorder()
+    bus.subscribe("drained", "*", recorder)
+    for seq in range(3):
+        bus.publish(make_event("Newchannel", Seq=str(seq)))
+
+    await bus.start()
+    await bus.stop()
+
+    assert len(recorder.received) == 3
+
+
+async def test_stop_gives_up_on_a_stuck_handler() -> None:
+    bus = EventBus(drain_timeout=0.1)
+    cancelled = asyncio.Event()
+
+    async def stuck(message: Message) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    bus.subscribe("stuck", "*", stuck)
+    await bus.start()
+    bus.publish(make_event("Newchannel"))
+    await bus.stop()
+
+    assert cancelled.is_set()
+
+
+async def test_subscribing_after_start_starts_the_worker() -> None:
+    bus = EventBus()
+    await bus.start()
+    recorder = Recorder()
+    bus.subscribe("late", "*", recorder)
+
+    bus.publish(make_event("Newchannel"))
+    await recorder.wait_for(1)
+    await bus.stop()
+
+
+async def test_unsubscribe_stops_delivery() -> None:
+    bus = EventBus()
+    kept, gone = Recorder(), Recorder()
+    bus.subscribe("kept", ["Hangup"], kept)
+    subscription = bus.subscribe("gone", ["Hangup"], gone)
+    await bus.start()
+
+    await bus.unsubscribe(subscription)
+    bus.publish(make_event("Hangup"))
+    await kept.wait_for(1)
+    await bus.stop()
+
+    assert gone.received == []
+
+
+async def test_duplicate_subscriber_name_is_refused() -> None:
+    bus = EventBus()
+    bus.subscribe("same", "*", Recorder())
+
+    with pytest.raises(ValueError, match="same"):
+        bus.subscribe("same", ["Hangup"], Recorder())

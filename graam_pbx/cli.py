@@ -196,8 +196,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         return AmiConfig.from_settings(settings)
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
-    if not adopted and not (settings.asterisk_rootfs / "usr/sbin/asterisk").exists():
-        say("asterisk", "installing Debian sid's asterisk with debootstrap (once, about a minute)")
+    _say_if_installing(settings)
     try:
         info = await sandbox.start()
     except SandboxError as err:
@@ -221,6 +220,11 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         connect_timeout=settings.ami_connect_timeout,
         backoff_max=settings.ami_backoff_max,
     )
+
+
+def _say_if_installing(settings: Settings) -> None:
+    if not (settings.asterisk_rootfs / "usr/sbin/asterisk").exists():
+        say("asterisk", "installing Debian sid's asterisk with debootstrap (once, about a minute)")
 
 
 def _safe(url: str) -> str:
@@ -253,7 +257,9 @@ def migrate_command(revision: str = typer.Argument("head")) -> None:
 @asterisk_cli.command("up")
 def asterisk_up() -> None:
     """Start the sandbox in the background (installs it once) and wait for FullyBooted."""
-    sandbox = asterisk_sandbox(get_settings())
+    settings = get_settings()
+    sandbox = asterisk_sandbox(settings)
+    _say_if_installing(settings)
     try:
         info = asyncio.run(sandbox.start())
     except SandboxError as err:

@@ -5,6 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
+
+
+async def start_command(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``python -m graam_pbx ARGS`` with its console (stdout and stderr) on one pipe."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "graam_pbx",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def finished_output(process: asyncio.subprocess.Process, timeout: float = 60) -> str:
+    """Everything the command printed until it exited."""
+    async with asyncio.timeout(timeout):
+        output, _ = await process.communicate()
+    return output.decode(errors="replace")
 
 
 class Console:

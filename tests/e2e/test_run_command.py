@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from graam_pbx.settings import Settings
 from tests.conftest import free_port
-from tests.e2e.console import Console
+from tests.e2e.console import Console, finished_output, start_command
 
 
 async def wait_gone(pid: int) -> None:
@@ -47,16 +46,7 @@ def run_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 async def console(run_env: dict[str, str]) -> AsyncIterator[Console]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graam_pbx",
-        "run",
-        env=run_env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    running = Console(process)
+    running = Console(await start_command("run", env=run_env))
     yield running
     await running.terminate()
 
@@ -93,18 +83,8 @@ async def test_run_serves_ready_api_and_ctrl_c_stops_everything(
 
 async def test_missing_ami_secret_is_one_clear_line(run_env: dict[str, str]) -> None:
     env = {**run_env, "GRAAM_AMI_HOST": "127.0.0.1"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graam_pbx",
-        "run",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(60):
-        output, _ = await process.communicate()
-    text = output.decode()
+    process = await start_command("run", env=env)
+    text = await finished_output(process)
     assert process.returncode == 1
     assert "Traceback" not in text
     assert text.strip() == "[asterisk]  error: GRAAM_AMI_HOST is set but GRAAM_AMI_SECRET is not"
@@ -114,21 +94,11 @@ async def test_busy_api_port_is_one_clear_line(run_env: dict[str, str]) -> None:
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = blocker.sockets[0].getsockname()[1]
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "graam_pbx",
-            "run",
-            env={**run_env, "GRAAM_API_PORT": str(port)},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        async with asyncio.timeout(60):
-            output, _ = await process.communicate()
+        process = await start_command("run", env={**run_env, "GRAAM_API_PORT": str(port)})
+        text = await finished_output(process)
     finally:
         blocker.close()
         await blocker.wait_closed()
-    text = output.decode()
     assert process.returncode == 1
     assert "Traceback" not in text
     assert f"error: 127.0.0.1:{port} is not free" in text

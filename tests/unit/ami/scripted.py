@@ -186,3 +186,28 @@ class TransportFactory:
                 self._opened.clear()
                 await self._opened.wait()
         return self.transports[count - 1]
+
+
+class Recorder:
+    """Collects messages: ``record`` is an on_event callback, calling it is a bus handler."""
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+        self._changed = asyncio.Event()
+
+    def record(self, message: Message) -> None:
+        self.received.append(message)
+        self._changed.set()
+
+    async def __call__(self, message: Message) -> None:
+        self.record(message)
+
+    def names(self) -> list[str]:
+        return [message.name for message in self.received]
+
+    async def wait_for(self, count: int, within: float = 2.0) -> list[Message]:
+        async with asyncio.timeout(within):
+            while len(self.received) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.received

@@ -7,33 +7,11 @@ import pytest
 from graam_pbx.ami.bus import RESYNC_EVENT, EventBus
 from graam_pbx.ami.protocol import Message
 
-from .scripted import metric
+from .scripted import Recorder, metric
 
 
 def make_event(name: str, **fields: str) -> Message:
     return Message([("Event", name), *fields.items()])
-
-
-class Recorder:
-    """An async handler that records events and lets a test wait for them."""
-
-    def __init__(self) -> None:
-        self.received: list[Message] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, message: Message) -> None:
-        self.received.append(message)
-        self._changed.set()
-
-    def names(self) -> list[str]:
-        return [message.name for message in self.received]
-
-    async def wait_for(self, count: int, within: float = 2.0) -> list[Message]:
-        async with asyncio.timeout(within):
-            while len(self.received) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.received
 
 
 async def test_subscribers_get_their_events_and_the_wildcard_gets_all() -> None:

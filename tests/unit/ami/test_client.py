@@ -24,6 +24,7 @@ from .scripted import (
     AMI_USER,
     GREETING,
     FakeAsterisk,
+    Recorder,
     ScriptedTransport,
     event,
     frame,
@@ -34,36 +35,14 @@ from .scripted import (
 )
 
 
-class Events:
-    """An ``on_event`` that records what it is given and lets a test wait for it."""
-
-    def __init__(self) -> None:
-        self.received: list[Message] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, message: Message) -> None:
-        self.received.append(message)
-        self._changed.set()
-
-    def names(self) -> list[str]:
-        return [message.name for message in self.received]
-
-    async def wait_for(self, count: int, within: float = 2.0) -> list[Message]:
-        async with asyncio.timeout(within):
-            while len(self.received) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.received
-
-
 @asynccontextmanager
 async def logged_in(
     asterisk: FakeAsterisk | None = None, *, action_timeout: float = 2.0
-) -> AsyncIterator[tuple[AmiClient, ScriptedTransport, Events]]:
+) -> AsyncIterator[tuple[AmiClient, ScriptedTransport, Recorder]]:
     transport = ScriptedTransport(asterisk or FakeAsterisk(send_fully_booted=False))
-    events = Events()
+    events = Recorder()
     client = await AmiClient.connect(
-        transport, AMI_USER, AMI_SECRET, on_event=events, action_timeout=action_timeout
+        transport, AMI_USER, AMI_SECRET, on_event=events.record, action_timeout=action_timeout
     )
     try:
         yield client, transport, events
@@ -74,7 +53,7 @@ async def logged_in(
 async def test_connect_returns_only_after_login_response() -> None:
     transport = ScriptedTransport()
     connecting = asyncio.create_task(
-        AmiClient.connect(transport, AMI_USER, AMI_SECRET, on_event=Events())
+        AmiClient.connect(transport, AMI_USER, AMI_SECRET, on_event=Recorder().record)
     )
 
     login = await transport.wait_for_action("Login")
@@ -94,7 +73,7 @@ async def test_login_error_response_raises_login_error() -> None:
     transport = ScriptedTransport(FakeAsterisk(accept_login=False))
 
     with pytest.raises(AmiLoginError, match="Authentication failed"):
-        await AmiClient.connect(transport, AMI_USER, "wrong", on_event=Events())
+        await AmiClient.connect(transport, AMI_USER, "wrong", on_event=Recorder().record)
     assert transport.closed
 
 
@@ -103,7 +82,7 @@ async def test_login_without_answer_raises_timeout() -> None:
 
     with pytest.raises(AmiTimeout):
         await AmiClient.connect(
-            transport, AMI_USER, AMI_SECRET, on_event=Events(), login_timeout=0.2
+            transport, AMI_USER, AMI_SECRET, on_event=Recorder().record, login_timeout=0.2
         )
     assert transport.closed
 
@@ -371,7 +350,7 @@ async def test_command_returns_joined_output_lines() -> None:
 
 async def test_close_logs_off_and_fails_pending_actions() -> None:
     transport = ScriptedTransport(FakeAsterisk(replies={"Status": no_answer}))
-    client = await AmiClient.connect(transport, AMI_USER, AMI_SECRET, on_event=Events())
+    client = await AmiClient.connect(transport, AMI_USER, AMI_SECRET, on_event=Recorder().record)
     pending = asyncio.create_task(client.action("Status"))
     await transport.wait_for_action("Status")
 
@@ -423,7 +402,9 @@ async def test_open_tcp_speaks_ami_over_a_loopback_socket() -> None:
     port = server.sockets[0].getsockname()[1]
     async with server:
         transport = await open_tcp("127.0.0.1", port, 2.0)
-        client = await AmiClient.connect(transport, AMI_USER, AMI_SECRET, on_event=Events())
+        client = await AmiClient.connect(
+            transport, AMI_USER, AMI_SECRET, on_event=Recorder().record
+        )
         pong = await client.action("Ping")
         await client.close()
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,11 +19,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graam_pbx import metrics
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.audit import api as audit_api
+from graam_pbx.auth import api as auth_api
+from graam_pbx.auth import service as auth_service
 from graam_pbx.db import create_engine, session_factory
 from graam_pbx.errors import GraamError
 from graam_pbx.settings import Settings, get_settings
+from graam_pbx.tenants import api as tenants_api
 
 log = logging.getLogger(__name__)
+
+# Every domain's routes, under /api/v1.
+API_ROUTERS: list[APIRouter] = [
+    auth_api.router,
+    tenants_api.router,
+    audit_api.router,
+]
 
 READY_DB_TIMEOUT = 2.0
 
@@ -58,6 +69,7 @@ class Runtime:
     engine: AsyncEngine
     bus: EventBus
     ami: AmiSupervisor
+    signing_key: str
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -70,7 +82,13 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
         bus = EventBus()
         ami = AmiSupervisor(endpoints.ami, bus)
-        runtime = Runtime(settings=settings, engine=engine, bus=bus, ami=ami)
+        runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            bus=bus,
+            ami=ami,
+            signing_key=auth_service.signing_key(settings),
+        )
         app.state.runtime = runtime
         app.state.sessions = session_factory(engine)
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
@@ -100,6 +118,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     )
     _install_error_handlers(app)
     _install_health_routes(app)
+    for router in API_ROUTERS:
+        app.include_router(router)
     return app
 
 
@@ -113,8 +133,13 @@ def error_body(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GraamError)
     async def graam_error(_: Request, exc: GraamError) -> JSONResponse:
+        headers = (
+            {"Retry-After": str(exc.details["retry_after"])} if exc.status_code == 429 else None
+        )
         return JSONResponse(
-            error_body(exc.error_id, exc.message, exc.details), status_code=exc.status_code
+            error_body(exc.error_id, exc.message, exc.details),
+            status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)

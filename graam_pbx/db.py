@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, MetaData, Select, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,7 +19,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from graam_pbx.errors import NotFound, PreconditionFailed
 
 # Stable constraint names: alembic migrations can name what they drop.
 NAMING_CONVENTION = {
@@ -41,8 +44,72 @@ class Timestamped:
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+        DateTime(timezone=True),
+        server_default=func.now(),
+        # Set in Python so the new value is known after flush without a refetch.
+        onupdate=lambda: datetime.now(UTC),
+        nullable=False,
     )
+
+
+class TenantOwned:
+    """A row that belongs to one tenant; services filter every query on ``tenant_id``."""
+
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="RESTRICT"), index=True
+    )
+
+
+class Versioned:
+    """Optimistic locking: ``version`` grows on every update and is the object's ETag."""
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+async def get_in_tenant(
+    session: AsyncSession, model: type[ModelT], tenant_id: int, object_id: int
+) -> ModelT:
+    """The tenant's object, or NotFound: another tenant's object does not exist for it."""
+    statement: Select[ModelT] = select(model).where(
+        model.id == object_id,  # type: ignore[attr-defined]
+        model.tenant_id == tenant_id,  # type: ignore[attr-defined]
+    )
+    found = await session.scalar(statement)
+    if found is None:
+        raise NotFound(f"no {model.__tablename__.removesuffix('s').replace('_', ' ')} {object_id}")
+    return found
+
+
+async def keyset_page(
+    session: AsyncSession,
+    statement: Select[ModelT],
+    id_column: Any,
+    after_id: int | None,
+    limit: int,
+) -> tuple[list[ModelT], int | None]:
+    """One page ordered by id after ``after_id``; the id to continue after, if any."""
+    if after_id is not None:
+        statement = statement.where(id_column > after_id)
+    rows = list((await session.scalars(statement.order_by(id_column).limit(limit + 1))).all())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, int(rows[-1].id)  # type: ignore[attr-defined]
+    return rows, None
+
+
+def ensure_version(obj: Versioned, expected: int | None) -> None:
+    """Refuse an update made from a stale read: If-Match named another version."""
+    if expected is not None and obj.version != expected:
+        raise PreconditionFailed(
+            "the object changed since it was read", current_version=obj.version
+        )
 
 
 def async_url(url: str) -> str:

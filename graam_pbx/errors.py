@@ -25,3 +25,35 @@ class NotFound(GraamError):
 class Conflict(GraamError):
     status_code = 409
     error_id = "conflict"
+
+
+class Unauthorized(GraamError):
+    status_code = 401
+    error_id = "unauthorized"
+
+
+class Forbidden(GraamError):
+    status_code = 403
+    error_id = "forbidden"
+
+
+class PreconditionFailed(GraamError):
+    """The object changed since the client read it (If-Match does not match its ETag)."""
+
+    status_code = 412
+    error_id = "precondition-failed"
+
+
+class Invalid(GraamError):
+    """Input that parses but is not acceptable; ``details.errors`` names each field."""
+
+    status_code = 422
+    error_id = "validation-failed"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+
+
+class Throttled(GraamError):
+    status_code = 429
+    error_id = "throttled"

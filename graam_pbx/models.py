@@ -1,5 +1,33 @@
 """Every domain's models, imported once so ``Base.metadata`` knows every table."""
 
+from graam_pbx.agents.models import AgentDevice
+from graam_pbx.audit.models import AuditEntry
+from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
+from graam_pbx.ivr.models import IvrMenu, IvrOption
+from graam_pbx.numbers.models import PhoneNumber
+from graam_pbx.prompts.models import Prompt
+from graam_pbx.queues.models import Queue, QueueMember
+from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.tenants.models import Tenant
+from graam_pbx.voicemail.models import VoicemailBox
 
-__all__ = ["Tenant"]
+__all__ = [
+    "AgentDevice",
+    "ApiKey",
+    "AuditEntry",
+    "InboundRoute",
+    "IvrMenu",
+    "IvrOption",
+    "LoginAttempt",
+    "OutboundRoute",
+    "PhoneNumber",
+    "Prompt",
+    "Queue",
+    "QueueMember",
+    "RefreshToken",
+    "Schedule",
+    "Tenant",
+    "Trunk",
+    "User",
+    "VoicemailBox",
+]

@@ -69,6 +69,22 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the admin API binds.")
     api_port: int = Field(8000, description="Port of the admin API.")
 
+    secret_key: SecretStr | None = Field(
+        None, description="Key signing access tokens; generated under data_dir when unset."
+    )
+    access_token_ttl: int = Field(900, description="Seconds an access token is valid.")
+    refresh_token_ttl: int = Field(30 * 86400, description="Seconds a refresh token is valid.")
+    login_max_failures: int = Field(
+        5, description="Failed logins of one account within login_window before throttling."
+    )
+    login_max_failures_per_address: int = Field(
+        20, description="Failed logins from one address within login_window before throttling."
+    )
+    login_window: int = Field(900, description="Seconds over which failed logins are counted.")
+    demo_seed: bool = Field(
+        True, description="On an empty database, create an operator and a demo tenant."
+    )
+
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")
 

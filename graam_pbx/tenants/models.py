@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Identity, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, Date, Identity, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graam_pbx.db import Base, Timestamped
+from graam_pbx.db import Base, Timestamped, Versioned
 
 
 class TenantStatus(StrEnum):
@@ -15,7 +16,7 @@ class TenantStatus(StrEnum):
     TERMINATED = "terminated"
 
 
-class Tenant(Timestamped, Base):
+class Tenant(Timestamped, Versioned, Base):
     __tablename__ = "tenants"
     __table_args__ = (
         CheckConstraint("licences >= 0", name="licences_not_negative"),
@@ -33,3 +34,4 @@ class Tenant(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(16), default=TenantStatus.ACTIVE.value)
     plan: Mapped[str] = mapped_column(String(64), default="standard")
     licences: Mapped[int] = mapped_column(Integer, default=0)
+    ends_on: Mapped[date | None] = mapped_column(Date)  # set while terminating

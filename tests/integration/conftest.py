@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.settings import Settings
@@ -39,3 +40,14 @@ async def running_app(database_url: str, asterisk: Asterisk) -> AsyncIterator[Ru
     async for running in start_app(Endpoints(database_url=database_url, ami=asterisk.ami_config())):
         await running.runtime.ami.wait_connected(timeout=20)
         yield running
+
+
+@pytest.fixture(scope="module")
+def sessions(running_app: RunningApp) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = running_app.app.state.sessions
+    return factory
+
+
+@pytest.fixture(scope="module")
+def client(running_app: RunningApp) -> httpx.AsyncClient:
+    return running_app.client

@@ -1,0 +1,1 @@
+"""Agents' SIP devices (and, later, their sessions)."""

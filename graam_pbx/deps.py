@@ -1,0 +1,100 @@
+"""FastAPI dependencies every ``api.py`` shares: the transaction, the caller, the tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graam_pbx.auth import service as auth_service
+from graam_pbx.auth.principal import Principal, Role, Scope
+from graam_pbx.errors import Forbidden, Invalid, NotFound, Unauthorized
+from graam_pbx.tenants.models import Tenant
+
+
+async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    # One transaction per request, committed before the response is sent.
+    async with request.app.state.sessions() as session, session.begin():
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(_transaction, scope="function")]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token from POST /api/v1/auth/token, or an API key (gk_…).",
+)
+
+
+async def _principal(
+    request: Request,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("a bearer token or API key is required")
+    return await auth_service.principal_from_credential(
+        session, credentials.credentials, request.app.state.runtime.signing_key
+    )
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _scope(
+    request: Request,
+    session: DbSession,
+    principal: Caller,
+    x_graam_tenant: Annotated[
+        int | None,
+        Header(description="Operators only: the tenant (id) to act in."),
+    ] = None,
+) -> Scope:
+    if principal.tenant_id is not None:
+        # A tenant user's tenant comes from its token, never from the request.
+        return Scope(principal.tenant_id, principal, client_address(request))
+    if x_graam_tenant is None:
+        raise Invalid("header.x-graam-tenant", "operators name the tenant they act in")
+    if await session.get(Tenant, x_graam_tenant) is None:
+        raise NotFound(f"no tenant {x_graam_tenant}")
+    return Scope(x_graam_tenant, principal, client_address(request))
+
+
+TenantScope = Annotated[Scope, Depends(_scope)]
+
+
+def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Scope]]:
+    """A dependency: the caller's scope, if its role is one of ``roles`` (operators always)."""
+
+    async def check(scope: TenantScope) -> Scope:
+        if scope.role is not Role.OPERATOR and scope.role not in roles:
+            raise Forbidden(f"a {scope.role} may not do this")
+        return scope
+
+    return check
+
+
+def operator_only() -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller, if it is a platform operator."""
+
+    async def check(principal: Caller) -> Principal:
+        if not principal.is_operator:
+            raise Forbidden("only operators may do this")
+        return principal
+
+    return check
+
+
+# The usual sets: configuration is the admin's; supervisors read everything in their tenant.
+Admin = Annotated[Scope, Depends(allow(Role.ADMIN))]
+Supervising = Annotated[Scope, Depends(allow(Role.ADMIN, Role.SUPERVISOR))]
+Reader = Annotated[Scope, Depends(allow(Role.ADMIN, Role.SUPERVISOR))]
+Member = Annotated[Scope, Depends(allow(Role.ADMIN, Role.SUPERVISOR, Role.AGENT))]
+Operator = Annotated[Principal, Depends(operator_only())]

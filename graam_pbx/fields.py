@@ -1,0 +1,109 @@
+"""Validated field types every ``schemas.py`` shares: strict alphabets, never free-for-all.
+
+Anything that can reach an Asterisk config file is either one of these strict types or a
+display text that the renderer escapes for its position.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated
+
+import phonenumbers
+from pydantic import AfterValidator, Field, StringConstraints
+
+# Lower-case identifiers: tenant slugs, object names, SIP user parts.
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$"),
+    Field(examples=["acme"], description="a-z, 0-9 and '-', 2 to 63 characters"),
+]
+ObjectName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+    Field(examples=["sales"], description="a-z, 0-9, '_' and '-', 1 to 64 characters"),
+]
+Extension = Annotated[
+    str,
+    StringConstraints(pattern=r"^[1-9][0-9]{1,5}$"),
+    Field(examples=["201"], description="2 to 6 digits, not starting with 0"),
+]
+Pin = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4,12}$"),
+    Field(examples=["4711"], description="4 to 12 digits"),
+]
+Digit = Annotated[
+    str, StringConstraints(pattern=r"^[0-9*#]$"), Field(examples=["1"], description="0-9, * or #")
+]
+Country = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
+    AfterValidator(lambda code: _known_region(code)),
+    Field(examples=["FR"], description="ISO 3166-1 alpha-2 country code"),
+]
+
+
+def _known_region(code: str) -> str:
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError("not a country with a telephone numbering plan")
+    return code
+
+
+def _display_text(text: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("control characters (newlines included) are not allowed")
+    if text != text.strip():
+        raise ValueError("no leading or trailing spaces")
+    return text
+
+
+DisplayText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_display_text),
+    Field(examples=["Acme Support"]),
+]
+
+_EMAIL = re.compile(r"^[a-z0-9._%+-]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}$")
+
+
+def _email(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("not an e-mail address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email), Field(examples=["ana@acme.example"])]
+
+
+def _timezone(name: str) -> str:
+    if name not in zoneinfo.available_timezones():
+        raise ValueError("not an IANA time zone")
+    return name
+
+
+Timezone = Annotated[str, AfterValidator(_timezone), Field(examples=["Europe/Paris"])]
+
+
+def _e164(text: str) -> str:
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a number in E.164 form (+ and country code)") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("not a valid telephone number")
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != text:
+        raise ValueError(f"write it in E.164 form: {formatted}")
+    return formatted
+
+
+E164 = Annotated[
+    str,
+    StringConstraints(max_length=16),
+    AfterValidator(_e164),
+    Field(examples=["+33142685300"], description="E.164: '+', country code, number"),
+]

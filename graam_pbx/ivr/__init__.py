@@ -1,0 +1,1 @@
+"""IVR menus: a greeting, digits and where each leads."""

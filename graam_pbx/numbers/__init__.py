@@ -1,0 +1,1 @@
+"""The operator's number catalogue and the numbers (DIDs) tenants hold."""

@@ -1,0 +1,1 @@
+"""Greetings and announcements: tenants' own audio."""

@@ -1,0 +1,1 @@
+"""Call queues and their members."""

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from graam_pbx.db import Base, TenantOwned, Timestamped, Versioned
+from graam_pbx.routing.models import DESTINATION_CHECK
+
+STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
+
+
+class Queue(TenantOwned, Timestamped, Versioned, Base):
+    __tablename__ = "queues"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        CheckConstraint("strategy in ('" + "', '".join(STRATEGIES) + "')", name="strategy_known"),
+        CheckConstraint(
+            "fallback_type IS NULL OR " + DESTINATION_CHECK.format("fallback"),
+            name="fallback_known",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str] = mapped_column(String(16), default="ringall")
+    ring_timeout: Mapped[int] = mapped_column(Integer, default=15)  # seconds per member try
+    retry: Mapped[int] = mapped_column(Integer, default=5)  # seconds between rounds
+    wrapup_time: Mapped[int] = mapped_column(Integer, default=0)
+    max_wait: Mapped[int | None] = mapped_column(Integer)  # seconds, then the fallback
+    fallback_type: Mapped[str | None] = mapped_column(String(16))
+    fallback_id: Mapped[int | None] = mapped_column(BigInteger)
+    music_on_hold: Mapped[str] = mapped_column(String(64), default="default")
+    announce_position: Mapped[bool] = mapped_column(Boolean, default=False)
+    announce_holdtime: Mapped[bool] = mapped_column(Boolean, default=False)
+    announce_frequency: Mapped[int] = mapped_column(Integer, default=0)  # seconds; 0 = never
+    weight: Mapped[int] = mapped_column(Integer, default=0)  # priority between queues
+
+
+class QueueMember(TenantOwned, Base):
+    __tablename__ = "queue_members"
+    __table_args__ = (
+        UniqueConstraint("queue_id", "user_id"),
+        CheckConstraint("penalty >= 0", name="penalty_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    queue_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("queues.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    penalty: Mapped[int] = mapped_column(Integer, default=0)  # priority between agents

@@ -1,0 +1,1 @@
+"""Where calls go: destinations, schedules, inbound and outbound routes, trunks."""

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graam_pbx.fields import Country, DisplayText, ObjectName, Slug, Timezone
+from graam_pbx.tenants.models import TenantStatus
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "slug": "acme",
+                    "name": "Acme Support",
+                    "country": "FR",
+                    "timezone": "Europe/Paris",
+                    "plan": "standard",
+                    "licences": 10,
+                }
+            ]
+        },
+    )
+
+    slug: Slug
+    name: DisplayText
+    country: Country
+    timezone: Timezone
+    plan: ObjectName = "standard"
+    licences: int = Field(0, ge=0, le=100_000)
+
+
+class TenantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: DisplayText | None = None
+    country: Country | None = None
+    timezone: Timezone | None = None
+    plan: ObjectName | None = None
+    status: TenantStatus | None = None
+    ends_on: date | None = Field(None, description="With status terminating: the last day.")
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    slug: str
+    name: str
+    country: str
+    timezone: str
+    status: TenantStatus
+    plan: str
+    licences: int
+    ends_on: date | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class LicencesOut(BaseModel):
+    tenant_id: int
+    licences: int = Field(description="Concurrent agents the tenant may have logged in.")
+    in_use: int = Field(description="Agents logged in now.")
+
+
+class LicencesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"licences": 25}]})
+
+    licences: int = Field(ge=0, le=100_000)

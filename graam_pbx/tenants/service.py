@@ -1,0 +1,115 @@
+"""Tenants and their licences."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graam_pbx.audit import service as audit
+from graam_pbx.auth.principal import Principal
+from graam_pbx.db import ensure_version, keyset_page
+from graam_pbx.errors import Conflict, Invalid, NotFound
+from graam_pbx.tenants.models import Tenant, TenantStatus
+from graam_pbx.tenants.schemas import TenantCreate, TenantUpdate
+
+
+def _visible(principal: Principal, tenant_id: int) -> bool:
+    return principal.is_operator or principal.tenant_id == tenant_id
+
+
+async def get_tenant(session: AsyncSession, principal: Principal, tenant_id: int) -> Tenant:
+    """A tenant the caller may see (operators: any; others: their own)."""
+    tenant = await session.get(Tenant, tenant_id) if _visible(principal, tenant_id) else None
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    return tenant
+
+
+async def list_tenants(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: TenantStatus | None,
+    after_id: int | None,
+    limit: int,
+) -> tuple[list[Tenant], int | None]:
+    statement = select(Tenant)
+    if not principal.is_operator:
+        statement = statement.where(Tenant.id == principal.tenant_id)
+    if status is not None:
+        statement = statement.where(Tenant.status == status.value)
+    return await keyset_page(session, statement, Tenant.id, after_id, limit)
+
+
+async def create_tenant(session: AsyncSession, principal: Principal, data: TenantCreate) -> Tenant:
+    """A new tenant (operators only, checked by the route)."""
+    tenant = Tenant(
+        slug=data.slug,
+        name=data.name,
+        country=data.country,
+        timezone=data.timezone,
+        plan=data.plan,
+        licences=data.licences,
+        status=TenantStatus.ACTIVE.value,
+    )
+    session.add(tenant)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as err:
+        raise Conflict(f"slug {data.slug!r} is already taken", field="slug") from err
+    await audit.record(
+        session, principal, "create", "tenant", tenant.id, data.model_dump(), tenant_id=tenant.id
+    )
+    return tenant
+
+
+async def update_tenant(
+    session: AsyncSession,
+    principal: Principal,
+    tenant_id: int,
+    data: TenantUpdate,
+    expected: int | None,
+) -> Tenant:
+    tenant = await get_tenant(session, principal, tenant_id)
+    ensure_version(tenant, expected)
+    changes = data.model_dump(exclude_unset=True)
+    status = data.status or TenantStatus(tenant.status)
+    ends_on = changes.get("ends_on", tenant.ends_on)
+    if status is TenantStatus.TERMINATING and ends_on is None:
+        raise Invalid("body.ends_on", "a terminating tenant needs its last day")
+    for field, value in changes.items():
+        setattr(tenant, field, value.value if isinstance(value, TenantStatus) else value)
+    await session.flush()
+    await audit.record(
+        session, principal, "update", "tenant", tenant.id, changes, tenant_id=tenant.id
+    )
+    return tenant
+
+
+async def set_licences(
+    session: AsyncSession, principal: Principal, tenant_id: int, licences: int
+) -> Tenant:
+    """Change the licence count at once; lowering it never logs anyone out."""
+    tenant = await get_tenant(session, principal, tenant_id)
+    # Row lock: logins count licences under the same lock, so none sees a half-made change.
+    await session.refresh(tenant, with_for_update=True)
+    before = tenant.licences
+    tenant.licences = licences
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "set-licences",
+        "tenant",
+        tenant.id,
+        {"licences": {"from": before, "to": licences}},
+        tenant_id=tenant.id,
+    )
+    return tenant
+
+
+async def licences_in_use(session: AsyncSession, tenant_id: int) -> int:
+    """Agents logged in now (agent sessions arrive with the agents domain)."""
+    return 0

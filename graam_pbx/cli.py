@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
 import typer
@@ -17,7 +18,10 @@ from sqlalchemy.engine import make_url
 
 from graam_pbx.ami import AmiConfig, AmiNotConnected
 from graam_pbx.app import Endpoints, create_app
-from graam_pbx.db import migrate, plain_url
+from graam_pbx.auth import service as auth_service
+from graam_pbx.db import create_engine, migrate, plain_url, session_factory
+from graam_pbx.errors import Conflict
+from graam_pbx.fields import email_address
 from graam_pbx.logs import configure_logging
 from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
@@ -28,6 +32,8 @@ cli = typer.Typer(
 )
 asterisk_cli = typer.Typer(help="The Asterisk sandbox (a Debian sid chroot).", no_args_is_help=True)
 cli.add_typer(asterisk_cli, name="asterisk")
+operator_cli = typer.Typer(help="Platform operators.", no_args_is_help=True)
+cli.add_typer(operator_cli, name="operator")
 
 EMBEDDED_DATABASE = "graam"
 
@@ -234,21 +240,60 @@ def _safe(url: str) -> str:
 # ---- migrate ------------------------------------------------------------------------------
 
 
-@cli.command("migrate")
-def migrate_command(revision: str = typer.Argument("head")) -> None:
-    """Upgrade the schema (of GRAAM_DATABASE_URL, or of the embedded server)."""
+def _with_database(work: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``work(url)`` against the configured database, or the embedded one for a moment."""
     settings = get_settings()
 
-    async def _migrate() -> None:
+    async def _go() -> None:
         async with contextlib.AsyncExitStack() as stack:
-            url = await _start_database(settings, stack)
-            say("schema", f"at revision {await migrate(url, revision)}")
+            await work(await _start_database(settings, stack))
 
     try:
-        asyncio.run(_migrate())
+        asyncio.run(_go())
     except StartupError as err:
         fail(err.part, str(err))
         raise typer.Exit(1) from None
+
+
+@cli.command("migrate")
+def migrate_command(revision: str = typer.Argument("head")) -> None:
+    """Upgrade the schema (of GRAAM_DATABASE_URL, or of the embedded server)."""
+
+    async def _migrate(url: str) -> None:
+        say("schema", f"at revision {await migrate(url, revision)}")
+
+    _with_database(_migrate)
+
+
+# ---- operators ----------------------------------------------------------------------------
+
+
+@operator_cli.command("create")
+def operator_create(
+    email: str = typer.Option(..., help="The operator's e-mail, used to log in."),
+    name: str = typer.Option("Operator", help="Display name."),
+) -> None:
+    """Make a platform operator; its generated password is printed once."""
+    try:
+        address = email_address(email)
+    except ValueError as err:
+        fail("operator", f"{email!r}: {err}")
+        raise typer.Exit(2) from None
+    password = secrets.token_urlsafe(18)
+
+    async def _create(url: str) -> None:
+        await migrate(url)
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                await auth_service.create_operator(session, address, name, password)
+        except Conflict as err:
+            raise StartupError("operator", err.message) from err
+        finally:
+            await engine.dispose()
+        say("operator", f"created {address}; password (shown once): {password}")
+
+    _with_database(_create)
 
 
 # ---- asterisk sandbox ---------------------------------------------------------------------

@@ -69,14 +69,15 @@ DisplayText = Annotated[
 _EMAIL = re.compile(r"^[a-z0-9._%+-]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}$")
 
 
-def _email(text: str) -> str:
+def email_address(text: str) -> str:
+    """The address in its stored form (lower case), or ValueError."""
     value = text.strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
         raise ValueError("not an e-mail address")
     return value
 
 
-Email = Annotated[str, AfterValidator(_email), Field(examples=["ana@acme.example"])]
+Email = Annotated[str, AfterValidator(email_address), Field(examples=["ana@acme.example"])]
 
 
 def _timezone(name: str) -> str:

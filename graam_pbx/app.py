@@ -18,14 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graam_pbx import metrics
+from graam_pbx.agents import api as agents_api
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import create_engine, session_factory
 from graam_pbx.errors import GraamError
+from graam_pbx.ivr import api as ivr_api
+from graam_pbx.numbers import api as numbers_api
+from graam_pbx.prompts import api as prompts_api
+from graam_pbx.queues import api as queues_api
+from graam_pbx.routing import api as routing_api
 from graam_pbx.settings import Settings, get_settings
 from graam_pbx.tenants import api as tenants_api
+from graam_pbx.voicemail import api as voicemail_api
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,13 @@ API_ROUTERS: list[APIRouter] = [
     auth_api.router,
     tenants_api.router,
     audit_api.router,
+    numbers_api.router,
+    routing_api.router,
+    agents_api.router,
+    queues_api.router,
+    prompts_api.router,
+    ivr_api.router,
+    voicemail_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0

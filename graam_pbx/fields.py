@@ -7,11 +7,16 @@ display text that the renderer escapes for its position.
 from __future__ import annotations
 
 import re
+import unicodedata
 import zoneinfo
 from typing import Annotated
 
 import phonenumbers
 from pydantic import AfterValidator, Field, StringConstraints
+
+MAX_ID = 2**63 - 1  # ids are Postgres bigints: a larger one is refused, never sent to the server
+
+ObjectId = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
 
 # Lower-case identifiers: tenant slugs, object names, SIP user parts.
 Slug = Annotated[
@@ -51,8 +56,15 @@ def _known_region(code: str) -> str:
     return code
 
 
+# Bidirectional overrides and isolates can make a name display as something else.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _display_text(text: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if any(
+        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp") or c in _BIDI_CONTROLS
+        for c in text
+    ):
         raise ValueError("control characters (newlines included) are not allowed")
     if text != text.strip():
         raise ValueError("no leading or trailing spaces")

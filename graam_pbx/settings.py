@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     asterisk_config_dir: Path | None = Field(
         None, description="Where generated config is written; the sandbox's own when unset."
     )
+    asterisk_sounds_dir: Path | None = Field(
+        None,
+        description="Where tenants' prompts are written (Asterisk reads them as "
+        "/var/lib/asterisk/graam-sounds); the sandbox's own when unset.",
+    )
+    config_templates_dir: Path | None = Field(
+        None, description="Operator's template overrides, searched before the shipped ones."
+    )
     sip_port: int = Field(5060, description="UDP port of the sandbox's SIP transport.")
     sip_bind: str = Field("127.0.0.1", description="Address the sandbox's SIP transport binds.")
 

@@ -30,7 +30,7 @@ class AgentDevice(TenantOwned, Timestamped, Versioned, Base):
         BigInteger, ForeignKey("users.id", ondelete="RESTRICT"), index=True
     )
     # Globally unique and tenant-prefixed: it names the PJSIP endpoint, auth and AOR.
-    sip_username: Mapped[str] = mapped_column(String(80), unique=True)
+    sip_username: Mapped[str] = mapped_column(String(128), unique=True)
     # HA1 = md5("user:realm:password"): Asterisk can check digests, nobody can read it back.
     password_ha1: Mapped[str] = mapped_column(String(32))
     extension: Mapped[str] = mapped_column(String(8))

@@ -8,7 +8,9 @@ from graam_pbx.ami.errors import AmiInjectionError, AmiProtocolError
 
 FieldValue = str | int | bool | Sequence[str]
 
-MAX_MESSAGE_BYTES = 1 << 20
+# CLI output of a large system (task processors, endpoints) runs to megabytes; past this a
+# peer is broken or hostile.
+MAX_MESSAGE_BYTES = 32 << 20
 GREETING_PREFIX = "Asterisk Call Manager"
 
 _LINE_BREAKERS = ("\r", "\n", "\x00")

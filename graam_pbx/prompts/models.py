@@ -18,4 +18,4 @@ class Prompt(TenantOwned, Timestamped, Versioned, Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    audio: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    audio: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BASE_CONF_DIR = Path(__file__).resolve().parent.parent.parent / "asterisk_conf"
 GENERATED_SUBDIR = "graam"
+SOUNDS_IN_ROOT = "var/lib/asterisk/graam-sounds"  # render.SOUNDS_PATH inside the chroot
 DEBIAN_SUITE = "sid"
 
 
@@ -54,6 +55,7 @@ class SandboxInfo:
     ami_username: str
     ami_secret: str
     config_dir: Path  # where generated configuration goes (etc/graam)
+    sounds_dir: Path  # tenants' prompts; Asterisk sees it as /var/lib/asterisk/graam-sounds
     version: str
 
 
@@ -66,6 +68,7 @@ class AsteriskSandbox:
         self.etc_dir = state / "etc"
         self.spool_dir = state / "spool"
         self.log_dir = state / "log"
+        self.sounds_dir = state / "sounds"
         self.pid_file = state / "asterisk.pid"
         self.console_log = state / "console.log"
         self._state = state
@@ -162,6 +165,7 @@ class AsteriskSandbox:
             ami_username=self.config.ami_username,
             ami_secret=self.secret(),
             config_dir=self.etc_dir / GENERATED_SUBDIR,
+            sounds_dir=self.sounds_dir,
             version=version,
         )
 
@@ -219,6 +223,7 @@ class AsteriskSandbox:
             self.etc_dir,
             self.spool_dir,
             self.log_dir,
+            self.sounds_dir,
             self._root_mount,
             self._state / "upper",
             self._state / "work",
@@ -226,10 +231,11 @@ class AsteriskSandbox:
             path.mkdir(parents=True, exist_ok=True)
         generated = self.etc_dir / GENERATED_SUBDIR
         generated.mkdir(exist_ok=True)
+        base = self.config.base_conf_dir
         for source in sorted(self.config.base_conf_dir.rglob("*")):
-            if source.is_dir():
-                continue
-            target = self.etc_dir / source.relative_to(self.config.base_conf_dir)
+            if source.is_dir() or "templates" in source.relative_to(base).parts:
+                continue  # templates are the renderer's, not Asterisk's
+            target = self.etc_dir / source.relative_to(base)
             # Generated files that the control plane already wrote survive a restart.
             if target.parent == generated and target.exists():
                 continue
@@ -266,6 +272,8 @@ class AsteriskSandbox:
                 f"mount --bind {q(str(self.etc_dir))} {q(str(root / 'etc/asterisk'))}",
                 f"mount --bind {q(str(self.spool_dir))} {q(str(root / 'var/spool/asterisk'))}",
                 f"mount --bind {q(str(self.log_dir))} {q(str(root / 'var/log/asterisk'))}",
+                f"mkdir -p {q(str(root / SOUNDS_IN_ROOT))}",
+                f"mount --bind {q(str(self.sounds_dir))} {q(str(root / SOUNDS_IN_ROOT))}",
                 f"mount -t proc proc {q(str(root / 'proc'))}",
                 f"mount --rbind /dev {q(str(root / 'dev'))}",
                 f"exec chroot {q(str(root))} /usr/sbin/asterisk -f -n",

@@ -154,7 +154,7 @@ def upgrade() -> None:
         sa.Column("duration_ms", sa.Integer(), nullable=False),
         sa.Column("size_bytes", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("audio", sa.LargeBinary(), nullable=True),
+        sa.Column("audio", sa.LargeBinary(), nullable=False),
         sa.Column("tenant_id", sa.BigInteger(), nullable=False),
         sa.Column(
             "created_at",
@@ -314,7 +314,7 @@ def upgrade() -> None:
         "agent_devices",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
-        sa.Column("sip_username", sa.String(length=80), nullable=False),
+        sa.Column("sip_username", sa.String(length=128), nullable=False),
         sa.Column("password_ha1", sa.String(length=32), nullable=False),
         sa.Column("extension", sa.String(length=8), nullable=False),
         sa.Column("codecs", sa.ARRAY(sa.String(length=16)), nullable=False),

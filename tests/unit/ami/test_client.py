@@ -16,7 +16,7 @@ from graam_pbx.ami.errors import (
     AmiNotConnected,
     AmiTimeout,
 )
-from graam_pbx.ami.protocol import FrameDecoder, Message
+from graam_pbx.ami.protocol import MAX_MESSAGE_BYTES, FrameDecoder, Message
 from graam_pbx.ami.transport import open_tcp
 
 from .scripted import (
@@ -367,7 +367,7 @@ async def test_oversized_message_closes_the_connection() -> None:
     async with logged_in(FakeAsterisk(replies={"Status": no_answer})) as (client, transport, _):
         pending = asyncio.create_task(client.action("Status"))
         await transport.wait_for_action("Status")
-        transport.feed(b"Event: Huge\r\nData: " + b"x" * (2 << 20))
+        transport.feed(b"Event: Huge\r\nData: " + b"x" * (MAX_MESSAGE_BYTES + 1))
 
         with pytest.raises(AmiDisconnected):
             await pending

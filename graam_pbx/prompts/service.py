@@ -1,0 +1,165 @@
+"""Prompts: a tenant's greetings and announcements, checked WAVs kept in Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graam_pbx.audit import service as audit
+from graam_pbx.auth.principal import Scope
+from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
+from graam_pbx.errors import Conflict, Invalid, NotFound
+from graam_pbx.ivr.models import IvrMenu
+from graam_pbx.prompts import wav
+from graam_pbx.prompts.models import Prompt
+from graam_pbx.prompts.schemas import PromptUpdate
+from graam_pbx.routing import service as routing
+from graam_pbx.routing.schemas import DestinationType
+from graam_pbx.voicemail.models import VoicemailBox
+
+
+def _inspect(audio: bytes) -> tuple[wav.WavInfo, str]:
+    return wav.inspect_greeting(audio), hashlib.sha256(audio).hexdigest()
+
+
+async def create_prompt(session: AsyncSession, scope: Scope, name: str, audio: bytes) -> Prompt:
+    """Keep an uploaded WAV after checking it (422 on ``body.file`` saying what is wrong)."""
+    try:
+        # Up to 20 MB to parse and hash: off the event loop.
+        info, digest = await asyncio.to_thread(_inspect, audio)
+    except ValueError as err:
+        raise Invalid("body.file", str(err)) from None
+    prompt = Prompt(
+        tenant_id=scope.tenant_id,
+        name=name,
+        sample_rate=info.sample_rate,
+        duration_ms=info.duration_ms,
+        size_bytes=len(audio),
+        sha256=digest,
+        audio=audio,
+    )
+    session.add(prompt)
+    await _flush_unique(session, name)
+    await audit.record(
+        session,
+        scope,
+        "create",
+        "prompt",
+        prompt.id,
+        {
+            "name": name,
+            "sample_rate": info.sample_rate,
+            "duration_ms": info.duration_ms,
+            "size_bytes": len(audio),
+            "sha256": digest,
+        },
+    )
+    return prompt
+
+
+async def list_prompts(
+    session: AsyncSession, scope: Scope, *, after_id: int | None, limit: int
+) -> tuple[list[Prompt], int | None]:
+    """The tenant's prompts (metadata; the audio column is never loaded here)."""
+    statement = select(Prompt).where(Prompt.tenant_id == scope.tenant_id)
+    return await keyset_page(session, statement, Prompt.id, after_id, limit)
+
+
+async def get_prompt(session: AsyncSession, scope: Scope, prompt_id: int) -> Prompt:
+    """One prompt's metadata."""
+    return await get_in_tenant(session, Prompt, scope.tenant_id, prompt_id)
+
+
+async def get_audio(session: AsyncSession, scope: Scope, prompt_id: int) -> tuple[Prompt, bytes]:
+    """A prompt and its WAV bytes."""
+    prompt = await get_in_tenant(session, Prompt, scope.tenant_id, prompt_id)
+    audio = await session.scalar(select(Prompt.audio).where(Prompt.id == prompt.id))
+    if audio is None:
+        raise NotFound(f"prompt {prompt_id} has no audio")
+    return prompt, audio
+
+
+async def ensure_prompt(
+    session: AsyncSession, tenant_id: int, prompt_id: int | None, field: str
+) -> None:
+    """Refuse (422 on ``field``) a prompt id that is not one of this tenant's prompts."""
+    if prompt_id is None:
+        return
+    found = await session.scalar(
+        select(Prompt.id).where(Prompt.id == prompt_id, Prompt.tenant_id == tenant_id)
+    )
+    if found is None:
+        raise Invalid(field, f"no prompt {prompt_id} in this tenant")
+
+
+async def rename_prompt(
+    session: AsyncSession, scope: Scope, prompt_id: int, data: PromptUpdate, expected: int | None
+) -> Prompt:
+    """Give a prompt another name (its audio never changes: upload a new one instead)."""
+    prompt = await get_in_tenant(session, Prompt, scope.tenant_id, prompt_id)
+    ensure_version(prompt, expected)
+    before = prompt.name
+    prompt.name = data.name
+    await _flush_unique(session, data.name)
+    await audit.record(
+        session, scope, "update", "prompt", prompt.id, {"name": {"from": before, "to": data.name}}
+    )
+    return prompt
+
+
+async def delete_prompt(session: AsyncSession, scope: Scope, prompt_id: int) -> None:
+    """Remove a prompt no greeting or announcement uses any more."""
+    prompt = await get_in_tenant(session, Prompt, scope.tenant_id, prompt_id)
+    used_by = await uses_of(session, scope.tenant_id, prompt.id)
+    if used_by:
+        raise Conflict(
+            f"prompt {prompt.name!r} is still used by: {', '.join(used_by)}", used_by=used_by
+        )
+    await session.delete(prompt)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as err:
+        # A greeting set by a request committed since the check: its foreign key refuses.
+        raise Conflict(f"prompt {prompt_id} was just made a greeting") from err
+    await audit.record(
+        session,
+        scope,
+        "delete",
+        "prompt",
+        prompt_id,
+        {"name": prompt.name, "sha256": prompt.sha256},
+    )
+
+
+async def uses_of(session: AsyncSession, tenant_id: int, prompt_id: int) -> list[str]:
+    """What plays a prompt: greetings of IVR menus and voicemail boxes, announcements."""
+    menus = await session.scalars(
+        select(IvrMenu.id).where(
+            IvrMenu.tenant_id == tenant_id, IvrMenu.greeting_prompt_id == prompt_id
+        )
+    )
+    boxes = await session.scalars(
+        select(VoicemailBox.id).where(
+            VoicemailBox.tenant_id == tenant_id, VoicemailBox.greeting_prompt_id == prompt_id
+        )
+    )
+    return [
+        *(f"IVR menu {menu} (greeting)" for menu in menus),
+        *(f"voicemail box {box} (greeting)" for box in boxes),
+        *await routing.references_to(session, tenant_id, DestinationType.ANNOUNCEMENT, prompt_id),
+    ]
+
+
+async def _flush_unique(session: AsyncSession, name: str) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as err:
+        if "uq_prompts_tenant_id_name" not in str(err.orig):
+            raise
+        raise Conflict(f"name {name!r} is already taken", field="name") from err

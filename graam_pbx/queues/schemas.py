@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from graam_pbx.fields import ObjectId, ObjectName
+from graam_pbx.queues.models import STRATEGIES, Queue
+from graam_pbx.routing.schemas import Destination, RoutedTo
+
+
+class Strategy(StrEnum):
+    RINGALL = "ringall"
+    LEASTRECENT = "leastrecent"
+    FEWESTCALLS = "fewestcalls"
+    RANDOM = "random"
+    RRMEMORY = "rrmemory"
+    LINEAR = "linear"
+    WRANDOM = "wrandom"
+
+
+assert tuple(s.value for s in Strategy) == STRATEGIES  # noqa: S101
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null: leave it out to keep the current value")
+    return value
+
+
+class QueueCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "support",
+                    "strategy": "rrmemory",
+                    "ring_timeout": 15,
+                    "max_wait": 300,
+                    "fallback": {"type": "voicemail", "id": 2},
+                    "announce_position": True,
+                    "announce_frequency": 60,
+                }
+            ]
+        },
+    )
+
+    name: ObjectName
+    strategy: Strategy = Strategy.RINGALL
+    ring_timeout: int = Field(15, ge=1, le=300, description="Seconds each member rings.")
+    retry: int = Field(5, ge=0, le=300, description="Seconds between rounds.")
+    wrapup_time: int = Field(0, ge=0, le=3600, description="Seconds an agent rests after a call.")
+    max_wait: int | None = Field(
+        None, ge=1, le=86400, description="Seconds a caller waits before the fallback; none: ever."
+    )
+    fallback: RoutedTo | None = Field(None, description="Where callers go after max_wait.")
+    music_on_hold: ObjectName = "default"
+    announce_position: bool = False
+    announce_holdtime: bool = False
+    announce_frequency: int = Field(0, ge=0, le=3600, description="Seconds; 0 never announces.")
+    weight: int = Field(0, ge=0, le=100, description="Priority over other queues sharing agents.")
+
+
+class QueueUpdate(BaseModel):
+    """Any subset; ``max_wait`` and ``fallback`` may be set to null."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"strategy": "leastrecent", "max_wait": None}]},
+    )
+
+    name: ObjectName | None = None
+    strategy: Strategy | None = None
+    ring_timeout: int | None = Field(None, ge=1, le=300)
+    retry: int | None = Field(None, ge=0, le=300)
+    wrapup_time: int | None = Field(None, ge=0, le=3600)
+    max_wait: int | None = Field(None, ge=1, le=86400)
+    fallback: RoutedTo | None = None
+    music_on_hold: ObjectName | None = None
+    announce_position: bool | None = None
+    announce_holdtime: bool | None = None
+    announce_frequency: int | None = Field(None, ge=0, le=3600)
+    weight: int | None = Field(None, ge=0, le=100)
+
+    _present_not_null = field_validator(
+        "name",
+        "strategy",
+        "ring_timeout",
+        "retry",
+        "wrapup_time",
+        "music_on_hold",
+        "announce_position",
+        "announce_holdtime",
+        "announce_frequency",
+        "weight",
+        mode="before",
+    )(_not_null)
+
+
+class QueueOut(BaseModel):
+    id: int
+    name: str
+    strategy: Strategy
+    ring_timeout: int
+    retry: int
+    wrapup_time: int
+    max_wait: int | None
+    fallback: Destination | None
+    music_on_hold: str
+    announce_position: bool
+    announce_holdtime: bool
+    announce_frequency: int
+    weight: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, queue: Queue) -> QueueOut:
+        return cls(
+            id=queue.id,
+            name=queue.name,
+            strategy=Strategy(queue.strategy),
+            ring_timeout=queue.ring_timeout,
+            retry=queue.retry,
+            wrapup_time=queue.wrapup_time,
+            max_wait=queue.max_wait,
+            fallback=Destination.of(queue.fallback_type, queue.fallback_id),
+            music_on_hold=queue.music_on_hold,
+            announce_position=queue.announce_position,
+            announce_holdtime=queue.announce_holdtime,
+            announce_frequency=queue.announce_frequency,
+            weight=queue.weight,
+            version=queue.version,
+            created_at=queue.created_at,
+            updated_at=queue.updated_at,
+        )
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"user_id": 12, "penalty": 0}]}
+    )
+
+    user_id: ObjectId = Field(description="An agent of the tenant.")
+    penalty: int = Field(0, ge=0, le=100, description="Lower penalties ring first.")
+
+
+class MemberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"penalty": 5}]})
+
+    penalty: int = Field(ge=0, le=100)
+
+
+class MemberOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    queue_id: int
+    user_id: int
+    penalty: int

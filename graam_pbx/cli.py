@@ -26,6 +26,7 @@ from graam_pbx.logs import configure_logging
 from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
 from graam_pbx.settings import Settings, get_settings
+from graam_pbx.tenants.flows import first_run
 
 cli = typer.Typer(
     help="graam-pbx: the control plane beside Asterisk.", no_args_is_help=True, add_completion=False
@@ -86,6 +87,8 @@ async def _run(settings: Settings) -> None:
         except (OSError, asyncpg.PostgresError) as err:
             raise StartupError("schema", f"migration failed: {err}") from err
         say("schema", f"migrated to revision {revision}")
+        if settings.demo_seed:
+            await _first_run(database_url, settings)
         app = create_app(settings, Endpoints(database_url=database_url, ami=ami))
         server = _Server(
             uvicorn.Config(
@@ -225,6 +228,36 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         action_timeout=settings.ami_action_timeout,
         connect_timeout=settings.ami_connect_timeout,
         backoff_max=settings.ami_backoff_max,
+    )
+
+
+async def _first_run(database_url: str, settings: Settings) -> None:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            made = await first_run(session)
+    finally:
+        await engine.dispose()
+    if made is None:
+        return
+    say("first run", "an empty database: made an operator and a demo tenant.")
+    say("first run", "these passwords are shown once; change them (PATCH /api/v1/users/{id})")
+    say("first run", f"operator  {made.operator.email}  {made.operator.password}  (no tenant)")
+    for login in made.tenant.logins:
+        say(
+            "first run",
+            f"{login.role:<9} {login.email}  {login.password}  (tenant {made.tenant.slug})",
+        )
+    for phone in made.tenant.phones:
+        say(
+            "first run",
+            f"phone {phone.extension}: SIP user {phone.sip_username}  "
+            f"password {phone.password}  (UDP {settings.sip_bind}:{settings.sip_port})",
+        )
+    say(
+        "first run",
+        f"try it: POST http://{settings.api_host}:{settings.api_port}"
+        "/api/v1/auth/token, then Authorize in /docs with the access token",
     )
 
 

@@ -58,6 +58,9 @@ async def test_run_serves_ready_api_and_ctrl_c_stops_everything(
     await console.wait_for_line("[asterisk]", timeout=180)
     await console.wait_for_line("[schema]", timeout=60)
     await console.wait_for_line("[api]", timeout=60)
+    first_run = [line for line in console.lines if line.startswith("[first run]")]
+    assert any("operator@graam.example" in line for line in first_run), console.text()
+    assert any("SIP user demo-ana-phone" in line for line in first_run), console.text()
     base = f"http://127.0.0.1:{run_env['GRAAM_API_PORT']}"
     async with httpx.AsyncClient(base_url=base) as client:
         async with asyncio.timeout(30):
@@ -103,3 +106,15 @@ async def test_busy_api_port_is_one_clear_line(run_env: dict[str, str]) -> None:
     assert "Traceback" not in text
     assert f"error: 127.0.0.1:{port} is not free" in text
     assert text.strip().startswith("[api]")
+
+
+async def test_operator_create_prints_a_password_once(run_env: dict[str, str]) -> None:
+    process = await start_command("operator", "create", "--email", "Boss@Example.com", env=run_env)
+    text = await finished_output(process)
+    assert process.returncode == 0, text
+    assert "created boss@example.com; password (shown once): " in text
+    again = await start_command("operator", "create", "--email", "boss@example.com", env=run_env)
+    text = await finished_output(again)
+    assert again.returncode == 1
+    assert "[operator]  error: email 'boss@example.com' is already taken" in text
+    assert "Traceback" not in text

@@ -1,0 +1,209 @@
+"""Strict tenant isolation, for every route of the API.
+
+Tenant A gets one object of every kind (the demo tenant, plus a prompt, a schedule, an
+outbound route and an API key). Tenant B's admin then calls every route that names an
+object, with A's ids: each answers 404 (or the 403 its role gets on its own tenant too,
+which reveals nothing). Every list B reads leaves out everything of A's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx.app import API_ROUTERS
+from graam_pbx.auth.principal import Principal, Role
+from graam_pbx.tenants.flows import DemoTenant, seed_demo_tenant
+from tests.factories import TenantWorld, make_world, unique
+from tests.unit.test_wav import make_wav
+
+Sessions = async_sessionmaker[AsyncSession]
+
+# Routes a tenant admin may not use at all: B's admin gets 403 on its own objects too.
+OPERATOR_ONLY = {("PATCH", "/api/v1/tenants/{tenant_id}")}
+# Operator-level objects shared by every tenant (readable, not tenant data).
+SHARED = {"/api/v1/trunks/{trunk_id}"}
+
+
+async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[DemoTenant, Any]:
+    world = await make_world(client, sessions)
+    async with sessions() as session, session.begin():
+        demo = await seed_demo_tenant(
+            session,
+            Principal(world.operator.user_id, Role.OPERATOR, None, world.operator.email),
+            unique("iso"),
+        )
+    op = {**world.operator.headers, "X-Graam-Tenant": str(demo.tenant_id)}
+    prompt = await client.post(
+        "/api/v1/prompts",
+        headers=op,
+        data={"name": "hello"},
+        files={"file": ("hello.wav", make_wav(), "audio/wav")},
+    )
+    assert prompt.status_code == 201, prompt.text
+    demo.ids["prompt_id"] = prompt.json()["id"]
+    schedule = await client.post(
+        "/api/v1/schedules",
+        headers=op,
+        json={"name": "office", "weekly": [{"day": 0, "open": "09:00", "close": "17:00"}]},
+    )
+    assert schedule.status_code == 201, schedule.text
+    demo.ids["schedule_id"] = schedule.json()["id"]
+    trunk = await client.post(
+        "/api/v1/trunks",
+        headers=world.operator.headers,
+        json={"name": unique("carrier"), "host": "127.0.0.2", "country": "FR"},
+    )
+    assert trunk.status_code == 201, trunk.text
+    outbound = await client.post(
+        "/api/v1/outbound-routes",
+        headers=op,
+        json={
+            "name": "world",
+            "trunk_id": trunk.json()["id"],
+            "caller_id_number_id": demo.ids["number_id"],
+            "allowed_countries": ["FR"],
+        },
+    )
+    assert outbound.status_code == 201, outbound.text
+    demo.ids["outbound_route_id"] = outbound.json()["id"]
+    admin_login = next(login for login in demo.logins if login.role == "admin")
+    token = (
+        await client.post(
+            "/api/v1/auth/token",
+            json={
+                "email": admin_login.email,
+                "password": admin_login.password,
+                "tenant": demo.slug,
+            },
+        )
+    ).json()["access_token"]
+    key = await client.post(
+        "/api/v1/auth/api-keys", headers={"Authorization": f"Bearer {token}"}, json={"name": "k"}
+    )
+    demo.ids["key_id"] = key.json()["id"]
+    return demo, world
+
+
+def _routes() -> list[tuple[str, str]]:
+    found = []
+    for router in API_ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                found.extend((method, route.path) for method in sorted(route.methods))
+    return found
+
+
+def _example_body(spec: dict[str, Any], method: str, path: str) -> Any:
+    """The documented example of the route's body (every schema has one), or {}."""
+    operation = spec["paths"][path][method.lower()]
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema")
+    if schema is None:
+        return None
+    ref = schema.get("$ref", "")
+    component = spec["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+    examples = component.get("examples") or [{}]
+    return examples[0]
+
+
+def _fill(path: str, ids: dict[str, int]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "route_id" and path.startswith("/api/v1/outbound-routes"):
+            return str(ids["outbound_route_id"])
+        return str(ids[name])
+
+    return re.sub(r"\{(\w+)\}", value, path)
+
+
+@pytest.fixture(scope="module")
+async def tenants(client: httpx.AsyncClient, sessions: Sessions) -> tuple[DemoTenant, TenantWorld]:
+    demo, _ = await _tenant_a(client, sessions)
+    return demo, await make_world(client, sessions)
+
+
+async def test_every_route_answers_404_on_another_tenants_objects(
+    client: httpx.AsyncClient, tenants: tuple[DemoTenant, TenantWorld]
+) -> None:
+    a, b = tenants
+    spec = (await client.get("/openapi.json")).json()
+    checked = 0
+    for method, path in _routes():
+        if "{" not in path or path in SHARED:
+            continue
+        body = _example_body(spec, method, path)
+        response = await client.request(
+            method,
+            _fill(path, a.ids),
+            headers=b.admin.headers,
+            json=body if body is not None else None,
+        )
+        expected = 403 if (method, path) in OPERATOR_ONLY else 404
+        assert response.status_code == expected, (method, path, response.text)
+        checked += 1
+    assert checked >= 30
+
+
+async def test_operator_only_routes_refuse_tenant_admins_on_their_own_tenant(
+    client: httpx.AsyncClient, tenants: tuple[DemoTenant, TenantWorld]
+) -> None:
+    _, b = tenants
+    for method, path in OPERATOR_ONLY:
+        response = await client.request(
+            method,
+            path.replace("{tenant_id}", str(b.tenant_id)),
+            headers=b.admin.headers,
+            json={},
+        )
+        assert response.status_code == 403
+
+
+async def test_no_list_shows_another_tenants_objects(
+    client: httpx.AsyncClient, tenants: tuple[DemoTenant, TenantWorld]
+) -> None:
+    a, b = tenants
+    lists = {
+        "/api/v1/users": "user_id",
+        "/api/v1/devices": "device_id",
+        "/api/v1/queues": "queue_id",
+        "/api/v1/prompts": "prompt_id",
+        "/api/v1/ivrs": "menu_id",
+        "/api/v1/voicemail-boxes": "box_id",
+        "/api/v1/numbers": "number_id",
+        "/api/v1/schedules": "schedule_id",
+        "/api/v1/inbound-routes": "route_id",
+        "/api/v1/outbound-routes": "outbound_route_id",
+        "/api/v1/tenants": "tenant_id",
+        "/api/v1/auth/api-keys": "key_id",
+    }
+    for method, path in _routes():
+        if method != "GET" or "{" in path or path == "/api/v1/auth/me":
+            continue
+        response = await client.get(path, headers=b.admin.headers, params={"limit": 200})
+        if response.status_code == 403:
+            continue  # operator-only listings
+        assert response.status_code == 200, (path, response.text)
+        body = response.json()
+        items = body["items"] if isinstance(body, dict) and "items" in body else body
+        for item in items:
+            assert item.get("tenant_id") != a.tenant_id, (path, item)
+            assert item.get("tenant_slug") != a.slug, (path, item)
+            if path in lists:
+                assert item["id"] != a.ids[lists[path]], (path, item)
+
+
+async def test_the_operator_header_cannot_take_a_tenant_user_elsewhere(
+    client: httpx.AsyncClient, tenants: tuple[DemoTenant, TenantWorld]
+) -> None:
+    a, b = tenants
+    headers = {**b.admin.headers, "X-Graam-Tenant": str(a.tenant_id)}
+    response = await client.get(f"/api/v1/queues/{a.ids['queue_id']}", headers=headers)
+    assert response.status_code == 404
+    listed = await client.get("/api/v1/queues", headers=headers)
+    assert all(q["id"] != a.ids["queue_id"] for q in listed.json()["items"])

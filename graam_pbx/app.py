@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from graam_pbx import metrics
 from graam_pbx.agents import api as agents_api
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
@@ -67,12 +69,19 @@ class Endpoints:
 
     database_url: str
     ami: AmiConfig
+    config_dir: Path | None = None  # generated Asterisk config; None: not generated here
+    sounds_dir: Path | None = None  # tenants' prompts as files Asterisk plays
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoints:
         if not settings.database_url:
             raise ValueError("GRAAM_DATABASE_URL is not set (`graam-pbx run` starts one)")
-        return cls(database_url=settings.database_url, ami=AmiConfig.from_settings(settings))
+        return cls(
+            database_url=settings.database_url,
+            ami=AmiConfig.from_settings(settings),
+            config_dir=settings.asterisk_config_dir,
+            sounds_dir=settings.asterisk_sounds_dir,
+        )
 
 
 @dataclass
@@ -84,6 +93,7 @@ class Runtime:
     bus: EventBus
     ami: AmiSupervisor
     signing_key: str
+    applier: ConfigApplier | None
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -96,17 +106,34 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
         bus = EventBus()
         ami = AmiSupervisor(endpoints.ami, bus)
+        applier = (
+            ConfigApplier(
+                engine,
+                endpoints.config_dir,
+                sounds_dir=endpoints.sounds_dir,
+                ami=ami,
+                bus=bus,
+                override_dir=settings.config_templates_dir,
+            )
+            if endpoints.config_dir is not None
+            else None
+        )
         runtime = Runtime(
             settings=settings,
             engine=engine,
             bus=bus,
             ami=ami,
             signing_key=auth_service.signing_key(settings),
+            applier=applier,
         )
         app.state.runtime = runtime
-        app.state.sessions = session_factory(engine)
+        # Committed configuration changes reach the applier, which makes Asterisk match.
+        app.state.sessions = session_factory(
+            engine, on_config_change=applier.request if applier else None
+        )
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
-        components: list[Component] = [bus, ami]
+        # The applier subscribes to AMI's resync before AMI first connects.
+        components: list[Component] = [bus, *([applier] if applier else []), ami]
         started: list[Component] = []
         try:
             for component in components:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated
 
 import asyncpg
 import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from graam_pbx.ami import AmiConfig, AmiNotConnected
+from graam_pbx.ami import AmiConfig, AmiNotConnected, AmiSupervisor, EventBus
 from graam_pbx.app import Endpoints, create_app
+from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import create_engine, migrate, plain_url, session_factory
 from graam_pbx.errors import Conflict
@@ -34,9 +38,14 @@ cli = typer.Typer(
 asterisk_cli = typer.Typer(help="The Asterisk sandbox (a Debian sid chroot).", no_args_is_help=True)
 cli.add_typer(asterisk_cli, name="asterisk")
 operator_cli = typer.Typer(help="Platform operators.", no_args_is_help=True)
+config_cli = typer.Typer(help="Generated Asterisk configuration.", no_args_is_help=True)
+cli.add_typer(config_cli, name="config")
 cli.add_typer(operator_cli, name="operator")
 
 EMBEDDED_DATABASE = "graam"
+# Where an existing Asterisk beside us reads generated files, unless configured.
+EXTERNAL_CONFIG_DIR = Path("/etc/asterisk/graam")
+EXTERNAL_SOUNDS_DIR = Path("/var/lib/asterisk/graam-sounds")
 
 
 class StartupError(Exception):
@@ -81,7 +90,7 @@ async def _run(settings: Settings) -> None:
     _preflight(settings)
     async with contextlib.AsyncExitStack() as stack:
         database_url = await _start_database(settings, stack)
-        ami = await _start_asterisk(settings, stack)
+        asterisk = await _start_asterisk(settings, stack)
         try:
             revision = await migrate(database_url)
         except (OSError, asyncpg.PostgresError) as err:
@@ -89,7 +98,7 @@ async def _run(settings: Settings) -> None:
         say("schema", f"migrated to revision {revision}")
         if settings.demo_seed:
             await _first_run(database_url, settings)
-        app = create_app(settings, Endpoints(database_url=database_url, ami=ami))
+        app = create_app(settings, dataclasses.replace(asterisk, database_url=database_url))
         server = _Server(
             uvicorn.Config(
                 app, host=settings.api_host, port=settings.api_port, log_config=None, lifespan="on"
@@ -199,10 +208,16 @@ async def _ensure_database(admin_url: str, name: str) -> None:
         await connection.close()
 
 
-async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) -> AmiConfig:
+async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) -> Endpoints:
+    """The Asterisk part of the endpoints (``database_url`` is filled in by the caller)."""
     if not settings.sandbox_enabled:
         say("asterisk", f"using AMI at {settings.ami_host}:{settings.ami_port}")
-        return AmiConfig.from_settings(settings)
+        return Endpoints(
+            database_url="",
+            ami=AmiConfig.from_settings(settings),
+            config_dir=settings.asterisk_config_dir or EXTERNAL_CONFIG_DIR,
+            sounds_dir=settings.asterisk_sounds_dir or EXTERNAL_SOUNDS_DIR,
+        )
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
     _say_if_installing(settings)
@@ -218,16 +233,11 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         f"{info.ami_port}, SIP udp {settings.sip_bind}:{settings.sip_port}"
         f"{', already running' if adopted else ''}",
     )
-    return AmiConfig(
-        host=info.ami_host,
-        port=info.ami_port,
-        username=info.ami_username,
-        secret=info.ami_secret,
-        ping_interval=settings.ami_ping_interval,
-        ping_timeout=settings.ami_ping_timeout,
-        action_timeout=settings.ami_action_timeout,
-        connect_timeout=settings.ami_connect_timeout,
-        backoff_max=settings.ami_backoff_max,
+    return Endpoints(
+        database_url="",
+        ami=AmiConfig.from_settings(settings, secret=info.ami_secret),
+        config_dir=settings.asterisk_config_dir or info.config_dir,
+        sounds_dir=settings.asterisk_sounds_dir or info.sounds_dir,
     )
 
 
@@ -327,6 +337,67 @@ def operator_create(
         say("operator", f"created {address}; password (shown once): {password}")
 
     _with_database(_create)
+
+
+# ---- generated configuration --------------------------------------------------------------
+
+
+@config_cli.command("render")
+def config_render(
+    out: Annotated[Path, typer.Option(help="Directory to write the generated files into.")],
+) -> None:
+    """Render every tenant's Asterisk configuration into OUT, without touching Asterisk."""
+    settings = get_settings()
+
+    async def _render(url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            applier = ConfigApplier(engine, out, override_dir=settings.config_templates_dir)
+            result = await applier.apply(None)
+        finally:
+            await engine.dispose()
+        say("config", f"{result.tenants} tenants: {len(result.written)} files written to {out}")
+
+    _with_database(_render)
+
+
+@config_cli.command("apply")
+def config_apply() -> None:
+    """Render into Asterisk's generated directory and reload only what changed."""
+    settings = get_settings()
+
+    async def _apply(url: str) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            asterisk = await _start_asterisk(settings, stack)
+            engine = create_engine(url, pool_size=1)
+            bus = EventBus()
+            ami = AmiSupervisor(asterisk.ami, bus)
+            await bus.start()
+            await ami.start()
+            try:
+                await ami.wait_connected(timeout=settings.ami_connect_timeout * 2)
+                assert asterisk.config_dir is not None  # noqa: S101 - always set by _start_asterisk
+                applier = ConfigApplier(
+                    engine,
+                    asterisk.config_dir,
+                    sounds_dir=asterisk.sounds_dir,
+                    ami=ami,
+                    override_dir=settings.config_templates_dir,
+                )
+                result = await applier.apply(None)
+            except AmiNotConnected as err:
+                raise StartupError("config", f"cannot reach AMI: {err}") from err
+            finally:
+                await ami.stop()
+                await bus.stop()
+                await engine.dispose()
+        reloads = ", ".join(sorted(result.reload_s)) or "nothing to reload"
+        say(
+            "config",
+            f"{result.tenants} tenants: {len(result.written)} files changed; reloaded: {reloads}",
+        )
+
+    _with_database(_apply)
 
 
 # ---- asterisk sandbox ---------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, MetaData, Select, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-from graam_pbx.errors import NotFound, PreconditionFailed
+from graam_pbx.errors import Conflict, NotFound, PreconditionFailed
 
 # Stable constraint names: alembic migrations can name what they drop.
 NAMING_CONVENTION = {
@@ -112,6 +113,36 @@ def ensure_version(obj: Versioned, expected: int | None) -> None:
         )
 
 
+def violated_constraint(err: IntegrityError) -> str | None:
+    """The name of the constraint (or unique index) Postgres says an integrity error broke."""
+    name: str | None = getattr(err.driver_exception, "constraint_name", None)
+    return name
+
+
+async def flush_or_conflict(
+    session: AsyncSession,
+    *,
+    taken: Mapping[str, tuple[str, object]] | None = None,
+    otherwise: str | None = None,
+) -> None:
+    """Flush; a broken constraint named in ``taken`` is a Conflict on its (field, value).
+
+    Any other integrity error is a Conflict saying ``otherwise`` when given, else raised as is.
+    """
+    # No savepoint: a conflict fails the request, whose transaction the caller rolls back
+    # (and begin_nested() would flush the pending change before the savepoint anyway).
+    try:
+        await session.flush()
+    except IntegrityError as err:
+        constraint = violated_constraint(err)
+        if taken is not None and constraint is not None and constraint in taken:
+            field, value = taken[constraint]
+            raise Conflict(f"{field} {value!r} is already taken", field=field) from err
+        if otherwise is not None:
+            raise Conflict(otherwise) from err
+        raise
+
+
 def async_url(url: str) -> str:
     """The SQLAlchemy asyncpg form of any ``postgresql://`` URL."""
     parsed = make_url(url)
@@ -136,8 +167,21 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: AsyncEngine,
+    *,
+    on_config_change: Callable[[set[int]], None] | None = None,
+    on_agent_change: Callable[[set[int]], None] | None = None,
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose committed configuration changes are announced to ``on_config_change``
+    (graam_pbx.asterisk.changes notes them), and whose committed agent logins, logouts and
+    pauses to ``on_agent_change`` (graam_pbx.agents.sessions notes them), by tenant."""
+    info: dict[str, Callable[[set[int]], None]] = {}
+    if on_config_change:
+        info["on_config_change"] = on_config_change
+    if on_agent_change:
+        info["on_agent_change"] = on_agent_change
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 async def session_scope(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.principal import Principal, Role, Scope
 from graam_pbx.errors import Forbidden, Invalid, NotFound, Unauthorized
+from graam_pbx.fields import MAX_ID
 from graam_pbx.tenants.models import Tenant
 
 
@@ -54,7 +55,7 @@ async def _scope(
     principal: Caller,
     x_graam_tenant: Annotated[
         int | None,
-        Header(description="Operators only: the tenant (id) to act in."),
+        Header(ge=1, le=MAX_ID, description="Operators only: the tenant (id) to act in."),
     ] = None,
 ) -> Scope:
     if principal.tenant_id is not None:

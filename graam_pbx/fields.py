@@ -9,14 +9,26 @@ from __future__ import annotations
 import re
 import unicodedata
 import zoneinfo
-from typing import Annotated
+from typing import Annotated, Any
 
 import phonenumbers
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 MAX_ID = 2**63 - 1  # ids are Postgres bigints: a larger one is refused, never sent to the server
 
 ObjectId = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null: leave it out to keep the current value")
+    return value
+
+
+# In an update, an absent field keeps its value. Mark with NotNull each optional field whose
+# column is NOT NULL (``name: Annotated[ObjectName | None, NotNull] = None``): an explicit null
+# is then a 422 naming the field, never a database error.
+NotNull = BeforeValidator(_not_null)
 
 # Lower-case identifiers: tenant slugs, object names, SIP user parts.
 Slug = Annotated[

@@ -46,3 +46,36 @@ DB_POOL_SIZE = Gauge("graam_db_pool_size", "Connections in the database pool", r
 DB_POOL_CHECKED_OUT = Gauge(
     "graam_db_pool_checked_out", "Database connections in use", registry=REGISTRY
 )
+AGI_REQUESTS = Counter(
+    "graam_agi_requests_total",
+    "FastAGI conversations by outcome (ok, hangup, failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+LICENCES_TOTAL = Gauge(
+    "graam_licences_total",
+    "Licences of each tenant (concurrent agents)",
+    ["tenant"],
+    registry=REGISTRY,
+)
+LICENCES_IN_USE = Gauge(
+    "graam_licences_in_use", "Agents logged in now, per tenant", ["tenant"], registry=REGISTRY
+)
+LICENCE_REFUSALS = Counter(
+    "graam_licence_refusals_total",
+    "Logins refused because every licence of the tenant was in use",
+    ["tenant"],
+    registry=REGISTRY,
+)
+AGENT_SESSIONS_ENDED = Counter(
+    "graam_agent_sessions_ended_total",
+    "Agent sessions ended, by reason (logout, forced, unregistered, unreachable, max-length)",
+    ["reason"],
+    registry=REGISTRY,
+)
+QUEUE_MEMBER_FIXES = Counter(
+    "graam_queue_member_fixes_total",
+    "Queue member changes made on Asterisk to match the sessions, by action",
+    ["action"],
+    registry=REGISTRY,
+)

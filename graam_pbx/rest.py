@@ -6,10 +6,11 @@ import base64
 import binascii
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Header, Query, Response
+from fastapi import Depends, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from graam_pbx.errors import Invalid
+from graam_pbx.fields import MAX_ID
 
 Item = TypeVar("Item")
 
@@ -48,6 +49,16 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
 
 
+def id_path(description: str) -> Any:
+    """A path parameter naming an object by id: a bigint (1 to MAX_ID), else a 422 on it."""
+    return Path(ge=1, le=MAX_ID, description=description)
+
+
+def id_query(description: str) -> Any:
+    """A query parameter filtering on an object id, bounded like ``id_path``."""
+    return Query(ge=1, le=MAX_ID, description=description)
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
 
@@ -60,7 +71,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise Invalid("query.cursor", "not a cursor returned by this API") from None
-    if value < 0:
+    if not 0 <= value <= MAX_ID:
         raise Invalid("query.cursor", "not a cursor returned by this API")
     return value
 
@@ -75,6 +86,9 @@ def page_query(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> PageQuery:
     return PageQuery(limit=limit, after_id=decode_cursor(cursor))
+
+
+PageParams = Annotated[PageQuery, Depends(page_query)]
 
 
 def page_of(items: list[Item], next_after_id: int | None) -> Page[Item]:

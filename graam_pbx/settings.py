@@ -77,6 +77,24 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the admin API binds.")
     api_port: int = Field(8000, description="Port of the admin API.")
 
+    agi_host: str = Field(
+        "127.0.0.1",
+        description="Address the FastAGI server binds; the dialplan's feature codes dial it.",
+    )
+    agi_port: int = Field(4573, description="Port of the FastAGI server (agents' phone codes).")
+    agent_unreachable_grace: float = Field(
+        60.0, description="Seconds a device may stay unreachable before its session ends."
+    )
+    agent_max_session: float = Field(
+        12 * 3600.0, description="Seconds after which an agent's session ends by itself."
+    )
+    agent_sweep_interval: float = Field(
+        5.0, description="Seconds between checks of session limits and licence gauges."
+    )
+    agent_reconcile_interval: float = Field(
+        60.0, description="Seconds between full comparisons of queue members with sessions."
+    )
+
     secret_key: SecretStr | None = Field(
         None, description="Key signing access tokens; generated under data_dir when unset."
     )

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from graam_pbx.ami import AmiConfig
+from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.db import migrate
 from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig, SandboxInfo
@@ -49,7 +52,7 @@ async def postgres(servers_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
     await server.stop()
 
 
-async def _create_database(admin_url: str, name: str) -> None:
+async def create_database(admin_url: str, name: str) -> None:
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
@@ -57,7 +60,7 @@ async def _create_database(admin_url: str, name: str) -> None:
         await connection.close()
 
 
-async def _drop_database(admin_url: str, name: str) -> None:
+async def drop_database(admin_url: str, name: str) -> None:
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -72,9 +75,9 @@ async def empty_database_url(
     """A fresh, empty database for one test module."""
     module = re.sub(r"[^a-z0-9]", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
     name = f"t_{module[:40]}_{uuid.uuid4().hex[:6]}"
-    await _create_database(postgres.url(), name)
+    await create_database(postgres.url(), name)
     yield postgres.url(name)
-    await _drop_database(postgres.url(), name)
+    await drop_database(postgres.url(), name)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +132,26 @@ async def asterisk(servers_dir: Path) -> AsyncIterator[Asterisk]:
         pytest.fail(f"Asterisk sandbox unavailable: {err}")
     yield Asterisk(sandbox=sandbox, info=info, sip_port=sip_port)
     await sandbox.stop()
+
+
+@dataclass
+class RunningApp:
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+
+async def start_app(endpoints: Endpoints) -> AsyncIterator[RunningApp]:
+    """The app with its lifespan running, and an in-process HTTP client."""
+    app = create_app(Settings(), endpoints)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://graam.test") as client:
+            yield RunningApp(app=app, client=client)
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,6 +16,24 @@ from graam_pbx.auth import service as auth_service
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)
+
+# Strings that must never reach a config file or a dial string unchecked; every test of
+# hostile input takes them from here.
+HOSTILE: list[str] = [
+    *json.loads((Path(__file__).parent / "data" / "hostile_strings.json").read_text()),
+    "x" * 10_000,
+    "1" * 10_000,
+]
+
+# Alphabets fields document, written out apart from the validators: a hostile string inside
+# one is a legitimate value of such a field, and must be taken.
+NAME_ALPHABET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+PIN_ALPHABET = re.compile(r"[0-9]{4,12}")
+
+
+def fields_of(response: httpx.Response) -> set[str]:
+    """The fields a 422 names."""
+    return {error["field"] for error in response.json()["details"]["errors"]}
 
 
 def unique(prefix: str) -> str:

@@ -1,29 +1,40 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 
-from graam_pbx.agents import service
-from graam_pbx.agents.models import AgentDevice
-from graam_pbx.agents.schemas import DeviceCreate, DeviceOut, DeviceUpdate, DeviceWithPassword
+from graam_pbx.agents import service, sessions
+from graam_pbx.agents.models import AgentDevice, AgentSession
+from graam_pbx.agents.schemas import (
+    AgentSessionOut,
+    DeviceCreate,
+    DeviceOut,
+    DeviceUpdate,
+    DeviceWithPassword,
+    LiveAgentOut,
+    SessionLogin,
+    SessionPause,
+)
 from graam_pbx.auth.principal import Role, Scope
-from graam_pbx.deps import Admin, DbSession, Member, allow
-from graam_pbx.fields import MAX_ID
+from graam_pbx.deps import Admin, DbSession, Member, Reader, allow
+from graam_pbx.errors import NotFound
 from graam_pbx.rest import (
+    ErrorOut,
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
+    id_query,
     page_of,
-    page_query,
     set_etag,
 )
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-PageParams = Annotated[PageQuery, Depends(page_query)]
-DeviceId = Annotated[int, Path(ge=1, le=MAX_ID, description="The device's id")]
+DeviceId = Annotated[int, id_path("The device's id")]
 # Admins reset any device's password, agents their own; supervisors never see passwords.
 AdminOrAgent = Annotated[Scope, Depends(allow(Role.ADMIN, Role.AGENT))]
 
@@ -58,7 +69,7 @@ async def list_devices(
     scope: Member,
     session: DbSession,
     page: PageParams,
-    user_id: Annotated[int | None, Query(ge=1, description="Only this agent's devices")] = None,
+    user_id: Annotated[int | None, id_query("Only this agent's devices")] = None,
 ) -> Page[DeviceOut]:
     devices, after = await service.list_devices(
         session, scope, user_id=user_id, after_id=page.after_id, limit=page.limit
@@ -112,3 +123,119 @@ async def reset_password(
 async def delete_device(device_id: DeviceId, scope: Admin, session: DbSession) -> Response:
     await service.delete_device(session, scope, device_id)
     return Response(status_code=204)
+
+
+# ---- sessions: login, logout, pause, the live view -------------------------------------------
+
+sessions_router = APIRouter(prefix="/api/v1/agents", tags=["agent sessions"])
+UserId = Annotated[int, id_path("The agent's user id")]
+
+
+class _DeviceStates(Protocol):
+    """What the agent worker knows of Asterisk's devices."""
+
+    def device_state(self, sip_username: str) -> str | None: ...
+
+    def on_call(self, sip_username: str) -> bool: ...
+
+
+def _session_out(live: AgentSession) -> AgentSessionOut:
+    return AgentSessionOut.model_validate(live)
+
+
+@sessions_router.get(
+    "/sessions",
+    response_model=Page[LiveAgentOut],
+    responses=error_responses(401, 403, 422),
+    summary="Connected agents: since when, paused or not, on a call or not",
+)
+async def list_sessions(
+    request: Request, scope: Reader, session: DbSession, page: PageParams
+) -> Page[LiveAgentOut]:
+    rows, after = await sessions.list_live_sessions(
+        session, scope, after_id=page.after_id, limit=page.limit
+    )
+    states: _DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
+    items = []
+    for row in rows:
+        state = states.device_state(row.sip_username) if states is not None else None
+        items.append(
+            LiveAgentOut(
+                **_session_out(row.session).model_dump(),
+                display_name=row.display_name,
+                sip_username=row.sip_username,
+                extension=row.extension,
+                device_state=state,
+                on_call=states.on_call(row.sip_username) if states is not None else False,
+            )
+        )
+    return page_of(items, after)
+
+
+@sessions_router.post(
+    "/{user_id}/session",
+    status_code=201,
+    response_model=AgentSessionOut,
+    responses={
+        200: {"model": AgentSessionOut, "description": "Already logged in: its live session"},
+        **error_responses(401, 403, 404, 409, 422),
+    },
+    summary="Log an agent in (itself, or by a supervisor); 409 licence-exhausted when full",
+)
+async def login(
+    user_id: UserId,
+    scope: Member,
+    session: DbSession,
+    response: Response,
+    body: SessionLogin | None = None,
+) -> AgentSessionOut | JSONResponse:
+    try:
+        result = await sessions.login(
+            session, scope, user_id, device_id=body.device_id if body else None
+        )
+    except sessions.LicenceExhausted as refused:
+        # Answered, not raised: the transaction commits and keeps the refusal's event.
+        error = ErrorOut(
+            error_id=refused.error_id, message=refused.message, details=refused.details
+        )
+        return JSONResponse(error.model_dump(), status_code=refused.status_code)
+    if not result.created:
+        response.status_code = 200
+    return _session_out(result.session)
+
+
+@sessions_router.get(
+    "/{user_id}/session",
+    response_model=AgentSessionOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="An agent's live session (404: not logged in)",
+)
+async def get_session(user_id: UserId, scope: Member, session: DbSession) -> AgentSessionOut:
+    live = await sessions.get_live_session(session, scope, user_id)
+    if live is None:
+        raise NotFound(f"agent {user_id} is not logged in")
+    return _session_out(live)
+
+
+@sessions_router.delete(
+    "/{user_id}/session",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Log an agent out (itself, or forced by a supervisor); its licence is free at once",
+)
+async def logout(user_id: UserId, scope: Member, session: DbSession) -> Response:
+    await sessions.logout(session, scope, user_id)
+    return Response(status_code=204)
+
+
+@sessions_router.post(
+    "/{user_id}/session/pause",
+    response_model=AgentSessionOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Pause (with a reason) or resume a logged-in agent in all its queues",
+)
+async def pause(
+    user_id: UserId, body: SessionPause, scope: Member, session: DbSession
+) -> AgentSessionOut:
+    live = await sessions.set_paused(session, scope, user_id, body.paused, body.reason)
+    return _session_out(live)

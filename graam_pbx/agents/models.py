@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     String,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,3 +44,65 @@ class AgentDevice(TenantOwned, Timestamped, Versioned, Base):
     codecs: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
     transport: Mapped[str] = mapped_column(String(8), default="udp")
     max_contacts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AgentSession(TenantOwned, Base):
+    """An agent connected with one device: it holds one of the tenant's licences while live.
+
+    Live means ``ended_at IS NULL``; a partial unique index allows one live session per agent.
+    Ended sessions are kept (occupancy and licence history are computed from them).
+    """
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (
+        Index(
+            "uq_agent_sessions_live_user",
+            "user_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index(
+            "ix_agent_sessions_live_tenant", "tenant_id", postgresql_where=text("ended_at IS NULL")
+        ),
+        CheckConstraint("source in ('api', 'phone')", name="source_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    # A deleted device keeps its sessions' history; a live session without one ends.
+    device_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("agent_devices.id", ondelete="SET NULL"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(8))
+    started_by: Mapped[int | None] = mapped_column(BigInteger)  # the user who logged it in
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause_reason: Mapped[str | None] = mapped_column(String(64))
+    paused_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class AgentStateEvent(Base):
+    """Append-only: every login, logout, pause, unpause and refused login of an agent."""
+
+    __tablename__ = "agent_state_events"
+    __table_args__ = (
+        Index("ix_agent_state_events_tenant_at", "tenant_id", "at"),
+        Index("ix_agent_state_events_user_at", "user_id", "at"),
+        CheckConstraint(
+            "kind in ('login', 'logout', 'pause', 'unpause', 'refused')", name="kind_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    session_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(8))  # api, phone or system
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from graam_pbx.fields import Extension, ObjectId, ObjectName
+from graam_pbx.fields import Extension, NotNull, ObjectId, ObjectName
 
 
 class Codec(StrEnum):
@@ -30,12 +30,6 @@ def _unique_codecs(codecs: Codecs | None) -> Codecs | None:
     if codecs is not None and len(set(codecs)) != len(codecs):
         raise ValueError("each codec at most once")
     return codecs
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may not be null: leave it out to keep the current value")
-    return value
 
 
 class DeviceCreate(BaseModel):
@@ -80,16 +74,13 @@ class DeviceUpdate(BaseModel):
         json_schema_extra={"examples": [{"extension": "202", "codecs": ["opus", "ulaw"]}]},
     )
 
-    user_id: ObjectId | None = None
-    extension: Extension | None = None
-    codecs: Codecs | None = Field(None, min_length=1, max_length=5)
-    transport: Transport | None = None
-    max_contacts: int | None = Field(None, ge=1, le=10)
+    user_id: Annotated[ObjectId | None, NotNull] = None
+    extension: Annotated[Extension | None, NotNull] = None
+    codecs: Annotated[Codecs | None, NotNull] = Field(None, min_length=1, max_length=5)
+    transport: Annotated[Transport | None, NotNull] = None
+    max_contacts: Annotated[int | None, NotNull] = Field(None, ge=1, le=10)
 
     _codecs_unique = field_validator("codecs")(_unique_codecs)
-    _present_not_null = field_validator(
-        "user_id", "extension", "codecs", "transport", "max_contacts", mode="before"
-    )(_not_null)
 
 
 class DeviceOut(BaseModel):
@@ -111,3 +102,52 @@ class DeviceWithPassword(DeviceOut):
     password: str = Field(
         description="The SIP password, shown once: only its digest (HA1) is kept."
     )
+
+
+# ---- sessions: login, logout, pause ------------------------------------------------------------
+
+PauseReason = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"),
+    Field(examples=["lunch"], description="Letters, digits, ' ', '_', '.', '-'; up to 64"),
+]
+
+
+class SessionLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"device_id": 7}]})
+
+    device_id: ObjectId | None = Field(
+        None, description="The agent's device to take calls on; default: its first device."
+    )
+
+
+class SessionPause(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"paused": True, "reason": "lunch"}]}
+    )
+
+    paused: bool
+    reason: PauseReason | None = Field(None, description="Why (kept only while paused).")
+
+
+class AgentSessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    device_id: int | None
+    source: str = Field(description="api or phone: where the login came from.")
+    started_at: datetime
+    paused: bool
+    pause_reason: str | None
+    paused_since: datetime | None
+
+
+class LiveAgentOut(AgentSessionOut):
+    display_name: str
+    sip_username: str
+    extension: str
+    device_state: str | None = Field(
+        description="Asterisk's state of the device (NOT_INUSE, INUSE, RINGING, UNAVAILABLE…)."
+    )
+    on_call: bool

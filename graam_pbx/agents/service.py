@@ -7,7 +7,6 @@ import secrets
 import string
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents.models import AgentDevice
@@ -15,8 +14,8 @@ from graam_pbx.agents.schemas import DeviceCreate, DeviceUpdate
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
-from graam_pbx.errors import Conflict, Invalid, NotFound
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.errors import Invalid, NotFound
 from graam_pbx.routing import service as routing
 from graam_pbx.routing.schemas import DestinationType
 from graam_pbx.tenants.models import Tenant
@@ -27,11 +26,6 @@ SIP_REALM = "graam"
 # Letters and digits only: safe in SIP headers and in pjsip.conf without any quoting.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 24  # about 143 bits
-
-_UNIQUE = {
-    "uq_agent_devices_sip_username": "sip_username",
-    "uq_agent_devices_tenant_id_extension": "extension",
-}
 
 
 def generate_password() -> str:
@@ -78,7 +72,7 @@ async def create_device(
         max_contacts=data.max_contacts,
     )
     session.add(device)
-    await _flush_unique(session, device)
+    await flush_or_conflict(session, taken=_taken(device))
     await audit.record(
         session,
         scope,
@@ -134,7 +128,7 @@ async def update_device(
         await ensure_agent(session, scope.tenant_id, data.user_id, "body.user_id")
     for field, value in changes.items():
         setattr(device, field, value)
-    await _flush_unique(session, device)
+    await flush_or_conflict(session, taken=_taken(device))
     await audit.record(session, scope, "update", "agent_device", device.id, changes)
     return device
 
@@ -156,14 +150,13 @@ async def reset_password(
 async def delete_device(session: AsyncSession, scope: Scope, device_id: int) -> None:
     """Remove a device no route sends calls to any more."""
     device = await get_in_tenant(session, AgentDevice, scope.tenant_id, device_id)
-    used_by = await routing.references_to(
-        session, scope.tenant_id, DestinationType.EXTENSION, device.id
+    await routing.ensure_no_references(
+        session,
+        scope.tenant_id,
+        DestinationType.EXTENSION,
+        device.id,
+        f"extension {device.extension}",
     )
-    if used_by:
-        raise Conflict(
-            f"extension {device.extension} is still a destination of: {', '.join(used_by)}",
-            used_by=used_by,
-        )
     await session.delete(device)
     await session.flush()
     await audit.record(
@@ -176,15 +169,8 @@ async def delete_device(session: AsyncSession, scope: Scope, device_id: int) -> 
     )
 
 
-async def _flush_unique(session: AsyncSession, device: AgentDevice) -> None:
-    # Read before flushing: a failed savepoint expires the object.
-    values = {field: getattr(device, field) for field in _UNIQUE.values()}
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        for constraint, field in _UNIQUE.items():
-            if constraint in str(err.orig):
-                message = f"{field} {values[field]!r} is already taken"
-                raise Conflict(message, field=field) from err
-        raise
+def _taken(device: AgentDevice) -> dict[str, tuple[str, object]]:
+    return {
+        "uq_agent_devices_sip_username": ("sip_username", device.sip_username),
+        "uq_agent_devices_tenant_id_extension": ("extension", device.extension),
+    }

@@ -131,8 +131,17 @@ class AmiClient:
         return pending.events
 
     async def command(self, cli: str, *, timeout: float | None = None) -> str:  # noqa: ASYNC109
-        """Run a CLI command and return its output lines joined by newlines."""
-        response = await self.action("Command", {"Command": cli}, timeout=timeout)
+        """Run a CLI command and return its output lines joined by newlines.
+
+        A CLI command that fails (``dialplan show`` of a missing context) still answers with
+        its output, under ``Response: Error``: that output is the answer, not an error.
+        """
+        try:
+            response = await self.action("Command", {"Command": cli}, timeout=timeout)
+        except AmiActionError as err:
+            if err.response is None or not err.response.getall("Output"):
+                raise
+            response = err.response
         return "\n".join(response.getall("Output"))
 
     async def close(self, *, logoff: bool = True) -> None:

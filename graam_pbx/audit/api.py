@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from graam_pbx.audit import service
 from graam_pbx.audit.schemas import AuditEntryOut, LoginAttemptOut
 from graam_pbx.deps import Admin, DbSession, Reader
-from graam_pbx.rest import Page, PageQuery, error_responses, page_of, page_query
+from graam_pbx.rest import Page, PageParams, error_responses, page_of
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 async def list_audit(
     scope: Reader,
     session: DbSession,
-    page: Annotated[PageQuery, Depends(page_query)],
+    page: PageParams,
     object_type: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[AuditEntryOut]:
     entries, after = await service.list_entries(
@@ -36,7 +36,7 @@ async def list_audit(
     summary="Every login attempt against the tenant, failed and throttled ones included",
 )
 async def list_login_attempts(
-    scope: Admin, session: DbSession, page: Annotated[PageQuery, Depends(page_query)]
+    scope: Admin, session: DbSession, page: PageParams
 ) -> Page[LoginAttemptOut]:
     attempts, after = await service.list_login_attempts(
         session, scope.tenant_id, after_id=page.after_id, limit=page.limit

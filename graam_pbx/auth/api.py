@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from graam_pbx.auth import service
 from graam_pbx.auth.principal import Role
@@ -22,16 +22,17 @@ from graam_pbx.deps import Admin, Caller, DbSession, Member, client_address
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 
 router = APIRouter(prefix="/api/v1")
-PageParams = Annotated[PageQuery, Depends(page_query)]
+UserId = Annotated[int, id_path("The user's id")]
+KeyId = Annotated[int, id_path("The API key's id")]
 
 
 def _tokens(tokens: service.Tokens) -> TokenOut:
@@ -111,9 +112,12 @@ async def list_api_keys(principal: Caller, session: DbSession) -> list[ApiKeyOut
 
 
 @router.delete(
-    "/auth/api-keys/{key_id}", tags=["auth"], status_code=204, responses=error_responses(401, 404)
+    "/auth/api-keys/{key_id}",
+    tags=["auth"],
+    status_code=204,
+    responses=error_responses(401, 404, 422),
 )
-async def revoke_api_key(key_id: int, principal: Caller, session: DbSession) -> Response:
+async def revoke_api_key(key_id: KeyId, principal: Caller, session: DbSession) -> Response:
     await service.revoke_api_key(session, principal, key_id)
     return Response(status_code=204)
 
@@ -155,9 +159,11 @@ async def list_users(
     "/users/{user_id}",
     tags=["users"],
     response_model=UserOut,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 422),
 )
-async def get_user(user_id: int, scope: Member, session: DbSession, response: Response) -> UserOut:
+async def get_user(
+    user_id: UserId, scope: Member, session: DbSession, response: Response
+) -> UserOut:
     user = await service.get_user(session, scope, user_id)
     set_etag(response, user.id, user.version)
     return UserOut.model_validate(user)
@@ -170,7 +176,7 @@ async def get_user(user_id: int, scope: Member, session: DbSession, response: Re
     responses=error_responses(401, 403, 404, 409, 412, 422),
 )
 async def update_user(
-    user_id: int,
+    user_id: UserId,
     body: UserUpdate,
     scope: Admin,
     session: DbSession,
@@ -188,8 +194,8 @@ async def update_user(
     "/users/{user_id}",
     tags=["users"],
     status_code=204,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
-async def delete_user(user_id: int, scope: Admin, session: DbSession) -> Response:
+async def delete_user(user_id: UserId, scope: Admin, session: DbSession) -> Response:
     await service.delete_user(session, scope, user_id)
     return Response(status_code=204)

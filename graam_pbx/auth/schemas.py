@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from graam_pbx.auth.principal import Role
-from graam_pbx.fields import DisplayText, Email, ObjectName, Slug
+from graam_pbx.fields import DisplayText, Email, NotNull, ObjectName, Slug
 
 Password = SecretStr
 
@@ -31,7 +32,10 @@ class TokenOut(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"refresh_token": "kN3…(from POST /auth/token)"}]},
+    )
 
     refresh_token: str = Field(max_length=200)
 
@@ -58,13 +62,16 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"display_name": "Ana Lima-Souza", "disabled": False}]},
+    )
 
-    email: Email | None = None
-    display_name: DisplayText | None = None
-    role: Role | None = None
-    disabled: bool | None = None
-    password: SecretStr | None = Field(None, min_length=12, max_length=200)
+    email: Annotated[Email | None, NotNull] = None
+    display_name: Annotated[DisplayText | None, NotNull] = None
+    role: Annotated[Role | None, NotNull] = None
+    disabled: Annotated[bool | None, NotNull] = None
+    password: Annotated[SecretStr | None, NotNull] = Field(None, min_length=12, max_length=200)
 
 
 class UserOut(BaseModel):
@@ -89,7 +96,9 @@ class MeOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "crm-sync"}]}
+    )
 
     name: ObjectName
 

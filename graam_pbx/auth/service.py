@@ -16,14 +16,13 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
 from graam_pbx.auth.principal import Principal, Role, Scope
 from graam_pbx.auth.schemas import ApiKeyCreate, UserCreate, UserUpdate
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
 from graam_pbx.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized
 from graam_pbx.settings import Settings
 from graam_pbx.tenants.models import Tenant, TenantStatus
@@ -335,7 +334,7 @@ async def create_user(session: AsyncSession, scope: Scope, data: UserCreate) -> 
         disabled=False,
     )
     session.add(user)
-    await _flush_unique(session, "email", data.email)
+    await flush_or_conflict(session, taken=_email_taken(user.email))
     await audit.record(
         session, scope, "create", "user", user.id, {"email": user.email, "role": user.role}
     )
@@ -355,7 +354,7 @@ async def create_operator(
         disabled=False,
     )
     session.add(user)
-    await _flush_unique(session, "email", user.email)
+    await flush_or_conflict(session, taken=_email_taken(user.email))
     return user
 
 
@@ -395,7 +394,7 @@ async def update_user(
     if data.password is not None:
         user.password_hash = await hash_password(data.password.get_secret_value())
         changes["password"] = "changed"  # noqa: S105 - the audit says it changed, not to what
-    await _flush_unique(session, "email", user.email)
+    await flush_or_conflict(session, taken=_email_taken(user.email))
     await audit.record(session, scope, "update", "user", user.id, changes)
     return user
 
@@ -405,18 +404,15 @@ async def delete_user(session: AsyncSession, scope: Scope, user_id: int) -> None
     if user.id == scope.principal.user_id:
         raise Conflict("you cannot delete yourself", field="id")
     await session.delete(user)
-    try:
-        await session.flush()
-    except IntegrityError as err:
-        raise Conflict(
-            f"user {user_id} is still used (devices or queues): disable it instead"
-        ) from err
+    await flush_or_conflict(
+        session, otherwise=f"user {user_id} is still used (devices or queues): disable it instead"
+    )
     await audit.record(session, scope, "delete", "user", user_id, {"email": user.email})
 
 
-async def _flush_unique(session: AsyncSession, field: str, value: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        raise Conflict(f"{field} {value!r} is already taken", field=field) from err
+def _email_taken(email: str) -> dict[str, tuple[str, object]]:
+    # E-mails are unique per tenant, and among operators.
+    return {
+        "uq_users_tenant_email": ("email", email),
+        "uq_users_operator_email": ("email", email),
+    }

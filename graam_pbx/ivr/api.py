@@ -2,26 +2,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Response
 
 from graam_pbx.deps import Admin, DbSession, Reader
-from graam_pbx.fields import MAX_ID
 from graam_pbx.ivr import service
 from graam_pbx.ivr.schemas import IvrCreate, IvrOut, IvrUpdate
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 
 router = APIRouter(prefix="/api/v1/ivrs", tags=["ivr"])
-PageParams = Annotated[PageQuery, Depends(page_query)]
-MenuId = Annotated[int, Path(ge=1, le=MAX_ID, description="The menu's id")]
+MenuId = Annotated[int, id_path("The menu's id")]
 
 
 def _out(found: service.MenuWithOptions, response: Response | None = None) -> IvrOut:

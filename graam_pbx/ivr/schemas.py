@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import ObjectId, ObjectName
+from graam_pbx.fields import NotNull, ObjectId, ObjectName
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.routing.schemas import Destination, DestinationType, RoutedTo
 
@@ -21,12 +21,6 @@ _OPTIONS_SCHEMA: dict[str, Any] = {"propertyNames": {"pattern": "^[0-9*#]$"}}
 
 def _hangup() -> Destination:
     return Destination(type=DestinationType.HANGUP)
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may not be null: leave it out to keep the current value")
-    return value
 
 
 class IvrCreate(BaseModel):
@@ -72,25 +66,15 @@ class IvrUpdate(BaseModel):
         },
     )
 
-    name: ObjectName | None = None
+    name: Annotated[ObjectName | None, NotNull] = None
     greeting_prompt_id: ObjectId | None = None
-    timeout_s: int | None = Field(None, ge=1, le=60)
-    repeat_count: int | None = Field(None, ge=0, le=10)
-    timeout_destination: RoutedTo | None = None
-    invalid_destination: RoutedTo | None = None
-    options: dict[str, RoutedTo] | None = Field(
+    timeout_s: Annotated[int | None, NotNull] = Field(None, ge=1, le=60)
+    repeat_count: Annotated[int | None, NotNull] = Field(None, ge=0, le=10)
+    timeout_destination: Annotated[RoutedTo | None, NotNull] = None
+    invalid_destination: Annotated[RoutedTo | None, NotNull] = None
+    options: Annotated[dict[str, RoutedTo] | None, NotNull] = Field(
         None, description=_OPTIONS_DESCRIPTION, json_schema_extra=_OPTIONS_SCHEMA
     )
-
-    _present_not_null = field_validator(
-        "name",
-        "timeout_s",
-        "repeat_count",
-        "timeout_destination",
-        "invalid_destination",
-        "options",
-        mode="before",
-    )(_not_null)
 
 
 class IvrOptionOut(BaseModel):
@@ -120,17 +104,13 @@ class IvrOut(BaseModel):
             greeting_prompt_id=menu.greeting_prompt_id,
             timeout_s=menu.timeout_s,
             repeat_count=menu.repeat_count,
-            timeout_destination=_destination(menu.timeout_dest_type, menu.timeout_dest_id),
-            invalid_destination=_destination(menu.invalid_dest_type, menu.invalid_dest_id),
+            timeout_destination=Destination.stored(menu.timeout_dest_type, menu.timeout_dest_id),
+            invalid_destination=Destination.stored(menu.invalid_dest_type, menu.invalid_dest_id),
             options=[
-                IvrOptionOut(digit=o.digit, destination=_destination(o.dest_type, o.dest_id))
+                IvrOptionOut(digit=o.digit, destination=Destination.stored(o.dest_type, o.dest_id))
                 for o in ordered
             ],
             version=menu.version,
             created_at=menu.created_at,
             updated_at=menu.updated_at,
         )
-
-
-def _destination(kind: str, object_id: int | None) -> Destination:
-    return Destination(type=DestinationType(kind), id=object_id)

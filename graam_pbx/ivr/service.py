@@ -6,18 +6,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
-from graam_pbx.errors import Conflict, Invalid
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.errors import Invalid
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.ivr.schemas import DIGITS, IvrCreate, IvrUpdate
 from graam_pbx.prompts import service as prompts_service
 from graam_pbx.routing import service as routing
 from graam_pbx.routing.schemas import Destination, DestinationType
+
+_UNIQUE_NAME = "uq_ivr_menus_tenant_id_name"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ async def create_menu(session: AsyncSession, scope: Scope, data: IvrCreate) -> M
     )
     _set_destinations(menu, data.timeout_destination, data.invalid_destination)
     session.add(menu)
-    await _flush_unique(session, data.name)
+    await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", data.name)})
     options = _add_options(session, menu, data.options)
     await session.flush()
     await audit.record(session, scope, "create", "ivr_menu", menu.id, data.model_dump(mode="json"))
@@ -98,8 +99,10 @@ async def update_menu(
             )
     _set_destinations(
         menu,
-        data.timeout_destination or _stored(menu.timeout_dest_type, menu.timeout_dest_id),
-        data.invalid_destination or _stored(menu.invalid_dest_type, menu.invalid_dest_id),
+        data.timeout_destination
+        or Destination.stored(menu.timeout_dest_type, menu.timeout_dest_id),
+        data.invalid_destination
+        or Destination.stored(menu.invalid_dest_type, menu.invalid_dest_id),
     )
     for field in ("name", "timeout_s", "repeat_count"):
         if field in given:
@@ -115,7 +118,7 @@ async def update_menu(
         menu.updated_at = datetime.now(UTC)
     else:
         options = await _options(session, menu)
-    await _flush_unique(session, menu.name)
+    await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", menu.name)})
     await audit.record(
         session,
         scope,
@@ -130,12 +133,9 @@ async def update_menu(
 async def delete_menu(session: AsyncSession, scope: Scope, menu_id: int) -> None:
     """Remove a menu (and its options) that nothing routes calls to any more."""
     menu = await get_in_tenant(session, IvrMenu, scope.tenant_id, menu_id)
-    used_by = await routing.references_to(session, scope.tenant_id, DestinationType.IVR, menu.id)
-    if used_by:
-        raise Conflict(
-            f"IVR menu {menu.name!r} is still a destination of: {', '.join(used_by)}",
-            used_by=used_by,
-        )
+    await routing.ensure_no_references(
+        session, scope.tenant_id, DestinationType.IVR, menu.id, f"IVR menu {menu.name!r}"
+    )
     await session.delete(menu)
     await session.flush()
     await audit.record(session, scope, "delete", "ivr_menu", menu_id, {"name": menu.name})
@@ -167,10 +167,6 @@ async def _check_destination(
     await routing.check_destination(session, tenant_id, destination, field)
 
 
-def _stored(kind: str, object_id: int | None) -> Destination:
-    return Destination(type=DestinationType(kind), id=object_id)
-
-
 def _set_destinations(menu: IvrMenu, on_timeout: Destination, on_invalid: Destination) -> None:
     menu.timeout_dest_type = on_timeout.type.value
     menu.timeout_dest_id = on_timeout.id
@@ -200,13 +196,3 @@ async def _options(session: AsyncSession, menu: IvrMenu) -> list[IvrOption]:
         select(IvrOption).where(IvrOption.menu_id == menu.id, IvrOption.tenant_id == menu.tenant_id)
     )
     return list(rows.all())
-
-
-async def _flush_unique(session: AsyncSession, name: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        if "uq_ivr_menus_tenant_id_name" not in str(err.orig):
-            raise
-        raise Conflict(f"name {name!r} is already taken", field="name") from err

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from graam_pbx.deps import Admin, DbSession, Operator, Reader
-from graam_pbx.fields import MAX_ID
 from graam_pbx.numbers import service
 from graam_pbx.numbers.models import NumberStatus, NumberType
 from graam_pbx.numbers.schemas import (
@@ -20,22 +19,22 @@ from graam_pbx.numbers.schemas import (
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
+    id_query,
     page_of,
-    page_query,
     set_etag,
 )
 
 router = APIRouter(prefix="/api/v1")
-PageParams = Annotated[PageQuery, Depends(page_query)]
 CountryFilter = Annotated[
     str | None, Query(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code")
 ]
 TypeFilter = Annotated[NumberType | None, Query()]
 StatusFilter = Annotated[NumberStatus | None, Query()]
-NumberId = Annotated[int, Path(ge=1, le=MAX_ID)]
+NumberId = Annotated[int, id_path("The number's id")]
 CatalogueBatch = Annotated[
     list[CatalogueNumberIn],
     Body(
@@ -77,9 +76,7 @@ async def list_catalogue(
     country: CountryFilter = None,
     number_type: TypeFilter = None,
     status: StatusFilter = None,
-    tenant_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Numbers this tenant holds")
-    ] = None,
+    tenant_id: Annotated[int | None, id_query("Numbers this tenant holds")] = None,
 ) -> Page[CatalogueNumberOut]:
     numbers, after = await service.list_catalogue(
         session,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Principal, Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
+from graam_pbx.db import ensure_version, get_in_tenant, keyset_page, violated_constraint
 from graam_pbx.errors import Conflict, Invalid, NotFound
 from graam_pbx.numbers.models import NumberStatus, NumberType, PhoneNumber
 from graam_pbx.numbers.schemas import CatalogueNumberIn, classify
@@ -52,12 +52,15 @@ async def load_catalogue(
             )
         )
     try:
-        # Added inside the savepoint: begin_nested() flushes what is pending before it starts,
-        # and a failed insert must leave the transaction usable for the query below.
+        # A savepoint, unlike flush_or_conflict: after a failed insert the transaction must
+        # still answer the query naming the numbers taken. The rows are added inside it, as
+        # begin_nested() flushes what is pending before it starts.
         async with session.begin_nested():
             session.add_all(numbers)
             await session.flush()
     except IntegrityError as err:
+        if violated_constraint(err) != "uq_phone_numbers_e164":
+            raise
         # Another load committed some of these numbers between our check and our insert.
         raise _already_in_catalogue(await _in_catalogue(session, list(first_seen))) from err
     await audit.record(

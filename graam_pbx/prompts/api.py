@@ -2,27 +2,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from graam_pbx.deps import Admin, DbSession, Reader
-from graam_pbx.fields import MAX_ID, ObjectName
+from graam_pbx.fields import ObjectName
 from graam_pbx.prompts import service, wav
 from graam_pbx.prompts.schemas import PromptOut, PromptUpdate
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     etag,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 
 router = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
-PageParams = Annotated[PageQuery, Depends(page_query)]
-PromptId = Annotated[int, Path(ge=1, le=MAX_ID, description="The prompt's id")]
+PromptId = Annotated[int, id_path("The prompt's id")]
 
 
 @router.post(

@@ -6,12 +6,11 @@ import asyncio
 import hashlib
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
 from graam_pbx.errors import Conflict, Invalid, NotFound
 from graam_pbx.ivr.models import IvrMenu
 from graam_pbx.prompts import wav
@@ -20,6 +19,8 @@ from graam_pbx.prompts.schemas import PromptUpdate
 from graam_pbx.routing import service as routing
 from graam_pbx.routing.schemas import DestinationType
 from graam_pbx.voicemail.models import VoicemailBox
+
+_UNIQUE_NAME = "uq_prompts_tenant_id_name"
 
 
 def _inspect(audio: bytes) -> tuple[wav.WavInfo, str]:
@@ -43,7 +44,7 @@ async def create_prompt(session: AsyncSession, scope: Scope, name: str, audio: b
         audio=audio,
     )
     session.add(prompt)
-    await _flush_unique(session, name)
+    await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", name)})
     await audit.record(
         session,
         scope,
@@ -104,7 +105,7 @@ async def rename_prompt(
     ensure_version(prompt, expected)
     before = prompt.name
     prompt.name = data.name
-    await _flush_unique(session, data.name)
+    await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", data.name)})
     await audit.record(
         session, scope, "update", "prompt", prompt.id, {"name": {"from": before, "to": data.name}}
     )
@@ -120,12 +121,8 @@ async def delete_prompt(session: AsyncSession, scope: Scope, prompt_id: int) -> 
             f"prompt {prompt.name!r} is still used by: {', '.join(used_by)}", used_by=used_by
         )
     await session.delete(prompt)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        # A greeting set by a request committed since the check: its foreign key refuses.
-        raise Conflict(f"prompt {prompt_id} was just made a greeting") from err
+    # A greeting set by a request committed since the check: its foreign key refuses.
+    await flush_or_conflict(session, otherwise=f"prompt {prompt_id} was just made a greeting")
     await audit.record(
         session,
         scope,
@@ -153,13 +150,3 @@ async def uses_of(session: AsyncSession, tenant_id: int, prompt_id: int) -> list
         *(f"voicemail box {box} (greeting)" for box in boxes),
         *await routing.references_to(session, tenant_id, DestinationType.ANNOUNCEMENT, prompt_id),
     ]
-
-
-async def _flush_unique(session: AsyncSession, name: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        if "uq_prompts_tenant_id_name" not in str(err.orig):
-            raise
-        raise Conflict(f"name {name!r} is already taken", field="name") from err

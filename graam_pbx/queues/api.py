@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Response
 
 from graam_pbx.deps import DbSession, Supervising
-from graam_pbx.fields import MAX_ID
 from graam_pbx.queues import service
 from graam_pbx.queues.schemas import (
     MemberCreate,
@@ -18,19 +17,18 @@ from graam_pbx.queues.schemas import (
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 
 # Supervisors manage queues and their members as much as admins do.
 router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
-PageParams = Annotated[PageQuery, Depends(page_query)]
-QueueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The queue's id")]
-MemberId = Annotated[int, Path(ge=1, le=MAX_ID, description="The membership's id")]
+QueueId = Annotated[int, id_path("The queue's id")]
+MemberId = Annotated[int, id_path("The membership's id")]
 
 
 @router.post(

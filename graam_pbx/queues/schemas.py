@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import ObjectId, ObjectName
+from graam_pbx.fields import NotNull, ObjectId, ObjectName
 from graam_pbx.queues.models import STRATEGIES, Queue
 from graam_pbx.routing.schemas import Destination, RoutedTo
 
@@ -22,12 +22,6 @@ class Strategy(StrEnum):
 
 
 assert tuple(s.value for s in Strategy) == STRATEGIES  # noqa: S101
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may not be null: leave it out to keep the current value")
-    return value
 
 
 class QueueCreate(BaseModel):
@@ -72,32 +66,18 @@ class QueueUpdate(BaseModel):
         json_schema_extra={"examples": [{"strategy": "leastrecent", "max_wait": None}]},
     )
 
-    name: ObjectName | None = None
-    strategy: Strategy | None = None
-    ring_timeout: int | None = Field(None, ge=1, le=300)
-    retry: int | None = Field(None, ge=0, le=300)
-    wrapup_time: int | None = Field(None, ge=0, le=3600)
+    name: Annotated[ObjectName | None, NotNull] = None
+    strategy: Annotated[Strategy | None, NotNull] = None
+    ring_timeout: Annotated[int | None, NotNull] = Field(None, ge=1, le=300)
+    retry: Annotated[int | None, NotNull] = Field(None, ge=0, le=300)
+    wrapup_time: Annotated[int | None, NotNull] = Field(None, ge=0, le=3600)
     max_wait: int | None = Field(None, ge=1, le=86400)
     fallback: RoutedTo | None = None
-    music_on_hold: ObjectName | None = None
-    announce_position: bool | None = None
-    announce_holdtime: bool | None = None
-    announce_frequency: int | None = Field(None, ge=0, le=3600)
-    weight: int | None = Field(None, ge=0, le=100)
-
-    _present_not_null = field_validator(
-        "name",
-        "strategy",
-        "ring_timeout",
-        "retry",
-        "wrapup_time",
-        "music_on_hold",
-        "announce_position",
-        "announce_holdtime",
-        "announce_frequency",
-        "weight",
-        mode="before",
-    )(_not_null)
+    music_on_hold: Annotated[ObjectName | None, NotNull] = None
+    announce_position: Annotated[bool | None, NotNull] = None
+    announce_holdtime: Annotated[bool | None, NotNull] = None
+    announce_frequency: Annotated[int | None, NotNull] = Field(None, ge=0, le=3600)
+    weight: Annotated[int | None, NotNull] = Field(None, ge=0, le=100)
 
 
 class QueueOut(BaseModel):

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents import service as agents_service
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
-from graam_pbx.errors import Conflict, Invalid, NotFound
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.errors import Invalid, NotFound
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.queues.schemas import MemberCreate, MemberUpdate, QueueCreate, QueueUpdate
 from graam_pbx.routing import service as routing
 from graam_pbx.routing.schemas import Destination, DestinationType
+
+_UNIQUE_NAME = "uq_queues_tenant_id_name"
 
 # ---- queues ---------------------------------------------------------------------------------
 
@@ -26,7 +27,7 @@ async def create_queue(session: AsyncSession, scope: Scope, data: QueueCreate) -
     queue = Queue(tenant_id=scope.tenant_id, **values)
     _set_fallback(queue, data.fallback)
     session.add(queue)
-    await _flush_unique(session, data.name)
+    await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", data.name)})
     await audit.record(session, scope, "create", "queue", queue.id, data.model_dump(mode="json"))
     return queue
 
@@ -59,7 +60,7 @@ async def update_queue(
         _set_fallback(queue, fallback)
     for field, value in changes.items():
         setattr(queue, field, value)
-    await _flush_unique(session, queue.name)
+    await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", queue.name)})
     await audit.record(
         session,
         scope,
@@ -74,12 +75,9 @@ async def update_queue(
 async def delete_queue(session: AsyncSession, scope: Scope, queue_id: int) -> None:
     """Remove a queue (and its members) that no route sends calls to any more."""
     queue = await get_in_tenant(session, Queue, scope.tenant_id, queue_id)
-    used_by = await routing.references_to(session, scope.tenant_id, DestinationType.QUEUE, queue.id)
-    if used_by:
-        raise Conflict(
-            f"queue {queue.name!r} is still a destination of: {', '.join(used_by)}",
-            used_by=used_by,
-        )
+    await routing.ensure_no_references(
+        session, scope.tenant_id, DestinationType.QUEUE, queue.id, f"queue {queue.name!r}"
+    )
     await session.delete(queue)
     await session.flush()
     await audit.record(session, scope, "delete", "queue", queue_id, {"name": queue.name})
@@ -88,16 +86,6 @@ async def delete_queue(session: AsyncSession, scope: Scope, queue_id: int) -> No
 def _set_fallback(queue: Queue, fallback: Destination | None) -> None:
     queue.fallback_type = None if fallback is None else fallback.type.value
     queue.fallback_id = None if fallback is None else fallback.id
-
-
-async def _flush_unique(session: AsyncSession, name: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        if "uq_queues_tenant_id_name" not in str(err.orig):
-            raise
-        raise Conflict(f"name {name!r} is already taken", field="name") from err
 
 
 # ---- members --------------------------------------------------------------------------------
@@ -124,15 +112,9 @@ async def add_member(
         tenant_id=scope.tenant_id, queue_id=queue.id, user_id=data.user_id, penalty=data.penalty
     )
     session.add(member)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        if "uq_queue_members_queue_id_user_id" not in str(err.orig):
-            raise
-        raise Conflict(
-            f"agent {data.user_id} is already a member of queue {queue_id}", field="user_id"
-        ) from err
+    await flush_or_conflict(
+        session, taken={"uq_queue_members_queue_id_user_id": ("user_id", data.user_id)}
+    )
     await audit.record(
         session,
         scope,

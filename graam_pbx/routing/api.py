@@ -2,20 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 
 from graam_pbx.auth.principal import Principal, Role
 from graam_pbx.deps import Admin, Caller, DbSession, Operator, Reader
 from graam_pbx.errors import Forbidden
-from graam_pbx.fields import MAX_ID
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 from graam_pbx.routing import service
@@ -35,10 +34,9 @@ from graam_pbx.routing.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1")
-PageParams = Annotated[PageQuery, Depends(page_query)]
-RouteId = Annotated[int, Path(ge=1, le=MAX_ID)]
-TrunkId = Annotated[int, Path(ge=1, le=MAX_ID)]
-ScheduleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+RouteId = Annotated[int, id_path("The route's id")]
+TrunkId = Annotated[int, id_path("The trunk's id")]
+ScheduleId = Annotated[int, id_path("The schedule's id")]
 
 
 async def _trunk_reader(principal: Caller) -> Principal:

@@ -14,11 +14,10 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
-from graam_pbx.fields import MAX_ID, Country, ObjectId, ObjectName, Timezone
+from graam_pbx.fields import MAX_ID, Country, NotNull, ObjectId, ObjectName, Timezone
 from graam_pbx.routing.models import DESTINATION_TYPES, InboundRoute, Trunk
 
 
@@ -54,20 +53,17 @@ class Destination(BaseModel):
         return self
 
     @classmethod
+    def stored(cls, kind: str, object_id: int | None) -> Destination:
+        """The destination stored in a NOT NULL (type, id) column pair."""
+        return cls(type=DestinationType(kind), id=object_id)
+
+    @classmethod
     def of(cls, kind: str | None, object_id: int | None) -> Destination | None:
-        """The destination stored in a (type, id) column pair."""
-        return None if kind is None else cls(type=DestinationType(kind), id=object_id)
+        """The destination stored in a nullable (type, id) column pair, if any."""
+        return None if kind is None else cls.stored(kind, object_id)
 
 
 # ---- shared ---------------------------------------------------------------------------------
-
-
-def _not_null(value: Any) -> Any:
-    # In an update, an absent field is left alone; an explicit null on a required column is
-    # refused here rather than by the database.
-    if value is None:
-        raise ValueError("may not be null")
-    return value
 
 
 def _bounded_destination(destination: Destination | None) -> Destination | None:
@@ -172,18 +168,14 @@ class TrunkUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"enabled": False}, {"password": None}]}
     )
 
-    name: ObjectName | None = None
-    host: TrunkHost | None = None
-    port: Port | None = None
-    transport: Transport | None = None
-    country: Country | None = None
+    name: Annotated[ObjectName | None, NotNull] = None
+    host: Annotated[TrunkHost | None, NotNull] = None
+    port: Annotated[Port | None, NotNull] = None
+    transport: Annotated[Transport | None, NotNull] = None
+    country: Annotated[Country | None, NotNull] = None
     username: TrunkUsername | None = Field(None, description="null removes it")
     password: TrunkPassword | None = Field(None, description="Write-only; null removes it")
-    enabled: bool | None = None
-
-    _required = field_validator("name", "host", "port", "transport", "country", "enabled")(
-        _not_null
-    )
+    enabled: Annotated[bool | None, NotNull] = None
 
 
 class TrunkOut(BaseModel):
@@ -268,15 +260,11 @@ class OutboundRouteUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"allowed_countries": ["FR"]}]}
     )
 
-    name: ObjectName | None = None
-    trunk_id: ObjectId | None = None
-    caller_id_number_id: ObjectId | None = None
-    allowed_countries: AllowedCountries | None = None
-    priority: Priority | None = None
-
-    _required = field_validator(
-        "name", "trunk_id", "caller_id_number_id", "allowed_countries", "priority"
-    )(_not_null)
+    name: Annotated[ObjectName | None, NotNull] = None
+    trunk_id: Annotated[ObjectId | None, NotNull] = None
+    caller_id_number_id: Annotated[ObjectId | None, NotNull] = None
+    allowed_countries: Annotated[AllowedCountries | None, NotNull] = None
+    priority: Annotated[Priority | None, NotNull] = None
 
 
 class OutboundRouteOut(BaseModel):
@@ -389,12 +377,10 @@ class ScheduleUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"holidays": ["2026-01-01"]}]}
     )
 
-    name: ObjectName | None = None
-    timezone: Timezone | None = None
-    weekly: Weekly | None = None
-    holidays: Holidays | None = None
-
-    _required = field_validator("name", "timezone", "weekly", "holidays")(_not_null)
+    name: Annotated[ObjectName | None, NotNull] = None
+    timezone: Annotated[Timezone | None, NotNull] = None
+    weekly: Annotated[Weekly | None, NotNull] = None
+    holidays: Annotated[Holidays | None, NotNull] = None
 
 
 class ScheduleOut(BaseModel):
@@ -442,12 +428,10 @@ class InboundRouteUpdate(BaseModel):
         json_schema_extra={"examples": [{"schedule_id": None, "closed_destination": None}]},
     )
 
-    number_id: ObjectId | None = None
+    number_id: Annotated[ObjectId | None, NotNull] = None
     schedule_id: ObjectId | None = None
-    open_destination: RoutedTo | None = None
+    open_destination: Annotated[RoutedTo | None, NotNull] = None
     closed_destination: RoutedTo | None = None
-
-    _required = field_validator("number_id", "open_destination")(_not_null)
 
 
 class InboundRouteOut(BaseModel):
@@ -462,13 +446,11 @@ class InboundRouteOut(BaseModel):
 
     @classmethod
     def of(cls, route: InboundRoute) -> InboundRouteOut:
-        open_destination = Destination.of(route.open_dest_type, route.open_dest_id)
-        assert open_destination is not None  # noqa: S101 - the column is NOT NULL
         return cls(
             id=route.id,
             number_id=route.number_id,
             schedule_id=route.schedule_id,
-            open_destination=open_destination,
+            open_destination=Destination.stored(route.open_dest_type, route.open_dest_id),
             closed_destination=Destination.of(route.closed_dest_type, route.closed_dest_id),
             version=route.version,
             created_at=route.created_at,

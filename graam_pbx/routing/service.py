@@ -8,14 +8,13 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Principal, Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
 from graam_pbx.errors import Conflict, Invalid, NotFound
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.numbers import service as numbers_service
@@ -88,6 +87,15 @@ async def references_to(
         )
         found.extend(f"{label} {row}" for row in rows)
     return found
+
+
+async def ensure_no_references(
+    session: AsyncSession, tenant_id: int, kind: DestinationType, object_id: int, name: str
+) -> None:
+    """Refuse (409) to delete an object (``name`` says which) that calls are still routed to."""
+    used_by = await references_to(session, tenant_id, kind, object_id)
+    if used_by:
+        raise Conflict(f"{name} is still a destination of: {', '.join(used_by)}", used_by=used_by)
 
 
 # ---- business hours -------------------------------------------------------------------------
@@ -166,7 +174,7 @@ async def create_trunk(session: AsyncSession, principal: Principal, data: TrunkC
         enabled=data.enabled,
     )
     session.add(trunk)
-    await _flush_unique(session, "name", data.name)
+    await flush_or_conflict(session, taken={"uq_trunks_name": ("name", data.name)})
     await audit.record(
         session, principal, "create", "trunk", trunk.id, _trunk_changes(data), tenant_id=None
     )
@@ -187,7 +195,7 @@ async def update_trunk(
         setattr(trunk, field, value)
     if "password" in data.model_fields_set:
         trunk.password = data.password.get_secret_value() if data.password else None
-    await _flush_unique(session, "name", trunk.name)
+    await flush_or_conflict(session, taken={"uq_trunks_name": ("name", trunk.name)})
     await audit.record(
         session, principal, "update", "trunk", trunk.id, _trunk_changes(data), tenant_id=None
     )
@@ -208,7 +216,9 @@ async def delete_trunk(session: AsyncSession, principal: Principal, trunk_id: in
         named = [f"outbound route {route_id} (tenant {tenant_id})" for route_id, tenant_id in users]
         raise Conflict(f"trunk {trunk_id} is still used by {', '.join(named)}", used_by=named)
     await session.delete(trunk)
-    await _flush_referenced(session, f"trunk {trunk_id} is still used by an outbound route")
+    await flush_or_conflict(
+        session, otherwise=f"trunk {trunk_id} is still used by an outbound route"
+    )
     await audit.record(
         session, principal, "delete", "trunk", trunk_id, {"name": trunk.name}, tenant_id=None
     )
@@ -256,7 +266,9 @@ async def create_outbound_route(
         priority=data.priority,
     )
     session.add(route)
-    await _flush_unique(session, "name", data.name)
+    await flush_or_conflict(
+        session, taken={"uq_outbound_routes_tenant_id_name": ("name", data.name)}
+    )
     await audit.record(
         session, scope, "create", "outbound_route", route.id, data.model_dump(mode="json")
     )
@@ -282,7 +294,9 @@ async def update_outbound_route(
     changes = data.model_dump(exclude_unset=True)
     for field, value in changes.items():
         setattr(route, field, value)
-    await _flush_unique(session, "name", route.name)
+    await flush_or_conflict(
+        session, taken={"uq_outbound_routes_tenant_id_name": ("name", route.name)}
+    )
     await audit.record(
         session,
         scope,
@@ -298,7 +312,7 @@ async def delete_outbound_route(session: AsyncSession, scope: Scope, route_id: i
     """Remove one of the tenant's outbound routes."""
     route = await get_in_tenant(session, OutboundRoute, scope.tenant_id, route_id)
     await session.delete(route)
-    await _flush_referenced(session, f"outbound route {route_id} is still in use")
+    await flush_or_conflict(session, otherwise=f"outbound route {route_id} is still in use")
     await audit.record(session, scope, "delete", "outbound_route", route_id, {"name": route.name})
 
 
@@ -351,7 +365,7 @@ async def create_schedule(session: AsyncSession, scope: Scope, data: ScheduleCre
         holidays=[day.isoformat() for day in data.holidays],
     )
     session.add(schedule)
-    await _flush_unique(session, "name", data.name)
+    await flush_or_conflict(session, taken={"uq_schedules_tenant_id_name": ("name", data.name)})
     await audit.record(
         session,
         scope,
@@ -382,7 +396,7 @@ async def update_schedule(
         schedule.weekly = [hours.model_dump() for hours in data.weekly]
     if data.holidays is not None:
         schedule.holidays = [day.isoformat() for day in data.holidays]
-    await _flush_unique(session, "name", schedule.name)
+    await flush_or_conflict(session, taken={"uq_schedules_tenant_id_name": ("name", schedule.name)})
     await audit.record(
         session,
         scope,
@@ -410,7 +424,9 @@ async def delete_schedule(session: AsyncSession, scope: Scope, schedule_id: int)
         named = [f"inbound route {route_id}" for route_id in users]
         raise Conflict(f"schedule {schedule_id} is still used by {', '.join(named)}", used_by=named)
     await session.delete(schedule)
-    await _flush_referenced(session, f"schedule {schedule_id} is still used by an inbound route")
+    await flush_or_conflict(
+        session, otherwise=f"schedule {schedule_id} is still used by an inbound route"
+    )
     await audit.record(session, scope, "delete", "schedule", schedule_id, {"name": schedule.name})
 
 
@@ -442,7 +458,7 @@ async def create_inbound_route(
     route = InboundRoute(tenant_id=scope.tenant_id, number_id=data.number_id)
     _set_inbound_fields(route, data.schedule_id, data.open_destination, data.closed_destination)
     session.add(route)
-    await _flush_routed(session, data.number_id)
+    await flush_or_conflict(session, taken=_routed(data.number_id))
     await audit.record(
         session, scope, "create", "inbound_route", route.id, data.model_dump(mode="json")
     )
@@ -462,7 +478,7 @@ async def update_inbound_route(
     given = data.model_fields_set
     number_id = data.number_id if data.number_id is not None else route.number_id
     schedule_id = data.schedule_id if "schedule_id" in given else route.schedule_id
-    open_destination = data.open_destination or Destination.of(
+    open_destination = data.open_destination or Destination.stored(
         route.open_dest_type, route.open_dest_id
     )
     closed_destination = (
@@ -478,7 +494,7 @@ async def update_inbound_route(
     )
     route.number_id = number_id
     _set_inbound_fields(route, schedule_id, open_destination, closed_destination)
-    await _flush_routed(session, number_id)
+    await flush_or_conflict(session, taken=_routed(number_id))
     await audit.record(
         session,
         scope,
@@ -554,30 +570,6 @@ def _set_inbound_fields(
     route.closed_dest_id = closed_destination.id if closed_destination else None
 
 
-async def _flush_routed(session: AsyncSession, number_id: int) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as err:
-        # Two routes for one number made at once: the unique constraint decides.
-        raise Conflict(
-            f"number {number_id} is already routed by another inbound route", field="number_id"
-        ) from err
-
-
-# ---- flushing -------------------------------------------------------------------------------
-# A constraint violation fails the whole request, whose transaction is then rolled back: no
-# savepoint is needed (and begin_nested() would flush the pending change outside it anyway).
-
-
-async def _flush_unique(session: AsyncSession, field: str, value: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as err:
-        raise Conflict(f"{field} {value!r} is already taken", field=field) from err
-
-
-async def _flush_referenced(session: AsyncSession, message: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as err:
-        raise Conflict(message) from err
+def _routed(number_id: int) -> dict[str, tuple[str, object]]:
+    # Two routes for one number made at once: the unique constraint decides.
+    return {"uq_inbound_routes_number_id": ("number_id", number_id)}

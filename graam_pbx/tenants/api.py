@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from graam_pbx.auth.principal import Role
 from graam_pbx.deps import Caller, DbSession, Operator
@@ -10,11 +10,11 @@ from graam_pbx.errors import Forbidden
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 from graam_pbx.tenants import service
@@ -28,7 +28,7 @@ from graam_pbx.tenants.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
-PageParams = Annotated[PageQuery, Depends(page_query)]
+TenantId = Annotated[int, id_path("The tenant's id")]
 
 
 @router.post(
@@ -55,9 +55,9 @@ async def list_tenants(
     return page_of([TenantOut.model_validate(t) for t in tenants], after)
 
 
-@router.get("/{tenant_id}", response_model=TenantOut, responses=error_responses(401, 404))
+@router.get("/{tenant_id}", response_model=TenantOut, responses=error_responses(401, 404, 422))
 async def get_tenant(
-    tenant_id: int, principal: Caller, session: DbSession, response: Response
+    tenant_id: TenantId, principal: Caller, session: DbSession, response: Response
 ) -> TenantOut:
     tenant = await service.get_tenant(session, principal, tenant_id)
     set_etag(response, tenant.id, tenant.version)
@@ -68,7 +68,7 @@ async def get_tenant(
     "/{tenant_id}", response_model=TenantOut, responses=error_responses(401, 403, 404, 412, 422)
 )
 async def update_tenant(
-    tenant_id: int,
+    tenant_id: TenantId,
     body: TenantUpdate,
     principal: Operator,
     session: DbSession,
@@ -83,9 +83,9 @@ async def update_tenant(
 
 
 @router.get(
-    "/{tenant_id}/licences", response_model=LicencesOut, responses=error_responses(401, 404)
+    "/{tenant_id}/licences", response_model=LicencesOut, responses=error_responses(401, 404, 422)
 )
-async def get_licences(tenant_id: int, principal: Caller, session: DbSession) -> LicencesOut:
+async def get_licences(tenant_id: TenantId, principal: Caller, session: DbSession) -> LicencesOut:
     tenant = await service.get_tenant(session, principal, tenant_id)
     return LicencesOut(
         tenant_id=tenant.id,
@@ -100,7 +100,7 @@ async def get_licences(tenant_id: int, principal: Caller, session: DbSession) ->
     responses=error_responses(401, 403, 404, 422),
 )
 async def set_licences(
-    tenant_id: int, body: LicencesUpdate, principal: Caller, session: DbSession
+    tenant_id: TenantId, body: LicencesUpdate, principal: Caller, session: DbSession
 ) -> LicencesOut:
     if principal.role not in (Role.OPERATOR, Role.ADMIN):
         raise Forbidden(f"a {principal.role} may not change licences")

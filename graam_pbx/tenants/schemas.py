@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import Country, DisplayText, ObjectName, Slug, Timezone
+from graam_pbx.fields import Country, DisplayText, NotNull, ObjectName, Slug, Timezone
 from graam_pbx.tenants.models import TenantStatus
 
 
@@ -34,13 +35,18 @@ class TenantCreate(BaseModel):
 
 
 class TenantUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"status": "terminating", "ends_on": "2027-01-31"}, {"plan": "premium"}]
+        },
+    )
 
-    name: DisplayText | None = None
-    country: Country | None = None
-    timezone: Timezone | None = None
-    plan: ObjectName | None = None
-    status: TenantStatus | None = None
+    name: Annotated[DisplayText | None, NotNull] = None
+    country: Annotated[Country | None, NotNull] = None
+    timezone: Annotated[Timezone | None, NotNull] = None
+    plan: Annotated[ObjectName | None, NotNull] = None
+    status: Annotated[TenantStatus | None, NotNull] = None
     ends_on: date | None = Field(None, description="With status terminating: the last day.")
 
 

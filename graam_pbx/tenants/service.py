@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graam_pbx.agents.models import AgentSession
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Principal
-from graam_pbx.db import ensure_version, keyset_page
-from graam_pbx.errors import Conflict, Invalid, NotFound
+from graam_pbx.db import ensure_version, flush_or_conflict, keyset_page
+from graam_pbx.errors import Invalid, NotFound
 from graam_pbx.tenants.models import Tenant, TenantStatus
 from graam_pbx.tenants.schemas import TenantCreate, TenantUpdate
 
@@ -54,11 +54,7 @@ async def create_tenant(session: AsyncSession, principal: Principal, data: Tenan
         status=TenantStatus.ACTIVE.value,
     )
     session.add(tenant)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        raise Conflict(f"slug {data.slug!r} is already taken", field="slug") from err
+    await flush_or_conflict(session, taken={"uq_tenants_slug": ("slug", data.slug)})
     await audit.record(
         session, principal, "create", "tenant", tenant.id, data.model_dump(), tenant_id=tenant.id
     )
@@ -111,5 +107,10 @@ async def set_licences(
 
 
 async def licences_in_use(session: AsyncSession, tenant_id: int) -> int:
-    """Agents logged in now (agent sessions arrive with the agents domain)."""
-    return 0
+    """Agents logged in now: the tenant's live sessions."""
+    count = await session.scalar(
+        select(func.count()).where(
+            AgentSession.tenant_id == tenant_id, AgentSession.ended_at.is_(None)
+        )
+    )
+    return int(count or 0)

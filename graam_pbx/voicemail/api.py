@@ -2,26 +2,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Response
 
 from graam_pbx.deps import Admin, DbSession, Reader
-from graam_pbx.fields import MAX_ID
 from graam_pbx.rest import (
     IfMatch,
     Page,
-    PageQuery,
+    PageParams,
     error_responses,
     expected_version,
+    id_path,
     page_of,
-    page_query,
     set_etag,
 )
 from graam_pbx.voicemail import service
 from graam_pbx.voicemail.schemas import BoxCreate, BoxOut, BoxUpdate
 
 router = APIRouter(prefix="/api/v1/voicemail-boxes", tags=["voicemail"])
-PageParams = Annotated[PageQuery, Depends(page_query)]
-BoxId = Annotated[int, Path(ge=1, le=MAX_ID, description="The box's id")]
+BoxId = Annotated[int, id_path("The box's id")]
 
 
 @router.post(

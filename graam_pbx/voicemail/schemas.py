@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import DisplayText, Email, Extension, ObjectId, Pin
+from graam_pbx.fields import DisplayText, Email, Extension, NotNull, ObjectId, Pin
 
 NAME_MAX = 100  # voicemail_boxes.name
 
@@ -21,12 +21,6 @@ BoxName = Annotated[
     AfterValidator(_short_enough),
     Field(json_schema_extra={"maxLength": NAME_MAX}, examples=["Support after hours"]),
 ]
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may not be null: leave it out to keep the current value")
-    return value
 
 
 class BoxCreate(BaseModel):
@@ -59,13 +53,11 @@ class BoxUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"pin": "9021", "email": None}]}
     )
 
-    number: Extension | None = None
-    name: BoxName | None = None
-    pin: Pin | None = Field(None, description="Write-only: never returned.")
+    number: Annotated[Extension | None, NotNull] = None
+    name: Annotated[BoxName | None, NotNull] = None
+    pin: Annotated[Pin | None, NotNull] = Field(None, description="Write-only: never returned.")
     email: Email | None = None
     greeting_prompt_id: ObjectId | None = None
-
-    _present_not_null = field_validator("number", "name", "pin", mode="before")(_not_null)
 
 
 class BoxOut(BaseModel):

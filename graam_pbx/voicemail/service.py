@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
-from graam_pbx.db import ensure_version, get_in_tenant, keyset_page
-from graam_pbx.errors import Conflict
+from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
 from graam_pbx.prompts import service as prompts_service
 from graam_pbx.routing import service as routing
 from graam_pbx.routing.schemas import DestinationType
 from graam_pbx.voicemail.models import VoicemailBox
 from graam_pbx.voicemail.schemas import BoxCreate, BoxUpdate
+
+_UNIQUE_NUMBER = "uq_voicemail_boxes_tenant_id_number"
 
 
 def _audited(changes: dict[str, Any], pin: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ async def create_box(session: AsyncSession, scope: Scope, data: BoxCreate) -> Vo
     )
     box = VoicemailBox(tenant_id=scope.tenant_id, **data.model_dump())
     session.add(box)
-    await _flush_unique(session, box.number)
+    await flush_or_conflict(session, taken={_UNIQUE_NUMBER: ("number", box.number)})
     await audit.record(
         session, scope, "create", "voicemail_box", box.id, _audited(data.model_dump(), "set")
     )
@@ -64,7 +64,7 @@ async def update_box(
         )
     for field, value in changes.items():
         setattr(box, field, value)
-    await _flush_unique(session, box.number)
+    await flush_or_conflict(session, taken={_UNIQUE_NUMBER: ("number", box.number)})
     await audit.record(
         session, scope, "update", "voicemail_box", box.id, _audited(changes, "changed")
     )
@@ -74,24 +74,9 @@ async def update_box(
 async def delete_box(session: AsyncSession, scope: Scope, box_id: int) -> None:
     """Remove a box nothing routes calls to any more."""
     box = await get_in_tenant(session, VoicemailBox, scope.tenant_id, box_id)
-    used_by = await routing.references_to(
-        session, scope.tenant_id, DestinationType.VOICEMAIL, box.id
+    await routing.ensure_no_references(
+        session, scope.tenant_id, DestinationType.VOICEMAIL, box.id, f"voicemail box {box.number}"
     )
-    if used_by:
-        raise Conflict(
-            f"voicemail box {box.number} is still a destination of: {', '.join(used_by)}",
-            used_by=used_by,
-        )
     await session.delete(box)
     await session.flush()
     await audit.record(session, scope, "delete", "voicemail_box", box_id, {"number": box.number})
-
-
-async def _flush_unique(session: AsyncSession, number: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as err:
-        if "uq_voicemail_boxes_tenant_id_number" not in str(err.orig):
-            raise
-        raise Conflict(f"number {number!r} is already taken", field="number") from err

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.app import Endpoints, Runtime, create_app
-from graam_pbx.settings import Settings
-from tests.conftest import Asterisk
-
-
-@dataclass
-class RunningApp:
-    app: FastAPI
-    client: httpx.AsyncClient
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
-        return runtime
-
-
-async def start_app(endpoints: Endpoints) -> AsyncIterator[RunningApp]:
-    """The app with its lifespan running, and an in-process HTTP client."""
-    app = create_app(Settings(), endpoints)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://graam.test") as client:
-            yield RunningApp(app=app, client=client)
+from graam_pbx.app import Endpoints
+from tests.conftest import Asterisk, RunningApp, start_app
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.auth.models import LoginAttempt
-from tests.factories import PASSWORD, make_world
+from graam_pbx.fields import MAX_ID
+from graam_pbx.rest import encode_cursor
+from tests.factories import PASSWORD, fields_of, make_world
 
 
 async def test_login_refresh_and_me(
@@ -173,3 +177,94 @@ async def test_licences_change_is_audited(
     entries = [e for e in audit.json()["items"] if e["action"] == "set-licences"]
     assert entries[-1]["changes"] == {"licences": {"from": 3, "to": 7}}
     assert entries[-1]["actor_label"] == world.admin.email
+
+
+async def test_ids_beyond_a_bigint_are_refused_by_name(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    admin, operator = world.admin.headers, world.operator.headers
+    cases: list[tuple[str, str, dict[str, str], dict[str, Any] | None, str]] = [
+        ("GET", f"/api/v1/users/{2**80}", admin, None, "path.user_id"),
+        ("PATCH", f"/api/v1/users/{MAX_ID + 1}", admin, {}, "path.user_id"),
+        ("DELETE", "/api/v1/users/0", admin, None, "path.user_id"),
+        ("DELETE", f"/api/v1/auth/api-keys/{2**80}", admin, None, "path.key_id"),
+        ("GET", f"/api/v1/tenants/{2**80}", operator, None, "path.tenant_id"),
+        ("PATCH", f"/api/v1/tenants/{MAX_ID + 1}", operator, {}, "path.tenant_id"),
+        ("GET", f"/api/v1/tenants/{2**80}/licences", admin, None, "path.tenant_id"),
+        ("PUT", "/api/v1/tenants/0/licences", admin, {"licences": 1}, "path.tenant_id"),
+    ]
+    for method, url, headers, body, field in cases:
+        response = await client.request(method, url, headers=headers, json=body)
+        assert response.status_code == 422, (method, url, response.text)
+        assert fields_of(response) == {field}, (method, url)
+    # The largest bigint is an id like any other: here, of nothing.
+    for url in (f"/api/v1/users/{MAX_ID}", f"/api/v1/tenants/{MAX_ID}"):
+        headers = admin if "users" in url else operator
+        assert (await client.get(url, headers=headers)).status_code == 404, url
+    gone = await client.delete(f"/api/v1/auth/api-keys/{MAX_ID}", headers=admin)
+    assert gone.status_code == 404
+
+
+async def test_a_cursor_beyond_a_bigint_is_refused(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    for after in (MAX_ID + 1, 2**80):
+        response = await client.get(
+            "/api/v1/users", headers=world.admin.headers, params={"cursor": encode_cursor(after)}
+        )
+        assert response.status_code == 422, response.text
+        assert fields_of(response) == {"query.cursor"}
+    last = await client.get(
+        "/api/v1/users", headers=world.admin.headers, params={"cursor": encode_cursor(MAX_ID)}
+    )
+    assert last.status_code == 200, last.text
+    assert last.json()["items"] == []
+
+
+async def test_a_tenant_header_beyond_a_bigint_is_refused(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    for value in ("0", "-1", str(MAX_ID + 1), str(2**80)):
+        response = await client.get(
+            "/api/v1/users", headers={**world.operator.headers, "X-Graam-Tenant": value}
+        )
+        assert response.status_code == 422, (value, response.text)
+        assert fields_of(response) == {"header.x-graam-tenant"}, value
+    nowhere = await client.get(
+        "/api/v1/users", headers={**world.operator.headers, "X-Graam-Tenant": str(MAX_ID)}
+    )
+    assert nowhere.status_code == 404
+
+
+async def test_explicit_null_on_a_user_field_is_refused_by_name(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    url = f"/api/v1/users/{world.agent.user_id}"
+    before = (await client.get(url, headers=world.admin.headers)).json()
+    for field in ("email", "display_name", "role", "disabled", "password"):
+        response = await client.patch(url, headers=world.admin.headers, json={field: None})
+        assert response.status_code == 422, (field, response.text)
+        assert fields_of(response) == {f"body.{field}"}, field
+    assert (await client.get(url, headers=world.admin.headers)).json() == before
+
+
+async def test_explicit_null_on_a_tenant_field_is_refused_by_name(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    url = f"/api/v1/tenants/{world.tenant_id}"
+    operator = world.operator.headers
+    before = (await client.get(url, headers=operator)).json()
+    for field in ("name", "country", "timezone", "plan", "status"):
+        response = await client.patch(url, headers=operator, json={field: None})
+        assert response.status_code == 422, (field, response.text)
+        assert fields_of(response) == {f"body.{field}"}, field
+    assert (await client.get(url, headers=operator)).json() == before
+    # The last day is the one field that may be cleared.
+    cleared = await client.patch(url, headers=operator, json={"ends_on": None})
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["ends_on"] is None

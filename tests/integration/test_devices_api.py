@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,13 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.agents.service import SIP_REALM
 from graam_pbx.audit.models import AuditEntry
-from tests.factories import PASSWORD, Actor, TenantWorld, login, make_world, unique
-
-HOSTILE: list[str] = [
-    *json.loads((Path(__file__).parent.parent / "data" / "hostile_strings.json").read_text()),
-    "x" * 10_000,
-    "1" * 10_000,
-]
+from tests.factories import (
+    HOSTILE,
+    NAME_ALPHABET,
+    PASSWORD,
+    Actor,
+    TenantWorld,
+    fields_of,
+    login,
+    make_world,
+    unique,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -88,10 +91,6 @@ async def tenant_with_agent(
     )
     assert agent.status_code == 201, agent.text
     return headers, int(agent.json()["id"])
-
-
-def fields_of(response: httpx.Response) -> set[str]:
-    return {error["field"] for error in response.json()["details"]["errors"]}
 
 
 def ha1(sip_username: str, password: str) -> str:
@@ -526,5 +525,11 @@ async def test_hostile_strings_are_refused_in_every_string_field(
             headers=world.admin.headers,
             json=device_body(world, **{field: value}),
         )
+        if field == "name" and NAME_ALPHABET.fullmatch(text):
+            # "00331" is a fine name: taken, then removed so its extension is free again.
+            assert response.status_code == 201, (field, response.text)
+            device_url = f"/api/v1/devices/{response.json()['id']}"
+            assert (await client.delete(device_url, headers=world.admin.headers)).status_code == 204
+            continue
         assert response.status_code == 422, (field, response.text)
         assert fields_of(response) == {named}, field

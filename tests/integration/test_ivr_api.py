@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.factories import TenantWorld, make_world, unique
+from tests.factories import HOSTILE, NAME_ALPHABET, TenantWorld, fields_of, make_world, unique
 from tests.unit.test_wav import make_wav
-
-HOSTILE: list[str] = [
-    *json.loads((Path(__file__).parent.parent / "data" / "hostile_strings.json").read_text()),
-    "x" * 10_000,
-]
 
 Sessions = async_sessionmaker[AsyncSession]
 HANGUP = {"type": "hangup", "id": None}
@@ -45,10 +38,6 @@ async def create_prompt(client: httpx.AsyncClient, world: TenantWorld) -> dict[s
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-def fields_of(response: httpx.Response) -> set[str]:
-    return {error["field"] for error in response.json()["details"]["errors"]}
 
 
 async def test_create_with_options_listed_in_keypad_order(
@@ -347,5 +336,8 @@ async def test_hostile_strings_are_refused_in_every_string_field(
         ({"name": "m", "invalid_destination": {"type": text}}, "body.invalid_destination.type"),
     ]:
         response = await client.post("/api/v1/ivrs", headers=hostile_world.admin.headers, json=body)
+        if named == "body.name" and NAME_ALPHABET.fullmatch(text):
+            assert response.status_code == 201, (body, response.text)  # "00331" is a fine name
+            continue
         assert response.status_code == 422, (body, response.text)
         assert fields_of(response) == {named}

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.factories import PASSWORD, Actor, TenantWorld, login, make_world, unique
-
-HOSTILE: list[str] = [
-    *json.loads((Path(__file__).parent.parent / "data" / "hostile_strings.json").read_text()),
-    "x" * 10_000,
-]
+from tests.factories import (
+    HOSTILE,
+    NAME_ALPHABET,
+    PASSWORD,
+    Actor,
+    TenantWorld,
+    fields_of,
+    login,
+    make_world,
+    unique,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -44,10 +47,6 @@ async def add_agent(client: httpx.AsyncClient, world: TenantWorld) -> Actor:
     )
     assert made.status_code == 201, made.text
     return Actor(made.json()["id"], email, "agent", await login(client, email, world.slug))
-
-
-def fields_of(response: httpx.Response) -> set[str]:
-    return {error["field"] for error in response.json()["details"]["errors"]}
 
 
 # ---- queues ---------------------------------------------------------------------------------
@@ -461,5 +460,12 @@ async def test_hostile_strings_are_refused_in_every_string_field(
         response = await client.post(
             "/api/v1/queues", headers=hostile_world.admin.headers, json=body
         )
+        if named in ("body.name", "body.music_on_hold") and NAME_ALPHABET.fullmatch(text):
+            # "00331" is a fine name: taken, then removed so the name "q" is free again.
+            assert response.status_code == 201, (body, response.text)
+            queue_url = f"/api/v1/queues/{response.json()['id']}"
+            deleted = await client.delete(queue_url, headers=hostile_world.admin.headers)
+            assert deleted.status_code == 204
+            continue
         assert response.status_code == 422, (body, response.text)
         assert fields_of(response) == {named}

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from graam_pbx.app import Endpoints
-from tests.conftest import Asterisk, free_port
-from tests.integration.conftest import RunningApp, start_app
+from tests.conftest import Asterisk, RunningApp, free_port, start_app
 
 
 async def wait_for_readyz(client: httpx.AsyncClient, status: int, timeout: float) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.queues.models import Queue
-from tests.factories import TenantWorld, make_world, unique
-from tests.integration.test_numbers_api import HOSTILE, buy_number, fields_of
+from tests.factories import HOSTILE, NAME_ALPHABET, TenantWorld, fields_of, make_world, unique
+from tests.integration.test_numbers_api import buy_number
 
 TRUNKS = "/api/v1/trunks"
 OUTBOUND = "/api/v1/outbound-routes"
@@ -624,10 +624,15 @@ async def test_unknown_ids_are_404_and_huge_ones_422(
 # ---- hostile input --------------------------------------------------------------------------
 
 # Fields whose documented alphabet is wide enough for some of the hostile strings (a SIP
-# username may well be "+0"; "00331" is a fine object name): those values must be taken,
-# every other one refused. Values are what each field's description promises.
+# username may well be "+0"; "00331" is a fine object name; host names are read in any case):
+# those values must be taken, every other one refused. Values are what each field's
+# description promises.
 LEGITIMATE = {
-    "name": re.compile(r"[a-z0-9][a-z0-9_-]{0,63}"),
+    "name": NAME_ALPHABET,
+    "host": re.compile(
+        r"(?i)(?=.{1,253}\Z)"  # a host name: at most 253 characters, labels of 63
+        r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
+    ),
     "username": re.compile(r"[A-Za-z0-9._+-]{1,80}"),
     "password": re.compile(r"[!#-&(-:<-\[\]-~]{1,128}"),
 }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,14 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graam_pbx.audit.models import AuditEntry
 from graam_pbx.fields import DisplayText
 from graam_pbx.voicemail.models import VoicemailBox
-from tests.factories import TenantWorld, make_world, unique
+from tests.factories import HOSTILE, PIN_ALPHABET, TenantWorld, fields_of, make_world, unique
 from tests.unit.test_wav import make_wav
-
-HOSTILE: list[str] = [
-    *json.loads((Path(__file__).parent.parent / "data" / "hostile_strings.json").read_text()),
-    "x" * 10_000,
-    "1" * 10_000,
-]
 
 Sessions = async_sessionmaker[AsyncSession]
 PIN = "739104"
@@ -56,10 +48,6 @@ async def create_prompt(client: httpx.AsyncClient, world: TenantWorld) -> dict[s
 async def stored_pin(sessions: Sessions, box_id: int) -> str | None:
     async with sessions() as session:
         return await session.scalar(select(VoicemailBox.pin).where(VoicemailBox.id == box_id))
-
-
-def fields_of(response: httpx.Response) -> set[str]:
-    return {error["field"] for error in response.json()["details"]["errors"]}
 
 
 async def test_create_and_read_never_show_the_pin(
@@ -321,6 +309,12 @@ async def test_hostile_strings_are_refused_in_every_string_field(
         response = await client.post(
             "/api/v1/voicemail-boxes", headers=world.admin.headers, json={**valid, field: text}
         )
+        if field == "pin" and PIN_ALPHABET.fullmatch(text):
+            # "00331" is a fine PIN: taken, then removed so the number is free again.
+            assert response.status_code == 201, (field, response.text)
+            box_url = f"/api/v1/voicemail-boxes/{response.json()['id']}"
+            assert (await client.delete(box_url, headers=world.admin.headers)).status_code == 204
+            continue
         assert response.status_code == 422, (field, response.text)
         assert fields_of(response) == {f"body.{field}"}
 

@@ -411,3 +411,22 @@ async def test_open_tcp_speaks_ami_over_a_loopback_socket() -> None:
     assert client.greeting == "Asterisk Call Manager/11.0.0"
     assert pong["Ping"] == "Pong"
     assert client.close_reason == "closed by client"
+
+
+async def test_a_failing_cli_command_still_returns_its_output() -> None:
+    def missing(transport: ScriptedTransport, action: Message) -> None:
+        transport.feed(
+            frame(
+                [
+                    ("Response", "Error"),
+                    ("ActionID", action["ActionID"]),
+                    ("Message", "Command output follows"),
+                    ("Output", "There is no existence of 't9-x' context"),
+                ]
+            )
+        )
+
+    async with logged_in(FakeAsterisk(replies={"Command": missing})) as (client, _, _):
+        assert await client.command("dialplan show t9-x") == (
+            "There is no existence of 't9-x' context"
+        )

@@ -1,0 +1,478 @@
+"""Agent sessions: login, logout and pause, under the tenant's concurrent-licence limit.
+
+The limit holds in Postgres, whatever the number of requests or control-plane processes: a
+login locks its tenant's row (``FOR NO KEY UPDATE``, the lock ``set_licences`` also
+takes), then counts the live sessions in a statement of its own, so the count sees every
+login committed before the lock was granted. A partial unique index keeps one live session
+per agent.
+
+Services never commit. Each change notes its tenant in ``session.info``; after the commit,
+the callback the session factory was given (``on_agent_change``) hears the tenants, and the
+agent worker makes Asterisk's queue members match. A rolled-back change is never announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, UOWTransaction
+
+from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
+from graam_pbx.auth.models import User
+from graam_pbx.auth.principal import Role, Scope
+from graam_pbx.errors import Conflict, Forbidden, GraamError, Invalid, NotFound
+from graam_pbx.metrics import AGENT_SESSIONS_ENDED, LICENCE_REFUSALS
+from graam_pbx.queues.models import Queue, QueueMember
+from graam_pbx.tenants.models import Tenant, TenantStatus
+
+Source = Literal["api", "phone"]
+EndReason = Literal["logout", "forced", "unregistered", "unreachable", "max-length"]
+
+PENDING_KEY = "graam_agent_tenants"
+CALLBACK_KEY = "on_agent_change"
+AgentChangeCallback = Callable[[set[int]], None]
+
+
+class LicenceExhausted(GraamError):
+    """Every licence of the tenant is in use: the login is refused (and the refusal kept)."""
+
+    status_code = 409
+    error_id = "licence-exhausted"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    session: AgentSession
+    created: bool  # False: the agent was already logged in
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """A live session with who and what it is, for the supervisors' view."""
+
+    session: AgentSession
+    display_name: str
+    sip_username: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class QueueSeat:
+    """One queue member Asterisk must have: an agent's device in one of its queues."""
+
+    tenant_id: int
+    queue_id: int
+    user_id: int
+    sip_username: str
+    penalty: int
+    paused: bool
+    pause_reason: str | None
+
+
+# ---- after-commit announcements -----------------------------------------------------------------
+
+
+def _note_change(session: AsyncSession, tenant_id: int) -> None:
+    pending: set[int] = session.info.setdefault(PENDING_KEY, set())
+    pending.add(tenant_id)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_memberships(session: Session, _: UOWTransaction) -> None:
+    # A logged-in agent added to (or removed from) a queue is a member at once.
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, QueueMember) and obj.tenant_id is not None:
+            session.info.setdefault(PENDING_KEY, set()).add(obj.tenant_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    pending: set[int] = session.info.pop(PENDING_KEY, set())
+    callback: AgentChangeCallback | None = session.info.get(CALLBACK_KEY)
+    if pending and callback is not None:
+        callback(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+# ---- login, logout, pause -----------------------------------------------------------------------
+
+
+def _ensure_may_act(scope: Scope, user_id: int) -> None:
+    if scope.role is Role.AGENT and scope.principal.user_id != user_id:
+        raise Forbidden("an agent logs in, out and pauses only itself")
+
+
+async def _agent_device(
+    session: AsyncSession, tenant_id: int, user_id: int, device_id: int | None
+) -> AgentDevice:
+    agent = await session.scalar(
+        select(User).where(
+            User.id == user_id, User.tenant_id == tenant_id, User.role == Role.AGENT.value
+        )
+    )
+    if agent is None:
+        raise NotFound(f"no agent {user_id}")
+    if agent.disabled:
+        raise Forbidden(f"agent {user_id} is disabled")
+    statement = select(AgentDevice).where(
+        AgentDevice.tenant_id == tenant_id, AgentDevice.user_id == user_id
+    )
+    if device_id is not None:
+        statement = statement.where(AgentDevice.id == device_id)
+    device = await session.scalar(statement.order_by(AgentDevice.id).limit(1))
+    if device is None:
+        if device_id is not None:
+            raise Invalid("body.device_id", f"no device {device_id} of agent {user_id}")
+        raise Invalid("body.device_id", f"agent {user_id} has no device to log in with")
+    return device
+
+
+def _record(
+    session: AsyncSession,
+    scope: Scope | None,
+    *,
+    tenant_id: int,
+    user_id: int,
+    kind: str,
+    source: str,
+    session_id: int | None = None,
+    reason: str | None = None,
+) -> None:
+    session.add(
+        AgentStateEvent(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            session_id=session_id,
+            kind=kind,
+            reason=reason,
+            source=source,
+            actor_user_id=scope.principal.user_id if scope is not None else None,
+        )
+    )
+
+
+async def login(
+    session: AsyncSession,
+    scope: Scope,
+    user_id: int,
+    *,
+    device_id: int | None = None,
+    source: Source = "api",
+) -> LoginResult:
+    """Log an agent in with its device (the named one, else its first) if a licence is free.
+
+    A refusal raises LicenceExhausted after adding a ``refused`` event: the caller commits
+    anyway to keep it.
+    """
+    _ensure_may_act(scope, user_id)
+    device = await _agent_device(session, scope.tenant_id, user_id, device_id)
+    licences = await session.scalar(
+        select(Tenant.licences).where(Tenant.id == scope.tenant_id).with_for_update(key_share=True)
+    )
+    if licences is None:
+        raise NotFound(f"no tenant {scope.tenant_id}")
+    live = AgentSession.ended_at.is_(None)
+    in_use, mine = (
+        await session.execute(
+            select(
+                func.count(),
+                func.max(AgentSession.id).filter(AgentSession.user_id == user_id),
+            ).where(AgentSession.tenant_id == scope.tenant_id, live)
+        )
+    ).one()
+    if mine is not None:
+        current = await session.get_one(AgentSession, mine)
+        if device_id is not None and current.device_id != device_id:
+            raise Conflict(
+                f"agent {user_id} is logged in on device {current.device_id}: log out first",
+                device_id=current.device_id,
+            )
+        return LoginResult(current, created=False)
+    if in_use >= licences:
+        _record(
+            session,
+            scope,
+            tenant_id=scope.tenant_id,
+            user_id=user_id,
+            kind="refused",
+            source=source,
+            reason=LicenceExhausted.error_id,
+        )
+        await session.flush()
+        LICENCE_REFUSALS.labels(tenant=str(scope.tenant_id)).inc()
+        raise LicenceExhausted(
+            f"all {licences} licences of the tenant are in use",
+            licences=licences,
+            in_use=in_use,
+            connected=await _connected(session, scope.tenant_id),
+        )
+    agent_session = AgentSession(
+        tenant_id=scope.tenant_id,
+        user_id=user_id,
+        device_id=device.id,
+        source=source,
+        started_by=scope.principal.user_id,
+        paused=False,
+    )
+    session.add(agent_session)
+    await session.flush()
+    _record(
+        session,
+        scope,
+        tenant_id=scope.tenant_id,
+        user_id=user_id,
+        kind="login",
+        source=source,
+        session_id=agent_session.id,
+    )
+    await session.flush()
+    _note_change(session, scope.tenant_id)
+    return LoginResult(agent_session, created=True)
+
+
+async def _connected(session: AsyncSession, tenant_id: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(AgentSession.user_id, User.display_name, AgentSession.started_at)
+        .join(User, User.id == AgentSession.user_id)
+        .where(AgentSession.tenant_id == tenant_id, AgentSession.ended_at.is_(None))
+        .order_by(AgentSession.started_at)
+    )
+    return [
+        {"user_id": user_id, "display_name": name, "since": since.isoformat()}
+        for user_id, name, since in rows
+    ]
+
+
+async def logout(
+    session: AsyncSession, scope: Scope, user_id: int, *, source: Source = "api"
+) -> AgentSession:
+    """End an agent's live session: a logout by itself, a forced one by anyone else."""
+    _ensure_may_act(scope, user_id)
+    reason: EndReason = "logout" if scope.principal.user_id == user_id else "forced"
+    ended = await _end(
+        session,
+        scope,
+        (AgentSession.tenant_id == scope.tenant_id, AgentSession.user_id == user_id),
+        reason,
+        source,
+    )
+    if not ended:
+        raise NotFound(f"agent {user_id} is not logged in")
+    return ended[0]
+
+
+async def set_paused(
+    session: AsyncSession,
+    scope: Scope,
+    user_id: int,
+    paused: bool,
+    reason: str | None = None,
+    *,
+    source: Source = "api",
+) -> AgentSession:
+    """Pause (with a reason) or resume a logged-in agent; its queues stop or start ringing it."""
+    _ensure_may_act(scope, user_id)
+    live = await session.scalar(
+        select(AgentSession)
+        .where(
+            AgentSession.tenant_id == scope.tenant_id,
+            AgentSession.user_id == user_id,
+            AgentSession.ended_at.is_(None),
+        )
+        .with_for_update()
+    )
+    if live is None:
+        raise NotFound(f"agent {user_id} is not logged in")
+    reason = reason if paused else None
+    if live.paused == paused and live.pause_reason == reason:
+        return live
+    live.paused = paused
+    live.pause_reason = reason
+    live.paused_since = datetime.now(UTC) if paused else None
+    _record(
+        session,
+        scope,
+        tenant_id=scope.tenant_id,
+        user_id=user_id,
+        kind="pause" if paused else "unpause",
+        source=source,
+        session_id=live.id,
+        reason=reason,
+    )
+    await session.flush()
+    _note_change(session, scope.tenant_id)
+    return live
+
+
+async def toggle_pause(
+    session: AsyncSession,
+    scope: Scope,
+    user_id: int,
+    reason: str | None = None,
+    *,
+    source: Source = "phone",
+) -> AgentSession:
+    """Pause a working agent or resume a paused one (the phone's single code)."""
+    live = await get_live_session(session, scope, user_id)
+    if live is None:
+        raise NotFound(f"agent {user_id} is not logged in")
+    return await set_paused(session, scope, user_id, not live.paused, reason, source=source)
+
+
+async def get_live_session(
+    session: AsyncSession, scope: Scope, user_id: int
+) -> AgentSession | None:
+    """The agent's live session, if it is logged in."""
+    _ensure_may_act(scope, user_id)
+    found: AgentSession | None = await session.scalar(
+        select(AgentSession).where(
+            AgentSession.tenant_id == scope.tenant_id,
+            AgentSession.user_id == user_id,
+            AgentSession.ended_at.is_(None),
+        )
+    )
+    return found
+
+
+async def list_live_sessions(
+    session: AsyncSession, scope: Scope, *, after_id: int | None, limit: int
+) -> tuple[list[LiveSession], int | None]:
+    """The tenant's connected agents, oldest session first."""
+    statement = (
+        select(AgentSession, User.display_name, AgentDevice.sip_username, AgentDevice.extension)
+        .join(User, User.id == AgentSession.user_id)
+        .join(AgentDevice, AgentDevice.id == AgentSession.device_id)
+        .where(AgentSession.tenant_id == scope.tenant_id, AgentSession.ended_at.is_(None))
+        .order_by(AgentSession.id)
+        .limit(limit + 1)
+    )
+    if after_id is not None:
+        statement = statement.where(AgentSession.id > after_id)
+    rows = [LiveSession(*row) for row in (await session.execute(statement)).tuples()]
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, rows[-1].session.id
+    return rows, None
+
+
+# ---- sessions ended by the system ---------------------------------------------------------------
+
+
+async def _end(
+    session: AsyncSession,
+    scope: Scope | None,
+    where: tuple[Any, ...],
+    reason: EndReason,
+    source: str,
+) -> list[AgentSession]:
+    ended = list(
+        (
+            await session.scalars(
+                update(AgentSession)
+                .where(AgentSession.ended_at.is_(None), *where)
+                .values(ended_at=func.now(), end_reason=reason)
+                .returning(AgentSession),
+                # Objects of these rows already in the session take the returned values.
+                execution_options={"synchronize_session": False, "populate_existing": True},
+            )
+        ).all()
+    )
+    for gone in ended:
+        _record(
+            session,
+            scope,
+            tenant_id=gone.tenant_id,
+            user_id=gone.user_id,
+            kind="logout",
+            source=source,
+            session_id=gone.id,
+            reason=reason,
+        )
+        _note_change(session, gone.tenant_id)
+        AGENT_SESSIONS_ENDED.labels(reason=reason).inc()
+    await session.flush()
+    return ended
+
+
+async def end_device_sessions(
+    session: AsyncSession, sip_username: str, reason: EndReason
+) -> list[AgentSession]:
+    """End the sessions on a device Asterisk reports gone (unregistered or unreachable)."""
+    device_ids = select(AgentDevice.id).where(AgentDevice.sip_username == sip_username)
+    return await _end(
+        session, None, (AgentSession.device_id.in_(device_ids.scalar_subquery()),), reason, "system"
+    )
+
+
+async def end_sessions_without_device(session: AsyncSession) -> list[AgentSession]:
+    """End live sessions whose device was deleted: nothing can ring them any more."""
+    return await _end(session, None, (AgentSession.device_id.is_(None),), "unregistered", "system")
+
+
+async def end_sessions_older_than(session: AsyncSession, age: timedelta) -> list[AgentSession]:
+    """End every session that has lasted longer than ``age`` (the maximum session length)."""
+    return await _end(
+        session, None, (AgentSession.started_at < func.now() - age,), "max-length", "system"
+    )
+
+
+# ---- what the worker reads ----------------------------------------------------------------------
+
+
+async def licence_usage(session: AsyncSession) -> list[tuple[int, int, int]]:
+    """(tenant, licences, in use) of every tenant that is not terminated."""
+    in_use = (
+        select(func.count())
+        .where(AgentSession.tenant_id == Tenant.id, AgentSession.ended_at.is_(None))
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(Tenant.id, Tenant.licences, in_use).where(
+            Tenant.status != TenantStatus.TERMINATED.value
+        )
+    )
+    return [(tenant_id, licences, used) for tenant_id, licences, used in rows]
+
+
+async def queue_seats(session: AsyncSession, tenant_ids: Collection[int] | None) -> list[QueueSeat]:
+    """Every queue member the live sessions of these tenants (None: all) call for."""
+    statement = (
+        select(
+            AgentSession.tenant_id,
+            QueueMember.queue_id,
+            AgentSession.user_id,
+            AgentDevice.sip_username,
+            QueueMember.penalty,
+            AgentSession.paused,
+            AgentSession.pause_reason,
+        )
+        .join(AgentDevice, AgentDevice.id == AgentSession.device_id)
+        .join(
+            QueueMember,
+            (QueueMember.user_id == AgentSession.user_id)
+            & (QueueMember.tenant_id == AgentSession.tenant_id),
+        )
+        .where(AgentSession.ended_at.is_(None))
+    )
+    if tenant_ids is not None:
+        statement = statement.where(AgentSession.tenant_id.in_(list(tenant_ids)))
+    return [QueueSeat(*row) for row in (await session.execute(statement)).tuples()]
+
+
+async def tenant_queues(
+    session: AsyncSession, tenant_ids: Collection[int] | None
+) -> list[tuple[int, int]]:
+    """(tenant, queue) of every queue of these tenants (None: all)."""
+    statement = select(Queue.tenant_id, Queue.id)
+    if tenant_ids is not None:
+        statement = statement.where(Queue.tenant_id.in_(list(tenant_ids)))
+    return [(tenant_id, queue_id) for tenant_id, queue_id in await session.execute(statement)]

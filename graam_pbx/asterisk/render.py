@@ -1,0 +1,236 @@
+"""Rendering: a snapshot in, the text of every generated Asterisk file out. No I/O.
+
+Every value reaching a file goes through a filter that either checks it against a strict
+alphabet (identifiers, digits, E.164) and refuses anything else, or escapes it for its
+position (a PJSIP value, a quoted caller-ID name, a voicemail.conf field).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import phonenumbers
+
+from graam_pbx.asterisk.snapshot import Dest, OutboundConf, Snapshot, TenantConf
+
+REPO = Path(__file__).resolve().parent.parent.parent
+TEMPLATE_DIRS = (REPO / "dialplans", REPO / "asterisk_conf" / "templates")
+
+SIP_REALM = "graam"
+RING_SECONDS = 30
+OUTBOUND_RING_SECONDS = 60
+# Asterisk's own English prompts; an operator overrides them with a template directory.
+SUSPENDED_PROMPT = "ss-noservice"
+REFUSED_PROMPT = "cannot-complete-as-dialed"
+HANGUP = Dest("hangup", None)
+SOUNDS_PATH = "/var/lib/asterisk/graam-sounds"  # where Asterisk sees tenants' prompts
+# Where the feature codes reach the control plane's FastAGI server (settings agi_host/port).
+DEFAULT_AGI_ADDRESS = ("127.0.0.1", 4573)
+
+# The files Asterisk includes (paths relative to the generated directory), by what reloads them.
+TOP_FILES = {
+    "pjsip.conf": '#include "graam/trunks.conf"\n#include "graam/tenants/*/pjsip.conf"\n',
+    "extensions.conf": (
+        '#include "graam/tenants/*/dids.conf"\n#include "graam/tenants/*/extensions.conf"\n'
+    ),
+    "queues.conf": '#include "graam/tenants/*/queues.conf"\n',
+    "voicemail.conf": '#include "graam/tenants/*/voicemail.conf"\n',
+    "queuerules.conf": "",
+}
+TENANT_FILES = {
+    "pjsip.conf": "pjsip_tenant.conf.j2",
+    "extensions.conf": "tenant.conf.j2",
+    "dids.conf": "dids.conf.j2",
+    "queues.conf": "queues_tenant.conf.j2",
+    "voicemail.conf": "voicemail_tenant.conf.j2",
+}
+
+
+class RenderError(ValueError):
+    """A value does not fit where it would go: nothing is written."""
+
+
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_IDENT_LIST = re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")
+_DIGITS = re.compile(r"^[0-9]{1,16}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_DTMF = re.compile(r"^[0-9*#]$")
+_HEX = re.compile(r"^[0-9a-f]{32}$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+_TZ = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _strict(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: object) -> str:
+        text = str(value)
+        if not pattern.match(text):
+            raise RenderError(f"{what} {text!r} has characters a config file cannot take")
+        return text
+
+    return check
+
+
+def conf_value(value: object) -> str:
+    """A PJSIP/queues value: one line, ';' escaped (';--' would comment out the rest)."""
+    text = str(value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise RenderError("a config value cannot hold control characters")
+    return text.replace("\\", "\\\\").replace(";", "\\;").strip()
+
+
+def quoted(value: object) -> str:
+    """The name inside ``callerid = "name" <ext>``: no quotes, brackets or control characters."""
+    text = re.sub(r'[\x00-\x1f\x7f"<>\\]', "", str(value))
+    return conf_value(text)[:80]
+
+
+def vm_text(value: object) -> str:
+    """A voicemail.conf field: its separators (',' and '|') and comments cannot appear."""
+    text = re.sub(r"[\x00-\x1f\x7f,|;\[\]]", " ", str(value)).strip()
+    return text[:100]
+
+
+def _hhmm_before(value: object) -> str:
+    """GotoIfTime ranges include their last minute: a range closing at 17:00 ends at 16:59."""
+    text = _strict(_HHMM, "time")(value)
+    hours, minutes = (int(part) for part in text.split(":"))
+    total = hours * 60 + minutes - 1
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def _weekday(value: object) -> str:
+    day = int(str(value))
+    if not 0 <= day <= 6:
+        raise RenderError(f"day {value!r} is not 0 (Monday) to 6 (Sunday)")
+    return _WEEKDAYS[day]
+
+
+def _isodate(value: object) -> str:
+    return date.fromisoformat(str(value)).isoformat()
+
+
+def _dest(destination: Dest) -> str:
+    """The extension of a destination in the tenant's ``-dest`` context."""
+    prefix = {
+        "extension": "ext",
+        "agent": "agent",
+        "queue": "queue",
+        "ivr": "ivr",
+        "voicemail": "vm",
+        "announcement": "ann",
+    }
+    if destination.type == "hangup" or destination.id is None:
+        return "hangup"
+    if destination.type not in prefix:
+        raise RenderError(f"unknown destination type {destination.type!r}")
+    return f"{prefix[destination.type]}-{int(destination.id)}"
+
+
+def environment(override_dir: Path | None = None) -> jinja2.Environment:
+    """The one jinja2 environment: an operator's directory first, then ours."""
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+    loaders.append(jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS]))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - Asterisk config, not HTML: every value is filtered
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        ident=_strict(_IDENT, "identifier"),
+        ident_list=_strict(_IDENT_LIST, "list"),
+        digits=_strict(_DIGITS, "number"),
+        e164=_strict(_E164, "E.164 number"),
+        e164_digits=lambda value: _strict(_E164, "E.164 number")(value)[1:],
+        dtmf=_strict(_DTMF, "DTMF digit"),
+        hexdigest=_strict(_HEX, "digest"),
+        host=_strict(_HOST, "host"),
+        tz=_strict(_TZ, "time zone"),
+        hhmm=_strict(_HHMM, "time"),
+        hhmm_before=_hhmm_before,
+        weekday=_weekday,
+        isodate=_isodate,
+        conf_value=conf_value,
+        quoted=quoted,
+        vm_text=vm_text,
+        dest=_dest,
+    )
+    return env
+
+
+def outbound_patterns(routes: tuple[OutboundConf, ...]) -> list[tuple[str, OutboundConf]]:
+    """One dial pattern per allowed country calling code, the best route first.
+
+    Countries sharing a calling code (+1, +7, +44…) cannot be told apart by prefix: the
+    first route allowing any of them takes the whole code.
+    """
+    patterns: dict[str, OutboundConf] = {}
+    for route in routes:  # already by priority, highest first
+        for country in route.allowed_countries:
+            code = phonenumbers.country_code_for_region(country)
+            if code == 0:
+                continue
+            pattern = "_+1NXXNXXXXXX" if code == 1 else f"_+{code}X."
+            patterns.setdefault(pattern, route)
+    return sorted(patterns.items())
+
+
+def prompt_path(tenant_id: int, prompt_id: int, sha256: str) -> str:
+    """Where Asterisk finds a prompt (no extension: Asterisk picks the format)."""
+    return f"{SOUNDS_PATH}/t{tenant_id}/p{prompt_id}-{sha256[:12]}"
+
+
+def render_tenant(
+    env: jinja2.Environment,
+    tenant: TenantConf,
+    *,
+    agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+) -> dict[str, str]:
+    """The tenant's files, by name inside its directory ``tenants/t<id>/``."""
+    context: dict[str, Any] = {
+        "tenant": tenant,
+        "agi_host": agi_address[0],
+        "agi_port": int(agi_address[1]),
+        "names": tenant.agent_names,
+        "realm": SIP_REALM,
+        "ring_seconds": RING_SECONDS,
+        "outbound_ring_seconds": OUTBOUND_RING_SECONDS,
+        "suspended_prompt": SUSPENDED_PROMPT,
+        "refused_prompt": REFUSED_PROMPT,
+        "hangup": HANGUP,
+        "schedules": {schedule.id: schedule for schedule in tenant.schedules},
+        "prompt_paths": {p.id: prompt_path(tenant.id, p.id, p.sha256) for p in tenant.prompts},
+        "outbound_patterns": outbound_patterns(tenant.outbound),
+    }
+    return {
+        name: env.get_template(template).render(context) for name, template in TENANT_FILES.items()
+    }
+
+
+def render_trunks(env: jinja2.Environment, snapshot: Snapshot) -> str:
+    return env.get_template("pjsip_trunks.conf.j2").render(trunks=snapshot.trunks)
+
+
+def render_all(
+    env: jinja2.Environment,
+    snapshot: Snapshot,
+    *,
+    agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+) -> dict[str, str]:
+    """Every generated file of the snapshot, by path relative to the generated directory."""
+    files = dict(TOP_FILES)
+    files["trunks.conf"] = render_trunks(env, snapshot)
+    for tenant in snapshot.tenants:
+        for name, text in render_tenant(env, tenant, agi_address=agi_address).items():
+            files[f"tenants/t{tenant.id}/{name}"] = text
+    return files

@@ -1,0 +1,451 @@
+"""One consistent read of everything Asterisk's configuration is made from.
+
+This is the only place ``graam_pbx.asterisk`` reads domain tables. It uses plain Core
+queries inside one REPEATABLE READ transaction: fast at thousands of tenants, and every file
+rendered from it agrees with every other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graam_pbx.agents.models import AgentDevice
+from graam_pbx.auth.models import User
+from graam_pbx.ivr.models import IvrMenu, IvrOption
+from graam_pbx.numbers.models import PhoneNumber
+from graam_pbx.prompts.models import Prompt
+from graam_pbx.queues.models import Queue
+from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
+from graam_pbx.tenants.models import Tenant, TenantStatus
+from graam_pbx.voicemail.models import VoicemailBox
+
+# Rows Asterisk configuration is made from: a change to one re-renders its tenant.
+CONFIG_MODELS = (
+    AgentDevice,
+    User,
+    Queue,
+    IvrMenu,
+    IvrOption,
+    VoicemailBox,
+    Prompt,
+    Schedule,
+    InboundRoute,
+    OutboundRoute,
+    PhoneNumber,
+)
+# Rows every tenant's files depend on.
+PLATFORM_MODELS = (Trunk,)
+
+
+@dataclass(frozen=True, slots=True)
+class Dest:
+    type: str
+    id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: int
+    user_id: int
+    sip_username: str
+    password_ha1: str
+    extension: str
+    codecs: tuple[str, ...]
+    transport: str
+    max_contacts: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConf:
+    id: int
+    name: str
+    strategy: str
+    ring_timeout: int
+    retry: int
+    wrapup_time: int
+    max_wait: int | None
+    fallback: Dest | None
+    music_on_hold: str
+    announce_position: bool
+    announce_holdtime: bool
+    announce_frequency: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class IvrConf:
+    id: int
+    name: str
+    greeting_prompt_id: int | None
+    timeout_s: int
+    repeat_count: int
+    timeout_dest: Dest
+    invalid_dest: Dest
+    options: tuple[tuple[str, Dest], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailConf:
+    id: int
+    number: str
+    name: str
+    pin: str
+    email: str | None
+    greeting_prompt_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptConf:
+    id: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConf:
+    id: int
+    timezone: str
+    weekly: tuple[tuple[int, str, str], ...]  # (day 0=Monday, "HH:MM", "HH:MM")
+    holidays: tuple[str, ...]  # ISO dates
+
+
+@dataclass(frozen=True, slots=True)
+class InboundConf:
+    id: int
+    e164: str
+    schedule_id: int | None
+    open_dest: Dest
+    closed_dest: Dest | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundConf:
+    id: int
+    name: str
+    trunk: str
+    caller_id: str
+    allowed_countries: tuple[str, ...]
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkConf:
+    id: int
+    name: str
+    host: str
+    port: int
+    transport: str
+    country: str
+    username: str | None
+    password: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConf:
+    id: int
+    slug: str
+    name: str
+    status: str
+    devices: tuple[Device, ...] = ()
+    agents: dict[int, tuple[str, ...]] = field(default_factory=dict)  # user → SIP usernames
+    agent_names: dict[int, str] = field(default_factory=dict)  # user → display name
+    queues: tuple[QueueConf, ...] = ()
+    ivrs: tuple[IvrConf, ...] = ()
+    voicemail: tuple[VoicemailConf, ...] = ()
+    prompts: tuple[PromptConf, ...] = ()
+    schedules: tuple[ScheduleConf, ...] = ()
+    inbound: tuple[InboundConf, ...] = ()
+    outbound: tuple[OutboundConf, ...] = ()
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == TenantStatus.SUSPENDED.value
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    tenants: tuple[TenantConf, ...]
+    trunks: tuple[TrunkConf, ...]
+
+
+def _dest(kind: str | None, object_id: int | None) -> Dest | None:
+    return None if kind is None else Dest(kind, object_id)
+
+
+def _json(value: Any) -> Any:
+    """JSONB as asyncpg gives it: text unless a codec was set on the connection."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _by_tenant(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row["tenant_id"]].append(row)
+    return grouped
+
+
+async def load_snapshot(
+    connection: AsyncConnection, tenant_ids: Sequence[int] | None = None
+) -> Snapshot:
+    """Every live tenant's configuration (or only ``tenant_ids``'), and the trunks."""
+    await connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def scoped(statement: Any, column: Any) -> Any:
+        return statement if tenant_ids is None else statement.where(column.in_(tenant_ids))
+
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # noqa: S101 - an open connection has its driver connection
+
+    async def fetch(statement: Any) -> list[Any]:
+        # Hot path: asyncpg decodes rows and arrays in C, several times faster than result
+        # processing at thousands of tenants. Only ids and constants are inlined.
+        sql = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        return list(await raw.fetch(str(sql)))
+
+    async def rows(statement: Any, column: Any) -> dict[int, list[Any]]:
+        return _by_tenant(await fetch(scoped(statement, column)))
+
+    tenants = await fetch(
+        scoped(
+            select(Tenant.id, Tenant.slug, Tenant.name, Tenant.status)
+            .where(Tenant.status != TenantStatus.TERMINATED.value)
+            .order_by(Tenant.id),
+            Tenant.id,
+        )
+    )
+    devices = await rows(
+        select(*AgentDevice.__table__.c).order_by(AgentDevice.extension), AgentDevice.tenant_id
+    )
+    queues = await rows(select(*Queue.__table__.c).order_by(Queue.id), Queue.tenant_id)
+    menus = await rows(select(*IvrMenu.__table__.c).order_by(IvrMenu.id), IvrMenu.tenant_id)
+    options = await rows(
+        select(
+            IvrOption.tenant_id,
+            IvrOption.menu_id,
+            IvrOption.digit,
+            IvrOption.dest_type,
+            IvrOption.dest_id,
+        ).order_by(IvrOption.menu_id, IvrOption.digit),
+        IvrOption.tenant_id,
+    )
+    boxes = await rows(
+        select(
+            VoicemailBox.tenant_id,
+            VoicemailBox.id,
+            VoicemailBox.number,
+            VoicemailBox.name,
+            VoicemailBox.pin,
+            VoicemailBox.email,
+            VoicemailBox.greeting_prompt_id,
+        ).order_by(VoicemailBox.number),
+        VoicemailBox.tenant_id,
+    )
+    prompts = await rows(
+        select(Prompt.tenant_id, Prompt.id, Prompt.sha256).order_by(Prompt.id), Prompt.tenant_id
+    )
+    schedules = await rows(
+        select(
+            Schedule.tenant_id, Schedule.id, Schedule.timezone, Schedule.weekly, Schedule.holidays
+        ).order_by(Schedule.id),
+        Schedule.tenant_id,
+    )
+    inbound = await rows(
+        select(
+            InboundRoute.tenant_id,
+            InboundRoute.id,
+            PhoneNumber.e164,
+            InboundRoute.schedule_id,
+            InboundRoute.open_dest_type,
+            InboundRoute.open_dest_id,
+            InboundRoute.closed_dest_type,
+            InboundRoute.closed_dest_id,
+        )
+        .join(PhoneNumber, PhoneNumber.id == InboundRoute.number_id)
+        .where(PhoneNumber.tenant_id == InboundRoute.tenant_id, PhoneNumber.status == "assigned")
+        .order_by(PhoneNumber.e164),
+        InboundRoute.tenant_id,
+    )
+    outbound = await rows(
+        select(
+            OutboundRoute.tenant_id,
+            OutboundRoute.id,
+            OutboundRoute.name,
+            Trunk.name.label("trunk"),
+            PhoneNumber.e164.label("caller_id"),
+            OutboundRoute.allowed_countries,
+            OutboundRoute.priority,
+        )
+        .join(Trunk, Trunk.id == OutboundRoute.trunk_id)
+        .join(PhoneNumber, PhoneNumber.id == OutboundRoute.caller_id_number_id)
+        .where(Trunk.enabled.is_(True), PhoneNumber.tenant_id == OutboundRoute.tenant_id)
+        .order_by(OutboundRoute.priority.desc(), OutboundRoute.id),
+        OutboundRoute.tenant_id,
+    )
+    agents = await rows(
+        select(User.tenant_id, User.id, User.display_name).where(
+            User.role == "agent", User.disabled.is_(False)
+        ),
+        User.tenant_id,
+    )
+    trunks = await fetch(select(*Trunk.__table__.c).order_by(Trunk.name))
+    return Snapshot(
+        tenants=tuple(
+            _tenant(
+                t,
+                devices,
+                queues,
+                menus,
+                options,
+                boxes,
+                prompts,
+                schedules,
+                inbound,
+                outbound,
+                agents,
+            )
+            for t in tenants
+        ),
+        trunks=tuple(
+            TrunkConf(
+                t["id"],
+                t["name"],
+                t["host"],
+                t["port"],
+                t["transport"],
+                t["country"],
+                t["username"],
+                t["password"],
+                t["enabled"],
+            )
+            for t in trunks
+        ),
+    )
+
+
+def _tenant(
+    tenant: Any,
+    devices: dict[int, list[Any]],
+    queues: dict[int, list[Any]],
+    menus: dict[int, list[Any]],
+    options: dict[int, list[Any]],
+    boxes: dict[int, list[Any]],
+    prompts: dict[int, list[Any]],
+    schedules: dict[int, list[Any]],
+    inbound: dict[int, list[Any]],
+    outbound: dict[int, list[Any]],
+    agents: dict[int, list[Any]],
+) -> TenantConf:
+    tid = tenant["id"]
+    names = {row["id"]: row["display_name"] for row in agents.get(tid, [])}
+    by_user: dict[int, list[str]] = defaultdict(list)
+    tenant_devices = []
+    for d in devices.get(tid, []):
+        tenant_devices.append(
+            Device(
+                d["id"],
+                d["user_id"],
+                d["sip_username"],
+                d["password_ha1"],
+                d["extension"],
+                tuple(d["codecs"]),
+                d["transport"],
+                d["max_contacts"],
+            )
+        )
+        if d["user_id"] in names:
+            by_user[d["user_id"]].append(d["sip_username"])
+    menu_options: dict[int, list[tuple[str, Dest]]] = defaultdict(list)
+    for o in options.get(tid, []):
+        menu_options[o["menu_id"]].append((o["digit"], Dest(o["dest_type"], o["dest_id"])))
+    return TenantConf(
+        id=tid,
+        slug=tenant["slug"],
+        name=tenant["name"],
+        status=tenant["status"],
+        devices=tuple(tenant_devices),
+        agents={user: tuple(usernames) for user, usernames in by_user.items()},
+        agent_names=names,
+        queues=tuple(
+            QueueConf(
+                q["id"],
+                q["name"],
+                q["strategy"],
+                q["ring_timeout"],
+                q["retry"],
+                q["wrapup_time"],
+                q["max_wait"],
+                _dest(q["fallback_type"], q["fallback_id"]),
+                q["music_on_hold"],
+                q["announce_position"],
+                q["announce_holdtime"],
+                q["announce_frequency"],
+                q["weight"],
+            )
+            for q in queues.get(tid, [])
+        ),
+        ivrs=tuple(
+            IvrConf(
+                m["id"],
+                m["name"],
+                m["greeting_prompt_id"],
+                m["timeout_s"],
+                m["repeat_count"],
+                Dest(m["timeout_dest_type"], m["timeout_dest_id"]),
+                Dest(m["invalid_dest_type"], m["invalid_dest_id"]),
+                tuple(menu_options.get(m["id"], ())),
+            )
+            for m in menus.get(tid, [])
+        ),
+        voicemail=tuple(
+            VoicemailConf(
+                b["id"], b["number"], b["name"], b["pin"], b["email"], b["greeting_prompt_id"]
+            )
+            for b in boxes.get(tid, [])
+        ),
+        prompts=tuple(PromptConf(p["id"], p["sha256"]) for p in prompts.get(tid, [])),
+        schedules=tuple(
+            ScheduleConf(
+                s["id"],
+                s["timezone"],
+                tuple((int(r["day"]), str(r["open"]), str(r["close"])) for r in _json(s["weekly"])),
+                tuple(str(h) for h in _json(s["holidays"])),
+            )
+            for s in schedules.get(tid, [])
+        ),
+        inbound=tuple(
+            InboundConf(
+                r["id"],
+                r["e164"],
+                r["schedule_id"],
+                Dest(r["open_dest_type"], r["open_dest_id"]),
+                _dest(r["closed_dest_type"], r["closed_dest_id"]),
+            )
+            for r in inbound.get(tid, [])
+        ),
+        outbound=tuple(
+            OutboundConf(
+                r["id"],
+                r["name"],
+                r["trunk"],
+                r["caller_id"],
+                tuple(r["allowed_countries"]),
+                r["priority"],
+            )
+            for r in outbound.get(tid, [])
+        ),
+    )
+
+
+async def prompt_audio(connection: AsyncConnection, prompt_id: int) -> bytes | None:
+    """A prompt's audio, read only when its file is missing."""
+    audio: bytes | None = await connection.scalar(
+        select(Prompt.__table__.c.audio).where(Prompt.__table__.c.id == prompt_id)
+    )
+    return audio

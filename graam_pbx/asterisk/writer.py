@@ -1,0 +1,76 @@
+"""Writing generated files: atomically, and only those whose content changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# Which Asterisk reload picks up a generated file, by its name.
+RELOAD_OF = {
+    "pjsip.conf": "res_pjsip",
+    "trunks.conf": "res_pjsip",
+    "extensions.conf": "dialplan",
+    "dids.conf": "dialplan",
+    "queues.conf": "app_queue",
+    "queuerules.conf": "app_queue",
+    "voicemail.conf": "app_voicemail",
+}
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_changed(root: Path, files: Mapping[str, str]) -> set[str]:
+    """Write the files that differ from what is on disk; the relative paths written."""
+    changed = set()
+    for name, text in files.items():
+        path = root / name
+        data = text.encode()
+        try:
+            if path.read_bytes() == data:
+                continue
+        except FileNotFoundError:
+            pass
+        write_atomically(path, data)
+        changed.add(name)
+    return changed
+
+
+def remove_tenants(root: Path, tenant_ids: Iterable[int]) -> set[str]:
+    """Delete the directories of tenants that no longer have configuration."""
+    removed = set()
+    for tenant_id in tenant_ids:
+        directory = root / "tenants" / f"t{tenant_id}"
+        if directory.is_dir():
+            removed |= {f"tenants/t{tenant_id}/{p.name}" for p in directory.iterdir()}
+            shutil.rmtree(directory)
+    return removed
+
+
+def existing_tenants(root: Path) -> set[int]:
+    """Tenant ids that have a directory of generated files."""
+    tenants = root / "tenants"
+    if not tenants.is_dir():
+        return set()
+    return {
+        int(p.name[1:]) for p in tenants.iterdir() if p.name[:1] == "t" and p.name[1:].isdigit()
+    }
+
+
+def reloads_for(paths: Iterable[str]) -> set[str]:
+    """The Asterisk reloads that written or removed files need."""
+    return {RELOAD_OF[Path(path).name] for path in paths if Path(path).name in RELOAD_OF}

@@ -1,0 +1,84 @@
+"""A fixed snapshot: two tenants (one suspended) and a trunk, for golden and property tests."""
+
+from __future__ import annotations
+
+from graam_pbx.asterisk.snapshot import (
+    Dest,
+    Device,
+    InboundConf,
+    IvrConf,
+    OutboundConf,
+    PromptConf,
+    QueueConf,
+    ScheduleConf,
+    Snapshot,
+    TenantConf,
+    TrunkConf,
+    VoicemailConf,
+)
+
+HA1 = "0123456789abcdef0123456789abcdef"
+
+
+def sample_tenant(tenant_id: int = 7, status: str = "active", name: str = "Ana Lima") -> TenantConf:
+    return TenantConf(
+        id=tenant_id,
+        slug=f"acme{tenant_id}",
+        name="Acme",
+        status=status,
+        devices=(
+            Device(11, 101, f"acme{tenant_id}-ana", HA1, "201", ("ulaw", "alaw"), "udp", 1),
+            Device(12, 102, f"acme{tenant_id}-bob", HA1, "202", ("g722", "ulaw"), "udp", 2),
+        ),
+        agents={101: (f"acme{tenant_id}-ana",), 102: (f"acme{tenant_id}-bob",)},
+        agent_names={101: name, 102: "Bob"},
+        queues=(
+            QueueConf(
+                3,
+                "sales",
+                "leastrecent",
+                15,
+                5,
+                10,
+                60,
+                Dest("voicemail", 5),
+                "default",
+                True,
+                False,
+                30,
+                10,
+            ),
+        ),
+        ivrs=(
+            IvrConf(
+                4,
+                "main",
+                9,
+                5,
+                2,
+                Dest("hangup", None),
+                Dest("queue", 3),
+                (
+                    ("1", Dest("queue", 3)),
+                    ("2", Dest("voicemail", 5)),
+                    ("9", Dest("announcement", 9)),
+                ),
+            ),
+        ),
+        voicemail=(VoicemailConf(5, "800", "Sales box", "4711", "sales@acme.example", None),),
+        prompts=(PromptConf(9, "a" * 64),),
+        schedules=(
+            ScheduleConf(
+                6, "Europe/Paris", ((0, "09:00", "17:00"), (4, "09:00", "12:30")), ("2026-12-25",)
+            ),
+        ),
+        inbound=(InboundConf(8, "+33142685300", 6, Dest("ivr", 4), Dest("voicemail", 5)),),
+        outbound=(OutboundConf(2, "main", "carrier", "+33142685300", ("FR", "BE", "US"), 0),),
+    )
+
+
+def sample_snapshot() -> Snapshot:
+    return Snapshot(
+        tenants=(sample_tenant(7), sample_tenant(8, status="suspended")),
+        trunks=(TrunkConf(1, "carrier", "127.0.0.2", 5060, "udp", "FR", "acct", "p;ss", True),),
+    )

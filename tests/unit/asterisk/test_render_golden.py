@@ -1,0 +1,41 @@
+"""Rendered output of a fixed snapshot equals the files under tests/golden/.
+
+Set UPDATE_GOLDEN=1 to rewrite them after an intended change, then review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from graam_pbx.asterisk.render import environment, render_all
+from tests.unit.asterisk.sample import sample_snapshot
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "config"
+
+
+def test_rendered_files_equal_golden_files() -> None:
+    files = render_all(environment(), sample_snapshot())
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        for name, text in files.items():
+            (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / name).write_text(text)
+    on_disk = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
+    assert on_disk == set(files)
+    for name, text in files.items():
+        assert text == (GOLDEN / name).read_text(), name
+
+
+def test_an_operator_template_overrides_ours(tmp_path: Path) -> None:
+    (tmp_path / "queue.conf.j2").write_text("[t{{ tenant.id }}-queue-{{ queue.id }}]\n; custom\n")
+    files = render_all(environment(tmp_path), sample_snapshot())
+    assert "; custom" in files["tenants/t7/extensions.conf"]
+
+
+@pytest.mark.parametrize("tenant_id", [7, 8])
+def test_each_tenant_has_its_own_files(tenant_id: int) -> None:
+    files = render_all(environment(), sample_snapshot())
+    for name in ("pjsip.conf", "extensions.conf", "dids.conf", "queues.conf", "voicemail.conf"):
+        assert f"tenants/t{tenant_id}/{name}" in files

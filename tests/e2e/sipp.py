@@ -62,12 +62,10 @@ class SippResult:
         return self.returncode == self.expected
 
     def received(self, method: str) -> list[str]:
-        """The SIP requests of ``method`` this sipp received, each as its text."""
-        return [
-            text
-            for text in (match.group(1).lstrip() for match in _RECEIVED.finditer(self.messages))
-            if text.startswith(f"{method} ")
-        ]
+        """The SIP requests of ``method`` this sipp received, each once (retransmissions are
+        byte-identical)."""
+        texts = (match.group(1).strip() for match in _RECEIVED.finditer(self.messages))
+        return list(dict.fromkeys(text for text in texts if text.startswith(f"{method} ")))
 
     def describe(self) -> str:
         return (

@@ -26,6 +26,7 @@ from graam_pbx.ami.bus import RESYNC_EVENT
 from graam_pbx.asterisk.changes import ALL_TENANTS
 from graam_pbx.asterisk.render import (
     DEFAULT_AGI_ADDRESS,
+    TENANT_FILES,
     TOP_FILES,
     environment,
     prompt_path,
@@ -36,6 +37,7 @@ from graam_pbx.asterisk.snapshot import Snapshot, load_snapshot, prompt_audio
 from graam_pbx.asterisk.writer import (
     existing_tenants,
     reloads_for,
+    remove_stale,
     remove_tenants,
     write_atomically,
     write_changed,
@@ -215,6 +217,9 @@ class ConfigApplier:
                 }
                 rendering += time.perf_counter() - started
                 batches.append(writer.submit(write_changed, self.config_dir, files))
+                batches.append(
+                    writer.submit(remove_stale, self.config_dir, tenant.id, set(TENANT_FILES))
+                )
             written = set().union(*(batch.result() for batch in batches))
         live = {tenant.id for tenant in snapshot.tenants}
         asked = existing_tenants(self.config_dir) if tenant_ids is None else tenant_ids

@@ -34,9 +34,7 @@ DEFAULT_AGI_ADDRESS = ("127.0.0.1", 4573)
 # The files Asterisk includes (paths relative to the generated directory), by what reloads them.
 TOP_FILES = {
     "pjsip.conf": '#include "graam/trunks.conf"\n#include "graam/tenants/*/pjsip.conf"\n',
-    "extensions.conf": (
-        '#include "graam/tenants/*/dids.conf"\n#include "graam/tenants/*/extensions.conf"\n'
-    ),
+    "extensions.conf": '#include "graam/tenants/*/extensions.conf"\n',
     "queues.conf": '#include "graam/tenants/*/queues.conf"\n',
     "voicemail.conf": '#include "graam/tenants/*/voicemail.conf"\n',
     "queuerules.conf": "",
@@ -44,7 +42,6 @@ TOP_FILES = {
 TENANT_FILES = {
     "pjsip.conf": "pjsip_tenant.conf.j2",
     "extensions.conf": "tenant.conf.j2",
-    "dids.conf": "dids.conf.j2",
     "queues.conf": "queues_tenant.conf.j2",
     "voicemail.conf": "voicemail_tenant.conf.j2",
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -13,7 +12,6 @@ RELOAD_OF = {
     "pjsip.conf": "res_pjsip",
     "trunks.conf": "res_pjsip",
     "extensions.conf": "dialplan",
-    "dids.conf": "dialplan",
     "queues.conf": "app_queue",
     "queuerules.conf": "app_queue",
     "voicemail.conf": "app_voicemail",
@@ -21,16 +19,24 @@ RELOAD_OF = {
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Readers see the old file or the new one, never half of one.
+
+    The temporary name is fixed per process: one applier writes a directory at a time, and
+    a leftover from a crash is simply overwritten. No fsync: the files are derived data,
+    rendered again at every start.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.chmod(temp, 0o644)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
 
 
@@ -59,6 +65,15 @@ def remove_tenants(root: Path, tenant_ids: Iterable[int]) -> set[str]:
             removed |= {f"tenants/t{tenant_id}/{p.name}" for p in directory.iterdir()}
             shutil.rmtree(directory)
     return removed
+
+
+def remove_stale(root: Path, tenant_id: int, current: set[str]) -> set[str]:
+    """Delete files of a tenant's directory that this version no longer generates."""
+    directory = root / "tenants" / f"t{tenant_id}"
+    stale = {p for p in directory.glob("*.conf") if p.name not in current}
+    for path in stale:
+        path.unlink()
+    return {f"tenants/t{tenant_id}/{p.name}" for p in stale}
 
 
 def existing_tenants(root: Path) -> set[int]:

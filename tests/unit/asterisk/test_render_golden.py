@@ -37,5 +37,5 @@ def test_an_operator_template_overrides_ours(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tenant_id", [7, 8])
 def test_each_tenant_has_its_own_files(tenant_id: int) -> None:
     files = render_all(environment(), sample_snapshot())
-    for name in ("pjsip.conf", "extensions.conf", "dids.conf", "queues.conf", "voicemail.conf"):
+    for name in ("pjsip.conf", "extensions.conf", "queues.conf", "voicemail.conf"):
         assert f"tenants/t{tenant_id}/{name}" in files

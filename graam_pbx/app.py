@@ -17,15 +17,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graam_pbx import metrics
 from graam_pbx.agents import api as agents_api
+from graam_pbx.agents import phone as agents_phone
+from graam_pbx.agents.worker import AgentWorker
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.ami.fastagi import FastAgiServer
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
-from graam_pbx.db import create_engine, session_factory
+from graam_pbx.cdr import api as cdr_api
+from graam_pbx.cdr.backfill import ASTERISK_LOG
+from graam_pbx.cdr.worker import CdrSettings, CdrWorker
+from graam_pbx.db import create_engine, plain_url, session_factory
 from graam_pbx.errors import GraamError
 from graam_pbx.ivr import api as ivr_api
 from graam_pbx.numbers import api as numbers_api
@@ -46,10 +53,12 @@ API_ROUTERS: list[APIRouter] = [
     numbers_api.router,
     routing_api.router,
     agents_api.router,
+    agents_api.sessions_router,
     queues_api.router,
     prompts_api.router,
     ivr_api.router,
     voicemail_api.router,
+    cdr_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -71,6 +80,7 @@ class Endpoints:
     ami: AmiConfig
     config_dir: Path | None = None  # generated Asterisk config; None: not generated here
     sounds_dir: Path | None = None  # tenants' prompts as files Asterisk plays
+    cdr_csv_log: Path | None = None  # Asterisk's CSV log of CDRs; None: no backfill
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoints:
@@ -81,6 +91,7 @@ class Endpoints:
             ami=AmiConfig.from_settings(settings),
             config_dir=settings.asterisk_config_dir,
             sounds_dir=settings.asterisk_sounds_dir,
+            cdr_csv_log=settings.cdr_csv_log or ASTERISK_LOG,
         )
 
 
@@ -94,6 +105,8 @@ class Runtime:
     ami: AmiSupervisor
     signing_key: str
     applier: ConfigApplier | None
+    agents: AgentWorker | None = None
+    cdr: CdrWorker | None = None
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -114,9 +127,24 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 ami=ami,
                 bus=bus,
                 override_dir=settings.config_templates_dir,
+                agi_address=(settings.agi_host, settings.agi_port),
             )
             if endpoints.config_dir is not None
             else None
+        )
+        agents = AgentWorker(engine, ami, bus, settings)
+        cdr = CdrWorker(
+            plain_url(endpoints.database_url),
+            bus,
+            ami,
+            CdrSettings(
+                state_dir=settings.cdr_state_dir,
+                csv_log=endpoints.cdr_csv_log,
+                batch_size=settings.cdr_batch_size,
+                batch_delay=settings.cdr_batch_delay,
+                journal_max_bytes=settings.cdr_journal_max_bytes,
+                checkpoint_interval=settings.cdr_checkpoint_interval,
+            ),
         )
         runtime = Runtime(
             settings=settings,
@@ -125,15 +153,34 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             ami=ami,
             signing_key=auth_service.signing_key(settings),
             applier=applier,
+            agents=agents,
+            cdr=cdr,
         )
         app.state.runtime = runtime
-        # Committed configuration changes reach the applier, which makes Asterisk match.
+        # Committed configuration changes reach the applier, and committed logins, logouts
+        # and pauses the agent worker: each makes Asterisk match.
         app.state.sessions = session_factory(
-            engine, on_config_change=applier.request if applier else None
+            engine,
+            on_config_change=applier.request if applier else None,
+            on_agent_change=agents.request,
+        )
+        # The agents' phone codes (*45, *46, *47) arrive here from the dialplan.
+        fastagi = FastAgiServer(
+            settings.agi_host, settings.agi_port, agents_phone.handler(app.state.sessions)
         )
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
-        # The applier subscribes to AMI's resync before AMI first connects.
-        components: list[Component] = [bus, *([applier] if applier else []), ami]
+        # The applier subscribes to AMI's resync before AMI first connects; the agent worker
+        # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
+        # subscribes before its first await, so it sees AMI's first resync too; it stops
+        # before AMI and flushes what it has (what it misses then is in Asterisk's CSV log).
+        components: list[Component] = [
+            bus,
+            *([applier] if applier else []),
+            ami,
+            agents,
+            fastagi,
+            cdr,
+        ]
         started: list[Component] = []
         try:
             for component in components:
@@ -161,7 +208,30 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     _install_health_routes(app)
     for router in API_ROUTERS:
         app.include_router(router)
+    app.add_middleware(
+        AdmissionLimit, prefix="/api/v1/agents/", limit=settings.agent_session_concurrency
+    )
     return app
+
+
+class AdmissionLimit:
+    """At most ``limit`` requests under ``prefix`` run at once; the others wait their turn.
+
+    A login storm then neither outwaits the database pool's checkout timeout nor starves the
+    event loop that also answers AMI pings, FastAGI and the workers; waiting costs nothing.
+    """
+
+    def __init__(self, app: ASGIApp, *, prefix: str, limit: int) -> None:
+        self.app = app
+        self.prefix = prefix
+        self._slots = asyncio.Semaphore(limit)  # FIFO: the first to come is the first served
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        async with self._slots:
+            await self.app(scope, receive, send)
 
 
 def error_body(
@@ -212,17 +282,21 @@ def _install_health_routes(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Database reachable and AMI logged in",
+        summary="Database reachable and AMI logged in; checks.cdr says if CDRs are degraded",
         responses={503: {"description": "A part is down; `checks` says which"}},
     )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         checks = {"database": await _database_check(runtime.engine), "ami": _ami_check(runtime)}
         ready = all(check["ok"] for check in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        status = "ready" if ready else "unavailable"
+        if runtime.cdr is not None:
+            # A degraded CDR pipeline (journaling, replaying) loses nothing and the API still
+            # serves: said here without taking the process out of rotation.
+            checks["cdr"] = runtime.cdr.check()
+            if ready and not checks["cdr"]["ok"]:
+                status = "degraded"
+        return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
     async def prometheus(request: Request) -> Response:

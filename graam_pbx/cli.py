@@ -23,6 +23,8 @@ from graam_pbx.ami import AmiConfig, AmiNotConnected, AmiSupervisor, EventBus
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.auth import service as auth_service
+from graam_pbx.cdr.backfill import ASTERISK_LOG as ASTERISK_CDR_LOG
+from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
 from graam_pbx.db import create_engine, migrate, plain_url, session_factory
 from graam_pbx.errors import Conflict
 from graam_pbx.fields import email_address
@@ -217,6 +219,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
             ami=AmiConfig.from_settings(settings),
             config_dir=settings.asterisk_config_dir or EXTERNAL_CONFIG_DIR,
             sounds_dir=settings.asterisk_sounds_dir or EXTERNAL_SOUNDS_DIR,
+            cdr_csv_log=settings.cdr_csv_log or ASTERISK_CDR_LOG,
         )
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
@@ -238,6 +241,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         ami=AmiConfig.from_settings(settings, secret=info.ami_secret),
         config_dir=settings.asterisk_config_dir or info.config_dir,
         sounds_dir=settings.asterisk_sounds_dir or info.sounds_dir,
+        cdr_csv_log=settings.cdr_csv_log or sandbox.log_dir / CDR_LOG_NAME,
     )
 
 
@@ -352,7 +356,12 @@ def config_render(
     async def _render(url: str) -> None:
         engine = create_engine(url, pool_size=1)
         try:
-            applier = ConfigApplier(engine, out, override_dir=settings.config_templates_dir)
+            applier = ConfigApplier(
+                engine,
+                out,
+                override_dir=settings.config_templates_dir,
+                agi_address=(settings.agi_host, settings.agi_port),
+            )
             result = await applier.apply(None)
         finally:
             await engine.dispose()
@@ -383,6 +392,7 @@ def config_apply() -> None:
                     sounds_dir=asterisk.sounds_dir,
                     ami=ami,
                     override_dir=settings.config_templates_dir,
+                    agi_address=(settings.agi_host, settings.agi_port),
                 )
                 result = await applier.apply(None)
             except AmiNotConnected as err:

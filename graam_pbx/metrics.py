@@ -79,3 +79,51 @@ QUEUE_MEMBER_FIXES = Counter(
     ["action"],
     registry=REGISTRY,
 )
+CDR_RECEIVED = Counter(
+    "graam_cdr_received_total",
+    "CDRs parsed, by source (ami: live events, csv: backfilled from Asterisk's log)",
+    ["source"],
+    registry=REGISTRY,
+)
+CDR_WRITTEN = Counter(
+    "graam_cdr_written_total", "CDRs newly inserted into Postgres", registry=REGISTRY
+)
+CDR_DUPLICATES = Counter(
+    "graam_cdr_duplicates_total",
+    "CDRs written again and ignored because their key was already there",
+    registry=REGISTRY,
+)
+CDR_DEAD_LETTERS = Counter(
+    "graam_cdr_dead_letters_total",
+    "CDRs refused and kept in the dead-letter file, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+CDR_JOURNALED = Counter(
+    "graam_cdr_journaled_total", "CDRs written to the local journal", registry=REGISTRY
+)
+CDR_REPLAYED = Counter(
+    "graam_cdr_replayed_total", "CDRs replayed from the journal into Postgres", registry=REGISTRY
+)
+CDR_JOURNAL_BYTES = Gauge(
+    "graam_cdr_journal_bytes", "Bytes waiting in the local CDR journal", registry=REGISTRY
+)
+CDR_JOURNAL_FILL = Gauge(
+    "graam_cdr_journal_fill_ratio",
+    "Fill level of the local CDR journal (0 to 1 of its bound)",
+    registry=REGISTRY,
+)
+CDR_PIPELINE_DEGRADED = Gauge(
+    "graam_cdr_pipeline_degraded",
+    "1 while CDRs are journaled, replayed or blocked instead of written to Postgres",
+    registry=REGISTRY,
+)
+CDR_BATCH_SECONDS = Histogram(
+    "graam_cdr_batch_write_seconds", "Time to write one batch of CDRs", registry=REGISTRY
+)
+CDR_LAG_SECONDS = Histogram(
+    "graam_cdr_lag_seconds",
+    "From the end of a call leg to its CDR committed in Postgres (live events)",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+    registry=REGISTRY,
+)

@@ -1,8 +1,9 @@
 """Every domain's models, imported once so ``Base.metadata`` knows every table."""
 
-from graam_pbx.agents.models import AgentDevice
+from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
 from graam_pbx.audit.models import AuditEntry
 from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
+from graam_pbx.cdr.models import Cdr
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
@@ -13,8 +14,11 @@ from graam_pbx.voicemail.models import VoicemailBox
 
 __all__ = [
     "AgentDevice",
+    "AgentSession",
+    "AgentStateEvent",
     "ApiKey",
     "AuditEntry",
+    "Cdr",
     "InboundRoute",
     "IvrMenu",
     "IvrOption",

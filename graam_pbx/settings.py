@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     agent_reconcile_interval: float = Field(
         60.0, description="Seconds between full comparisons of queue members with sessions."
     )
+    agent_session_concurrency: int = Field(
+        16,
+        ge=1,
+        description="Agent login, logout and pause requests handled at once; others queue.",
+    )
 
     secret_key: SecretStr | None = Field(
         None, description="Key signing access tokens; generated under data_dir when unset."
@@ -111,6 +116,25 @@ class Settings(BaseSettings):
         True, description="On an empty database, create an operator and a demo tenant."
     )
 
+    cdr_dir: Path | None = Field(
+        None, description="The CDR writer's journal, dead letters and checkpoint; data_dir/cdr."
+    )
+    cdr_csv_log: Path | None = Field(
+        None,
+        description="Asterisk's CSV log of CDRs as this host sees it (backfill); the sandbox's "
+        "when unset, else /var/log/asterisk/graam-cdr.csv.",
+    )
+    cdr_batch_size: int = Field(2000, ge=1, description="CDRs written per batch at most.")
+    cdr_batch_delay: float = Field(
+        0.1, gt=0, le=0.2, description="Seconds a CDR waits for its batch to fill, at most."
+    )
+    cdr_journal_max_bytes: int = Field(
+        1 << 30, ge=1 << 20, description="Bound of the local CDR journal, bytes."
+    )
+    cdr_checkpoint_interval: float = Field(
+        60.0, gt=0, description="Seconds between checkpoints of the CSV log read so far."
+    )
+
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")
 
@@ -123,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def sandbox_dir(self) -> Path:
         return self.data_dir / "asterisk"
+
+    @property
+    def cdr_state_dir(self) -> Path:
+        return self.cdr_dir or self.data_dir / "cdr"
 
 
 @lru_cache(maxsize=1)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import socket
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +39,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 @pytest.fixture(scope="session")
-def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def servers_dir() -> Iterator[Path]:
+    # Outside pytest's numbered temp dirs: another pytest session on the machine rotates
+    # those away, and the servers' data must outlive any of them.
+    directory = Path(tempfile.mkdtemp(prefix="graam-test-servers-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -145,13 +151,23 @@ class RunningApp:
         return runtime
 
 
-async def start_app(endpoints: Endpoints) -> AsyncIterator[RunningApp]:
-    """The app with its lifespan running, and an in-process HTTP client."""
-    app = create_app(Settings(), endpoints)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://graam.test") as client:
-            yield RunningApp(app=app, client=client)
+async def start_app(
+    endpoints: Endpoints, settings: Settings | None = None
+) -> AsyncIterator[RunningApp]:
+    """The app with its lifespan running, and an in-process HTTP client.
+
+    Its FastAGI server takes a free port and its CDR journal a directory of its own unless
+    ``settings`` name them: test sessions run beside each other and beside a ``make run``.
+    """
+    with tempfile.TemporaryDirectory(prefix="graam-cdr-") as cdr_dir:
+        settings = settings or Settings(agi_port=free_port(), cdr_dir=Path(cdr_dir))
+        app = create_app(settings, endpoints)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://graam.test"
+            ) as client:
+                yield RunningApp(app=app, client=client)
 
 
 @pytest.fixture(autouse=True)

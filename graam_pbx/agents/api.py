@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from graam_pbx.agents import service, sessions
@@ -17,6 +18,7 @@ from graam_pbx.agents.schemas import (
     SessionLogin,
     SessionPause,
 )
+from graam_pbx.agents.sessions import ON_CALL_STATES
 from graam_pbx.auth.principal import Role, Scope
 from graam_pbx.deps import Admin, DbSession, Member, Reader, allow
 from graam_pbx.errors import NotFound
@@ -132,11 +134,9 @@ UserId = Annotated[int, id_path("The agent's user id")]
 
 
 class _DeviceStates(Protocol):
-    """What the agent worker knows of Asterisk's devices."""
+    """What the agent worker reads of Asterisk's devices."""
 
-    def device_state(self, sip_username: str) -> str | None: ...
-
-    def on_call(self, sip_username: str) -> bool: ...
+    async def device_states(self, sip_usernames: Iterable[str]) -> dict[str, str]: ...
 
 
 def _session_out(live: AgentSession) -> AgentSessionOut:
@@ -155,20 +155,19 @@ async def list_sessions(
     rows, after = await sessions.list_live_sessions(
         session, scope, after_id=page.after_id, limit=page.limit
     )
-    states: _DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
-    items = []
-    for row in rows:
-        state = states.device_state(row.sip_username) if states is not None else None
-        items.append(
-            LiveAgentOut(
-                **_session_out(row.session).model_dump(),
-                display_name=row.display_name,
-                sip_username=row.sip_username,
-                extension=row.extension,
-                device_state=state,
-                on_call=states.on_call(row.sip_username) if states is not None else False,
-            )
+    worker: _DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
+    states = await worker.device_states(r.sip_username for r in rows) if worker else {}
+    items = [
+        LiveAgentOut(
+            **_session_out(row.session).model_dump(),
+            display_name=row.display_name,
+            sip_username=row.sip_username,
+            extension=row.extension,
+            device_state=states.get(row.sip_username),
+            on_call=states.get(row.sip_username) in ON_CALL_STATES,
         )
+        for row in rows
+    ]
     return page_of(items, after)
 
 
@@ -187,12 +186,10 @@ async def login(
     scope: Member,
     session: DbSession,
     response: Response,
-    body: SessionLogin | None = None,
+    body: Annotated[SessionLogin, Body(default_factory=SessionLogin)],
 ) -> AgentSessionOut | JSONResponse:
     try:
-        result = await sessions.login(
-            session, scope, user_id, device_id=body.device_id if body else None
-        )
+        result = await sessions.login(session, scope, user_id, device_id=body.device_id)
     except sessions.LicenceExhausted as refused:
         # Answered, not raised: the transaction commits and keeps the refusal's event.
         error = ErrorOut(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -32,6 +32,9 @@ from graam_pbx.tenants.models import Tenant, TenantStatus
 
 Source = Literal["api", "phone"]
 EndReason = Literal["logout", "forced", "unregistered", "unreachable", "max-length"]
+
+# Asterisk's device states of a device that is on a call (the live view's "on_call").
+ON_CALL_STATES = frozenset({"INUSE", "BUSY", "RINGINUSE", "ONHOLD"})
 
 PENDING_KEY = "graam_agent_tenants"
 CALLBACK_KEY = "on_agent_change"
@@ -113,27 +116,57 @@ def _ensure_may_act(scope: Scope, user_id: int) -> None:
 
 async def _agent_device(
     session: AsyncSession, tenant_id: int, user_id: int, device_id: int | None
-) -> AgentDevice:
-    agent = await session.scalar(
-        select(User).where(
-            User.id == user_id, User.tenant_id == tenant_id, User.role == Role.AGENT.value
-        )
-    )
-    if agent is None:
-        raise NotFound(f"no agent {user_id}")
-    if agent.disabled:
-        raise Forbidden(f"agent {user_id} is disabled")
-    statement = select(AgentDevice).where(
-        AgentDevice.tenant_id == tenant_id, AgentDevice.user_id == user_id
+) -> int:
+    """The id of the agent's device to log in with (the named one, else its first)."""
+    device = (
+        select(AgentDevice.id)
+        .where(AgentDevice.tenant_id == tenant_id, AgentDevice.user_id == User.id)
+        .order_by(AgentDevice.id)
+        .limit(1)
     )
     if device_id is not None:
-        statement = statement.where(AgentDevice.id == device_id)
-    device = await session.scalar(statement.order_by(AgentDevice.id).limit(1))
-    if device is None:
+        device = device.where(AgentDevice.id == device_id)
+    found = (
+        await session.execute(
+            select(User.disabled, device.scalar_subquery()).where(
+                User.id == user_id, User.tenant_id == tenant_id, User.role == Role.AGENT.value
+            )
+        )
+    ).one_or_none()
+    if found is None:
+        raise NotFound(f"no agent {user_id}")
+    disabled, chosen = found
+    if disabled:
+        raise Forbidden(f"agent {user_id} is disabled")
+    if chosen is None:
         if device_id is not None:
             raise Invalid("body.device_id", f"no device {device_id} of agent {user_id}")
         raise Invalid("body.device_id", f"agent {user_id} has no device to log in with")
-    return device
+    return int(chosen)
+
+
+# Under the tenant's lock, in one round trip (the lock is held until the commit): count the
+# live sessions, find the agent's own, and only when there is none and a licence is free,
+# insert the session and its login event. The statement starts after the lock is granted, so
+# its snapshot holds every login committed before.
+_LOGIN_IF_FREE = text(
+    """
+    WITH live AS (
+        SELECT count(*) AS in_use, max(id) FILTER (WHERE user_id = :user_id) AS mine
+        FROM agent_sessions WHERE tenant_id = :tenant_id AND ended_at IS NULL
+    ), made AS (
+        INSERT INTO agent_sessions (tenant_id, user_id, device_id, source, started_by, paused)
+        SELECT :tenant_id, :user_id, :device_id, :source, :actor, false FROM live
+        WHERE live.mine IS NULL AND live.in_use < :licences
+        RETURNING id, started_at
+    ), logged AS (
+        INSERT INTO agent_state_events (tenant_id, user_id, session_id, kind, source,
+                                        actor_user_id)
+        SELECT :tenant_id, :user_id, made.id, 'login', :source, :actor FROM made
+    )
+    SELECT live.in_use, live.mine, made.id, made.started_at FROM live LEFT JOIN made ON true
+    """
+)
 
 
 def _record(
@@ -174,21 +207,41 @@ async def login(
     anyway to keep it.
     """
     _ensure_may_act(scope, user_id)
-    device = await _agent_device(session, scope.tenant_id, user_id, device_id)
+    chosen = await _agent_device(session, scope.tenant_id, user_id, device_id)
+    # Logins of one tenant take its row lock one at a time, here and in every other process;
+    # NO KEY UPDATE lets other tables' foreign keys to the tenant go on meanwhile.
     licences = await session.scalar(
         select(Tenant.licences).where(Tenant.id == scope.tenant_id).with_for_update(key_share=True)
     )
     if licences is None:
         raise NotFound(f"no tenant {scope.tenant_id}")
-    live = AgentSession.ended_at.is_(None)
-    in_use, mine = (
+    # The hot path of a login storm: plain SQL, one round trip (see _LOGIN_IF_FREE).
+    in_use, mine, made_id, started_at = (
         await session.execute(
-            select(
-                func.count(),
-                func.max(AgentSession.id).filter(AgentSession.user_id == user_id),
-            ).where(AgentSession.tenant_id == scope.tenant_id, live)
+            _LOGIN_IF_FREE,
+            {
+                "tenant_id": scope.tenant_id,
+                "user_id": user_id,
+                "device_id": chosen,
+                "source": source,
+                "actor": scope.principal.user_id,
+                "licences": licences,
+            },
         )
     ).one()
+    if made_id is not None:
+        _note_change(session, scope.tenant_id)
+        made = AgentSession(
+            id=made_id,
+            tenant_id=scope.tenant_id,
+            user_id=user_id,
+            device_id=chosen,
+            source=source,
+            started_by=scope.principal.user_id,
+            started_at=started_at,
+            paused=False,
+        )
+        return LoginResult(made, created=True)
     if mine is not None:
         current = await session.get_one(AgentSession, mine)
         if device_id is not None and current.device_id != device_id:
@@ -197,46 +250,23 @@ async def login(
                 device_id=current.device_id,
             )
         return LoginResult(current, created=False)
-    if in_use >= licences:
-        _record(
-            session,
-            scope,
-            tenant_id=scope.tenant_id,
-            user_id=user_id,
-            kind="refused",
-            source=source,
-            reason=LicenceExhausted.error_id,
-        )
-        await session.flush()
-        LICENCE_REFUSALS.labels(tenant=str(scope.tenant_id)).inc()
-        raise LicenceExhausted(
-            f"all {licences} licences of the tenant are in use",
-            licences=licences,
-            in_use=in_use,
-            connected=await _connected(session, scope.tenant_id),
-        )
-    agent_session = AgentSession(
-        tenant_id=scope.tenant_id,
-        user_id=user_id,
-        device_id=device.id,
-        source=source,
-        started_by=scope.principal.user_id,
-        paused=False,
-    )
-    session.add(agent_session)
-    await session.flush()
     _record(
         session,
         scope,
         tenant_id=scope.tenant_id,
         user_id=user_id,
-        kind="login",
+        kind="refused",
         source=source,
-        session_id=agent_session.id,
+        reason=LicenceExhausted.error_id,
     )
     await session.flush()
-    _note_change(session, scope.tenant_id)
-    return LoginResult(agent_session, created=True)
+    LICENCE_REFUSALS.labels(tenant=str(scope.tenant_id)).inc()
+    raise LicenceExhausted(
+        f"all {licences} licences of the tenant are in use",
+        licences=licences,
+        in_use=in_use,
+        connected=await _connected(session, scope.tenant_id),
+    )
 
 
 async def _connected(session: AsyncSession, tenant_id: int) -> list[dict[str, Any]]:
@@ -357,7 +387,7 @@ async def list_live_sessions(
     )
     if after_id is not None:
         statement = statement.where(AgentSession.id > after_id)
-    rows = [LiveSession(*row) for row in (await session.execute(statement)).tuples()]
+    rows = [LiveSession(*row) for row in await session.execute(statement)]
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, rows[-1].session.id
@@ -461,11 +491,13 @@ async def queue_seats(session: AsyncSession, tenant_ids: Collection[int] | None)
             (QueueMember.user_id == AgentSession.user_id)
             & (QueueMember.tenant_id == AgentSession.tenant_id),
         )
-        .where(AgentSession.ended_at.is_(None))
+        .join(Tenant, Tenant.id == AgentSession.tenant_id)
+        # A terminated tenant's queues are gone from Asterisk with its configuration.
+        .where(AgentSession.ended_at.is_(None), Tenant.status != TenantStatus.TERMINATED.value)
     )
     if tenant_ids is not None:
         statement = statement.where(AgentSession.tenant_id.in_(list(tenant_ids)))
-    return [QueueSeat(*row) for row in (await session.execute(statement)).tuples()]
+    return [QueueSeat(*row) for row in await session.execute(statement)]
 
 
 async def tenant_queues(

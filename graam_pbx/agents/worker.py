@@ -9,7 +9,7 @@
 - It ends sessions whose device is gone: a contact removed (unregistered or expired) and no
   other left, a device unreachable for longer than ``agent_unreachable_grace``, a session
   older than ``agent_max_session``.
-- It keeps the licence gauges and Asterisk's device states (the live view's "on a call").
+- It keeps the licence gauges, and reads devices' states for the live view ("on a call").
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graam_pbx.agents import sessions as sessions_service
 from graam_pbx.agents.sessions import QueueSeat
@@ -48,11 +48,11 @@ log = logging.getLogger(__name__)
 _QUEUE_NAME = re.compile(r"^t(\d+)-q(\d+)$")
 # Device names we ever put in a dialplan function: our SIP usernames' alphabet only.
 _AOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-ON_CALL_STATES = frozenset({"INUSE", "BUSY", "RINGINUSE", "ONHOLD"})
 # A phone moving to another address re-registers: its old contact is removed around the time
 # the new one is made. Look for a remaining contact only once that has settled.
 CONTACT_SETTLE = 1.0
 ACTIONS_IN_FLIGHT = 32
+DEVICE_STATE_TIMEOUT = 2.0
 STOP_TIMEOUT = 10.0
 
 
@@ -107,7 +107,6 @@ class AgentWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._last_full = 0.0
-        self._device_states: dict[str, str] = {}
         self._unreachable: dict[str, float] = {}  # AOR → when it became unreachable
         self._waiting_for_queues: set[int] = set()  # tenants whose queue Asterisk lacked
         self._subscription: Subscription | None = None
@@ -120,7 +119,7 @@ class AgentWorker:
     async def start(self) -> None:
         self._subscription = self._bus.subscribe(
             "agent-worker",
-            [RESYNC_EVENT, "ContactStatus", "DeviceStateChange", "Reload"],
+            [RESYNC_EVENT, "ContactStatus", "Reload"],
             self._on_event,
         )
         self.request(None)
@@ -160,16 +159,28 @@ class AgentWorker:
         """Wait until every request made so far has reached Asterisk."""
         await self._idle.wait()
 
-    @property
-    def sessions(self) -> async_sessionmaker[AsyncSession]:
-        return self._sessions
+    async def device_states(self, sip_usernames: Iterable[str]) -> dict[str, str]:
+        """Asterisk's state of each device now (``NOT_INUSE``, ``INUSE``, ``UNAVAILABLE``…).
 
-    def device_state(self, sip_username: str) -> str | None:
-        """Asterisk's last reported state of a device (``NOT_INUSE``, ``INUSE``…)."""
-        return self._device_states.get(interface(sip_username))
+        Asked when needed: the shipped manager.conf disables DeviceStateChange events (every
+        call makes many). A device whose state cannot be read is left out.
+        """
+        names = [name for name in set(sip_usernames) if _AOR.match(name)]
+        limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
 
-    def on_call(self, sip_username: str) -> bool:
-        return self.device_state(sip_username) in ON_CALL_STATES
+        async def one(name: str) -> tuple[str, str | None]:
+            async with limit:
+                try:
+                    answer = await self._ami.action(
+                        "Getvar",
+                        {"Variable": f"DEVICE_STATE({interface(name)})"},
+                        timeout=DEVICE_STATE_TIMEOUT,
+                    )
+                except AmiError:
+                    return name, None
+                return name, answer.get("Value") or None
+
+        return {name: state for name, state in await asyncio.gather(*map(one, names)) if state}
 
     # ---- events -------------------------------------------------------------------------
 
@@ -177,11 +188,6 @@ class AgentWorker:
         name = message.name
         if name == RESYNC_EVENT:
             self.request(None)
-            await self._read_device_states()
-        elif name == "DeviceStateChange":
-            device = message.get("Device", "")
-            if device.startswith("PJSIP/"):
-                self._device_states[device] = message.get("State", "")
         elif name == "ContactStatus":
             self._on_contact_status(message)
         elif name == "Reload" and "queue" in message.get("Module", "").lower():
@@ -234,18 +240,6 @@ class AgentWorker:
                 gone.id,
                 reason,
             )
-
-    async def _read_device_states(self) -> None:
-        try:
-            states = await self._ami.action_list("DeviceStateList")
-        except AmiError as err:
-            log.warning("device states unknown error=%s", err)
-            return
-        self._device_states = {
-            device: event.get("State", "")
-            for event in states
-            if (device := event.get("Device", "")).startswith("PJSIP/")
-        }
 
     # ---- reconciling queue members ------------------------------------------------------
 

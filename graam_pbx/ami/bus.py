@@ -35,6 +35,8 @@ class Subscription:
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize)
         self._dropping = False
         self._worker: asyncio.Task[None] | None = None
+        # Labelled once: every event sets it, and a label lookup costs more than the set.
+        self._backlog_gauge = AMI_SUBSCRIBER_BACKLOG.labels(subscriber=name)
 
     @property
     def backlog(self) -> int:
@@ -54,7 +56,7 @@ class Subscription:
                     self._queue.maxsize,
                 )
             return
-        AMI_SUBSCRIBER_BACKLOG.labels(subscriber=self.name).set(self._queue.qsize())
+        self._backlog_gauge.set(self._queue.qsize())
 
     def _start(self) -> None:
         if self._worker is None or self._worker.done():
@@ -82,7 +84,7 @@ class Subscription:
                 )
             finally:
                 self._queue.task_done()
-                AMI_SUBSCRIBER_BACKLOG.labels(subscriber=self.name).set(self._queue.qsize())
+                self._backlog_gauge.set(self._queue.qsize())
             if self._dropping and self._queue.empty():
                 self._dropping = False
                 logger.info(

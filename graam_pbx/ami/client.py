@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from graam_pbx.ami.errors import (
     AmiActionError,
     AmiDisconnected,
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 EventCallback = Callable[[Message], None]
 
 LOGOFF_TIMEOUT = 1.0
+# AMI_EVENTS labelled once per event name: a busy Asterisk sends thousands of events a second.
+_EVENT_COUNTERS: dict[str, Counter] = {}
 
 
 @dataclass(eq=False)
@@ -258,7 +262,11 @@ class AmiClient:
 
     def _deliver(self, event: Message) -> None:
         self.last_event_at = time.monotonic()
-        AMI_EVENTS.labels(event=event.name).inc()
+        name = event.name
+        counter = _EVENT_COUNTERS.get(name)
+        if counter is None:
+            counter = _EVENT_COUNTERS[name] = AMI_EVENTS.labels(event=name)
+        counter.inc()
         action_id = event.action_id
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is not None and pending.collect:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import contains, itemgetter
+from typing import TypeVar, overload
 
 from graam_pbx.ami.errors import AmiInjectionError, AmiProtocolError
 
 FieldValue = str | int | bool | Sequence[str]
+_T = TypeVar("_T")
 
 # CLI output of a large system (task processors, endpoints) runs to megabytes; past this a
 # peer is broken or hostile.
@@ -28,22 +32,37 @@ class Message(Mapping[str, str]):
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
         self._fields = tuple(fields)
-        first: dict[str, tuple[str, str]] = {}
-        for key, value in self._fields:
-            first.setdefault(key.lower(), (key, value))
-        self._first = first
+        # Lower-case name -> position of its first occurrence. Built from the last header to
+        # the first, so the first occurrence wins; iterations stay in C (thousands a second).
+        count = len(self._fields)
+        names = map(str.lower, map(itemgetter(0), reversed(self._fields)))
+        self._first: dict[str, int] = dict(zip(names, range(count - 1, -1, -1), strict=True))
 
     def __getitem__(self, key: str) -> str:
         try:
-            return self._first[key.lower()][1]
+            return self._fields[self._first[key.lower()]][1]
         except KeyError:
             raise KeyError(key) from None
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._first
 
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+
+    @overload
+    def get(self, key: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, key: str, /, default: object = None) -> object:
+        # Mapping.get goes through a KeyError for every absent header (ActionID of an event).
+        position = self._first.get(key.lower())
+        return default if position is None else self._fields[position][1]
+
     def __iter__(self) -> Iterator[str]:
-        return (key for key, _ in self._first.values())
+        first = self._first
+        return (
+            key for position, (key, _) in enumerate(self._fields) if first[key.lower()] == position
+        )
 
     def __len__(self) -> int:
         return len(self._first)
@@ -135,11 +154,84 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes read from the stream; return the messages they completed."""
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
+        end = buffer.rfind(b"\n") + 1
+        if end == 0:
+            if self._message_bytes + len(buffer) > self._max_message_bytes:
+                self._overflow()
+            return []
+        chunk = bytes(buffer[:end])
+        del buffer[:end]
         messages: list[Message] = []
+        if self._at_stream_start:
+            # The greeting is the only line of AMI that no blank line terminates.
+            first = chunk.find(b"\n") + 1
+            self._take_raw_lines(chunk[:first], messages)
+            chunk = chunk[first:]
+        # Whole lines at once: one decode and one split per read instead of per line (a busy
+        # Asterisk sends thousands of events a second). Only plain CRLF ASCII takes this path.
+        if chunk.isascii() and chunk.count(b"\n") == chunk.count(b"\r\n"):
+            self._take_crlf_text(chunk.decode("ascii"), messages)
+        else:
+            self._take_raw_lines(chunk, messages)
+        if self._message_bytes + len(buffer) > self._max_message_bytes:
+            self._overflow()
+        return messages
+
+    def _take_crlf_text(self, text: str, messages: list[Message]) -> None:
+        # A message ends at a blank line: split there first, then each message into lines.
+        blocks = text.split("\r\n\r\n")
+        tail = blocks.pop()  # "", or the lines of a message still arriving (each with CRLF)
+        for block in blocks:
+            self._take_block(block, messages, complete=True)
+        if tail:
+            self._take_block(tail[:-2], messages, complete=False)
+
+    def _take_block(self, block: str, messages: list[Message], *, complete: bool) -> None:
+        size = self._message_bytes + len(block) + (4 if complete else 2)
+        if size > self._max_message_bytes:
+            self._message_bytes = size
+            self._overflow()
+        lines = block.split("\r\n")
+        if "" in lines:
+            # Blank lines inside: stray ones, or the end of the message the last read left.
+            for line in lines:
+                self._message_bytes += len(line) + 2
+                message = self._take_line(line)
+                if message is not None:
+                    messages.append(message)
+        else:
+            # Every line "Key: value" (as Asterisk writes them) splits in C; anything else
+            # (no space after the colon, bare output lines) takes the line-by-line rules.
+            pairs = list(map(str.split, lines, repeat(": "), repeat(1)))
+            parsed: Iterable[tuple[str, str]]
+            if min(map(len, pairs)) == 2 and not any(
+                map(contains, map(itemgetter(0), pairs), repeat(":"))
+            ):
+                parsed = map(tuple, pairs)  # type: ignore[arg-type]
+            else:
+                parsed = [
+                    (key, value[1:] if value[:1] == " " else value)
+                    if separator
+                    else ("Output", key)
+                    for key, separator, value in map(str.partition, lines, repeat(":"))
+                ]
+            if complete and not self._fields:
+                messages.append(Message(parsed))  # the common case: one whole message
+                self._message_bytes = 0
+                return
+            self._fields.extend(parsed)
+            self._message_bytes = size
+        if complete:
+            message = self._take_line("")
+            if message is not None:
+                messages.append(message)
+
+    def _take_raw_lines(self, chunk: bytes, messages: list[Message]) -> None:
         start = 0
-        while (end := self._buffer.find(b"\n", start)) >= 0:
-            raw = bytes(self._buffer[start:end])
+        while (end := chunk.find(b"\n", start)) >= 0:
+            raw = chunk[start:end]
             self._message_bytes += end + 1 - start
             start = end + 1
             if self._message_bytes > self._max_message_bytes:
@@ -149,10 +241,6 @@ class FrameDecoder:
             message = self._take_line(raw.decode("utf-8", errors="replace"))
             if message is not None:
                 messages.append(message)
-        del self._buffer[:start]
-        if self._message_bytes + len(self._buffer) > self._max_message_bytes:
-            self._overflow()
-        return messages
 
     def _overflow(self) -> None:
         size = self._message_bytes + len(self._buffer)

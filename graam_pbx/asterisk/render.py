@@ -73,23 +73,27 @@ def _strict(pattern: re.Pattern[str], what: str) -> Any:
     return check
 
 
+# C0 and C1 controls and Unicode line separators: none may reach a config line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def conf_value(value: object) -> str:
     """A PJSIP/queues value: one line, ';' escaped (';--' would comment out the rest)."""
     text = str(value)
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if _CONTROL.search(text):
         raise RenderError("a config value cannot hold control characters")
     return text.replace("\\", "\\\\").replace(";", "\\;").strip()
 
 
 def quoted(value: object) -> str:
     """The name inside ``callerid = "name" <ext>``: no quotes, brackets or control characters."""
-    text = re.sub(r'[\x00-\x1f\x7f"<>\\]', "", str(value))
+    text = _CONTROL.sub("", re.sub(r'["<>\\]', "", str(value)))
     return conf_value(text)[:80]
 
 
 def vm_text(value: object) -> str:
     """A voicemail.conf field: its separators (',' and '|') and comments cannot appear."""
-    text = re.sub(r"[\x00-\x1f\x7f,|;\[\]]", " ", str(value)).strip()
+    text = _CONTROL.sub(" ", re.sub(r"[,|;\[\]]", " ", str(value))).strip()
     return text[:100]
 
 

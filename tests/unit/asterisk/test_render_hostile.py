@@ -33,6 +33,9 @@ NASTY = st.one_of(
             "José 東京",
             "",
             " padded ",
+            "a\x85b",
+            "a\u2028b",
+            "a\u2029b",
         ]
     ),
 )

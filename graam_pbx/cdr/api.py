@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from graam_pbx.cdr import service
+from graam_pbx.cdr.schemas import (
+    CdrCursor,
+    CdrFilters,
+    CdrOut,
+    Direction,
+    Disposition,
+    SummaryOut,
+)
+from graam_pbx.deps import DbSession, Member
+from graam_pbx.fields import MAX_ID
+from graam_pbx.rest import MAX_PAGE, Page, error_responses
+
+# Admins and supervisors read the tenant's calls; agents only their own.
+router = APIRouter(prefix="/api/v1/cdrs", tags=["call records"])
+
+
+def cdr_filters(
+    since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
+    direction: Direction | None = None,
+    from_number: Annotated[
+        str | None, Query(alias="from", max_length=80, description="The caller")
+    ] = None,
+    to_number: Annotated[
+        str | None, Query(alias="to", max_length=80, description="What was dialled")
+    ] = None,
+    did: Annotated[str | None, Query(max_length=32, description="The number called")] = None,
+    queue_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    agent_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user id")] = None,
+    disposition: Disposition | None = None,
+    min_duration: Annotated[
+        Decimal | None, Query(ge=0, le=10**8, description="Seconds, ringing included")
+    ] = None,
+    min_billsec: Annotated[
+        Decimal | None, Query(ge=0, le=10**8, description="Seconds answered")
+    ] = None,
+    linkedid: Annotated[
+        str | None, Query(max_length=150, description="Every leg of one call")
+    ] = None,
+) -> CdrFilters:
+    return CdrFilters(
+        since=since,
+        until=until,
+        direction=direction,
+        from_number=from_number,
+        to_number=to_number,
+        did=did,
+        queue_id=queue_id,
+        agent_id=agent_id,
+        disposition=disposition,
+        min_duration=min_duration,
+        min_billsec=min_billsec,
+        linkedid=linkedid,
+    )
+
+
+Filters = Annotated[CdrFilters, Depends(cdr_filters)]
+
+
+@router.get(
+    "",
+    response_model=Page[CdrOut],
+    responses=error_responses(401, 403, 422),
+    summary="Call legs, oldest first, filtered; agents see only their own",
+)
+async def list_cdrs(
+    scope: Member,
+    session: DbSession,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Legs per page")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Page[CdrOut]:
+    rows, after = await service.list_cdrs(
+        session, scope, filters, after=CdrCursor.decode(cursor), limit=limit
+    )
+    return Page[CdrOut](
+        items=[CdrOut.of(cdr) for cdr in rows], next_cursor=after.encode() if after else None
+    )
+
+
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "Every matching leg, as CSV"},
+        **error_responses(401, 403, 422),
+    },
+    summary="Every matching leg as CSV, streamed (any range, constant memory)",
+)
+async def export_cdrs(scope: Member, filters: Filters, request: Request) -> StreamingResponse:
+    return StreamingResponse(
+        service.export_csv(request.app.state.sessions, scope, filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="cdrs.csv"'},
+    )
+
+
+@router.get(
+    "/summary",
+    response_model=SummaryOut,
+    responses=error_responses(401, 403, 422),
+    summary="Legs, calls, answered and billed seconds by day and direction",
+)
+async def summary(scope: Member, session: DbSession, filters: Filters) -> SummaryOut:
+    return await service.summary(session, scope, filters, datetime.now(UTC))

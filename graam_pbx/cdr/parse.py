@@ -1,0 +1,379 @@
+"""Asterisk's CDRs as records: from a ``Cdr`` AMI event or a row of the CSV log, same result.
+
+Both sources carry the same CDR with the same exact times (epoch microseconds: the AMI
+mappings ``start,u``/``answer,u``/``end,u`` and the CSV's ``start(double)``…), so a CDR seen
+twice has one key and one value. What identifies, times or bills a call must parse, or the
+CDR is refused (it goes to the dead letters with the reason); what only attributes it (tenant,
+queue, agent) becomes NULL when it does not parse: the call is still billed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from graam_pbx.ami.protocol import Message
+from graam_pbx.fields import MAX_ID
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CSV_LAYOUT = "graam-cdr-1"  # first column of every row of asterisk_conf/cdr_custom.conf
+CSV_FIELDS = 25
+# A clock this far off is a broken clock or a forged event, not a call.
+EARLIEST_US = 946_684_800 * 1_000_000  # 2000-01-01
+LATEST_US = 7_258_118_400 * 1_000_000  # 2200-01-01
+MAX_SECONDS_US = 10**14  # numeric(14, 6): under 10^8 seconds
+MAX_KEY_CHARS = 150
+
+_DECIMAL_SECONDS = re.compile(r"[0-9]{1,8}(\.[0-9]{1,6})?")
+_EPOCH_US = re.compile(r"[0-9]{1,12}\.[0-9]{6}", re.ASCII)
+_TENANT_CODE = re.compile(r"t([0-9]{1,18})")
+
+
+class MalformedCdr(ValueError):
+    """A CDR that cannot be written; ``reason`` is a short code (a metric label)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class CdrRecord(NamedTuple):
+    """One CDR, fields in ``COLUMNS`` order (the order COPY sends them in).
+
+    Times and durations are whole microseconds (since the epoch, or long): exact, and cheap
+    to send; Postgres turns them into ``timestamptz`` and ``numeric`` (writer.py).
+    """
+
+    started_us: int
+    system_name: str
+    uniqueid: str
+    sequence: int
+    linkedid: str
+    answered_us: int | None
+    ended_us: int
+    duration_us: int
+    billsec_us: int
+    disposition: str
+    tenant_id: int | None
+    direction: str | None
+    did: str | None
+    queue_id: int | None
+    agent_user_id: int | None
+    src: str
+    dst: str
+    dcontext: str
+    clid: str
+    channel: str
+    dstchannel: str
+    lastapp: str
+    lastdata: str
+    accountcode: str
+    peeraccount: str
+    amaflags: str
+    userfield: str
+    source: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What makes a CDR unique: (system name, uniqueid, sequence)."""
+        return (self.system_name, self.uniqueid, self.sequence)
+
+    @property
+    def started_at(self) -> datetime:
+        return moment(self.started_us)
+
+    @property
+    def answered_at(self) -> datetime | None:
+        return None if self.answered_us is None else moment(self.answered_us)
+
+    @property
+    def ended_at(self) -> datetime:
+        return moment(self.ended_us)
+
+    @property
+    def duration(self) -> Decimal:
+        return seconds(self.duration_us)
+
+    @property
+    def billsec(self) -> Decimal:
+        return seconds(self.billsec_us)
+
+
+COLUMNS: tuple[str, ...] = CdrRecord._fields
+
+
+def moment(us: int) -> datetime:
+    """A time in microseconds since the epoch, as an aware datetime."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def seconds(us: int) -> Decimal:
+    """Microseconds as exact decimal seconds."""
+    return Decimal(us).scaleb(-6)
+
+
+# Every header the parser reads; an event that names them in another case is looked up again.
+_REQUIRED = ("UniqueID", "Sequence", "LinkedID", "StartEpoch", "AnswerEpoch", "EndEpoch")
+_READ = frozenset(
+    (
+        *_REQUIRED,
+        "Disposition",
+        "SystemName",
+        "BillableSecondsExact",
+        "AccountCode",
+        "PeerAccount",
+        "TenantID",
+        "GraamDirection",
+        "GraamDID",
+        "GraamQueue",
+        "GraamAgent",
+        "Source",
+        "Destination",
+        "DestinationContext",
+        "CallerID",
+        "Channel",
+        "DestinationChannel",
+        "LastApplication",
+        "LastData",
+        "AMAFlags",
+        "UserField",
+    )
+)
+
+
+def record_from_event(message: Message) -> CdrRecord:
+    """The record of one ``Cdr`` event; raises ``MalformedCdr``."""
+    fields = dict(message.fields)
+    if not fields.keys() >= _READ:
+        # Missing, or named in another case (AMI header names are case-insensitive).
+        fields = {name: found for name in _READ if (found := message.get(name)) is not None}
+    for name in _REQUIRED:
+        if name not in fields:
+            hint = "" if name == "UniqueID" else " (see asterisk_conf/cdr_manager.conf)"
+            raise MalformedCdr("missing-field", f"{name} is missing{hint}")
+    get = fields.get
+    exact = get("BillableSecondsExact", "")
+    accountcode = get("AccountCode", "")
+    peeraccount = get("PeerAccount", "")
+    return _record(
+        system_name=get("SystemName", ""),
+        uniqueid=fields["UniqueID"],
+        sequence=fields["Sequence"],
+        linkedid=fields["LinkedID"],
+        start_us=_epoch_us("StartEpoch", fields["StartEpoch"]),
+        answer_us=_epoch_us("AnswerEpoch", fields["AnswerEpoch"]),
+        end_us=_epoch_us("EndEpoch", fields["EndEpoch"]),
+        billsec_us=_seconds_us("BillableSecondsExact", exact) if exact else None,
+        disposition=get("Disposition", ""),
+        tenantid=get("TenantID", ""),
+        direction=get("GraamDirection", ""),
+        did=get("GraamDID", ""),
+        queue=get("GraamQueue", ""),
+        agent=get("GraamAgent", ""),
+        texts=(
+            get("Source", ""),
+            get("Destination", ""),
+            get("DestinationContext", ""),
+            get("CallerID", ""),
+            get("Channel", ""),
+            get("DestinationChannel", ""),
+            get("LastApplication", ""),
+            get("LastData", ""),
+            accountcode,
+            peeraccount,
+            get("AMAFlags", ""),
+            get("UserField", ""),
+        ),
+        source="ami",
+    )
+
+
+def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
+    """The record of one row of Asterisk's CSV log (``asterisk_conf/cdr_custom.conf``)."""
+    if len(row) != CSV_FIELDS or row[0] != CSV_LAYOUT:
+        raise MalformedCdr(
+            "bad-layout", f"expected {CSV_FIELDS} fields starting with {CSV_LAYOUT!r}"
+        )
+    (
+        _,
+        uniqueid,
+        sequence,
+        linkedid,
+        start,
+        answer,
+        end,
+        disposition,
+        accountcode,
+        peeraccount,
+        tenantid,
+        src,
+        dst,
+        dcontext,
+        clid,
+        channel,
+        dstchannel,
+        lastapp,
+        lastdata,
+        amaflags,
+        userfield,
+        direction,
+        did,
+        queue,
+        agent,
+    ) = row
+    return _record(
+        system_name=system_name,
+        uniqueid=uniqueid,
+        sequence=sequence,
+        linkedid=linkedid,
+        start_us=_epoch_us("start", start),
+        answer_us=_epoch_us("answer", answer),
+        end_us=_epoch_us("end", end),
+        billsec_us=None,  # the CSV cannot carry it exactly: end - answer is the same value
+        disposition=disposition,
+        tenantid=tenantid,
+        direction=direction,
+        did=did,
+        queue=queue,
+        agent=agent,
+        texts=(
+            src,
+            dst,
+            dcontext,
+            clid,
+            channel,
+            dstchannel,
+            lastapp,
+            lastdata,
+            accountcode,
+            peeraccount,
+            amaflags,
+            userfield,
+        ),
+        source="csv",
+    )
+
+
+def _record(
+    *,
+    system_name: str,
+    uniqueid: str,
+    sequence: str,
+    linkedid: str,
+    start_us: int,
+    answer_us: int,
+    end_us: int,
+    billsec_us: int | None,
+    disposition: str,
+    tenantid: str,
+    direction: str,
+    did: str,
+    queue: str,
+    agent: str,
+    texts: tuple[str, ...],
+    source: str,
+) -> CdrRecord:
+    if not uniqueid or len(uniqueid) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "UniqueID is empty or too long")
+    if not linkedid or len(linkedid) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "LinkedID is empty or too long")
+    if len(system_name) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "SystemName is too long")
+    if not disposition:
+        raise MalformedCdr("missing-field", "Disposition is empty")
+    sequence_number = _natural(sequence)
+    if sequence_number is None:
+        raise MalformedCdr("bad-number", f"Sequence {sequence[:40]!r} is not a number")
+    for name, us in (("start", start_us), ("end", end_us)):
+        if not EARLIEST_US <= us < LATEST_US:
+            raise MalformedCdr("bad-time", f"{name} {us / 1e6:.6f} is not a plausible time")
+    if end_us < start_us:
+        raise MalformedCdr("bad-time", "the CDR ends before it starts")
+    answered = answer_us > 0  # Asterisk writes 0.000000 for a call never answered
+    if answered and not start_us <= answer_us <= end_us:
+        raise MalformedCdr("bad-time", "answered outside the CDR's start and end")
+    duration_us = end_us - start_us
+    if duration_us >= MAX_SECONDS_US:
+        raise MalformedCdr("bad-time", "the CDR lasts longer than 10^8 seconds")
+    if billsec_us is None:
+        billsec_us = end_us - answer_us if answered else 0
+    elif billsec_us > duration_us:
+        raise MalformedCdr("bad-number", f"billsec {seconds(billsec_us)} is longer than the CDR")
+    if "\x00" in "".join((uniqueid, linkedid, system_name, disposition, direction, did, *texts)):
+        raise MalformedCdr("bad-text", "a field holds a NUL character")
+    return CdrRecord._make(
+        (
+            start_us,
+            system_name,
+            uniqueid,
+            sequence_number,
+            linkedid,
+            answer_us if answered else None,
+            end_us,
+            duration_us,
+            billsec_us,
+            disposition,
+            _tenant(texts[8]) or _tenant(tenantid),  # the accountcode, else the tenantid
+            direction or None,
+            did or None,
+            _natural(queue),
+            _natural(agent),
+            *texts,
+            source,
+        )
+    )
+
+
+def _epoch_us(name: str, text: str) -> int:
+    if _EPOCH_US.fullmatch(text):  # what Asterisk writes: %ld.%06ld
+        return int(text.replace(".", ""))
+    seconds, dot, fraction = text.partition(".")
+    if (
+        not text.isascii()
+        or not seconds.isdigit()
+        or len(seconds) > 12
+        or (dot and not (fraction.isdigit() and len(fraction) <= 6))
+    ):
+        raise MalformedCdr("bad-time", f"{name} {text[:40]!r} is not epoch seconds")
+    return int(seconds) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
+
+
+def _seconds_us(name: str, text: str) -> int:
+    if not text.isascii() or not _DECIMAL_SECONDS.fullmatch(text):
+        raise MalformedCdr("bad-number", f"{name} {text[:40]!r} is not seconds")
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
+
+
+def _natural(text: str) -> int | None:
+    if text.isascii() and text.isdigit() and len(text) <= 19:
+        number = int(text)
+        if number <= MAX_ID:
+            return number
+    return None
+
+
+def _tenant(code: str) -> int | None:
+    """``t<id>``: the accountcode and tenantid every tenant's endpoint and route carries."""
+    match = _TENANT_CODE.fullmatch(code) if code.isascii() else None
+    if match is None:
+        return None
+    tenant_id = int(match.group(1))
+    return tenant_id if 0 < tenant_id <= MAX_ID else None
+
+
+# ---- journal form ------------------------------------------------------------------------------
+
+
+def record_to_json(record: CdrRecord) -> list[Any]:
+    """A JSON-able list that ``record_from_json`` turns back into the same record, exactly."""
+    return list(record)
+
+
+def record_from_json(item: list[Any]) -> CdrRecord:
+    if len(item) != len(COLUMNS):
+        raise ValueError(f"a journaled CDR has {len(COLUMNS)} fields, not {len(item)}")
+    return CdrRecord._make(item)

@@ -1,0 +1,251 @@
+"""The call records API over CDRs that went through the real pipeline (bus → worker → Postgres)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx.ami.protocol import Message
+from tests.cdr_events import cdr_event, wait_for_rows
+from tests.conftest import RunningApp
+from tests.factories import TenantWorld, make_world
+
+Sessions = async_sessionmaker[AsyncSession]
+T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+
+
+async def ingest(running_app: RunningApp, database_url: str, events: list[Message]) -> None:
+    """Publish events on the app's bus, as its AMI client does, and wait for their rows."""
+    ids = [event["UniqueID"] for event in events]
+    for event in events:
+        running_app.runtime.bus.publish(event)
+    await wait_for_rows(database_url, len(set(ids)), "uniqueid = ANY($1::text[])", ids)
+
+
+async def pages(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[dict]:
+    """Every item of a list, following next_cursor."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/v1/cdrs", headers=headers, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+@pytest.fixture(scope="module")
+async def calls(
+    running_app: RunningApp, database_url: str, client: httpx.AsyncClient, sessions: Sessions
+) -> tuple[TenantWorld, TenantWorld]:
+    """Two tenants; the first has 8 legs on two days, the second 1."""
+    world = await make_world(client, sessions)
+    other = await make_world(client, sessions)
+    agent = world.agent.user_id
+    t = world.tenant_id
+    events = [
+        cdr_event(t, T0, talk=61.25, did="+33100000001", queue_id=5, agent_id=agent),
+        cdr_event(t, T0 + timedelta(minutes=1), talk=1.9, did="+33100000001"),
+        cdr_event(t, T0 + timedelta(minutes=2), talk=None, did="+33100000002"),
+        cdr_event(t, T0 + timedelta(minutes=3), talk=30, direction="outbound", did=None,
+                  src="201", dst="+442071234567", agent_id=agent),
+        cdr_event(t, T0 + timedelta(minutes=4), talk=5, direction="internal", did=None,
+                  src="201", dst="202", disposition="ANSWERED"),
+        cdr_event(t, T0 + timedelta(minutes=5), talk=None, disposition="BUSY"),
+        # 23:30 UTC is the next day in Paris (the tenant's zone)
+        cdr_event(t, datetime(2026, 3, 10, 23, 30, tzinfo=UTC), talk=12, linkedid="call-x"),
+        cdr_event(t, datetime(2026, 3, 10, 23, 30, 1, tzinfo=UTC), talk=11, linkedid="call-x",
+                  src="=HYPERLINK(1)"),
+        cdr_event(other.tenant_id, T0, talk=99),
+    ]  # fmt: skip
+    await ingest(running_app, database_url, events)
+    return world, other
+
+
+async def test_a_tenant_sees_its_legs_oldest_first_and_never_another_tenants(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld]
+) -> None:
+    world, other = calls
+
+    items = await pages(client, world.admin.headers, limit=3)
+    theirs = await pages(client, other.supervisor.headers)
+    as_operator = await pages(client, world.operator_headers)
+
+    assert len(items) == 8
+    starts = [item["started_at"] for item in items]
+    assert starts == sorted(starts)
+    assert [item["billsec"] for item in items[:3]] == ["61.250000", "1.900000", "0.000000"]
+    assert [item["billed_seconds"] for item in items[:3]] == [62, 2, 0]
+    assert items[2]["disposition"] == "no-answer"
+    assert items[2]["answered_at"] is None
+    assert [item["billsec"] for item in theirs] == ["99.000000"]
+    assert as_operator == items
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"direction": "outbound"}, ["30.000000"]),
+        ({"from": "201"}, ["30.000000", "5.000000"]),
+        ({"to": "+442071234567"}, ["30.000000"]),
+        ({"did": "+33100000001"}, ["61.250000", "1.900000"]),
+        ({"queue_id": 5}, ["61.250000"]),
+        ({"disposition": "busy"}, ["0.000000"]),
+        ({"disposition": "answered", "min_billsec": "11"}, ["61.250000", "30.000000", "12.000000",
+          "11.000000"]),
+        ({"min_duration": "32"}, ["61.250000", "30.000000"]),
+        ({"since": "2026-03-10T08:03:00Z", "until": "2026-03-10T08:05:00+00:00"}, ["30.000000",
+          "5.000000"]),
+        ({"linkedid": "call-x"}, ["12.000000", "11.000000"]),
+    ],
+)  # fmt: skip
+async def test_filters(
+    client: httpx.AsyncClient,
+    calls: tuple[TenantWorld, TenantWorld],
+    params: dict[str, str],
+    expected: list[str],
+) -> None:
+    world, _ = calls
+
+    items = await pages(client, world.supervisor.headers, **params)
+
+    assert [item["billsec"] for item in items] == expected
+
+
+async def test_an_agent_sees_only_the_calls_it_took(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld]
+) -> None:
+    world, _ = calls
+
+    own = await pages(client, world.agent.headers)
+    asking_for_others = await pages(client, world.agent.headers, agent_id=world.admin.user_id)
+
+    assert [item["billsec"] for item in own] == ["61.250000", "30.000000"]
+    assert {item["agent_id"] for item in own} == {world.agent.user_id}
+    assert asking_for_others == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "2026-03-10T08:00:00"}, "query.since"),
+        ({"since": "2026-03-10T08:00:00Z", "until": "2026-03-10T07:00:00Z"}, "query.until"),
+        ({"cursor": "bm90LWEtY3Vyc29y"}, "query.cursor"),
+        ({"cursor": "%%%"}, "query.cursor"),
+        ({"direction": "sideways"}, "query.direction"),
+        ({"min_billsec": "-1"}, "query.min_billsec"),
+        ({"limit": "0"}, "query.limit"),
+    ],
+)
+async def test_bad_queries_are_422_naming_the_field(
+    client: httpx.AsyncClient,
+    calls: tuple[TenantWorld, TenantWorld],
+    params: dict[str, str],
+    field: str,
+) -> None:
+    world, _ = calls
+
+    response = await client.get("/api/v1/cdrs", headers=world.admin.headers, params=params)
+
+    assert response.status_code == 422, response.text
+    assert field in {error["field"] for error in response.json()["details"]["errors"]}
+
+
+async def test_no_credentials_no_records(client: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/cdrs", "/api/v1/cdrs/export.csv", "/api/v1/cdrs/summary"):
+        assert (await client.get(path)).status_code == 401
+
+
+async def test_export_streams_every_matching_leg_as_csv(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld]
+) -> None:
+    world, _ = calls
+
+    async with client.stream(
+        "GET", "/api/v1/cdrs/export.csv", headers=world.admin.headers, params={"from": "201"}
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        text = "".join([chunk async for chunk in response.aiter_text()])
+    everything = (await client.get("/api/v1/cdrs/export.csv", headers=world.admin.headers)).text
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["from_number"], r["billsec"], r["direction"]) for r in rows] == [
+        ("201", "30.000000", "outbound"),
+        ("201", "5.000000", "internal"),
+    ]
+    all_rows = list(csv.DictReader(io.StringIO(everything)))
+    assert len(all_rows) == 8
+    # What a caller sends must not become a spreadsheet formula; numbers stay numbers.
+    assert all_rows[-1]["from_number"] == "'=HYPERLINK(1)"
+    assert all_rows[0]["from_number"] == "+33612345678"
+
+
+async def test_export_of_more_than_one_chunk(
+    running_app: RunningApp, database_url: str, client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    world = await make_world(client, sessions)
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    events = [
+        cdr_event(world.tenant_id, start + timedelta(seconds=i), talk=1) for i in range(12_001)
+    ]
+    await ingest(running_app, database_url, events)
+
+    response = await client.get("/api/v1/cdrs/export.csv", headers=world.admin.headers)
+
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 12_001
+    assert len({row["id"] for row in rows}) == 12_001
+    assert [row["started_at"] for row in rows] == sorted(row["started_at"] for row in rows)
+
+
+async def test_summary_by_day_in_the_tenants_zone_and_direction(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld]
+) -> None:
+    world, _ = calls
+
+    response = await client.get(
+        "/api/v1/cdrs/summary",
+        headers=world.supervisor.headers,
+        params={"since": "2026-03-01T00:00:00Z", "until": "2026-03-31T00:00:00Z"},
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["timezone"] == "Europe/Paris"
+    summary = [
+        (r["day"], r["direction"], r["legs"], r["calls"], r["answered"], r["total_billsec"],
+         r["average_billsec"])
+        for r in body["items"]
+    ]  # fmt: skip
+    assert summary == [
+        ("2026-03-10", "inbound", 4, 4, 2, "63.150000", "31.575000"),
+        ("2026-03-10", "internal", 1, 1, 1, "5.000000", "5.000000"),
+        ("2026-03-10", "outbound", 1, 1, 1, "30.000000", "30.000000"),
+        ("2026-03-11", "inbound", 2, 1, 2, "23.000000", "11.500000"),
+    ]
+    assert sum(Decimal(r[5]) for r in summary) == Decimal("121.15")
+
+
+async def test_summary_ranges_are_bounded(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld]
+) -> None:
+    world, _ = calls
+
+    response = await client.get(
+        "/api/v1/cdrs/summary",
+        headers=world.admin.headers,
+        params={"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    )
+
+    assert response.status_code == 422

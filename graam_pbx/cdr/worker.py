@@ -415,7 +415,6 @@ class CdrWorker:
 
     async def _replay(self) -> None:
         """Empty the journal into Postgres, oldest batch first; stop at the first failure."""
-        self._set_state(PipelineState.REPLAYING)
         self._journal.seal()
         for number in self._journal.segments():
             if self._stopping:
@@ -426,6 +425,9 @@ class CdrWorker:
                 for start in range(0, len(records), size):
                     await self._write(records[start : start + size], live=False)
                     metrics.CDR_REPLAYED.inc(len(records[start : start + size]))
+                    if self.state is not PipelineState.REPLAYING:  # Postgres answers again
+                        log.info("cdr journal replaying", extra={"bytes": self._journal.bytes})
+                        self._set_state(PipelineState.REPLAYING)
             except DatabaseUnavailable as err:
                 self._database_failed(err)
                 return

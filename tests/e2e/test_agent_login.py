@@ -460,6 +460,8 @@ async def test_an_unregistered_phone_ends_its_session_and_a_waiting_login_gets_t
     await register(tmp_path, asterisk, sipp, [leaving])
     assert (await client.post(session_url(leaving.user_id), headers=supervisor)).status_code == 201
 
+    refused = asyncio.Event()
+
     async def login_when_free() -> tuple[httpx.Response, int]:
         refusals = 0
         while True:
@@ -467,10 +469,11 @@ async def test_an_unregistered_phone_ends_its_session_and_a_waiting_login_gets_t
             if response.status_code != 409:
                 return response, refusals
             refusals += 1
+            refused.set()
             await asyncio.sleep(0.1)
 
     waiter = asyncio.create_task(login_when_free())
-    await asyncio.sleep(1.0)
+    await asyncio.wait_for(refused.wait(), timeout=10)
     assert not waiter.done()  # refused while the licence is held
 
     unregister = SippBatch(
@@ -481,11 +484,10 @@ async def test_an_unregistered_phone_ends_its_session_and_a_waiting_login_gets_t
     )
     code, logged = await unregister.run()
     assert code == 0, logged
-    unregistered_at = time.monotonic()
-    response, refusals = await asyncio.wait_for(waiter, timeout=15)
+    # The waiting login succeeds within 10 s of the unregistration, or the wait fails.
+    response, refusals = await asyncio.wait_for(waiter, timeout=10)
     assert response.status_code == 201, response.text
     assert refusals > 0
-    assert time.monotonic() - unregistered_at < 10
     assert await live_users(sessions, world.tenant_id) == {waiting.user_id}
     async with sessions() as session:
         reason = await session.scalar(
@@ -577,7 +579,6 @@ async def test_after_an_asterisk_restart_every_agent_is_a_member_again_and_answe
         await asterisk.restart()
         async with asyncio.timeout(30):
             await booted.wait()
-        booted_at = time.monotonic()
 
         async def all_members() -> bool:
             try:
@@ -585,10 +586,8 @@ async def test_after_an_asterisk_restart_every_agent_is_a_member_again_and_answe
             except Exception:
                 return False
 
+        # Every member back within 10 s of FullyBooted, or the wait fails.
         await eventually(all_members, "queue members after the restart", timeout=10)
-        back = time.monotonic() - booted_at
-        assert back < 10
-        print(f"restart: {len(everyone)} members back {back:.2f} s after FullyBooted")
     finally:
         await bus.unsubscribe(subscription)
 

@@ -362,7 +362,10 @@ def config_render(
                 override_dir=settings.config_templates_dir,
                 agi_address=(settings.agi_host, settings.agi_port),
             )
-            result = await applier.apply(None)
+            try:
+                result = await applier.apply(None)
+            finally:
+                await applier.stop()
         finally:
             await engine.dispose()
         say("config", f"{result.tenants} tenants: {len(result.written)} files written to {out}")
@@ -394,7 +397,10 @@ def config_apply() -> None:
                     override_dir=settings.config_templates_dir,
                     agi_address=(settings.agi_host, settings.agi_port),
                 )
-                result = await applier.apply(None)
+                try:
+                    result = await applier.apply(None)
+                finally:
+                    await applier.stop()
             except AmiNotConnected as err:
                 raise StartupError("config", f"cannot reach AMI: {err}") from err
             finally:

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,18 +25,15 @@ from graam_pbx.ami.bus import RESYNC_EVENT
 from graam_pbx.asterisk.changes import ALL_TENANTS
 from graam_pbx.asterisk.render import (
     DEFAULT_AGI_ADDRESS,
-    TENANT_FILES,
-    TOP_FILES,
+    common_files,
     environment,
     prompt_path,
-    render_tenant,
-    render_trunks,
 )
+from graam_pbx.asterisk.shards import ShardedWriter
 from graam_pbx.asterisk.snapshot import Snapshot, load_snapshot, prompt_audio
 from graam_pbx.asterisk.writer import (
     existing_tenants,
     reloads_for,
-    remove_stale,
     remove_tenants,
     write_atomically,
     write_changed,
@@ -60,8 +56,8 @@ class ApplyResult:
     written: set[str] = field(default_factory=set)
     reloads: set[str] = field(default_factory=set)
     snapshot_s: float = 0.0
-    render_s: float = 0.0
-    write_s: float = 0.0
+    files_s: float = 0.0  # rendering and writing, wall time
+    render_cpu_s: float = 0.0  # rendering alone, summed over the processes that did it
     reload_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -86,6 +82,8 @@ class ConfigApplier:
         self._ami = ami
         self._bus = bus
         self._env: jinja2.Environment = environment(override_dir)
+        self._override_dir = override_dir
+        self._shards = ShardedWriter()
         self._agi_address = agi_address
         self._settle_delay = settle_delay
         self._pending: set[int] = set()
@@ -108,6 +106,10 @@ class ConfigApplier:
             )
         self._task = asyncio.create_task(self._run(), name="config-applier")
 
+    async def prepare(self) -> None:
+        """Start the rendering workers now rather than on the first large pass."""
+        await self._shards.start()
+
     async def stop(self) -> None:
         if self._subscription is not None and self._bus is not None:
             await self._bus.unsubscribe(self._subscription)
@@ -120,6 +122,7 @@ class ConfigApplier:
                         await self.settled()
             task.cancel()
             await asyncio.wait([task])
+        await self._shards.stop()
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -181,14 +184,10 @@ class ConfigApplier:
             await connection.rollback()
         result.snapshot_s = time.perf_counter() - started
         started = time.perf_counter()
-        # Rendering is CPU work and writing is system calls: both run off the event loop,
-        # overlapped, so a full render of thousands of tenants costs about the larger one.
-        written, result.render_s = await asyncio.to_thread(
-            self._render_and_write, snapshot, tenant_ids
-        )
+        written, result.render_cpu_s = await self._write_files(snapshot, tenant_ids)
+        result.files_s = time.perf_counter() - started
         if self.sounds_dir is not None:
             await self._sync_sounds(snapshot)
-        result.write_s = time.perf_counter() - started - result.render_s
         result.tenants = len(snapshot.tenants)
         result.written = written
         result.reloads = reloads_for(written) | self._unreloaded
@@ -197,33 +196,23 @@ class ConfigApplier:
         self.applied += 1
         return result
 
-    def _render_and_write(
+    async def _write_files(
         self, snapshot: Snapshot, tenant_ids: set[int] | None
     ) -> tuple[set[str], float]:
-        """Render tenant by tenant while a writer thread writes what is already rendered."""
-        rendering = 0.0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="config-writer") as writer:
-            started = time.perf_counter()
-            common = dict(TOP_FILES, **{"trunks.conf": render_trunks(self._env, snapshot)})
-            rendering += time.perf_counter() - started
-            batches = [writer.submit(write_changed, self.config_dir, common)]
-            for tenant in snapshot.tenants:
-                started = time.perf_counter()
-                files = {
-                    f"tenants/t{tenant.id}/{name}": text
-                    for name, text in render_tenant(
-                        self._env, tenant, agi_address=self._agi_address
-                    ).items()
-                }
-                rendering += time.perf_counter() - started
-                batches.append(writer.submit(write_changed, self.config_dir, files))
-                batches.append(
-                    writer.submit(remove_stale, self.config_dir, tenant.id, set(TENANT_FILES))
-                )
-            written = set().union(*(batch.result() for batch in batches))
+        """Write every file that changed and prune what no tenant makes any more."""
+        common = common_files(self._env, snapshot)
+        written = await asyncio.to_thread(write_changed, self.config_dir, common)
+        shards = await self._shards.write(
+            self._env,
+            self.config_dir,
+            snapshot.tenants,
+            override_dir=self._override_dir,
+            agi_address=self._agi_address,
+        )
         live = {tenant.id for tenant in snapshot.tenants}
         asked = existing_tenants(self.config_dir) if tenant_ids is None else tenant_ids
-        return written | remove_tenants(self.config_dir, asked - live), rendering
+        removed = await asyncio.to_thread(remove_tenants, self.config_dir, asked - live)
+        return written | shards.written | removed, shards.render_s
 
     async def _sync_sounds(self, snapshot: Snapshot) -> None:
         """Each tenant's prompts as files Asterisk plays; audio is read only when missing."""

@@ -222,6 +222,24 @@ def render_trunks(env: jinja2.Environment, snapshot: Snapshot) -> str:
     return env.get_template("pjsip_trunks.conf.j2").render(trunks=snapshot.trunks)
 
 
+def common_files(env: jinja2.Environment, snapshot: Snapshot) -> dict[str, str]:
+    """The files every tenant shares, by path relative to the generated directory."""
+    return dict(TOP_FILES, **{"trunks.conf": render_trunks(env, snapshot)})
+
+
+def tenant_files(
+    env: jinja2.Environment,
+    tenant: TenantConf,
+    *,
+    agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+) -> dict[str, str]:
+    """One tenant's files, by path relative to the generated directory."""
+    return {
+        f"tenants/t{tenant.id}/{name}": text
+        for name, text in render_tenant(env, tenant, agi_address=agi_address).items()
+    }
+
+
 def render_all(
     env: jinja2.Environment,
     snapshot: Snapshot,
@@ -229,9 +247,7 @@ def render_all(
     agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
 ) -> dict[str, str]:
     """Every generated file of the snapshot, by path relative to the generated directory."""
-    files = dict(TOP_FILES)
-    files["trunks.conf"] = render_trunks(env, snapshot)
+    files = common_files(env, snapshot)
     for tenant in snapshot.tenants:
-        for name, text in render_tenant(env, tenant, agi_address=agi_address).items():
-            files[f"tenants/t{tenant.id}/{name}"] = text
+        files.update(tenant_files(env, tenant, agi_address=agi_address))
     return files

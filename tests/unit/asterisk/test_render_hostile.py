@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
@@ -60,10 +59,10 @@ BASELINE = _shape(render_all(ENV, sample_snapshot()))
 
 def _with_text(name: str, box_name: str, email: str, password: str) -> Snapshot:
     tenant = sample_tenant(7, name=name)
-    box = dataclasses.replace(tenant.voicemail[0], name=box_name, email=email)
-    tenant = dataclasses.replace(tenant, voicemail=(box,))
+    box = tenant.voicemail[0]._replace(name=box_name, email=email)
+    tenant = tenant._replace(voicemail=(box,))
     base = sample_snapshot()
-    trunk = dataclasses.replace(base.trunks[0], password=password)
+    trunk = base.trunks[0]._replace(password=password)
     return Snapshot(tenants=(tenant, base.tenants[1]), trunks=(trunk,))
 
 
@@ -86,7 +85,7 @@ def test_free_text_keeps_exactly_the_intended_objects_and_lines(
 @pytest.mark.parametrize("hostile", ["a\nb", "a;b", "a b", "a,b", "${X}", "[x]", "é", ""])
 def test_identifiers_refuse_anything_outside_their_alphabet(hostile: str) -> None:
     tenant = sample_tenant(7)
-    device = dataclasses.replace(tenant.devices[0], sip_username=hostile)
-    snapshot = Snapshot(tenants=(dataclasses.replace(tenant, devices=(device,)),), trunks=())
+    device = tenant.devices[0]._replace(sip_username=hostile)
+    snapshot = Snapshot(tenants=(tenant._replace(devices=(device,)),), trunks=())
     with pytest.raises(RenderError):
         render_all(ENV, snapshot)

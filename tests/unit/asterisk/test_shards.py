@@ -1,0 +1,79 @@
+"""A large pass rendered by worker processes writes exactly what rendering here would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from graam_pbx.asterisk.render import environment, render_all, tenant_files
+from graam_pbx.asterisk.shards import SHARD_THRESHOLD, ShardedWriter
+from graam_pbx.asterisk.snapshot import Snapshot
+from tests.unit.asterisk.sample import sample_snapshot, sample_tenant
+
+AGI = ("127.0.0.1", 4573)
+
+
+def _many_tenants() -> Snapshot:
+    base = sample_snapshot()
+    tenants = tuple(sample_tenant(tenant_id) for tenant_id in range(100, 100 + SHARD_THRESHOLD + 9))
+    return base._replace(tenants=tenants)
+
+
+def _on_disk(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*.conf")}
+
+
+@pytest.fixture
+async def writer() -> AsyncIterator[ShardedWriter]:
+    shards = ShardedWriter(processes=2)
+    try:
+        yield shards
+    finally:
+        await shards.stop()
+
+
+async def test_workers_write_what_rendering_here_gives(
+    writer: ShardedWriter, tmp_path: Path
+) -> None:
+    snapshot = _many_tenants()
+    env = environment()
+    result = await writer.write(env, tmp_path, snapshot.tenants, override_dir=None, agi_address=AGI)
+    expected = {
+        name: text
+        for tenant in snapshot.tenants
+        for name, text in tenant_files(env, tenant, agi_address=AGI).items()
+    }
+    assert _on_disk(tmp_path) == expected
+    assert result.written == set(expected)
+    assert set(expected) <= set(render_all(env, snapshot, agi_address=AGI))
+
+    again = await writer.write(env, tmp_path, snapshot.tenants, override_dir=None, agi_address=AGI)
+    assert again.written == frozenset()  # nothing changed: nothing rewritten
+
+
+async def test_workers_use_the_operator_templates(writer: ShardedWriter, tmp_path: Path) -> None:
+    override = tmp_path / "templates"
+    override.mkdir()
+    (override / "queue.conf.j2").write_text("[t{{ tenant.id }}-queue-{{ queue.id }}]\n; ours\n")
+    snapshot = _many_tenants()
+    out = tmp_path / "out"
+    await writer.write(
+        environment(override), out, snapshot.tenants, override_dir=override, agi_address=AGI
+    )
+    dialplans = [text for name, text in _on_disk(out).items() if name.endswith("extensions.conf")]
+    assert len(dialplans) == len(snapshot.tenants)
+    assert all("; ours" in text for text in dialplans)
+
+
+async def test_files_no_longer_made_are_pruned(writer: ShardedWriter, tmp_path: Path) -> None:
+    snapshot = _many_tenants()
+    stale = tmp_path / "tenants" / f"t{snapshot.tenants[-1].id}" / "old.conf"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("; from an older version\n")
+    result = await writer.write(
+        environment(), tmp_path, snapshot.tenants, override_dir=None, agi_address=AGI
+    )
+    assert not stale.exists()
+    assert str(stale.relative_to(tmp_path)) in result.written

@@ -35,8 +35,8 @@ class Subscription:
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize)
         self._dropping = False
         self._worker: asyncio.Task[None] | None = None
-        # Labelled once: every event sets it, and a label lookup costs more than the set.
-        self._backlog_gauge = AMI_SUBSCRIBER_BACKLOG.labels(subscriber=name)
+        # Read when scraped: setting it on every event would cost more than the event.
+        AMI_SUBSCRIBER_BACKLOG.labels(subscriber=name).set_function(self._queue.qsize)
 
     @property
     def backlog(self) -> int:
@@ -56,7 +56,6 @@ class Subscription:
                     self._queue.maxsize,
                 )
             return
-        self._backlog_gauge.set(self._queue.qsize())
 
     def _start(self) -> None:
         if self._worker is None or self._worker.done():
@@ -84,7 +83,6 @@ class Subscription:
                 )
             finally:
                 self._queue.task_done()
-                self._backlog_gauge.set(self._queue.qsize())
             if self._dropping and self._queue.empty():
                 self._dropping = False
                 logger.info(
@@ -146,7 +144,7 @@ class EventBus:
 
     def publish(self, message: Message) -> None:
         """Queue ``message`` for every matching subscriber; never blocks, never raises."""
-        event = message.get("Event")
+        event = message.event
         if event is None:
             return
         for subscription in self._by_event.get(event.lower(), ()):

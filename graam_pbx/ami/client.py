@@ -65,6 +65,7 @@ class AmiClient:
         self._close_reason: str | None = None
         self._reader: asyncio.Task[None] | None = None
         self.last_event_at: float | None = None
+        self._event_counts: dict[str, int] = {}  # since the last read, by event name
 
     @classmethod
     async def connect(
@@ -228,6 +229,8 @@ class AmiClient:
             while data := await self._transport.read():
                 for message in self._decoder.feed(data):
                     self._dispatch(message)
+                if self._event_counts:
+                    self._count_events()
         except AmiProtocolError as err:
             reason = str(err)
         except OSError as err:
@@ -246,6 +249,16 @@ class AmiClient:
         else:
             logger.debug("ami message neither event nor response fields=%d", len(message))
 
+    def _count_events(self) -> None:
+        """Counted once per read rather than once per event (hundreds of events per read)."""
+        self.last_event_at = time.monotonic()
+        for name, count in self._event_counts.items():
+            counter = _EVENT_COUNTERS.get(name)
+            if counter is None:
+                counter = _EVENT_COUNTERS[name] = AMI_EVENTS.labels(event=name)
+            counter.inc(count)
+        self._event_counts.clear()
+
     def _resolve(self, response: Message) -> None:
         pending = self._pending.get(response.action_id or "")
         if pending is None or pending.future.done():
@@ -261,12 +274,8 @@ class AmiClient:
             pending.future.set_result(response)
 
     def _deliver(self, event: Message) -> None:
-        self.last_event_at = time.monotonic()
         name = event.name
-        counter = _EVENT_COUNTERS.get(name)
-        if counter is None:
-            counter = _EVENT_COUNTERS[name] = AMI_EVENTS.labels(event=name)
-        counter.inc()
+        self._event_counts[name] = self._event_counts.get(name, 0) + 1
         action_id = event.action_id
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is not None and pending.collect:

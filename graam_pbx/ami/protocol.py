@@ -26,26 +26,56 @@ class Message(Mapping[str, str]):
 
     Mapping access returns the first value of a header; ``getall`` returns every value of a
     repeated one (``ChanVariable``, ``Output``).
+
+    A message framed from the stream keeps its text (``block``) and splits it into headers
+    only when one is first looked up: a busy Asterisk sends thousands of events a second, and
+    most of them are only routed by name (read from the first line) or parsed by their
+    consumer straight from the text (the CDR pipeline).
     """
 
-    __slots__ = ("_fields", "_first")
+    __slots__ = ("_first", "_parsed", "block")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields = tuple(fields)
-        # Lower-case name -> position of its first occurrence. Built from the last header to
-        # the first, so the first occurrence wins; iterations stay in C (thousands a second).
-        count = len(self._fields)
-        names = map(str.lower, map(itemgetter(0), reversed(self._fields)))
-        self._first: dict[str, int] = dict(zip(names, range(count - 1, -1, -1), strict=True))
+        self.block: str | None = None
+        self._parsed: tuple[tuple[str, str], ...] | None = tuple(fields)
+        self._first: dict[str, int] | None = None
+
+    @classmethod
+    def from_block(cls, block: str) -> Message:
+        """A whole message as Asterisk writes it: non-empty "Key: value" lines joined by CRLF."""
+        message = cls.__new__(cls)
+        message.block = block
+        message._parsed = None
+        message._first = None
+        return message
+
+    @property
+    def _fields(self) -> tuple[tuple[str, str], ...]:
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = _split_block(self.block or "")
+        return parsed
+
+    @property
+    def _index(self) -> dict[str, int]:
+        first = self._first
+        if first is None:
+            # Lower-case name -> position of its first occurrence. Built from the last header
+            # to the first, so the first occurrence wins; iterations stay in C.
+            fields = self._fields
+            count = len(fields)
+            names = map(str.lower, map(itemgetter(0), reversed(fields)))
+            first = self._first = dict(zip(names, range(count - 1, -1, -1), strict=True))
+        return first
 
     def __getitem__(self, key: str) -> str:
         try:
-            return self._fields[self._first[key.lower()]][1]
+            return self._fields[self._index[key.lower()]][1]
         except KeyError:
             raise KeyError(key) from None
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._first
+        return isinstance(key, str) and key.lower() in self._index
 
     @overload
     def get(self, key: str, /) -> str | None: ...
@@ -55,17 +85,17 @@ class Message(Mapping[str, str]):
 
     def get(self, key: str, /, default: object = None) -> object:
         # Mapping.get goes through a KeyError for every absent header (ActionID of an event).
-        position = self._first.get(key.lower())
+        position = self._index.get(key.lower())
         return default if position is None else self._fields[position][1]
 
     def __iter__(self) -> Iterator[str]:
-        first = self._first
+        first = self._index
         return (
             key for position, (key, _) in enumerate(self._fields) if first[key.lower()] == position
         )
 
     def __len__(self) -> int:
-        return len(self._first)
+        return len(self._index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Message):
@@ -78,6 +108,14 @@ class Message(Mapping[str, str]):
     def __repr__(self) -> str:
         return f"Message({list(self._fields)!r})"
 
+    def _first_line_event(self) -> str | None:
+        """The event name when the text starts with "Event: " (always, from Asterisk)."""
+        block = self.block
+        if block is None or not block.startswith("Event: "):
+            return None
+        end = block.find("\r\n")
+        return block[7:] if end < 0 else block[7:end]
+
     @property
     def fields(self) -> tuple[tuple[str, str], ...]:
         """Every header in arrival order, repeated ones included."""
@@ -89,21 +127,47 @@ class Message(Mapping[str, str]):
         return [value for name, value in self._fields if name.lower() == wanted]
 
     @property
+    def event(self) -> str | None:
+        """The ``Event`` header: None for a response."""
+        first_line = self._first_line_event()
+        return first_line if first_line is not None else self.get("Event")
+
+    @property
     def is_event(self) -> bool:
-        return "Event" in self
+        return self.event is not None
 
     @property
     def is_response(self) -> bool:
-        return "Response" in self and "Event" not in self
+        return self.event is None and "Response" in self
 
     @property
     def name(self) -> str:
         """The ``Event`` value of an event, the ``Response`` value of a response."""
-        return self.get("Event") or self.get("Response") or ""
+        return self.event or self.get("Response") or ""
 
     @property
     def action_id(self) -> str | None:
+        block = self.block
+        if block is not None and self._parsed is None and "actionid" not in block.lower():
+            return None  # most events: no need to split the text to know
         return self.get("ActionID")
+
+
+def _split_block(block: str) -> tuple[tuple[str, str], ...]:
+    """A message's lines as headers: "Key: value" splits in C; anything else by the rules."""
+    lines = block.split("\r\n")
+    pairs = list(map(str.split, lines, repeat(": "), repeat(1)))
+    if min(map(len, pairs)) == 2 and not any(map(contains, map(itemgetter(0), pairs), repeat(":"))):
+        return tuple(map(tuple, pairs))  # type: ignore[arg-type]
+    return tuple(_header(line) for line in lines)
+
+
+def _header(line: str) -> tuple[str, str]:
+    key, separator, value = line.partition(":")
+    if not separator:
+        # Asterisk before 14 answered Command with bare output lines; keep them readable.
+        return ("Output", line)
+    return (key, value.removeprefix(" "))
 
 
 def _check_header(key: str, value: str) -> str:
@@ -193,6 +257,11 @@ class FrameDecoder:
         if size > self._max_message_bytes:
             self._message_bytes = size
             self._overflow()
+        if complete and not self._fields and block and not block.startswith("\r\n"):
+            # The common case: one whole message, split into headers only when looked up.
+            messages.append(Message.from_block(block))
+            self._message_bytes = 0
+            return
         lines = block.split("\r\n")
         if "" in lines:
             # Blank lines inside: stray ones, or the end of the message the last read left.
@@ -202,26 +271,7 @@ class FrameDecoder:
                 if message is not None:
                     messages.append(message)
         else:
-            # Every line "Key: value" (as Asterisk writes them) splits in C; anything else
-            # (no space after the colon, bare output lines) takes the line-by-line rules.
-            pairs = list(map(str.split, lines, repeat(": "), repeat(1)))
-            parsed: Iterable[tuple[str, str]]
-            if min(map(len, pairs)) == 2 and not any(
-                map(contains, map(itemgetter(0), pairs), repeat(":"))
-            ):
-                parsed = map(tuple, pairs)  # type: ignore[arg-type]
-            else:
-                parsed = [
-                    (key, value[1:] if value[:1] == " " else value)
-                    if separator
-                    else ("Output", key)
-                    for key, separator, value in map(str.partition, lines, repeat(":"))
-                ]
-            if complete and not self._fields:
-                messages.append(Message(parsed))  # the common case: one whole message
-                self._message_bytes = 0
-                return
-            self._fields.extend(parsed)
+            self._fields.extend(_split_block(block))
             self._message_bytes = size
         if complete:
             message = self._take_line("")
@@ -265,10 +315,5 @@ class FrameDecoder:
             message = Message(self._fields)
             self._fields = []
             return message
-        key, separator, value = line.partition(":")
-        if not separator:
-            # Asterisk before 14 answered Command with bare output lines; keep them readable.
-            self._fields.append(("Output", line))
-        else:
-            self._fields.append((key, value.removeprefix(" ")))
+        self._fields.append(_header(line))
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from graam_pbx.ami.protocol import Message
 from graam_pbx.fields import MAX_ID
@@ -144,8 +144,72 @@ _READ = frozenset(
 )
 
 
+def _layout() -> re.Pattern[str]:
+    """A ``Cdr`` event exactly as Asterisk 22 writes it with the shipped cdr_manager.conf.
+
+    Times are checked here to be what Asterisk writes (``%ld.%06ld``); anything else does not
+    match and takes the general path, which says what is wrong.
+    """
+    value, ignored = r"([^\r\n]*)", r"[^\r\n]*"
+    epoch = r"([0-9]{1,12}\.[0-9]{6})"
+    special = {
+        "StartEpoch": epoch,
+        "AnswerEpoch": epoch,
+        "EndEpoch": epoch,
+        "BillableSecondsExact": r"((?:[0-9]{1,8}(?:\.[0-9]{1,6})?)?)",
+    }
+    lines = [
+        f"{name}: {special.get(name, value if name in _READ else ignored)}" for name in _LAYOUT
+    ]
+    head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n(?:SystemName: {value}\r\n)?"
+    return re.compile(head + "\r\n".join(lines))
+
+
+# The headers after SystemName, in Asterisk's order: the standard ones, then our mappings.
+_LAYOUT = (
+    "AccountCode",
+    "Source",
+    "Destination",
+    "DestinationContext",
+    "CallerID",
+    "Channel",
+    "DestinationChannel",
+    "LastApplication",
+    "LastData",
+    "StartTime",
+    "AnswerTime",
+    "EndTime",
+    "Duration",
+    "BillableSeconds",
+    "Disposition",
+    "AMAFlags",
+    "UniqueID",
+    "UserField",
+    "LinkedID",
+    "Sequence",
+    "PeerAccount",
+    "TenantID",
+    "StartEpoch",
+    "AnswerEpoch",
+    "EndEpoch",
+    "BillableSecondsExact",
+    "GraamDirection",
+    "GraamDID",
+    "GraamQueue",
+    "GraamAgent",
+)
+_CDR_TEXT = _layout()
+
+
 def record_from_event(message: Message) -> CdrRecord:
     """The record of one ``Cdr`` event; raises ``MalformedCdr``."""
+    if message.block is not None:
+        # Hot path: one match over the event's text instead of splitting it into headers.
+        # Any other shape (another layout, a header twice) takes the general path below.
+        match = _CDR_TEXT.fullmatch(message.block)
+        if match is not None:
+            system_name, *values = match.groups()
+            return _record_from_layout(system_name or "", cast("list[str]", values))
     fields = dict(message.fields)
     if not fields.keys() >= _READ:
         # Missing, or named in another case (AMI header names are case-insensitive).
@@ -187,6 +251,55 @@ def record_from_event(message: Message) -> CdrRecord:
             get("AMAFlags", ""),
             get("UserField", ""),
         ),
+        source="ami",
+    )
+
+
+def _record_from_layout(system_name: str, values: list[str]) -> CdrRecord:
+    (
+        accountcode,
+        src,
+        dst,
+        dcontext,
+        clid,
+        channel,
+        dstchannel,
+        lastapp,
+        lastdata,
+        disposition,
+        amaflags,
+        uniqueid,
+        userfield,
+        linkedid,
+        sequence,
+        peeraccount,
+        tenantid,
+        start,
+        answer,
+        end,
+        exact,
+        direction,
+        did,
+        queue,
+        agent,
+    ) = values
+    texts = (src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata)
+    return _record(
+        system_name=system_name,
+        uniqueid=uniqueid,
+        sequence=sequence,
+        linkedid=linkedid,
+        start_us=int(start.replace(".", "")),  # the layout checked them: %ld.%06ld
+        answer_us=int(answer.replace(".", "")),
+        end_us=int(end.replace(".", "")),
+        billsec_us=_seconds_us("BillableSecondsExact", exact) if exact else None,
+        disposition=disposition,
+        tenantid=tenantid,
+        direction=direction,
+        did=did,
+        queue=queue,
+        agent=agent,
+        texts=(*texts, accountcode, peeraccount, amaflags, userfield),
         source="ami",
     )
 

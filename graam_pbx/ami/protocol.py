@@ -33,10 +33,11 @@ class Message(Mapping[str, str]):
     consumer straight from the text (the CDR pipeline).
     """
 
-    __slots__ = ("_first", "_parsed", "block")
+    __slots__ = ("_first", "_first_line", "_parsed", "block")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
         self.block: str | None = None
+        self._first_line: str | None = None
         self._parsed: tuple[tuple[str, str], ...] | None = tuple(fields)
         self._first: dict[str, int] | None = None
 
@@ -45,6 +46,12 @@ class Message(Mapping[str, str]):
         """A whole message as Asterisk writes it: non-empty "Key: value" lines joined by CRLF."""
         message = cls.__new__(cls)
         message.block = block
+        # The event name, when the text starts with "Event: " (always, from Asterisk).
+        if block.startswith("Event: "):
+            end = block.find("\r\n")
+            message._first_line = block[7:] if end < 0 else block[7:end]
+        else:
+            message._first_line = None
         message._parsed = None
         message._first = None
         return message
@@ -108,14 +115,6 @@ class Message(Mapping[str, str]):
     def __repr__(self) -> str:
         return f"Message({list(self._fields)!r})"
 
-    def _first_line_event(self) -> str | None:
-        """The event name when the text starts with "Event: " (always, from Asterisk)."""
-        block = self.block
-        if block is None or not block.startswith("Event: "):
-            return None
-        end = block.find("\r\n")
-        return block[7:] if end < 0 else block[7:end]
-
     @property
     def fields(self) -> tuple[tuple[str, str], ...]:
         """Every header in arrival order, repeated ones included."""
@@ -129,7 +128,7 @@ class Message(Mapping[str, str]):
     @property
     def event(self) -> str | None:
         """The ``Event`` header: None for a response."""
-        first_line = self._first_line_event()
+        first_line = self._first_line
         return first_line if first_line is not None else self.get("Event")
 
     @property

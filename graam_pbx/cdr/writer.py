@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 
 import asyncpg
 
@@ -143,7 +144,11 @@ class CdrTable:
         self, connection: asyncpg.Connection, records: list[CdrRecord]
     ) -> None:
         days = self._days
-        new_days = {record.started_us // _DAY_US for record in records} - days
+        starts = list(map(itemgetter(0), records))  # started_us
+        first, last = min(starts, default=0) // _DAY_US, max(starts, default=0) // _DAY_US
+        if first == last and first in days:
+            return  # the usual batch: calls of one day, already known
+        new_days = {start // _DAY_US for start in starts} - days
         for day in new_days:
             started = moment(day * _DAY_US)
             month = (started.year, started.month)

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         description="Asterisk's CSV log of CDRs as this host sees it (backfill); the sandbox's "
         "when unset, else /var/log/asterisk/graam-cdr.csv.",
     )
-    cdr_batch_size: int = Field(2000, ge=1, description="CDRs written per batch at most.")
+    cdr_batch_size: int = Field(5000, ge=1, description="CDRs written per batch at most.")
     cdr_batch_delay: float = Field(
         0.1, gt=0, le=0.2, description="Seconds a CDR waits for its batch to fill, at most."
     )

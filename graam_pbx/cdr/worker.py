@@ -60,7 +60,7 @@ class PipelineState(StrEnum):
 class CdrSettings:
     state_dir: Path  # journal, dead letters, checkpoint
     csv_log: Path | None  # Asterisk's CSV log as this process sees it; None: no backfill
-    batch_size: int = 2000
+    batch_size: int = 5000
     batch_delay: float = 0.1
     journal_max_bytes: int = 1 << 30
     checkpoint_interval: float = 60.0

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
@@ -26,7 +25,6 @@ from graam_pbx.asterisk.changes import ALL_TENANTS
 from graam_pbx.asterisk.render import (
     DEFAULT_AGI_ADDRESS,
     common_files,
-    environment,
     prompt_path,
 )
 from graam_pbx.asterisk.shards import ShardedWriter
@@ -81,10 +79,7 @@ class ConfigApplier:
         self.sounds_dir = sounds_dir
         self._ami = ami
         self._bus = bus
-        self._env: jinja2.Environment = environment(override_dir)
-        self._override_dir = override_dir
-        self._shards = ShardedWriter()
-        self._agi_address = agi_address
+        self._shards = ShardedWriter(override_dir, agi_address)
         self._settle_delay = settle_delay
         self._pending: set[int] = set()
         self._full = False
@@ -200,15 +195,9 @@ class ConfigApplier:
         self, snapshot: Snapshot, tenant_ids: set[int] | None
     ) -> tuple[set[str], float]:
         """Write every file that changed and prune what no tenant makes any more."""
-        common = common_files(self._env, snapshot)
+        common = common_files(self._shards.env, snapshot)
         written = await asyncio.to_thread(write_changed, self.config_dir, common)
-        shards = await self._shards.write(
-            self._env,
-            self.config_dir,
-            snapshot.tenants,
-            override_dir=self._override_dir,
-            agi_address=self._agi_address,
-        )
+        shards = await self._shards.write(self.config_dir, snapshot.tenants)
         live = {tenant.id for tenant in snapshot.tenants}
         asked = existing_tenants(self.config_dir) if tenant_ids is None else tenant_ids
         removed = await asyncio.to_thread(remove_tenants, self.config_dir, asked - live)

@@ -80,9 +80,19 @@ def _ready() -> int:
 
 
 class ShardedWriter:
-    """Worker processes, one per core, started on first need and kept for the next pass."""
+    """Renders tenants' files with one set of templates, in worker processes (one per core,
+    started on first need and kept for the next pass) or, for a few tenants, right here."""
 
-    def __init__(self, processes: int | None = None) -> None:
+    def __init__(
+        self,
+        override_dir: Path | None = None,
+        agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+        *,
+        processes: int | None = None,
+    ) -> None:
+        self.env = environment(override_dir)  # what this process renders with
+        self._override_dir = override_dir  # the workers build the same environment from it
+        self._agi_address = agi_address
         self.processes = max(1, processes or os.cpu_count() or 1)
         self._pool: Executor | None = None
 
@@ -97,18 +107,12 @@ class ShardedWriter:
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
-    async def write(
-        self,
-        env: jinja2.Environment,
-        config_dir: Path,
-        tenants: Sequence[TenantConf],
-        *,
-        override_dir: Path | None,
-        agi_address: tuple[str, int],
-    ) -> ShardResult:
+    async def write(self, config_dir: Path, tenants: Sequence[TenantConf]) -> ShardResult:
         """Every tenant's files written; render time is the sum over shards (CPU time)."""
         if len(tenants) < SHARD_THRESHOLD:
-            return await asyncio.to_thread(write_tenants, env, config_dir, tenants, agi_address)
+            return await asyncio.to_thread(
+                write_tenants, self.env, config_dir, tenants, self._agi_address
+            )
         pool = self._executor()
         loop = asyncio.get_running_loop()
         # Several shards per worker: the first starts while the next ones are still being
@@ -118,7 +122,9 @@ class ShardedWriter:
         results = await asyncio.gather(
             *(
                 loop.run_in_executor(
-                    pool, _run_shard, ShardJob(config_dir, override_dir, agi_address, shard)
+                    pool,
+                    _run_shard,
+                    ShardJob(config_dir, self._override_dir, self._agi_address, shard),
                 )
                 for shard in shards
             )

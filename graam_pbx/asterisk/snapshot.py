@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
@@ -46,7 +45,6 @@ PLATFORM_MODELS = (Trunk,)
 
 # Named tuples rather than dataclasses: a full render ships the snapshot to worker
 # processes, and tuples pickle several times faster than frozen dataclasses.
-_EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
 
 class Dest(NamedTuple):
@@ -148,8 +146,9 @@ class TenantConf(NamedTuple):
     name: str
     status: str
     devices: tuple[Device, ...] = ()
-    agents: Mapping[int, tuple[str, ...]] = _EMPTY  # user → SIP usernames
-    agent_names: Mapping[int, str] = _EMPTY  # user → display name
+    # Read-only (Mapping): the shared empty default is never written to.
+    agents: Mapping[int, tuple[str, ...]] = {}  # user → SIP usernames
+    agent_names: Mapping[int, str] = {}  # user → display name
     queues: tuple[QueueConf, ...] = ()
     ivrs: tuple[IvrConf, ...] = ()
     voicemail: tuple[VoicemailConf, ...] = ()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from graam_pbx.asterisk.render import environment, render_all, tenant_files
+from graam_pbx.asterisk.render import TENANT_FILES, environment, render_all, tenant_files
 from graam_pbx.asterisk.shards import SHARD_THRESHOLD, ShardedWriter
-from graam_pbx.asterisk.snapshot import Snapshot
+from graam_pbx.asterisk.snapshot import Snapshot, TenantConf
 from tests.unit.asterisk.sample import sample_snapshot, sample_tenant
 
 AGI = ("127.0.0.1", 4573)
@@ -27,7 +27,7 @@ def _on_disk(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 async def writer() -> AsyncIterator[ShardedWriter]:
-    shards = ShardedWriter(processes=2)
+    shards = ShardedWriter(agi_address=AGI, processes=2)
     try:
         yield shards
     finally:
@@ -39,7 +39,7 @@ async def test_workers_write_what_rendering_here_gives(
 ) -> None:
     snapshot = _many_tenants()
     env = environment()
-    result = await writer.write(env, tmp_path, snapshot.tenants, override_dir=None, agi_address=AGI)
+    result = await writer.write(tmp_path, snapshot.tenants)
     expected = {
         name: text
         for tenant in snapshot.tenants
@@ -49,19 +49,21 @@ async def test_workers_write_what_rendering_here_gives(
     assert result.written == set(expected)
     assert set(expected) <= set(render_all(env, snapshot, agi_address=AGI))
 
-    again = await writer.write(env, tmp_path, snapshot.tenants, override_dir=None, agi_address=AGI)
+    again = await writer.write(tmp_path, snapshot.tenants)
     assert again.written == frozenset()  # nothing changed: nothing rewritten
 
 
-async def test_workers_use_the_operator_templates(writer: ShardedWriter, tmp_path: Path) -> None:
+async def test_workers_use_the_operator_templates(tmp_path: Path) -> None:
     override = tmp_path / "templates"
     override.mkdir()
     (override / "queue.conf.j2").write_text("[t{{ tenant.id }}-queue-{{ queue.id }}]\n; ours\n")
     snapshot = _many_tenants()
     out = tmp_path / "out"
-    await writer.write(
-        environment(override), out, snapshot.tenants, override_dir=override, agi_address=AGI
-    )
+    writer = ShardedWriter(override, AGI, processes=2)
+    try:
+        await writer.write(out, snapshot.tenants)
+    finally:
+        await writer.stop()
     dialplans = [text for name, text in _on_disk(out).items() if name.endswith("extensions.conf")]
     assert len(dialplans) == len(snapshot.tenants)
     assert all("; ours" in text for text in dialplans)
@@ -72,8 +74,17 @@ async def test_files_no_longer_made_are_pruned(writer: ShardedWriter, tmp_path: 
     stale = tmp_path / "tenants" / f"t{snapshot.tenants[-1].id}" / "old.conf"
     stale.parent.mkdir(parents=True)
     stale.write_text("; from an older version\n")
-    result = await writer.write(
-        environment(), tmp_path, snapshot.tenants, override_dir=None, agi_address=AGI
-    )
+    result = await writer.write(tmp_path, snapshot.tenants)
     assert not stale.exists()
     assert str(stale.relative_to(tmp_path)) in result.written
+
+
+async def test_tenants_built_with_defaults_reach_the_workers(
+    writer: ShardedWriter, tmp_path: Path
+) -> None:
+    tenants = tuple(
+        TenantConf(tenant_id, f"bare{tenant_id}", "Bare", "active")
+        for tenant_id in range(1, SHARD_THRESHOLD + 2)
+    )
+    result = await writer.write(tmp_path, tenants)
+    assert len(result.written) == len(tenants) * len(TENANT_FILES)

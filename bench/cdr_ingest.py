@@ -10,9 +10,12 @@ Postgres. Prints one JSON line:
 - cdrs_per_s: events until the last row committed, as fast as the pipeline takes them (the
   server keeps at most WINDOW events sent but not committed: past the bus's queue the
   pipeline would drop events, to be backfilled later from Asterisk's CSV log);
+
+Every measured phase starts from a quiet server: a CHECKPOINT before it, and a VACUUM ANALYZE
+of what the previous phase loaded (the work autovacuum would otherwise do during the next).
 - copy_rows_per_s: the physical limit, measured in the same run: the same rows, parsed and
   typed beforehand, COPYed straight into an identical table (a second database migrated the
-  same way);
+  same way); the better of two runs;
 - python_cpu_us_per_event: this process's CPU time per event while streaming (the pipeline
   runs on one core; Postgres on the other);
 - lag_p50_ms, lag_p99_ms: at a steady 1,000 events/s, from the event written to the socket to
@@ -198,6 +201,7 @@ async def _run(
         CdrSettings(state_dir=work / "cdr", csv_log=None),
         on_committed=on_committed,
     )
+    await _quiesce(pg, "ingest")
     await bus.start()
     await worker.start()
     await ami.start()
@@ -255,6 +259,7 @@ async def _run(
     finally:
         await connection.close()
 
+    await _quiesce(pg, "ingest")
     copy_rate = await _copy_limit(pg, [data for _, data in events])
     rate = len(events) / elapsed
     return {
@@ -293,9 +298,24 @@ async def _copy_limit(pg: EmbeddedPostgres, raw: list[bytes]) -> float:
     try:
         for day in {row[0].date() for row in rows}:
             await connection.execute("SELECT cdrs_ensure_partition($1::date)", day)
-        started = time.perf_counter()
-        await connection.copy_records_to_table("cdrs", records=rows, columns=TABLE_COLUMNS)
-        return len(rows) / (time.perf_counter() - started)
+        best = 0.0
+        for _ in range(2):
+            await connection.execute("TRUNCATE cdrs")
+            await _quiesce(pg, "limit")
+            started = time.perf_counter()
+            await connection.copy_records_to_table("cdrs", records=rows, columns=TABLE_COLUMNS)
+            best = max(best, len(rows) / (time.perf_counter() - started))
+        return best
+    finally:
+        await connection.close()
+
+
+async def _quiesce(pg: EmbeddedPostgres, database: str) -> None:
+    """Do now what the server would do in the background during the next measurement."""
+    connection = await asyncpg.connect(pg.url(database))
+    try:
+        await connection.execute("VACUUM ANALYZE cdrs")
+        await connection.execute("CHECKPOINT")
     finally:
         await connection.close()
 

@@ -365,7 +365,7 @@ class CdrWorker:
 
     async def _write(self, batch: Sequence[CdrRecord], *, live: bool) -> None:
         started = time.monotonic()
-        result = await self._table.write(batch)
+        result = await self._table.write(batch, expect_new=live)
         committed = time.time()
         metrics.CDR_BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.CDR_WRITTEN.inc(result.inserted)

@@ -14,7 +14,9 @@ import pytest
 from graam_pbx.ami import EventBus
 from graam_pbx.ami.protocol import FrameDecoder, Message
 from graam_pbx.cdr.journal import Checkpoint
+from graam_pbx.cdr.parse import record_from_event
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
+from graam_pbx.cdr.writer import CdrTable
 from graam_pbx.db import plain_url
 from tests.cdr_events import DATA, append_rows, cdr_event, count_rows, wait_for_rows
 from tests.conftest import RunningApp
@@ -277,3 +279,24 @@ async def test_a_crash_loses_nothing_the_next_start_backfills_it(
     finally:
         await second.stop()
         await bus.stop()
+
+
+async def test_a_live_batch_with_rows_already_stored_keeps_only_the_new_ones(
+    database_url: str,
+) -> None:
+    start = datetime(2026, 6, 4, 9, tzinfo=UTC)
+    records = [record_from_event(cdr_event(None, start + timedelta(seconds=i))) for i in range(4)]
+    table = CdrTable(plain_url(database_url))
+    try:
+        first = await table.write(records[:2], expect_new=True)  # all new: no ON CONFLICT
+        # A live batch meeting a backfilled row: the new ones are kept, the stored one skipped.
+        second = await table.write([records[2], records[1], records[3]], expect_new=True)
+        again = await table.write(records, expect_new=False)
+    finally:
+        await table.close()
+
+    assert (first.inserted, first.duplicates) == (2, 0)
+    assert (second.inserted, second.duplicates) == (2, 1)
+    assert (again.inserted, again.duplicates) == (0, 4)
+    ids = [record.uniqueid for record in records]
+    assert await count_rows(database_url, "uniqueid = ANY($1::text[])", ids) == 4

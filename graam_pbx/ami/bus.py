@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from typing import Literal
 
@@ -23,7 +24,12 @@ EventHandler = Callable[[Message], Awaitable[None]]
 
 
 class Subscription:
-    """One subscriber: its event names, its bounded queue and its single worker."""
+    """One subscriber: its event names, its bounded queue and its single worker.
+
+    The queue is a plain deque with two events rather than an ``asyncio.Queue``: publishing
+    is an append, and the worker takes what is queued without a round through the loop per
+    event (a busy Asterisk sends thousands of events a second).
+    """
 
     def __init__(
         self, name: str, events: frozenset[str] | None, handler: EventHandler, maxsize: int
@@ -31,21 +37,24 @@ class Subscription:
         self.name = name
         self.events = events
         self.handler = handler
+        self.maxsize = maxsize
         self.dropped = 0
-        self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize)
+        self._queue: deque[Message] = deque()
+        self._queued = asyncio.Event()  # set while the queue holds anything
+        self._idle = asyncio.Event()  # set once everything queued has been handled
+        self._idle.set()
         self._dropping = False
         self._worker: asyncio.Task[None] | None = None
         # Read when scraped: setting it on every event would cost more than the event.
-        AMI_SUBSCRIBER_BACKLOG.labels(subscriber=name).set_function(self._queue.qsize)
+        AMI_SUBSCRIBER_BACKLOG.labels(subscriber=name).set_function(self._queue.__len__)
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     def _offer(self, message: Message) -> None:
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
+        queue = self._queue
+        if len(queue) >= self.maxsize:
             self.dropped += 1
             AMI_SUBSCRIBER_DROPPED.labels(subscriber=self.name).inc()
             if not self._dropping:
@@ -53,9 +62,13 @@ class Subscription:
                 logger.warning(
                     "ami subscriber full, dropping events subscriber=%s maxsize=%d",
                     self.name,
-                    self._queue.maxsize,
+                    self.maxsize,
                 )
             return
+        queue.append(message)
+        if len(queue) == 1:
+            self._queued.set()
+            self._idle.clear()
 
     def _start(self) -> None:
         if self._worker is None or self._worker.done():
@@ -63,7 +76,7 @@ class Subscription:
 
     async def _drain(self) -> None:
         if self._worker is not None and not self._worker.done():
-            await self._queue.join()
+            await self._idle.wait()
 
     async def _stop(self) -> None:
         if self._worker is not None and not self._worker.done():
@@ -72,8 +85,14 @@ class Subscription:
         self._worker = None
 
     async def _run(self) -> None:
+        queue = self._queue
         while True:
-            message = await self._queue.get()
+            if not queue:
+                self._idle.set()
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            message = queue.popleft()
             try:
                 await self.handler(message)
             except Exception:
@@ -81,9 +100,7 @@ class Subscription:
                 logger.exception(
                     "ami subscriber failed subscriber=%s event=%s", self.name, message.name
                 )
-            finally:
-                self._queue.task_done()
-            if self._dropping and self._queue.empty():
+            if self._dropping and not queue:
                 self._dropping = False
                 logger.info(
                     "ami subscriber caught up subscriber=%s dropped_total=%d",

@@ -59,6 +59,7 @@ class AmiClient:
         self._action_timeout = action_timeout
         self._decoder = FrameDecoder()
         self._pending: dict[str, _Pending] = {}
+        self._collecting = 0  # actions in flight answered by an event list
         self._id_prefix = secrets.token_hex(4)
         self._id_counter = itertools.count(1)
         self._closed = asyncio.Event()
@@ -196,6 +197,7 @@ class AmiClient:
         data = encode_action(name, fields or {}, action_id)
         pending = _Pending(name, asyncio.get_running_loop().create_future(), collect)
         self._pending[action_id] = pending
+        self._collecting += collect
         limit = self._action_timeout if timeout is None else timeout
         started = time.monotonic()
         try:
@@ -218,6 +220,7 @@ class AmiClient:
             raise AmiDisconnected(f"{name}: write failed: {err}") from err
         finally:
             del self._pending[action_id]
+            self._collecting -= collect
             if not pending.future.done():
                 pending.future.cancel()
         AMI_ACTION_SECONDS.labels(action=name).observe(time.monotonic() - started)
@@ -242,10 +245,11 @@ class AmiClient:
             self._finish(reason)
 
     def _dispatch(self, message: Message) -> None:
-        if message.is_response:
+        name = message.event
+        if name is not None:
+            self._deliver(message, name)
+        elif "Response" in message:
             self._resolve(message)
-        elif message.is_event:
-            self._deliver(message)
         else:
             logger.debug("ami message neither event nor response fields=%d", len(message))
 
@@ -273,11 +277,13 @@ class AmiClient:
         else:
             pending.future.set_result(response)
 
-    def _deliver(self, event: Message) -> None:
-        name = event.name
+    def _deliver(self, event: Message, name: str) -> None:
         self._event_counts[name] = self._event_counts.get(name, 0) + 1
-        action_id = event.action_id
-        pending = self._pending.get(action_id) if action_id is not None else None
+        # Only the items of an event list carry the ActionID that matters here; most events
+        # arrive while no list is awaited, and need no look at their headers.
+        pending = None
+        if self._collecting and (action_id := event.action_id) is not None:
+            pending = self._pending.get(action_id)
         if pending is not None and pending.collect:
             if event.get("EventList", "").lower() == "complete":
                 if not pending.future.done():

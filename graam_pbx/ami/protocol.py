@@ -219,7 +219,12 @@ class FrameDecoder:
         """Add bytes read from the stream; return the messages they completed."""
         buffer = self._buffer
         buffer += data
-        end = buffer.rfind(b"\n") + 1
+        # Up to the end of the last whole message, so that the next read starts with a whole
+        # one (taken as text, like the others); else, or when a message ends later in another
+        # form (bare LF), up to the last whole line.
+        end = buffer.rfind(b"\r\n\r\n") + 4
+        if end < 4 or buffer.find(b"\n\n", end) >= 0 or buffer.find(b"\n\r\n", end) >= 0:
+            end = buffer.rfind(b"\n") + 1
         if end == 0:
             if self._message_bytes + len(buffer) > self._max_message_bytes:
                 self._overflow()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, NoReturn
 
 from graam_pbx.ami.protocol import Message
 from graam_pbx.fields import MAX_ID
@@ -28,7 +28,6 @@ MAX_KEY_CHARS = 150
 
 _DECIMAL_SECONDS = re.compile(r"[0-9]{1,8}(\.[0-9]{1,6})?")
 _EPOCH_US = re.compile(r"[0-9]{1,12}\.[0-9]{6}", re.ASCII)
-_TENANT_CODE = re.compile(r"t([0-9]{1,18})")
 
 
 class MalformedCdr(ValueError):
@@ -150,7 +149,9 @@ def _layout() -> re.Pattern[str]:
     Times are checked here to be what Asterisk writes (``%ld.%06ld``); anything else does not
     match and takes the general path, which says what is wrong.
     """
-    value, ignored = r"([^\r\n]*)", r"[^\r\n]*"
+    # "." is anything but LF, and the framing left no LF inside a message: a value runs to the
+    # line's CRLF (a lone CR stays in it, as the general path keeps it).
+    value, ignored = r"(.*)", r".*"
     epoch = r"([0-9]{1,12}\.[0-9]{6})"
     special = {
         "StartEpoch": epoch,
@@ -208,8 +209,7 @@ def record_from_event(message: Message) -> CdrRecord:
         # Any other shape (another layout, a header twice) takes the general path below.
         match = _CDR_TEXT.fullmatch(message.block)
         if match is not None:
-            system_name, *values = match.groups()
-            return _record_from_layout(system_name or "", cast("list[str]", values))
+            return _record_from_layout(match.groups(""))
     fields = dict(message.fields)
     if not fields.keys() >= _READ:
         # Missing, or named in another case (AMI header names are case-insensitive).
@@ -255,8 +255,9 @@ def record_from_event(message: Message) -> CdrRecord:
     )
 
 
-def _record_from_layout(system_name: str, values: list[str]) -> CdrRecord:
+def _record_from_layout(values: tuple[str, ...]) -> CdrRecord:
     (
+        system_name,
         accountcode,
         src,
         dst,
@@ -283,24 +284,36 @@ def _record_from_layout(system_name: str, values: list[str]) -> CdrRecord:
         queue,
         agent,
     ) = values
-    texts = (src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata)
-    return _record(
-        system_name=system_name,
-        uniqueid=uniqueid,
-        sequence=sequence,
-        linkedid=linkedid,
-        start_us=int(start.replace(".", "")),  # the layout checked them: %ld.%06ld
-        answer_us=int(answer.replace(".", "")),
-        end_us=int(end.replace(".", "")),
-        billsec_us=_seconds_us("BillableSecondsExact", exact) if exact else None,
-        disposition=disposition,
-        tenantid=tenantid,
-        direction=direction,
-        did=did,
-        queue=queue,
-        agent=agent,
-        texts=(*texts, accountcode, peeraccount, amaflags, userfield),
-        source="ami",
+    return _record(  # positional: the hot path, and the same order as the signature
+        system_name,
+        uniqueid,
+        sequence,
+        linkedid,
+        int(start.replace(".", "")),  # the layout checked them: %ld.%06ld
+        int(answer.replace(".", "")),
+        int(end.replace(".", "")),
+        _decimal_us(exact) if exact else None,  # checked by the layout too
+        disposition,
+        tenantid,
+        direction,
+        did,
+        queue,
+        agent,
+        (
+            src,
+            dst,
+            dcontext,
+            clid,
+            channel,
+            dstchannel,
+            lastapp,
+            lastdata,
+            accountcode,
+            peeraccount,
+            amaflags,
+            userfield,
+        ),
+        "ami",
     )
 
 
@@ -371,7 +384,6 @@ def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
 
 
 def _record(
-    *,
     system_name: str,
     uniqueid: str,
     sequence: str,
@@ -389,22 +401,22 @@ def _record(
     texts: tuple[str, ...],
     source: str,
 ) -> CdrRecord:
-    if not uniqueid or len(uniqueid) > MAX_KEY_CHARS:
-        raise MalformedCdr("bad-text", "UniqueID is empty or too long")
-    if not linkedid or len(linkedid) > MAX_KEY_CHARS:
-        raise MalformedCdr("bad-text", "LinkedID is empty or too long")
-    if len(system_name) > MAX_KEY_CHARS:
-        raise MalformedCdr("bad-text", "SystemName is too long")
-    if not disposition:
-        raise MalformedCdr("missing-field", "Disposition is empty")
+    """Validate one CDR's values and build its record (every source comes through here).
+
+    Each check is one comparison in the usual case; what failed is worked out only then.
+    """
+    if not (
+        0 < len(uniqueid) <= MAX_KEY_CHARS
+        and 0 < len(linkedid) <= MAX_KEY_CHARS
+        and len(system_name) <= MAX_KEY_CHARS
+        and disposition
+    ):
+        _refuse_texts(system_name, uniqueid, linkedid)
     sequence_number = _natural(sequence)
     if sequence_number is None:
         raise MalformedCdr("bad-number", f"Sequence {sequence[:40]!r} is not a number")
-    for name, us in (("start", start_us), ("end", end_us)):
-        if not EARLIEST_US <= us < LATEST_US:
-            raise MalformedCdr("bad-time", f"{name} {us / 1e6:.6f} is not a plausible time")
-    if end_us < start_us:
-        raise MalformedCdr("bad-time", "the CDR ends before it starts")
+    if not EARLIEST_US <= start_us <= end_us < LATEST_US:
+        _refuse_times(start_us, end_us)
     answered = answer_us > 0  # Asterisk writes 0.000000 for a call never answered
     if answered and not start_us <= answer_us <= end_us:
         raise MalformedCdr("bad-time", "answered outside the CDR's start and end")
@@ -417,7 +429,8 @@ def _record(
         raise MalformedCdr("bad-number", f"billsec {seconds(billsec_us)} is longer than the CDR")
     if "\x00" in "".join((uniqueid, linkedid, system_name, disposition, direction, did, *texts)):
         raise MalformedCdr("bad-text", "a field holds a NUL character")
-    return CdrRecord._make(
+    return _new_record(
+        CdrRecord,
         (
             start_us,
             system_name,
@@ -432,12 +445,32 @@ def _record(
             _tenant(texts[8]) or _tenant(tenantid),  # the accountcode, else the tenantid
             direction or None,
             did or None,
-            _natural(queue),
-            _natural(agent),
+            _natural(queue) if queue else None,
+            _natural(agent) if agent else None,
             *texts,
             source,
-        )
+        ),
     )
+
+
+_new_record = tuple.__new__  # CdrRecord._make without its length check: the tuple above
+
+
+def _refuse_texts(system_name: str, uniqueid: str, linkedid: str) -> NoReturn:
+    if not uniqueid or len(uniqueid) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "UniqueID is empty or too long")
+    if not linkedid or len(linkedid) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "LinkedID is empty or too long")
+    if len(system_name) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "SystemName is too long")
+    raise MalformedCdr("missing-field", "Disposition is empty")
+
+
+def _refuse_times(start_us: int, end_us: int) -> NoReturn:
+    for name, us in (("start", start_us), ("end", end_us)):
+        if not EARLIEST_US <= us < LATEST_US:
+            raise MalformedCdr("bad-time", f"{name} {us / 1e6:.6f} is not a plausible time")
+    raise MalformedCdr("bad-time", "the CDR ends before it starts")
 
 
 def _epoch_us(name: str, text: str) -> int:
@@ -457,6 +490,11 @@ def _epoch_us(name: str, text: str) -> int:
 def _seconds_us(name: str, text: str) -> int:
     if not text.isascii() or not _DECIMAL_SECONDS.fullmatch(text):
         raise MalformedCdr("bad-number", f"{name} {text[:40]!r} is not seconds")
+    return _decimal_us(text)
+
+
+def _decimal_us(text: str) -> int:
+    """Microseconds of decimal seconds already checked to be ``[0-9]{1,8}(\\.[0-9]{1,6})?``."""
     whole, _, fraction = text.partition(".")
     return int(whole) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
 
@@ -471,10 +509,12 @@ def _natural(text: str) -> int | None:
 
 def _tenant(code: str) -> int | None:
     """``t<id>``: the accountcode and tenantid every tenant's endpoint and route carries."""
-    match = _TENANT_CODE.fullmatch(code) if code.isascii() else None
-    if match is None:
+    if not (code.startswith("t") and 1 < len(code) <= 19 and code.isascii()):
         return None
-    tenant_id = int(match.group(1))
+    digits = code[1:]
+    if not digits.isdigit():  # ASCII digits only (checked above): [0-9]
+        return None
+    tenant_id = int(digits)
     return tenant_id if 0 < tenant_id <= MAX_ID else None
 
 

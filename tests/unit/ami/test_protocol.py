@@ -185,3 +185,31 @@ def test_any_split_decodes_like_the_unsplit_bytes(
 
     assert pieces == whole
     assert [list(message.fields) for message in whole] == messages
+
+
+@given(
+    messages=_messages,
+    endings=st.lists(st.sampled_from(["\r\n", "\n"]), min_size=4, max_size=4),
+    data=st.data(),
+)
+def test_every_message_comes_out_with_the_read_that_completes_it(
+    messages: list[list[tuple[str, str]]], endings: list[str], data: st.DataObject
+) -> None:
+    """Whatever the line endings (CRLF, bare LF, mixed) and the read boundaries, a message is
+    returned by the very read that brings its blank line: nothing waits for the next read."""
+    stream = GREETING
+    ends: list[int] = []  # where each message's blank line ends
+    for fields, eol in zip(messages, endings, strict=False):
+        stream += ("".join(f"{key}: {value}{eol}" for key, value in fields) + eol).encode()
+        ends.append(len(stream))
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(stream)), max_size=8)))
+
+    decoder = FrameDecoder()
+    pieces: list[Message] = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        pieces.extend(decoder.feed(stream[start:cut]))
+        start = cut
+        assert len(pieces) == sum(end <= cut for end in ends)
+
+    assert [list(message.fields) for message in pieces] == messages

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import asyncpg
 
+from graam_pbx import heap
 from graam_pbx.ami import AmiSupervisor, EventBus, FrameDecoder
 from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.cdr.parse import CdrRecord, record_from_event
@@ -205,6 +206,7 @@ async def _run(
     await bus.start()
     await worker.start()
     await ami.start()
+    heap.settle_after_startup()  # as the application does once its components run
     try:
         writer = await server.connected()
         # Throughput: as fast as the pipeline takes them.
@@ -243,6 +245,7 @@ async def _run(
                 await progress.wait()
         lags = sorted(committed_at[u] - sent_at[u] for u in sent_at)
     finally:
+        heap.release()
         await worker.stop()
         await ami.stop()
         await bus.stop()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from graam_pbx import metrics
+from graam_pbx import heap, metrics
 from graam_pbx.agents import api as agents_api
 from graam_pbx.agents import phone as agents_phone
 from graam_pbx.agents.worker import AgentWorker
@@ -186,8 +186,10 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             for component in components:
                 await component.start()
                 started.append(component)
+            heap.settle_after_startup()
             yield
         finally:
+            heap.release()
             for component in reversed(started):
                 try:
                     await component.stop()

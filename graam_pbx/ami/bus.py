@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 RESYNC_EVENT = "GraamResync"
 ALL_EVENTS = "*"
+YIELD_EVERY = 100  # events a subscriber handles before letting the other tasks run
 
 EventHandler = Callable[[Message], Awaitable[None]]
 
@@ -86,12 +87,18 @@ class Subscription:
 
     async def _run(self) -> None:
         queue = self._queue
+        handled = 0
         while True:
             if not queue:
                 self._idle.set()
                 self._queued.clear()
                 await self._queued.wait()
                 continue
+            handled += 1
+            if handled % YIELD_EVERY == 0:
+                # A handler that never waits would otherwise hold the loop for the whole
+                # backlog, and the tasks it feeds (the CDR writer's COPY) would wait for it.
+                await asyncio.sleep(0)
             message = queue.popleft()
             try:
                 await self.handler(message)

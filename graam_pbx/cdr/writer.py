@@ -129,7 +129,11 @@ class CdrTable:
                 await self._ensure_partitions(connection, records)
                 async with connection.transaction():
                     await connection.copy_records_to_table(
-                        STAGING_TABLE, records=records, columns=COLUMNS
+                        # Plain tuples: asyncpg encodes them three times faster than
+                        # named ones (its fast path takes exact tuples only).
+                        STAGING_TABLE,
+                        records=map(tuple, records),
+                        columns=COLUMNS,
                     )
                     status = await self._insert_staged(connection, expect_new=expect_new)
         except _ROW_ERRORS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from typing import Any
 
 import httpx
@@ -85,3 +86,13 @@ async def test_wrong_ami_secret_is_reported(database_url: str, asterisk: Asteris
         body = await wait_for_readyz(running.client, 503, timeout=10)
         assert body["checks"]["ami"]["ok"] is False
         assert "auth" in body["checks"]["ami"]["error"].lower()
+
+
+async def test_startup_objects_are_left_out_of_garbage_collection_while_running(
+    database_url: str, asterisk: Asterisk
+) -> None:
+    gc.unfreeze()
+    async for running in start_app(Endpoints(database_url=database_url, ami=asterisk.ami_config())):
+        await wait_for_readyz(running.client, 200, timeout=10)
+        assert gc.get_freeze_count() > 10_000  # modules, classes, metadata: never re-walked
+    assert gc.get_freeze_count() == 0  # stopped: handed back to the collector

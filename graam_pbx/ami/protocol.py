@@ -210,27 +210,28 @@ class FrameDecoder:
     def __init__(self, *, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.greeting: str | None = None
         self._max_message_bytes = max_message_bytes
-        self._buffer = bytearray()
+        self._rest = b""  # the bytes after the last whole line (or message) so far
         self._fields: list[tuple[str, str]] = []
         self._message_bytes = 0
         self._at_stream_start = True
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes read from the stream; return the messages they completed."""
-        buffer = self._buffer
-        buffer += data
+        if self._rest:
+            data = self._rest + data
         # Up to the end of the last whole message, so that the next read starts with a whole
         # one (taken as text, like the others); else, or when a message ends later in another
         # form (bare LF), up to the last whole line.
-        end = buffer.rfind(b"\r\n\r\n") + 4
-        if end < 4 or buffer.find(b"\n\n", end) >= 0 or buffer.find(b"\n\r\n", end) >= 0:
-            end = buffer.rfind(b"\n") + 1
+        end = data.rfind(b"\r\n\r\n") + 4
+        if end < 4 or data.find(b"\n\n", end) >= 0 or data.find(b"\n\r\n", end) >= 0:
+            end = data.rfind(b"\n") + 1
         if end == 0:
-            if self._message_bytes + len(buffer) > self._max_message_bytes:
+            self._rest = data
+            if self._message_bytes + len(data) > self._max_message_bytes:
                 self._overflow()
             return []
-        chunk = bytes(buffer[:end])
-        del buffer[:end]
+        chunk = data[:end] if end < len(data) else data
+        self._rest = data[end:]
         messages: list[Message] = []
         if self._at_stream_start:
             # The greeting is the only line of AMI that no blank line terminates.
@@ -243,7 +244,7 @@ class FrameDecoder:
             self._take_crlf_text(chunk.decode("ascii"), messages)
         else:
             self._take_raw_lines(chunk, messages)
-        if self._message_bytes + len(buffer) > self._max_message_bytes:
+        if self._message_bytes + len(self._rest) > self._max_message_bytes:
             self._overflow()
         return messages
 
@@ -297,8 +298,8 @@ class FrameDecoder:
                 messages.append(message)
 
     def _overflow(self) -> None:
-        size = self._message_bytes + len(self._buffer)
-        self._buffer.clear()
+        size = self._message_bytes + len(self._rest)
+        self._rest = b""
         self._fields.clear()
         raise AmiProtocolError(
             f"AMI message exceeds {self._max_message_bytes} bytes ({size} buffered)"

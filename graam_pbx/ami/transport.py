@@ -7,7 +7,9 @@ import contextlib
 import socket
 from typing import Protocol
 
-_READ_SIZE = 64 * 1024
+# More than asyncio ever buffers from one socket read (256 KiB): each read takes the whole
+# buffer, instead of a slice followed by moving the rest to the front.
+_READ_SIZE = 1 << 20
 
 
 class AmiTransport(Protocol):

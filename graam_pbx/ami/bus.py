@@ -21,7 +21,9 @@ RESYNC_EVENT = "GraamResync"
 ALL_EVENTS = "*"
 YIELD_EVERY = 100  # events a subscriber handles before letting the other tasks run
 
-EventHandler = Callable[[Message], Awaitable[None]]
+# None once the event is handled, or an awaitable when handling it has to wait: the usual
+# event then costs no coroutine (a busy Asterisk sends thousands of events a second).
+EventHandler = Callable[[Message], Awaitable[None] | None]
 
 
 class Subscription:
@@ -101,7 +103,9 @@ class Subscription:
                 await asyncio.sleep(0)
             message = queue.popleft()
             try:
-                await self.handler(message)
+                waiting = self.handler(message)
+                if waiting is not None:
+                    await waiting
             except Exception:
                 AMI_HANDLER_ERRORS.labels(subscriber=self.name).inc()
                 logger.exception(

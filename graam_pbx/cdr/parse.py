@@ -204,10 +204,12 @@ _CDR_TEXT = _layout()
 
 def record_from_event(message: Message) -> CdrRecord:
     """The record of one ``Cdr`` event; raises ``MalformedCdr``."""
-    if message.block is not None:
+    block = message.block
+    if block is not None and "\x00" not in block:
         # Hot path: one match over the event's text instead of splitting it into headers.
-        # Any other shape (another layout, a header twice) takes the general path below.
-        match = _CDR_TEXT.fullmatch(message.block)
+        # Any other shape (another layout, a header twice, a NUL anywhere) takes the general
+        # path below.
+        match = _CDR_TEXT.fullmatch(block)
         if match is not None:
             return _record_from_layout(match.groups(""))
     fields = dict(message.fields)
@@ -314,6 +316,7 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord:
             userfield,
         ),
         "ami",
+        True,  # no NUL anywhere in the text: checked above
     )
 
 
@@ -400,6 +403,7 @@ def _record(
     agent: str,
     texts: tuple[str, ...],
     source: str,
+    nul_free: bool = False,  # the caller saw no NUL in any of these values
 ) -> CdrRecord:
     """Validate one CDR's values and build its record (every source comes through here).
 
@@ -427,7 +431,9 @@ def _record(
         billsec_us = end_us - answer_us if answered else 0
     elif billsec_us > duration_us:
         raise MalformedCdr("bad-number", f"billsec {seconds(billsec_us)} is longer than the CDR")
-    if "\x00" in "".join((uniqueid, linkedid, system_name, disposition, direction, did, *texts)):
+    if not nul_free and "\x00" in "".join(
+        (uniqueid, linkedid, system_name, disposition, direction, did, *texts)
+    ):
         raise MalformedCdr("bad-text", "a field holds a NUL character")
     return _new_record(
         CdrRecord,

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -203,28 +203,37 @@ class CdrWorker:
 
     # ---- events in --------------------------------------------------------------------------
 
-    async def _on_event(self, message: Message) -> None:
-        name = message.name
+    def _on_event(self, message: Message) -> Awaitable[None] | None:
+        """Take one bus event; an awaitable only when it has to wait (see EventHandler)."""
+        name = message.event
         if name == RESYNC_EVENT:
             self._resyncs += 1
             self._mark = None
             self._request_backfill()
-            return
+            return None
         if name == MARK_EVENT:
             mark = self._mark
             if mark is not None and message.get("Mark") == str(mark.number):
                 mark.received = self._received
-            return
+            return None
         try:
             record = record_from_event(message)
         except MalformedCdr as err:
-            await self._dead_letter(err, "ami", [list(field) for field in message.fields])
-            return
+            return self._dead_letter(err, "ami", [list(field) for field in message.fields])
+        if len(self._pending) >= self._settings.max_pending and not self._stopping:
+            return self._add_when_room(record)
+        self._add(record)
+        return None
+
+    async def _add_when_room(self, record: CdrRecord) -> None:
         while len(self._pending) >= self._settings.max_pending and not self._stopping:
             # The writer is behind (the journal is full): the bus queue absorbs what comes,
             # then drops it; dropped events are backfilled from the CSV log.
             self._room.clear()
             await self._room.wait()
+        self._add(record)
+
+    def _add(self, record: CdrRecord) -> None:
         if not self._pending:
             self._oldest_at = time.monotonic()
             self._wake.set()

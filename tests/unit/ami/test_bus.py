@@ -181,3 +181,58 @@ async def test_duplicate_subscriber_name_is_refused() -> None:
 
     with pytest.raises(ValueError, match="same"):
         bus.subscribe("same", ["Hangup"], Recorder())
+
+
+async def test_a_plain_handler_runs_without_a_coroutine_and_may_hand_back_one() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    waited: list[str] = []
+    later = asyncio.Event()
+
+    async def wait_then_note(name: str) -> None:
+        await later.wait()
+        waited.append(name)
+
+    def handler(message: Message) -> asyncio.Future[None] | None:
+        name = message.event or ""
+        seen.append(name)
+        # The usual event is handled on the spot; this one has to wait, and the next
+        # event is not handled before it is done.
+        return asyncio.ensure_future(wait_then_note(name)) if name == "Slow" else None
+
+    bus.subscribe("plain", "*", handler)
+    await bus.start()
+    for name in ["A", "Slow", "B"]:
+        bus.publish(make_event(name))
+    async with asyncio.timeout(5):
+        while seen != ["A", "Slow"]:
+            await asyncio.sleep(0)
+    later.set()
+    await bus.stop()  # drains: B is handled after Slow's wait
+
+    assert seen == ["A", "Slow", "B"]
+    assert waited == ["Slow"]
+
+
+async def test_a_long_backlog_lets_other_tasks_run() -> None:
+    bus = EventBus()
+    handled = 0
+    other_ran_at: list[int] = []
+
+    def count(_: Message) -> None:
+        nonlocal handled
+        handled += 1
+
+    async def other() -> None:
+        other_ran_at.append(handled)
+
+    bus.subscribe("busy", "*", count, maxsize=10_000)
+    for _ in range(5_000):
+        bus.publish(make_event("Cdr"))
+    await bus.start()
+    task = asyncio.create_task(other())
+    await bus.stop()
+    await task
+
+    assert handled == 5_000
+    assert other_ran_at and other_ran_at[0] < 5_000  # not after the whole backlog

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from graam_pbx.ami.protocol import FrameDecoder, Message
@@ -21,6 +21,14 @@ def frame(fields: Iterable[tuple[str, str]] | Mapping[str, str]) -> bytes:
     """One AMI message as Asterisk writes it."""
     pairs = fields.items() if isinstance(fields, Mapping) else fields
     return "".join(f"{key}: {value}\r\n" for key, value in pairs).encode() + b"\r\n"
+
+
+def reads(stream: bytes, cuts: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """The reads ``stream`` arrives in when cut at ``cuts`` (sorted): (where it ends, bytes)."""
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        yield cut, stream[start:cut]
+        start = cut
 
 
 def response(action: Message, status: str = "Success", **fields: str) -> bytes:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from graam_pbx.ami.errors import AmiInjectionError, AmiProtocolError
 from graam_pbx.ami.protocol import FrameDecoder, Message, encode_action
 
-GREETING = b"Asterisk Call Manager/11.0.0\r\n"
+from .scripted import GREETING, reads
 
 
 def test_message_lookup_is_case_insensitive_and_keeps_repeated_headers() -> None:
@@ -177,11 +177,7 @@ def test_any_split_decodes_like_the_unsplit_bytes(
 
     whole = FrameDecoder().feed(stream)
     decoder = FrameDecoder()
-    pieces: list[Message] = []
-    start = 0
-    for cut in [*cuts, len(stream)]:
-        pieces.extend(decoder.feed(stream[start:cut]))
-        start = cut
+    pieces = [message for _, data in reads(stream, cuts) for message in decoder.feed(data)]
 
     assert pieces == whole
     assert [list(message.fields) for message in whole] == messages
@@ -206,10 +202,8 @@ def test_every_message_comes_out_with_the_read_that_completes_it(
 
     decoder = FrameDecoder()
     pieces: list[Message] = []
-    start = 0
-    for cut in [*cuts, len(stream)]:
-        pieces.extend(decoder.feed(stream[start:cut]))
-        start = cut
+    for cut, data in reads(stream, cuts):
+        pieces.extend(decoder.feed(data))
         assert len(pieces) == sum(end <= cut for end in ends)
 
     assert [list(message.fields) for message in pieces] == messages

@@ -10,9 +10,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graam_pbx.ami.protocol import FrameDecoder, Message
+from graam_pbx.ami.protocol import FrameDecoder
 
-GREETING = b"Asterisk Call Manager/11.0.0\r\n"
+from .scripted import GREETING, reads
 
 
 def line_by_line(stream: bytes) -> list[list[tuple[str, str]]]:
@@ -53,11 +53,7 @@ def test_any_bytes_cut_anywhere_decode_like_line_by_line(
     cuts = sorted(data.draw(st.sets(st.integers(0, len(stream)), max_size=6)))
 
     decoder = FrameDecoder()
-    decoded: list[Message] = []
-    start = 0
-    for cut in [*cuts, len(stream)]:
-        decoded.extend(decoder.feed(stream[start:cut]))
-        start = cut
+    decoded = [message for _, data in reads(stream, cuts) for message in decoder.feed(data)]
 
     assert [list(message.fields) for message in decoded] == line_by_line(stream)
 

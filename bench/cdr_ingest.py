@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -47,6 +46,7 @@ from graam_pbx.cdr.parse import CdrRecord, record_from_event
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
 from graam_pbx.cdr.writer import TABLE_COLUMNS
 from graam_pbx.db import migrate
+from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 
 RECORDING = Path(__file__).resolve().parent.parent / "tests" / "data" / "ami_cdr_events.txt"
@@ -54,12 +54,6 @@ RUNS = 2  # throughput runs, and COPY runs of the limit: the best of each is rep
 WINDOW = 20_000  # events written but not yet committed, at most
 STEADY_RATE = 1_000  # events/s of the lag phase
 TICK = 0.01  # the lag phase writes STEADY_RATE * TICK events every TICK seconds
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def epoch(us: int) -> str:

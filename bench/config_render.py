@@ -29,17 +29,12 @@ from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.db import create_engine, migrate
 from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import Settings
 
 AGENTS, QUEUES, DIDS = 20, 3, 5
 HA1 = "0123456789abcdef0123456789abcdef"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def populate(url: str, tenants: int) -> None:

@@ -44,17 +44,12 @@ from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import migrate
 from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import Settings
 
 AGENTS_PER_TENANT = 20
 PASSWORD = "bench-supervisor-password"  # noqa: S105 - a throwaway account of a throwaway database
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -27,15 +27,9 @@ from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.db import migrate
 from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig, SandboxInfo
+from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import Settings
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on loopback now (TCP by default, UDP with SOCK_DGRAM)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

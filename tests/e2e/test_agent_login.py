@@ -35,7 +35,8 @@ from graam_pbx.ami.protocol import Message
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import plain_url
-from tests.conftest import Asterisk, RunningApp, free_port
+from graam_pbx.sandbox.ports import free_port
+from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sipp import SCENARIOS, Sipp, SippPool, free_udp_port
 from tests.factories import PASSWORD, TenantWorld, login, make_world, unique
 

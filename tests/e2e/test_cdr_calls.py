@@ -38,10 +38,11 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.cdr.backfill import LOG_NAME
 from graam_pbx.cdr.worker import CdrWorker, PipelineState
 from graam_pbx.db import plain_url
+from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
 from graam_pbx.settings import Settings
 from tests.cdr_events import wait_for_rows
-from tests.conftest import Asterisk, RunningApp, free_port, start_app
+from tests.conftest import Asterisk, RunningApp, start_app
 from tests.factories import TenantWorld, make_world
 from tests.unit.test_wav import make_wav
 

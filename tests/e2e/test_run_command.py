@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from graam_pbx.sandbox.ports import free_port
 from graam_pbx.settings import Settings
-from tests.conftest import free_port
 from tests.e2e.console import Console, finished_output, start_command
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from graam_pbx.app import Endpoints
-from tests.conftest import Asterisk, RunningApp, free_port, start_app
+from graam_pbx.sandbox.ports import free_port
+from tests.conftest import Asterisk, RunningApp, start_app
 
 
 async def wait_for_readyz(client: httpx.AsyncClient, status: int, timeout: float) -> dict[str, Any]:

@@ -248,7 +248,7 @@ class AmiClient:
         name = message.event
         if name is not None:
             self._deliver(message, name)
-        elif "Response" in message:
+        elif message.is_response:
             self._resolve(message)
         else:
             logger.debug("ami message neither event nor response fields=%d", len(message))

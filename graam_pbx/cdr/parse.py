@@ -222,8 +222,6 @@ def record_from_event(message: Message) -> CdrRecord:
             raise MalformedCdr("missing-field", f"{name} is missing{hint}")
     get = fields.get
     exact = get("BillableSecondsExact", "")
-    accountcode = get("AccountCode", "")
-    peeraccount = get("PeerAccount", "")
     return _record(
         system_name=get("SystemName", ""),
         uniqueid=fields["UniqueID"],
@@ -248,8 +246,8 @@ def record_from_event(message: Message) -> CdrRecord:
             get("DestinationChannel", ""),
             get("LastApplication", ""),
             get("LastData", ""),
-            accountcode,
-            peeraccount,
+            get("AccountCode", ""),
+            get("PeerAccount", ""),
             get("AMAFlags", ""),
             get("UserField", ""),
         ),

@@ -89,28 +89,27 @@ class Subscription:
 
     async def _run(self) -> None:
         queue = self._queue
-        handled = 0
         while True:
             if not queue:
                 self._idle.set()
                 self._queued.clear()
                 await self._queued.wait()
                 continue
-            handled += 1
-            if handled % YIELD_EVERY == 0:
-                # A handler that never waits would otherwise hold the loop for the whole
-                # backlog, and the tasks it feeds (the CDR writer's COPY) would wait for it.
-                await asyncio.sleep(0)
-            message = queue.popleft()
-            try:
-                waiting = self.handler(message)
-                if waiting is not None:
-                    await waiting
-            except Exception:
-                AMI_HANDLER_ERRORS.labels(subscriber=self.name).inc()
-                logger.exception(
-                    "ami subscriber failed subscriber=%s event=%s", self.name, message.name
-                )
+            # At most YIELD_EVERY events, then the other tasks run: a handler that never waits
+            # would otherwise hold the loop for the whole backlog, and the tasks it feeds (the
+            # CDR writer's COPY) would wait for it.
+            count = min(len(queue), YIELD_EVERY)
+            for _ in range(count):
+                message = queue.popleft()
+                try:
+                    waiting = self.handler(message)
+                    if waiting is not None:
+                        await waiting
+                except Exception:
+                    AMI_HANDLER_ERRORS.labels(subscriber=self.name).inc()
+                    logger.exception(
+                        "ami subscriber failed subscriber=%s event=%s", self.name, message.name
+                    )
             if self._dropping and not queue:
                 self._dropping = False
                 logger.info(
@@ -118,6 +117,8 @@ class Subscription:
                     self.name,
                     self.dropped,
                 )
+            if count == YIELD_EVERY:
+                await asyncio.sleep(0)
 
 
 class EventBus:

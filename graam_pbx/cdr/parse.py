@@ -144,25 +144,41 @@ _READ = frozenset(
 
 
 def _layout() -> re.Pattern[str]:
-    """A ``Cdr`` event exactly as Asterisk 22 writes it with the shipped cdr_manager.conf.
+    """A ``Cdr`` event exactly as Asterisk 22 writes it with the shipped cdr_manager.conf, and
+    with values that are certainly valid.
 
-    Times are checked here to be what Asterisk writes (``%ld.%06ld``); anything else does not
-    match and takes the general path, which says what is wrong.
+    Every check the general path makes on a value is made here by the pattern where it can
+    be (lengths, digits, Asterisk's own ``%ld.%06ld``), so the hot path is left with a few
+    comparisons; anything else does not match and takes the general path, which says what is
+    wrong or makes the same record.
     """
     # "." is anything but LF, and the framing left no LF inside a message: a value runs to the
     # line's CRLF (a lone CR stays in it, as the general path keeps it).
     value, ignored = r"(.*)", r".*"
     epoch = r"([0-9]{1,12}\.[0-9]{6})"
+    key = rf"(.{{1,{MAX_KEY_CHARS}}})"
+    natural = r"([0-9]{0,18})"  # empty, or under 10^18: below MAX_ID
+    # t<id> (as _tenant reads it): the id's digits without leading zeros, else nothing.
+    tenant = r"(?:(?=t(?=[0-9]{1,18}\r\n)0*([1-9][0-9]*)\r\n))?"
     special = {
+        "AccountCode": tenant + value,
+        "TenantID": tenant + ignored,
+        "UniqueID": key,
+        "LinkedID": key,
+        "Sequence": r"([0-9]{1,18})",
+        "Disposition": r"(.+)",
         "StartEpoch": epoch,
         "AnswerEpoch": epoch,
         "EndEpoch": epoch,
-        "BillableSecondsExact": r"((?:[0-9]{1,8}(?:\.[0-9]{1,6})?)?)",
+        "BillableSecondsExact": r"((?:[0-9]{1,8}\.[0-9]{6})?)",  # ${CDR(billsec,f)}: %.6f
+        "GraamQueue": natural,
+        "GraamAgent": natural,
     }
     lines = [
         f"{name}: {special.get(name, value if name in _READ else ignored)}" for name in _LAYOUT
     ]
-    head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n(?:SystemName: {value}\r\n)?"
+    system_name = rf"(?:SystemName: (.{{0,{MAX_KEY_CHARS}}})\r\n)?"
+    head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n{system_name}"
     return re.compile(head + "\r\n".join(lines))
 
 
@@ -207,11 +223,13 @@ def record_from_event(message: Message) -> CdrRecord:
     block = message.block
     if block is not None and "\x00" not in block:
         # Hot path: one match over the event's text instead of splitting it into headers.
-        # Any other shape (another layout, a header twice, a NUL anywhere) takes the general
-        # path below.
+        # Any other shape (another layout, a header twice, a NUL anywhere, a value the layout
+        # does not vouch for) takes the general path below.
         match = _CDR_TEXT.fullmatch(block)
         if match is not None:
-            return _record_from_layout(match.groups(""))
+            record = _record_from_layout(match.groups(""))
+            if record is not None:
+                return record
     fields = dict(message.fields)
     if not fields.keys() >= _READ:
         # Missing, or named in another case (AMI header names are case-insensitive).
@@ -255,9 +273,12 @@ def record_from_event(message: Message) -> CdrRecord:
     )
 
 
-def _record_from_layout(values: tuple[str, ...]) -> CdrRecord:
+def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
+    """The record of values the layout has checked; None when a check left to here fails
+    (the general path then finds the same and says why)."""
     (
         system_name,
+        account_tenant,  # the id of a t<id> accountcode, else ""
         accountcode,
         src,
         dst,
@@ -274,7 +295,7 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord:
         linkedid,
         sequence,
         peeraccount,
-        tenantid,
+        tenantid_tenant,  # the id of a t<id> TenantID, else ""
         start,
         answer,
         end,
@@ -284,22 +305,45 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord:
         queue,
         agent,
     ) = values
-    return _record(  # positional: the hot path, and the same order as the signature
-        system_name,
-        uniqueid,
-        sequence,
-        linkedid,
-        int(start.replace(".", "")),  # the layout checked them: %ld.%06ld
-        int(answer.replace(".", "")),
-        int(end.replace(".", "")),
-        _decimal_us(exact) if exact else None,  # checked by the layout too
-        disposition,
-        tenantid,
-        direction,
-        did,
-        queue,
-        agent,
+    # Times are %ld.%06ld and BillableSecondsExact %.6f (checked by the layout).
+    start_us = int(start.replace(".", ""))
+    answer_us = int(answer.replace(".", ""))
+    end_us = int(end.replace(".", ""))
+    duration_us = end_us - start_us
+    answered_us: int | None
+    if answer_us:  # Asterisk writes 0.000000 for a call never answered
+        if not start_us <= answer_us <= end_us:
+            return None
+        answered_us = answer_us
+        billsec_us = int(exact.replace(".", "")) if exact else end_us - answer_us
+    else:
+        answered_us = None
+        billsec_us = int(exact.replace(".", "")) if exact else 0
+    if not (
+        EARLIEST_US <= start_us <= end_us < LATEST_US
+        and duration_us < MAX_SECONDS_US
+        and billsec_us <= duration_us
+    ):
+        return None
+    tenant = account_tenant or tenantid_tenant  # the accountcode's, else the TenantID's
+    return _new_record(
+        CdrRecord,
         (
+            start_us,
+            system_name,
+            uniqueid,
+            int(sequence),
+            linkedid,
+            answered_us,
+            end_us,
+            duration_us,
+            billsec_us,
+            disposition,
+            int(tenant) if tenant else None,
+            direction or None,
+            did or None,
+            int(queue) if queue else None,
+            int(agent) if agent else None,
             src,
             dst,
             dcontext,
@@ -312,9 +356,8 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord:
             peeraccount,
             amaflags,
             userfield,
+            "ami",
         ),
-        "ami",
-        True,  # no NUL anywhere in the text: checked above
     )
 
 
@@ -401,9 +444,9 @@ def _record(
     agent: str,
     texts: tuple[str, ...],
     source: str,
-    nul_free: bool = False,  # the caller saw no NUL in any of these values
 ) -> CdrRecord:
-    """Validate one CDR's values and build its record (every source comes through here).
+    """Validate one CDR's values and build its record: the CSV log, and every event the
+    layout does not vouch for (``_record_from_layout`` builds the same record).
 
     Each check is one comparison in the usual case; what failed is worked out only then.
     """
@@ -429,9 +472,7 @@ def _record(
         billsec_us = end_us - answer_us if answered else 0
     elif billsec_us > duration_us:
         raise MalformedCdr("bad-number", f"billsec {seconds(billsec_us)} is longer than the CDR")
-    if not nul_free and "\x00" in "".join(
-        (uniqueid, linkedid, system_name, disposition, direction, did, *texts)
-    ):
+    if "\x00" in "".join((uniqueid, linkedid, system_name, disposition, direction, did, *texts)):
         raise MalformedCdr("bad-text", "a field holds a NUL character")
     return _new_record(
         CdrRecord,
@@ -494,11 +535,6 @@ def _epoch_us(name: str, text: str) -> int:
 def _seconds_us(name: str, text: str) -> int:
     if not text.isascii() or not _DECIMAL_SECONDS.fullmatch(text):
         raise MalformedCdr("bad-number", f"{name} {text[:40]!r} is not seconds")
-    return _decimal_us(text)
-
-
-def _decimal_us(text: str) -> int:
-    """Microseconds of decimal seconds already checked to be ``[0-9]{1,8}(\\.[0-9]{1,6})?``."""
     whole, _, fraction = text.partition(".")
     return int(whole) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +87,21 @@ def test_a_missing_or_repeated_header_gives_the_same_result(drop: int, event: in
     assert _outcome(_framed(missing)) == _outcome(Message(missing))
     repeated = [*fields[: drop + 1], fields[drop], *fields[drop + 1 :]]
     assert _outcome(_framed(repeated)) == _outcome(Message(repeated))
+
+
+TENANT_CODES = ["", "t7", "t007", "t0", "t", "tx", "T7", "t7 ", "t" + "9" * 18, "t" + "9" * 19]
+
+
+@pytest.mark.parametrize("accountcode", TENANT_CODES)
+@pytest.mark.parametrize("tenantid", ["", "t12", "t0", "t" + "0" * 17 + "3", "t" + "0" * 18 + "3"])
+def test_tenant_codes_read_the_same_on_both_paths(accountcode: str, tenantid: str) -> None:
+    fields = [
+        (name, accountcode if name == "AccountCode" else tenantid if name == "TenantID" else value)
+        for name, value in _recorded()[0].fields
+    ]
+    framed, general = _framed(fields), Message(fields)
+    assert framed.block is not None
+    assert _outcome(framed) == _outcome(general)
 
 
 def test_a_framed_message_reads_like_one_built_from_headers() -> None:

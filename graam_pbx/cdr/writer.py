@@ -2,9 +2,9 @@
 from it, with ON CONFLICT DO NOTHING on the CDR key when the batch may repeat rows.
 
 A live batch is new calls in the usual case: it is inserted without ON CONFLICT (the
-speculative insertion behind it costs Postgres about a quarter of its time per row), inside a
-savepoint; only when the key is already there does the same staged batch go through ON
-CONFLICT DO NOTHING. Replays and backfills, which repeat rows by nature, take ON CONFLICT at
+speculative insertion behind it costs Postgres about a quarter of its time per row); only
+when the key is already there is the batch staged again and sent through ON CONFLICT DO
+NOTHING. Replays and backfills, which repeat rows by nature, take ON CONFLICT at
 once.
 
 asyncpg directly, not the SQLAlchemy pool: the hot path of the product (bench/cdr_ingest.py
@@ -127,31 +127,50 @@ class CdrTable:
             async with self._lock, asyncio.timeout(self._timeout):
                 connection = await self._connect()
                 await self._ensure_partitions(connection, records)
-                async with connection.transaction():
-                    await connection.copy_records_to_table(
-                        # Plain tuples: asyncpg encodes them three times faster than
-                        # named ones (its fast path takes exact tuples only).
-                        STAGING_TABLE,
-                        records=map(tuple, records),
-                        columns=COLUMNS,
-                    )
-                    status = await self._insert_staged(connection, expect_new=expect_new)
+                if expect_new:
+                    try:
+                        return await self._stage_and_insert(connection, records, expect_new=True)
+                    except asyncpg.UniqueViolationError:
+                        pass  # some were there already (a backfill, a replay): skip those
+                return await self._stage_and_insert(connection, records, expect_new=False)
         except _ROW_ERRORS:
             raise
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             await self.close()
             raise DatabaseUnavailable(f"{type(err).__name__}: {err}"[:300]) from err
-        return int(status.rsplit(" ", 1)[-1])
 
     @staticmethod
-    async def _insert_staged(connection: asyncpg.Connection, *, expect_new: bool) -> str:
-        if expect_new:
-            try:
-                async with connection.transaction():  # a savepoint: the staged rows stay
-                    return str(await connection.execute(_INSERT_NEW))
-            except asyncpg.UniqueViolationError:
-                pass  # some were there already (a backfill, a replay): skip those
-        return str(await connection.execute(_INSERT))
+    async def _stage_and_insert(
+        connection: asyncpg.Connection, records: list[CdrRecord], *, expect_new: bool
+    ) -> int:
+        """One transaction: COPY into the staging table, INSERT from it; rows inserted.
+
+        Four round trips for a live batch (BEGIN, the COPY's two, INSERT with COMMIT): each one
+        waits for this process's event loop, which is parsing the next batch meanwhile.
+        """
+        await connection.execute("BEGIN")
+        try:
+            await connection.copy_records_to_table(
+                # Plain tuples: asyncpg encodes them three times faster than named ones (its
+                # fast path takes exact tuples only).
+                STAGING_TABLE,
+                records=map(tuple, records),
+                columns=COLUMNS,
+            )
+            if expect_new:
+                # Without ON CONFLICT every row is inserted or the statement fails.
+                await connection.execute(_INSERT_NEW + "; COMMIT")
+                return len(records)
+            status = await connection.execute(_INSERT)
+            await connection.execute("COMMIT")
+        except (asyncpg.PostgresError, *_ROW_ERRORS):
+            # The server refused a statement or a row could not be encoded: the connection is
+            # sound, its transaction aborted. Anything else (cancelled, timed out, connection
+            # lost) closes the connection, which ends the transaction.
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+                await connection.execute("ROLLBACK")
+            raise
+        return int(status.rsplit(" ", 1)[-1])
 
     async def ensure_partition(self, moment: datetime) -> None:
         """Make the monthly partition holding ``moment`` if it is missing."""

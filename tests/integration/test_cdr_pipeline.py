@@ -300,3 +300,24 @@ async def test_a_live_batch_with_rows_already_stored_keeps_only_the_new_ones(
     assert (again.inserted, again.duplicates) == (0, 4)
     ids = [record.uniqueid for record in records]
     assert await count_rows(database_url, "uniqueid = ANY($1::text[])", ids) == 4
+
+
+async def test_a_row_that_cannot_be_sent_is_rejected_alone_and_the_batch_kept(
+    database_url: str,
+) -> None:
+    start = datetime(2026, 6, 5, 9, tzinfo=UTC)
+    records = [record_from_event(cdr_event(None, start + timedelta(seconds=i))) for i in range(5)]
+    # A lone surrogate cannot be encoded as UTF-8: the COPY fails in the middle of the batch.
+    records[2] = records[2]._replace(clid="\udc80")
+    table = CdrTable(plain_url(database_url))
+    try:
+        result = await table.write(records, expect_new=True)
+        after = await table.write(records[:2], expect_new=True)  # the connection still works
+    finally:
+        await table.close()
+
+    assert (result.inserted, result.duplicates) == (4, 0)
+    assert [record for record, _ in result.rejected] == [records[2]]
+    assert (after.inserted, after.duplicates) == (0, 2)
+    ids = [record.uniqueid for record in records]
+    assert await count_rows(database_url, "uniqueid = ANY($1::text[])", ids) == 4

@@ -38,6 +38,7 @@ class Message(Mapping[str, str]):
     block: str | None
     _first_line: str | None
     _parsed: tuple[tuple[str, str], ...] | None
+    _first: dict[str, int] | None
 
     def __init__(self, source: Iterable[tuple[str, str]] | str = ()) -> None:
         """From (name, value) headers, or from a whole message's text as Asterisk writes it:
@@ -52,7 +53,7 @@ class Message(Mapping[str, str]):
             self.block = None
             self._parsed = tuple(source)
             self._first_line = None
-        self._first: dict[str, int] | None = None
+        self._first = None
 
     @property
     def _fields(self) -> tuple[tuple[str, str], ...]:

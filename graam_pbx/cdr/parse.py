@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 from graam_pbx.ami.protocol import Message
 from graam_pbx.fields import MAX_ID
@@ -428,6 +428,7 @@ def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
 
 
 def _record(
+    *,
     system_name: str,
     uniqueid: str,
     sequence: str,
@@ -446,22 +447,23 @@ def _record(
     source: str,
 ) -> CdrRecord:
     """Validate one CDR's values and build its record: the CSV log, and every event the
-    layout does not vouch for (``_record_from_layout`` builds the same record).
-
-    Each check is one comparison in the usual case; what failed is worked out only then.
-    """
-    if not (
-        0 < len(uniqueid) <= MAX_KEY_CHARS
-        and 0 < len(linkedid) <= MAX_KEY_CHARS
-        and len(system_name) <= MAX_KEY_CHARS
-        and disposition
-    ):
-        _refuse_texts(system_name, uniqueid, linkedid)
+    layout does not vouch for (``_record_from_layout`` builds the same record)."""
+    if not uniqueid or len(uniqueid) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "UniqueID is empty or too long")
+    if not linkedid or len(linkedid) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "LinkedID is empty or too long")
+    if len(system_name) > MAX_KEY_CHARS:
+        raise MalformedCdr("bad-text", "SystemName is too long")
+    if not disposition:
+        raise MalformedCdr("missing-field", "Disposition is empty")
     sequence_number = _natural(sequence)
     if sequence_number is None:
         raise MalformedCdr("bad-number", f"Sequence {sequence[:40]!r} is not a number")
-    if not EARLIEST_US <= start_us <= end_us < LATEST_US:
-        _refuse_times(start_us, end_us)
+    for name, us in (("start", start_us), ("end", end_us)):
+        if not EARLIEST_US <= us < LATEST_US:
+            raise MalformedCdr("bad-time", f"{name} {us / 1e6:.6f} is not a plausible time")
+    if end_us < start_us:
+        raise MalformedCdr("bad-time", "the CDR ends before it starts")
     answered = answer_us > 0  # Asterisk writes 0.000000 for a call never answered
     if answered and not start_us <= answer_us <= end_us:
         raise MalformedCdr("bad-time", "answered outside the CDR's start and end")
@@ -490,32 +492,15 @@ def _record(
             _tenant(texts[8]) or _tenant(tenantid),  # the accountcode, else the tenantid
             direction or None,
             did or None,
-            _natural(queue) if queue else None,
-            _natural(agent) if agent else None,
+            _natural(queue),
+            _natural(agent),
             *texts,
             source,
         ),
     )
 
 
-_new_record = tuple.__new__  # CdrRecord._make without its length check: the tuple above
-
-
-def _refuse_texts(system_name: str, uniqueid: str, linkedid: str) -> NoReturn:
-    if not uniqueid or len(uniqueid) > MAX_KEY_CHARS:
-        raise MalformedCdr("bad-text", "UniqueID is empty or too long")
-    if not linkedid or len(linkedid) > MAX_KEY_CHARS:
-        raise MalformedCdr("bad-text", "LinkedID is empty or too long")
-    if len(system_name) > MAX_KEY_CHARS:
-        raise MalformedCdr("bad-text", "SystemName is too long")
-    raise MalformedCdr("missing-field", "Disposition is empty")
-
-
-def _refuse_times(start_us: int, end_us: int) -> NoReturn:
-    for name, us in (("start", start_us), ("end", end_us)):
-        if not EARLIEST_US <= us < LATEST_US:
-            raise MalformedCdr("bad-time", f"{name} {us / 1e6:.6f} is not a plausible time")
-    raise MalformedCdr("bad-time", "the CDR ends before it starts")
+_new_record = tuple.__new__  # CdrRecord._make without its length check: the tuples above
 
 
 def _epoch_us(name: str, text: str) -> int:

@@ -251,15 +251,18 @@ class FrameDecoder:
         # A message ends at a blank line: split there first, then each message into lines.
         blocks = text.split("\r\n\r\n")
         tail = blocks.pop()  # "", or the lines of a message still arriving (each with CRLF)
+        if blocks and self._fields:
+            # The end of the message the last read left unfinished.
+            self._take_block(blocks.pop(0), messages, complete=True)
         if (
             blocks
-            and not self._fields
             and all(blocks)
             and not any(map(str.startswith, blocks, repeat("\r\n")))
             and max(map(len, blocks)) + 4 <= self._max_message_bytes
         ):
-            # The common case: whole messages only, without stray blank lines. Each is split
-            # into headers only when one is looked up (loops in C: hundreds per read).
+            # The common case: whole messages only, without stray blank lines. Each keeps its
+            # text and is split into headers only when one is looked up (loops in C: hundreds
+            # per read).
             messages.extend(map(Message, blocks))
         else:
             for block in blocks:
@@ -272,11 +275,6 @@ class FrameDecoder:
         if size > self._max_message_bytes:
             self._message_bytes = size
             self._overflow()
-        if complete and not self._fields and block and not block.startswith("\r\n"):
-            # The common case: one whole message, split into headers only when looked up.
-            messages.append(Message(block))
-            self._message_bytes = 0
-            return
         lines = block.split("\r\n")
         if "" in lines:
             # Blank lines inside: stray ones, or the end of the message the last read left.

@@ -109,6 +109,11 @@ def moment(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+def micros(at: datetime) -> int:
+    """An aware datetime as microseconds since the epoch (the inverse of ``moment``)."""
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
 def seconds(us: int) -> Decimal:
     """Microseconds as exact decimal seconds."""
     return Decimal(us).scaleb(-6)

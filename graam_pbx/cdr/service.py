@@ -9,7 +9,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, distinct, func, select, tuple_
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.auth.principal import Role, Scope
 from graam_pbx.cdr.models import Cdr
-from graam_pbx.cdr.parse import EPOCH
+from graam_pbx.cdr.parse import micros, moment
 from graam_pbx.cdr.schemas import (
     CdrCursor,
     CdrFilters,
@@ -92,7 +92,7 @@ def _filtered(scope: Scope, filters: CdrFilters) -> Select[Cdr]:
 def _after(statement: Select[Cdr], cursor: CdrCursor | None) -> Select[Cdr]:
     if cursor is None:
         return statement
-    started = EPOCH + timedelta(microseconds=cursor.started_us)
+    started = moment(cursor.started_us)
     return statement.where(tuple_(Cdr.started_at, Cdr.id) > tuple_(started, cursor.id))
 
 
@@ -115,9 +115,7 @@ async def list_cdrs(
 
 
 def cursor_after(cdr: Cdr) -> CdrCursor:
-    delta = cdr.started_at - EPOCH
-    started_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return CdrCursor(started_us=started_us, id=cdr.id)
+    return CdrCursor(started_us=micros(cdr.started_at), id=cdr.id)
 
 
 async def export_csv(

@@ -7,8 +7,8 @@ the batch takes the path of replays and backfills, which repeat rows by nature: 
 temporary table, then one INSERT from it with ON CONFLICT DO NOTHING on the CDR key.
 
 On this connection ``timestamptz`` and ``numeric`` travel as the records hold them, whole
-microseconds (since the epoch, or long), encoded in binary by ``_codecs``: no datetime or
-Decimal is made per row, and nothing is rounded.
+microseconds (since the epoch, or long), encoded in binary by ``cdr/codecs.py``: no
+datetime or Decimal is made per row, and nothing is rounded.
 
 asyncpg directly, not the SQLAlchemy pool: the hot path of the product. One connection,
 opened on demand and dropped on any error, so a restarted Postgres is simply reconnected to.
@@ -21,13 +21,13 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from operator import itemgetter
 
 import asyncpg
 
 from graam_pbx.cdr import codecs
-from graam_pbx.cdr.parse import COLUMNS, EPOCH, CdrRecord, moment
+from graam_pbx.cdr.parse import COLUMNS, CdrRecord, micros, moment
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,9 @@ _ROW_ERRORS = (
 )
 
 
-def _micros(at: datetime) -> int:
-    return (at - EPOCH) // timedelta(microseconds=1)
+def _row_count(status: str) -> int:
+    """The rows a command's status reports ("COPY 5000", "INSERT 0 5000")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 class DatabaseUnavailable(Exception):
@@ -149,7 +150,7 @@ class CdrTable:
             records=map(tuple, records),
             columns=TABLE_COLUMNS,
         )
-        return int(status.rsplit(" ", 1)[-1])
+        return _row_count(status)
 
     @staticmethod
     async def _stage_and_insert(connection: asyncpg.Connection, records: list[CdrRecord]) -> int:
@@ -168,14 +169,14 @@ class CdrTable:
             with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
                 await connection.execute("ROLLBACK")
             raise
-        return int(status.rsplit(" ", 1)[-1])
+        return _row_count(status)
 
     async def ensure_partition(self, moment: datetime) -> None:
         """Make the monthly partition holding ``moment`` if it is missing."""
         try:
             async with self._lock, asyncio.timeout(self._timeout):
                 connection = await self._connect()
-                await connection.execute("SELECT cdrs_ensure_partition($1)", _micros(moment))
+                await connection.execute("SELECT cdrs_ensure_partition($1)", micros(moment))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             await self.close()
             raise DatabaseUnavailable(f"{type(err).__name__}: {err}"[:300]) from err

@@ -18,8 +18,12 @@ from hypothesis import strategies as st
 
 from graam_pbx.ami.protocol import FrameDecoder, Message
 from graam_pbx.cdr.parse import (
+    EARLIEST_US,
+    LATEST_US,
     CdrRecord,
     MalformedCdr,
+    micros,
+    moment,
     record_from_csv,
     record_from_event,
     record_from_json,
@@ -257,3 +261,8 @@ def test_the_journal_form_gives_back_the_exact_record(
 
     assert record.billsec == (Decimal(end - answer) / 10**6 if answer is not None else 0)
     assert record_from_json(record_to_json(record)) == record
+
+
+@given(st.integers(min_value=EARLIEST_US, max_value=LATEST_US))
+def test_a_moment_reads_back_as_its_microseconds(us: int) -> None:
+    assert micros(moment(us)) == us

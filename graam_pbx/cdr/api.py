@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from graam_pbx.cdr import service
@@ -16,12 +16,42 @@ from graam_pbx.cdr.schemas import (
     Disposition,
     SummaryOut,
 )
-from graam_pbx.deps import DbSession, Member
+from graam_pbx.cdr.service import CdrScope
+from graam_pbx.deps import Caller, DbSession
 from graam_pbx.fields import MAX_ID
 from graam_pbx.rest import MAX_PAGE, Page, error_responses
 
-# Admins and supervisors read the tenant's calls; agents only their own.
+# Admins and supervisors read the tenant's calls; agents only their own; operators every
+# tenant's, or the one they name.
 router = APIRouter(prefix="/api/v1/cdrs", tags=["call records"])
+
+
+async def reading_scope(
+    session: DbSession,
+    principal: Caller,
+    x_graam_tenant: Annotated[
+        int | None,
+        Header(
+            ge=1,
+            le=MAX_ID,
+            description="Operators only, optional here: the tenant (id) to act in.",
+        ),
+    ] = None,
+    tenant_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="Only this tenant's legs (operators; a tenant user may name only its own).",
+        ),
+    ] = None,
+) -> CdrScope:
+    return await service.reading_scope(
+        session, principal, acting_in=x_graam_tenant, tenant_filter=tenant_id
+    )
+
+
+Reading = Annotated[CdrScope, Depends(reading_scope)]
 
 
 def cdr_filters(
@@ -74,7 +104,7 @@ Filters = Annotated[CdrFilters, Depends(cdr_filters)]
     summary="Call legs, oldest first, filtered; agents see only their own",
 )
 async def list_cdrs(
-    scope: Member,
+    scope: Reading,
     session: DbSession,
     filters: Filters,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Legs per page")] = 50,
@@ -97,7 +127,7 @@ async def list_cdrs(
     },
     summary="Every matching leg as CSV, streamed (any range, constant memory)",
 )
-async def export_cdrs(scope: Member, filters: Filters, request: Request) -> StreamingResponse:
+async def export_cdrs(scope: Reading, filters: Filters, request: Request) -> StreamingResponse:
     return StreamingResponse(
         service.export_csv(request.app.state.sessions, scope, filters),
         media_type="text/csv; charset=utf-8",
@@ -110,6 +140,8 @@ async def export_cdrs(scope: Member, filters: Filters, request: Request) -> Stre
     response_model=SummaryOut,
     responses=error_responses(401, 403, 422),
     summary="Legs, calls, answered and billed seconds by day and direction",
+    description="Days in the tenant's time zone; across tenants (an operator naming none), "
+    "UTC days.",
 )
-async def summary(scope: Member, session: DbSession, filters: Filters) -> SummaryOut:
+async def summary(scope: Reading, session: DbSession, filters: Filters) -> SummaryOut:
     return await service.summary(session, scope, filters, datetime.now(UTC))

@@ -26,6 +26,8 @@ class Cdr(Base):
     __table_args__ = (
         Index("uq_cdrs_key", "uniqueid", "sequence", "system_name", "started_at", unique=True),
         Index("ix_cdrs_tenant_started", "tenant_id", "started_at", "id"),
+        # Operators read across tenants in the same order (migration 0005_cdr).
+        Index("ix_cdrs_started", "started_at", "id"),
         Index("ix_cdrs_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
         Index("ix_cdrs_tenant_linkedid", "tenant_id", "linkedid"),
         {"postgresql_partition_by": "RANGE (started_at)"},

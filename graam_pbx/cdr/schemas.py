@@ -103,6 +103,7 @@ class CdrOut(BaseModel):
             "examples": [
                 {
                     "id": 81,
+                    "tenant_id": 12,
                     "linkedid": "graam-1795406655.0",
                     "uniqueid": "graam-1795406655.1",
                     "sequence": 1,
@@ -130,6 +131,9 @@ class CdrOut(BaseModel):
     )
 
     id: int
+    tenant_id: int | None = Field(
+        description="The tenant the leg belongs to; null when Asterisk named no tenant."
+    )
     linkedid: str = Field(description="Shared by every leg of one call.")
     uniqueid: str
     sequence: int
@@ -156,6 +160,7 @@ class CdrOut(BaseModel):
     def of(cls, cdr: Cdr) -> CdrOut:
         return cls(
             id=cdr.id,
+            tenant_id=cdr.tenant_id,
             linkedid=cdr.linkedid,
             uniqueid=cdr.uniqueid,
             sequence=cdr.sequence,
@@ -190,7 +195,7 @@ def disposition_name(asterisk: str) -> str:
 
 
 class SummaryRow(BaseModel):
-    """Legs of one day (the tenant's time zone) and direction."""
+    """Legs of one day (in the summary's ``timezone``) and direction."""
 
     day: date
     direction: str | None
@@ -202,9 +207,14 @@ class SummaryRow(BaseModel):
 
 
 class SummaryOut(BaseModel):
+    tenant_id: int | None = Field(
+        description="The tenant summed up; null: every tenant (an operator naming none)."
+    )
     since: datetime
     until: datetime
-    timezone: str
+    timezone: str = Field(
+        description="Zone of the days: the tenant's, or UTC for a summary across tenants."
+    )
     items: list[SummaryRow]
 
 

@@ -1,6 +1,9 @@
-"""Reading call detail records: lists, exports and daily summaries of the scope's tenant.
+"""Reading call detail records: lists, exports and daily summaries.
 
-Agents see only the legs they took (``agent_user_id``); everyone else the whole tenant.
+A tenant's users read their own tenant's legs: agents only the legs they took
+(``agent_user_id``), everyone else the whole tenant. An operator reads the tenant it acts in
+(``X-Graam-Tenant``) or, naming none, every tenant's legs (those no tenant could be found for
+included), optionally restricted to one tenant by ``?tenant_id=``.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, distinct, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.auth.principal import Role, Scope
+from graam_pbx.auth.principal import Principal, Role
 from graam_pbx.cdr.models import Cdr
 from graam_pbx.cdr.parse import micros, moment
 from graam_pbx.cdr.schemas import (
@@ -27,11 +31,13 @@ from graam_pbx.cdr.schemas import (
     disposition_name,
     summary_range,
 )
+from graam_pbx.errors import Invalid, NotFound
 from graam_pbx.tenants.models import Tenant
 
 EXPORT_CHUNK = 5000
 EXPORT_COLUMNS = (
     "id",
+    "tenant_id",
     "linkedid",
     "uniqueid",
     "sequence",
@@ -57,8 +63,57 @@ EXPORT_COLUMNS = (
 _PLAIN_NUMBER = re.compile(r"\+?[0-9]+")
 
 
-def _filtered(scope: Scope, filters: CdrFilters) -> Select[Cdr]:
-    statement = select(Cdr).where(Cdr.tenant_id == scope.tenant_id)
+# A summary across tenants has no one tenant's zone: its days are UTC days.
+CROSS_TENANT_ZONE = "UTC"
+
+
+@dataclass(frozen=True)
+class CdrScope:
+    """Whose legs a request reads: one tenant's, or every tenant's (``tenant_id`` None).
+
+    Only an operator's scope can span tenants; it then includes legs no tenant was found for.
+    """
+
+    principal: Principal
+    tenant_id: int | None
+
+    @property
+    def role(self) -> Role:
+        return self.principal.role
+
+
+async def reading_scope(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    acting_in: int | None,
+    tenant_filter: int | None,
+) -> CdrScope:
+    """The legs ``principal`` reads, from its tenant header and ``?tenant_id=`` filter.
+
+    A tenant user's filter may only name its own tenant (anything else is a 422, the same
+    whether that tenant exists or not); an operator's filter must agree with its header.
+    """
+    if principal.tenant_id is not None:
+        if tenant_filter not in (None, principal.tenant_id):
+            raise Invalid("query.tenant_id", "a tenant's users read only their own tenant")
+        return CdrScope(principal, principal.tenant_id)
+    if acting_in is not None:
+        if await session.get(Tenant, acting_in) is None:
+            raise NotFound(f"no tenant {acting_in}")
+        if tenant_filter not in (None, acting_in):
+            raise Invalid("query.tenant_id", "differs from the X-Graam-Tenant header")
+        return CdrScope(principal, acting_in)
+    # A filter is not checked against existing tenants: a deleted tenant's legs stay readable.
+    return CdrScope(principal, tenant_filter)
+
+
+def _filtered(scope: CdrScope, filters: CdrFilters) -> Select[Cdr]:
+    statement = select(Cdr)
+    if scope.tenant_id is not None:
+        statement = statement.where(Cdr.tenant_id == scope.tenant_id)
+    elif scope.role is not Role.OPERATOR:
+        raise AssertionError("only an operator reads across tenants")
     if scope.role is Role.AGENT:
         statement = statement.where(Cdr.agent_user_id == scope.principal.user_id)
     conditions: list[Any] = []
@@ -98,13 +153,13 @@ def _after(statement: Select[Cdr], cursor: CdrCursor | None) -> Select[Cdr]:
 
 async def list_cdrs(
     session: AsyncSession,
-    scope: Scope,
+    scope: CdrScope,
     filters: CdrFilters,
     *,
     after: CdrCursor | None,
     limit: int,
 ) -> tuple[list[Cdr], CdrCursor | None]:
-    """One page of the tenant's legs, oldest first; the cursor of the next page, if any."""
+    """One page of the scope's legs, oldest first; the cursor of the next page, if any."""
     statement = _after(_filtered(scope, filters), after)
     statement = statement.order_by(Cdr.started_at, Cdr.id).limit(limit + 1)
     rows = list((await session.scalars(statement)).all())
@@ -119,7 +174,7 @@ def cursor_after(cdr: Cdr) -> CdrCursor:
 
 
 async def export_csv(
-    sessions: async_sessionmaker[AsyncSession], scope: Scope, filters: CdrFilters
+    sessions: async_sessionmaker[AsyncSession], scope: CdrScope, filters: CdrFilters
 ) -> AsyncIterator[str]:
     """The legs as CSV text, a chunk at a time: memory stays flat whatever the range.
 
@@ -139,6 +194,7 @@ async def export_csv(
 def _export_row(cdr: Cdr) -> tuple[object, ...]:
     return (
         cdr.id,
+        cdr.tenant_id or "",
         cdr.linkedid,
         cdr.uniqueid,
         cdr.sequence,
@@ -177,12 +233,19 @@ def _csv_line(values: Iterable[object]) -> str:
 
 
 async def summary(
-    session: AsyncSession, scope: Scope, filters: CdrFilters, now: datetime
+    session: AsyncSession, scope: CdrScope, filters: CdrFilters, now: datetime
 ) -> SummaryOut:
-    """Legs, calls, answered legs and billed time by day (the tenant's zone) and direction."""
+    """Legs, calls, answered legs and billed time by day and direction.
+
+    Days are the tenant's (its time zone) when the scope is one tenant, UTC days across
+    tenants: one platform-wide day needs one zone, and an operator wanting a tenant's own
+    days names it (``?tenant_id=``).
+    """
     since, until = summary_range(filters, now)
-    timezone = await session.scalar(select(Tenant.timezone).where(Tenant.id == scope.tenant_id))
-    zone = timezone or "UTC"
+    zone = CROSS_TENANT_ZONE
+    if scope.tenant_id is not None:
+        timezone = await session.scalar(select(Tenant.timezone).where(Tenant.id == scope.tenant_id))
+        zone = timezone or "UTC"
     ranged = filters.model_copy(update={"since": since, "until": until})
     legs = _filtered(scope, ranged).subquery()
     day = func.date(func.timezone(zone, legs.c.started_at)).label("day")
@@ -202,6 +265,7 @@ async def summary(
     )
     rows = (await session.execute(statement)).all()
     return SummaryOut(
+        tenant_id=scope.tenant_id,
         since=since,
         until=until,
         timezone=zone,

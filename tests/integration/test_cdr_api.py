@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami.protocol import Message
+from graam_pbx.fields import MAX_ID
 from tests.cdr_events import cdr_event, wait_for_rows
 from tests.conftest import RunningApp
-from tests.factories import TenantWorld, make_world
+from tests.factories import TenantWorld, fields_of, make_world
 
 Sessions = async_sessionmaker[AsyncSession]
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
@@ -249,3 +250,167 @@ async def test_summary_ranges_are_bounded(
     )
 
     assert response.status_code == 422
+
+
+MARCH_10 = {"since": "2026-03-10T00:00:00Z", "until": "2026-03-12T00:00:00Z"}
+
+
+@pytest.fixture(scope="module")
+async def unattributed(running_app: RunningApp, database_url: str) -> Message:
+    """A leg Asterisk named no tenant for (a call to a number nobody holds)."""
+    event = cdr_event(None, T0 + timedelta(seconds=30), talk=7, did="+33100000099")
+    await ingest(running_app, database_url, [event])
+    return event
+
+
+async def test_an_operator_naming_no_tenant_reads_every_tenants_legs(
+    client: httpx.AsyncClient,
+    calls: tuple[TenantWorld, TenantWorld],
+    unattributed: Message,
+) -> None:
+    world, other = calls
+    operator = world.operator.headers  # no X-Graam-Tenant
+
+    everything = await pages(client, operator, limit=3, **MARCH_10)
+    one_tenant = await pages(client, operator, tenant_id=other.tenant_id, **MARCH_10)
+    as_admin = await pages(client, world.admin.headers)
+    filtered_to_world = await pages(client, operator, tenant_id=world.tenant_id, **MARCH_10)
+
+    assert [(item["tenant_id"], item["billsec"]) for item in everything] == [
+        # Two legs start at T0: the keyset (start, id) orders them and pages between them.
+        (world.tenant_id, "61.250000"),
+        (other.tenant_id, "99.000000"),
+        (None, "7.000000"),
+        (world.tenant_id, "1.900000"),
+        (world.tenant_id, "0.000000"),
+        (world.tenant_id, "30.000000"),
+        (world.tenant_id, "5.000000"),
+        (world.tenant_id, "0.000000"),
+        (world.tenant_id, "12.000000"),
+        (world.tenant_id, "11.000000"),
+    ]
+    assert everything[2]["uniqueid"] == unattributed["UniqueID"]
+    assert [(item["tenant_id"], item["billsec"]) for item in one_tenant] == [
+        (other.tenant_id, "99.000000")
+    ]
+    assert {item["tenant_id"] for item in as_admin} == {world.tenant_id}
+    assert filtered_to_world == as_admin
+
+
+async def test_an_operator_exports_every_tenants_legs_with_their_tenant(
+    client: httpx.AsyncClient,
+    calls: tuple[TenantWorld, TenantWorld],
+    unattributed: Message,
+) -> None:
+    world, other = calls
+
+    everything = await client.get(
+        "/api/v1/cdrs/export.csv", headers=world.operator.headers, params=MARCH_10
+    )
+    filtered = await client.get(
+        "/api/v1/cdrs/export.csv",
+        headers=world.operator.headers,
+        params={**MARCH_10, "tenant_id": other.tenant_id},
+    )
+
+    assert everything.status_code == 200, everything.text
+    rows = list(csv.DictReader(io.StringIO(everything.text)))
+    tenants = [row["tenant_id"] for row in rows]
+    assert tenants.count(str(world.tenant_id)) == 8
+    assert tenants.count(str(other.tenant_id)) == 1
+    assert tenants.count("") == 1
+    assert [row["uniqueid"] for row in rows if not row["tenant_id"]] == [unattributed["UniqueID"]]
+    filtered_rows = list(csv.DictReader(io.StringIO(filtered.text)))
+    assert [(r["tenant_id"], r["billsec"]) for r in filtered_rows] == [
+        (str(other.tenant_id), "99.000000")
+    ]
+
+
+async def test_an_operators_summary_across_tenants_is_by_utc_day(
+    client: httpx.AsyncClient,
+    calls: tuple[TenantWorld, TenantWorld],
+    unattributed: Message,
+) -> None:
+    world, _ = calls
+    summary_range = {"since": "2026-03-01T00:00:00Z", "until": "2026-03-31T00:00:00Z"}
+
+    across = await client.get(
+        "/api/v1/cdrs/summary", headers=world.operator.headers, params=summary_range
+    )
+    one = await client.get(
+        "/api/v1/cdrs/summary",
+        headers=world.operator.headers,
+        params={**summary_range, "tenant_id": world.tenant_id},
+    )
+    as_supervisor = await client.get(
+        "/api/v1/cdrs/summary", headers=world.supervisor.headers, params=summary_range
+    )
+
+    assert across.status_code == 200, across.text
+    body = across.json()
+    assert (body["tenant_id"], body["timezone"]) == (None, "UTC")
+    # 23:30 UTC stays on the 10th in UTC (it is the 11th in the tenant's Paris).
+    assert [
+        (r["day"], r["direction"], r["legs"], r["calls"], r["answered"], r["total_billsec"],
+         r["average_billsec"])
+        for r in body["items"]
+    ] == [
+        ("2026-03-10", "inbound", 8, 7, 6, "192.150000", "32.025000"),
+        ("2026-03-10", "internal", 1, 1, 1, "5.000000", "5.000000"),
+        ("2026-03-10", "outbound", 1, 1, 1, "30.000000", "30.000000"),
+    ]  # fmt: skip
+    assert one.status_code == 200, one.text
+    assert (one.json()["tenant_id"], one.json()["timezone"]) == (world.tenant_id, "Europe/Paris")
+    assert one.json() == as_supervisor.json()
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/cdrs", "/api/v1/cdrs/export.csv", "/api/v1/cdrs/summary"]
+)
+async def test_a_tenant_user_may_name_only_its_own_tenant(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld], path: str
+) -> None:
+    world, other = calls
+
+    for role in ("admin", "supervisor", "agent"):
+        headers = world.actor(role).headers
+        own = await client.get(
+            path, headers=headers, params={**MARCH_10, "tenant_id": world.tenant_id}
+        )
+        plain = await client.get(path, headers=headers, params=MARCH_10)
+        assert own.status_code == 200, (role, own.text)
+        assert own.text == plain.text, role
+        for foreign in (other.tenant_id, MAX_ID):
+            response = await client.get(path, headers=headers, params={"tenant_id": foreign})
+            assert response.status_code == 422, (role, response.text)
+            assert fields_of(response) == {"query.tenant_id"}, role
+
+
+async def test_an_operators_filter_must_agree_with_its_tenant_header(
+    client: httpx.AsyncClient, calls: tuple[TenantWorld, TenantWorld]
+) -> None:
+    world, other = calls
+
+    agreeing = await pages(client, world.operator_headers, tenant_id=world.tenant_id)
+    differing = await client.get(
+        "/api/v1/cdrs", headers=world.operator_headers, params={"tenant_id": other.tenant_id}
+    )
+    no_such_tenant = await client.get(
+        "/api/v1/cdrs", headers={**world.operator.headers, "X-Graam-Tenant": str(MAX_ID)}
+    )
+    beyond_a_bigint = await client.get(
+        "/api/v1/cdrs", headers=world.operator.headers, params={"tenant_id": str(MAX_ID + 1)}
+    )
+    nobodys = await client.get(
+        "/api/v1/cdrs", headers=world.operator.headers, params={"tenant_id": MAX_ID}
+    )
+
+    assert agreeing == await pages(client, world.admin.headers)
+    assert differing.status_code == 422, differing.text
+    assert fields_of(differing) == {"query.tenant_id"}
+    assert no_such_tenant.status_code == 404
+    assert beyond_a_bigint.status_code == 422
+    assert fields_of(beyond_a_bigint) == {"query.tenant_id"}
+    # A filter names tenants that were, too: no tenant, no legs.
+    assert nobodys.status_code == 200
+    assert nobodys.json()["items"] == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -73,3 +74,53 @@ class BoxOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class MessageFolder(StrEnum):
+    """Asterisk's folders: new messages are in INBOX (or Urgent), read ones in Old."""
+
+    INBOX = "INBOX"
+    URGENT = "Urgent"
+    OLD = "Old"
+    WORK = "Work"
+    FAMILY = "Family"
+    FRIENDS = "Friends"
+    CUST1 = "Cust1"
+    CUST2 = "Cust2"
+    CUST3 = "Cust3"
+    CUST4 = "Cust4"
+    CUST5 = "Cust5"
+
+
+class MessageOut(BaseModel):
+    """A message left in a box; ``id`` is stable while it moves between folders."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "1796286012-00000003",
+                    "box_id": 7,
+                    "folder": "INBOX",
+                    "read": False,
+                    "urgent": False,
+                    "caller_id": '"Alice" <+33612345678>',
+                    "caller_name": "Alice",
+                    "caller_number": "+33612345678",
+                    "duration": 12,
+                    "received_at": "2026-12-03T09:40:12Z",
+                }
+            ]
+        }
+    )
+
+    id: str = Field(description="Asterisk's msg_id of the message.")
+    box_id: int
+    folder: MessageFolder
+    read: bool = Field(description="False while the message is in INBOX or Urgent.")
+    urgent: bool
+    caller_id: str = Field(description="As Asterisk recorded it.")
+    caller_name: str | None
+    caller_number: str | None
+    duration: int = Field(description="Seconds.")
+    received_at: datetime

@@ -1,0 +1,286 @@
+"""E-mails every new voicemail message, with its recording, to its box's address.
+
+Asterisk announces a box whose counts changed with an AMI ``MessageWaiting`` event (``Mailbox:
+820@t12``); the notifier then reads that box's folders in the spool and mails each message it
+has not sent yet. Every ``voicemail_scan_interval``, after every AMI reconnect and at start it
+looks at every box with an address: a missed event or a failed send is caught up there, as
+long as the message is younger than ``voicemail_mail_max_age``. Postgres remembers each
+message sent (``voicemail_notifications``); the row is locked while its e-mail is sent, so two
+processes never send the same message, and a retry never sends a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import smtplib
+import time
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx.ami import RESYNC_EVENT, EventBus, Message, Subscription
+from graam_pbx.metrics import VOICEMAIL_EMAILS, VOICEMAIL_RELAY_CONFIGURED
+from graam_pbx.voicemail.mail import BoxAddress, SmtpRelay, compose, send
+from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
+from graam_pbx.voicemail.spool import StoredMessage, VoicemailSpool
+
+log = logging.getLogger(__name__)
+
+NO_RELAY_LOG = (
+    "voicemail e-mail: no SMTP relay configured (set GRAAM_SMTP_HOST); "
+    "messages stay in their boxes (API) and are not e-mailed"
+)
+_MAILBOX = re.compile(r"^(?P<number>[0-9]+)@t(?P<tenant>[0-9]+)$")
+
+BoxKey = tuple[int, str]  # (tenant id, box number)
+
+
+def box_of_mailbox(mailbox: str) -> BoxKey | None:
+    """(tenant, box number) of an AMI ``Mailbox`` value such as ``820@t12``; None otherwise."""
+    match = _MAILBOX.fullmatch(mailbox.strip())
+    if match is None:
+        return None
+    return int(match.group("tenant")), match.group("number")
+
+
+class VoicemailNotifier:
+    """The background component that mails new voicemail messages through the SMTP relay."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        spool: VoicemailSpool | None,
+        relay: SmtpRelay | None,
+        *,
+        scan_interval: float = 60.0,
+        max_age: float = 86400.0,
+        name: str = "voicemail-notifier",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._spool = spool
+        self._relay = relay
+        self._scan_interval = scan_interval
+        self._max_age = max_age
+        self._name = name
+        self._clock = clock
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._everything = True  # the first pass looks at every box
+        self._boxes: set[BoxKey] = set()
+        self._stopping = False
+        self._failing = False
+        self._passes = 0
+        self._passed = asyncio.Condition()
+
+    @property
+    def passes(self) -> int:
+        """Passes over the spool completed so far."""
+        return self._passes
+
+    async def start(self) -> None:
+        VOICEMAIL_RELAY_CONFIGURED.set(0 if self._relay is None else 1)
+        if self._relay is None:
+            log.warning(NO_RELAY_LOG)
+            return
+        if self._spool is None:
+            log.warning(
+                "voicemail e-mail: Asterisk's voicemail spool is not known here "
+                "(set GRAAM_VOICEMAIL_SPOOL_DIR); messages are not e-mailed"
+            )
+            return
+        log.info(
+            "voicemail e-mail: sending through %s from %s (spool %s)",
+            self._relay.describe(),
+            self._relay.sender,
+            self._spool.root,
+        )
+        self._stopping = False
+        self._subscription = self._bus.subscribe(
+            self._name, ["MessageWaiting", RESYNC_EVENT], self._on_event
+        )
+        self._wake.set()
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        """Finish the e-mail being sent (bounded by the relay's timeout), then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._subscription is not None:
+            await self._bus.unsubscribe(self._subscription)
+            self._subscription = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        timeout = (self._relay.timeout if self._relay else 0) + 5
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if not done:
+            task.cancel()
+            await asyncio.wait([task])
+
+    def request(self, boxes: Collection[BoxKey] | None = None) -> None:
+        """Look at these boxes (None: every box) as soon as possible."""
+        if boxes is None:
+            self._everything = True
+        else:
+            self._boxes.update(boxes)
+        self._wake.set()
+
+    async def wait_passes(self, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until ``count`` passes have completed."""
+        async with asyncio.timeout(timeout), self._passed:
+            await self._passed.wait_for(lambda: self._passes >= count)
+
+    def _on_event(self, message: Message) -> None:
+        if message.event == RESYNC_EVENT:
+            self.request(None)
+            return
+        box = box_of_mailbox(message.get("Mailbox", ""))
+        if box is not None:
+            self.request([box])
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._scan_interval):
+                    await self._wake.wait()
+            if self._stopping:
+                break
+            if not self._wake.is_set():
+                self._everything = True  # the periodic scan: retries and missed events
+            self._wake.clear()
+            everything, boxes = self._everything, self._boxes
+            self._everything, self._boxes = False, set()
+            try:
+                await self._pass(None if everything else boxes)
+            except Exception as err:
+                self._broken(f"{type(err).__name__}: {err}")
+                # What this pass wanted is looked at again at the next scan.
+            async with self._passed:
+                self._passes += 1
+                self._passed.notify_all()
+
+    async def _pass(self, boxes: set[BoxKey] | None) -> None:
+        assert self._spool is not None  # noqa: S101 - start() runs no pass without one
+        statement = select(
+            VoicemailBox.id,
+            VoicemailBox.tenant_id,
+            VoicemailBox.number,
+            VoicemailBox.name,
+            VoicemailBox.email,
+        ).where(VoicemailBox.email.is_not(None))
+        if boxes is not None:
+            if not boxes:
+                return
+            statement = statement.where(
+                tuple_(VoicemailBox.tenant_id, VoicemailBox.number).in_(list(boxes))
+            )
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        cutoff = self._clock() - self._max_age
+        for box_id, tenant_id, number, name, email in rows:
+            if self._stopping:
+                return
+            if not email:
+                continue
+            box = BoxAddress(
+                tenant_id=tenant_id, box_id=box_id, number=number, name=name, email=email
+            )
+            messages = [
+                message
+                for message in await self._spool.messages(tenant_id, number)
+                if message.info.received_at.timestamp() >= cutoff
+            ]
+            if not messages:
+                continue
+            sent = await self._already_sent(box_id, [m.msg_id for m in messages])
+            for message in messages:
+                if message.msg_id not in sent and not self._stopping:
+                    await self._deliver(box, message)
+
+    async def _already_sent(self, box_id: int, msg_ids: list[str]) -> set[str]:
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(VoicemailNotification.msg_id).where(
+                    VoicemailNotification.box_id == box_id,
+                    VoicemailNotification.msg_id.in_(msg_ids),
+                    VoicemailNotification.status == "sent",
+                )
+            )
+            return set(result.scalars())
+
+    async def _deliver(self, box: BoxAddress, message: StoredMessage) -> None:
+        assert self._relay is not None and self._spool is not None  # noqa: S101
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(VoicemailNotification)
+                .values(
+                    tenant_id=box.tenant_id,
+                    box_id=box.box_id,
+                    msg_id=message.msg_id,
+                    recipient=box.email,
+                    status="pending",
+                    attempts=0,
+                )
+                .on_conflict_do_nothing(index_elements=["box_id", "msg_id"])
+            )
+            # Locked while the e-mail is sent: another process skips it, and a crash before
+            # the commit leaves it unsent (retried) rather than marked sent.
+            row = (
+                await session.execute(
+                    select(VoicemailNotification)
+                    .where(
+                        VoicemailNotification.box_id == box.box_id,
+                        VoicemailNotification.msg_id == message.msg_id,
+                        VoicemailNotification.status != "sent",
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return  # sent meanwhile, or being sent by another process
+            audio = await self._spool.audio(message)
+            if audio is None:
+                return  # removed or renumbered since the listing: the next pass sees it
+            row.attempts += 1
+            row.recipient = box.email
+            try:
+                await asyncio.to_thread(
+                    send, self._relay, compose(self._relay, box, message.info, audio)
+                )
+            except (OSError, smtplib.SMTPException) as err:
+                row.status = "failed"
+                row.last_error = f"{type(err).__name__}: {err}"[:500]
+                VOICEMAIL_EMAILS.labels(outcome="failed").inc()
+                self._broken(row.last_error)
+                return
+            row.status = "sent"
+            row.last_error = None
+            row.sent_at = datetime.now(UTC)
+        VOICEMAIL_EMAILS.labels(outcome="sent").inc()
+        log.info(
+            "voicemail e-mail sent tenant=%s box=%s msg_id=%s",
+            box.tenant_id,
+            box.number,
+            message.msg_id,
+        )
+        if self._failing:
+            self._failing = False
+            log.info("voicemail e-mail: the relay %s accepts e-mails again", self._relay.describe())
+
+    def _broken(self, reason: str) -> None:
+        # Logged once when sending breaks, and once when it recovers, not at every retry.
+        if not self._failing:
+            self._failing = True
+            log.warning(
+                "voicemail e-mail failed, retried every %gs: %s", self._scan_interval, reason
+            )

@@ -15,9 +15,9 @@ from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.destinations import service as destinations
+from graam_pbx.destinations.schemas import DestinationType
 from graam_pbx.errors import Invalid, NotFound
-from graam_pbx.routing import service as routing
-from graam_pbx.routing.schemas import DestinationType
 from graam_pbx.tenants.models import Tenant
 
 # The digest realm of every device; the PJSIP config names it in each auth section, and the
@@ -26,6 +26,10 @@ SIP_REALM = "graam"
 # Letters and digits only: safe in SIP headers and in pjsip.conf without any quoting.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 24  # about 143 bits
+
+# Calls can be sent to an agent (all of its devices ring) or to one of its devices.
+destinations.register_target(DestinationType.AGENT, User, User.role == Role.AGENT.value)
+destinations.register_target(DestinationType.EXTENSION, AgentDevice)
 
 
 def generate_password() -> str:
@@ -150,7 +154,7 @@ async def reset_password(
 async def delete_device(session: AsyncSession, scope: Scope, device_id: int) -> None:
     """Remove a device no route sends calls to any more."""
     device = await get_in_tenant(session, AgentDevice, scope.tenant_id, device_id)
-    await routing.ensure_no_references(
+    await destinations.ensure_no_references(
         session,
         scope.tenant_id,
         DestinationType.EXTENSION,

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from graam_pbx.audit import service
-from graam_pbx.audit.schemas import AuditEntryOut, LoginAttemptOut
-from graam_pbx.deps import Admin, DbSession, Reader
+from graam_pbx.audit.schemas import AuditEntryOut
+from graam_pbx.deps import DbSession, Reader
 from graam_pbx.rest import Page, PageParams, error_responses, page_of
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -27,18 +27,3 @@ async def list_audit(
         limit=page.limit,
     )
     return page_of([AuditEntryOut.model_validate(e) for e in entries], after)
-
-
-@router.get(
-    "/logins",
-    response_model=Page[LoginAttemptOut],
-    responses=error_responses(401, 403, 422),
-    summary="Every login attempt against the tenant, failed and throttled ones included",
-)
-async def list_login_attempts(
-    scope: Admin, session: DbSession, page: PageParams
-) -> Page[LoginAttemptOut]:
-    attempts, after = await service.list_login_attempts(
-        session, scope.tenant_id, after_id=page.after_id, limit=page.limit
-    )
-    return page_of([LoginAttemptOut.model_validate(a) for a in attempts], after)

@@ -20,16 +20,3 @@ class AuditEntryOut(BaseModel):
     object_id: str | None
     changes: dict[str, Any]
     address: str | None
-
-
-class LoginAttemptOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    at: datetime
-    email: str
-    tenant_slug: str | None
-    address: str | None
-    user_id: int | None
-    success: bool
-    reason: str

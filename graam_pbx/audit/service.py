@@ -9,10 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit.models import AuditEntry
-from graam_pbx.auth.models import LoginAttempt
 from graam_pbx.auth.principal import Principal, Scope
 from graam_pbx.db import keyset_page
-from graam_pbx.tenants.models import Tenant
 
 
 async def record(
@@ -63,16 +61,3 @@ async def list_entries(
     if object_type is not None:
         statement = statement.where(AuditEntry.object_type == object_type)
     return await keyset_page(session, statement, AuditEntry.id, after_id, limit)
-
-
-async def list_login_attempts(
-    session: AsyncSession,
-    tenant_id: int,
-    *,
-    after_id: int | None,
-    limit: int,
-) -> tuple[list[LoginAttempt], int | None]:
-    """Login attempts against a tenant, failed and throttled ones included."""
-    slug = select(Tenant.slug).where(Tenant.id == tenant_id).scalar_subquery()
-    statement = select(LoginAttempt).where(LoginAttempt.tenant_slug == slug)
-    return await keyset_page(session, statement, LoginAttempt.id, after_id, limit)

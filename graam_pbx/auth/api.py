@@ -10,6 +10,7 @@ from graam_pbx.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    LoginAttemptOut,
     MeOut,
     RefreshRequest,
     TokenOut,
@@ -199,3 +200,20 @@ async def update_user(
 async def delete_user(user_id: UserId, scope: Admin, session: DbSession) -> Response:
     await service.delete_user(session, scope, user_id)
     return Response(status_code=204)
+
+
+# Login attempts are recorded by auth and listed beside the audit log.
+@router.get(
+    "/audit/logins",
+    tags=["audit"],
+    response_model=Page[LoginAttemptOut],
+    responses=error_responses(401, 403, 422),
+    summary="Every login attempt against the tenant, failed and throttled ones included",
+)
+async def list_login_attempts(
+    scope: Admin, session: DbSession, page: PageParams
+) -> Page[LoginAttemptOut]:
+    attempts, after = await service.list_login_attempts(
+        session, scope.tenant_id, after_id=page.after_id, limit=page.limit
+    )
+    return page_of([LoginAttemptOut.model_validate(a) for a in attempts], after)

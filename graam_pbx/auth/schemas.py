@@ -116,3 +116,16 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="Shown once: use it as the bearer credential.")
+
+
+class LoginAttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    email: str
+    tenant_slug: str | None
+    address: str | None
+    user_id: int | None
+    success: bool
+    reason: str

@@ -231,6 +231,19 @@ async def _issue(session: AsyncSession, settings: Settings, key: str, user: User
     return Tokens(access, refresh_token, settings.access_token_ttl)
 
 
+async def list_login_attempts(
+    session: AsyncSession,
+    tenant_id: int,
+    *,
+    after_id: int | None,
+    limit: int,
+) -> tuple[list[LoginAttempt], int | None]:
+    """Login attempts against a tenant, failed and throttled ones included."""
+    slug = select(Tenant.slug).where(Tenant.id == tenant_id).scalar_subquery()
+    statement = select(LoginAttempt).where(LoginAttempt.tenant_slug == slug)
+    return await keyset_page(session, statement, LoginAttempt.id, after_id, limit)
+
+
 # ---- who is calling -------------------------------------------------------------------------
 
 

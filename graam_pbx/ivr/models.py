@@ -12,7 +12,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base, TenantOwned, Timestamped, Versioned
-from graam_pbx.routing.models import DESTINATION_CHECK
+from graam_pbx.destinations.models import DESTINATION_CHECK
 
 
 class IvrMenu(TenantOwned, Timestamped, Versioned, Base):

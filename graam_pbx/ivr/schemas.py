@@ -5,9 +5,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graam_pbx.destinations.schemas import Destination, DestinationType, RoutedTo
 from graam_pbx.fields import NotNull, ObjectId, ObjectName
 from graam_pbx.ivr.models import IvrMenu, IvrOption
-from graam_pbx.routing.schemas import Destination, DestinationType, RoutedTo
 
 # Keypad order: how options are listed.
 DIGITS = "0123456789*#"

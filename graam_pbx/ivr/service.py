@@ -11,14 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.destinations import service as destinations
+from graam_pbx.destinations.schemas import Destination, DestinationType
 from graam_pbx.errors import Invalid
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.ivr.schemas import DIGITS, IvrCreate, IvrUpdate
 from graam_pbx.prompts import service as prompts_service
-from graam_pbx.routing import service as routing
-from graam_pbx.routing.schemas import Destination, DestinationType
 
 _UNIQUE_NAME = "uq_ivr_menus_tenant_id_name"
+
+# Calls can be sent to a menu; its timeout, invalid choice and options send them on; its
+# greeting plays a prompt.
+destinations.register_target(DestinationType.IVR, IvrMenu)
+destinations.register_holder("IVR menu", IvrMenu, "timeout_dest", "invalid_dest")
+destinations.register_holder("IVR option", IvrOption, "dest")
+prompts_service.register_prompt_user("IVR menu", IvrMenu, "greeting_prompt_id", "greeting")
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ async def create_menu(session: AsyncSession, scope: Scope, data: IvrCreate) -> M
         session, scope.tenant_id, data.greeting_prompt_id, "body.greeting_prompt_id"
     )
     for field in ("timeout_destination", "invalid_destination"):
-        await routing.check_destination(
+        await destinations.check_destination(
             session, scope.tenant_id, getattr(data, field), f"body.{field}"
         )
     menu = IvrMenu(
@@ -133,7 +140,7 @@ async def update_menu(
 async def delete_menu(session: AsyncSession, scope: Scope, menu_id: int) -> None:
     """Remove a menu (and its options) that nothing routes calls to any more."""
     menu = await get_in_tenant(session, IvrMenu, scope.tenant_id, menu_id)
-    await routing.ensure_no_references(
+    await destinations.ensure_no_references(
         session, scope.tenant_id, DestinationType.IVR, menu.id, f"IVR menu {menu.name!r}"
     )
     await session.delete(menu)
@@ -164,7 +171,7 @@ async def _check_destination(
 ) -> None:
     if destination.type is DestinationType.IVR and destination.id == menu_id:
         raise Invalid(field, "a menu cannot lead to itself")
-    await routing.check_destination(session, tenant_id, destination, field)
+    await destinations.check_destination(session, tenant_id, destination, field)
 
 
 def _set_destinations(menu: IvrMenu, on_timeout: Destination, on_invalid: Destination) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,12 +16,22 @@ from graam_pbx.db import ensure_version, get_in_tenant, keyset_page, violated_co
 from graam_pbx.errors import Conflict, Invalid, NotFound
 from graam_pbx.numbers.models import NumberStatus, NumberType, PhoneNumber
 from graam_pbx.numbers.schemas import CatalogueNumberIn, classify
-from graam_pbx.routing.models import InboundRoute, OutboundRoute
 
 # The column's scale: what is stored reads back the same in the response that stored it.
 _PRICE_STEP = Decimal("0.0001")
 # Conflict messages name this many numbers at most; details carry them all.
 _NAMED_IN_MESSAGE = 5
+
+# What still uses one of a tenant's numbers: ("inbound route 4", …) for a number id.
+NumberUsers = Callable[[AsyncSession, int, int], Awaitable[list[str]]]
+_NUMBER_USERS: list[NumberUsers] = []
+
+
+def register_number_user(finder: NumberUsers) -> NumberUsers:
+    """Declare where a domain keeps tenant numbers: a number it uses cannot be released."""
+    if finder not in _NUMBER_USERS:
+        _NUMBER_USERS.append(finder)
+    return finder
 
 
 # ---- the operator's catalogue ---------------------------------------------------------------
@@ -246,19 +257,6 @@ async def release_number(
 
 
 async def _users_of(session: AsyncSession, tenant_id: int, number_id: int) -> list[str]:
-    inbound = await session.scalars(
-        select(InboundRoute.id)
-        .where(InboundRoute.tenant_id == tenant_id, InboundRoute.number_id == number_id)
-        .order_by(InboundRoute.id)
-    )
-    outbound = await session.execute(
-        select(OutboundRoute.id, OutboundRoute.name)
-        .where(
-            OutboundRoute.tenant_id == tenant_id,
-            OutboundRoute.caller_id_number_id == number_id,
-        )
-        .order_by(OutboundRoute.id)
-    )
-    return [f"inbound route {row}" for row in inbound] + [
-        f"outbound route {name!r} ({route_id})" for route_id, name in outbound
+    return [
+        user for finder in _NUMBER_USERS for user in await finder(session, tenant_id, number_id)
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,16 +13,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.destinations import service as destinations
+from graam_pbx.destinations.schemas import DestinationType
 from graam_pbx.errors import Conflict, Invalid, NotFound
-from graam_pbx.ivr.models import IvrMenu
 from graam_pbx.prompts import wav
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.prompts.schemas import PromptUpdate
-from graam_pbx.routing import service as routing
-from graam_pbx.routing.schemas import DestinationType
-from graam_pbx.voicemail.models import VoicemailBox
 
 _UNIQUE_NAME = "uq_prompts_tenant_id_name"
+
+# An announcement destination plays a prompt, then hangs up.
+destinations.register_target(DestinationType.ANNOUNCEMENT, Prompt)
+
+
+@dataclass(frozen=True)
+class _PromptUser:
+    label: str  # how a 409 names the user: "<label> <owner> (<role>)"
+    model: Any  # a mapped class with a ``tenant_id`` column
+    column: str
+    role: str
+    owner: str  # the column naming the user in the 409: its id, or its parent's
+
+
+_PROMPT_USERS: list[_PromptUser] = []
+
+
+def register_prompt_user(
+    label: str, model: Any, column: str, role: str, *, owner: str = "id"
+) -> None:
+    """Declare that ``model`` plays the prompt named by ``column``: a prompt in use is kept."""
+    user = _PromptUser(label, model, column, role, owner)
+    if user not in _PROMPT_USERS:
+        _PROMPT_USERS.append(user)
 
 
 def _inspect(audio: bytes) -> tuple[wav.WavInfo, str]:
@@ -134,19 +158,18 @@ async def delete_prompt(session: AsyncSession, scope: Scope, prompt_id: int) -> 
 
 
 async def uses_of(session: AsyncSession, tenant_id: int, prompt_id: int) -> list[str]:
-    """What plays a prompt: greetings of IVR menus and voicemail boxes, announcements."""
-    menus = await session.scalars(
-        select(IvrMenu.id).where(
-            IvrMenu.tenant_id == tenant_id, IvrMenu.greeting_prompt_id == prompt_id
+    """What plays a prompt: its registered users (IVR and voicemail greetings…), announcements."""
+    found: list[str] = []
+    for user in _PROMPT_USERS:
+        rows = await session.scalars(
+            select(getattr(user.model, user.owner)).where(
+                user.model.tenant_id == tenant_id, getattr(user.model, user.column) == prompt_id
+            )
         )
-    )
-    boxes = await session.scalars(
-        select(VoicemailBox.id).where(
-            VoicemailBox.tenant_id == tenant_id, VoicemailBox.greeting_prompt_id == prompt_id
-        )
-    )
+        found.extend(f"{user.label} {row} ({user.role})" for row in rows)
     return [
-        *(f"IVR menu {menu} (greeting)" for menu in menus),
-        *(f"voicemail box {box} (greeting)" for box in boxes),
-        *await routing.references_to(session, tenant_id, DestinationType.ANNOUNCEMENT, prompt_id),
+        *found,
+        *await destinations.references_to(
+            session, tenant_id, DestinationType.ANNOUNCEMENT, prompt_id
+        ),
     ]

@@ -13,7 +13,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base, TenantOwned, Timestamped, Versioned
-from graam_pbx.routing.models import DESTINATION_CHECK
+from graam_pbx.destinations.models import DESTINATION_CHECK
 
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
 
@@ -39,6 +39,11 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
     fallback_type: Mapped[str | None] = mapped_column(String(16))
     fallback_id: Mapped[int | None] = mapped_column(BigInteger)
     music_on_hold: Mapped[str] = mapped_column(String(64), default="default")
+    # The tenant's class named by music_on_hold (none for the shared "default"): while a
+    # queue plays it, the class cannot be deleted.
+    moh_class_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("moh_classes.id", ondelete="RESTRICT"), index=True
+    )
     announce_position: Mapped[bool] = mapped_column(Boolean, default=False)
     announce_holdtime: Mapped[bool] = mapped_column(Boolean, default=False)
     announce_frequency: Mapped[int] = mapped_column(Integer, default=0)  # seconds; 0 = never

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graam_pbx.destinations.schemas import Destination, RoutedTo
 from graam_pbx.fields import NotNull, ObjectId, ObjectName
 from graam_pbx.queues.models import STRATEGIES, Queue
-from graam_pbx.routing.schemas import Destination, RoutedTo
 
 
 class Strategy(StrEnum):
@@ -51,7 +51,11 @@ class QueueCreate(BaseModel):
         None, ge=1, le=86400, description="Seconds a caller waits before the fallback; none: ever."
     )
     fallback: RoutedTo | None = Field(None, description="Where callers go after max_wait.")
-    music_on_hold: ObjectName = "default"
+    music_on_hold: ObjectName = Field(
+        "default",
+        description="Hold music: 'default' (the installation's) or one of the tenant's classes "
+        "(/api/v1/moh-classes).",
+    )
     announce_position: bool = False
     announce_holdtime: bool = False
     announce_frequency: int = Field(0, ge=0, le=3600, description="Seconds; 0 never announces.")

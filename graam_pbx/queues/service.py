@@ -5,26 +5,34 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graam_pbx.agents import service as agents_service
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.destinations import service as destinations
+from graam_pbx.destinations.schemas import Destination, DestinationType
 from graam_pbx.errors import Invalid, NotFound
+from graam_pbx.moh import service as moh_service
+from graam_pbx.moh.models import MohClass
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.queues.schemas import MemberCreate, MemberUpdate, QueueCreate, QueueUpdate
-from graam_pbx.routing import service as routing
-from graam_pbx.routing.schemas import Destination, DestinationType
 
 _UNIQUE_NAME = "uq_queues_tenant_id_name"
+
+# Calls can be sent to a queue, and a queue's fallback sends its callers somewhere else.
+destinations.register_target(DestinationType.QUEUE, Queue)
+destinations.register_holder("queue", Queue, "fallback")
 
 # ---- queues ---------------------------------------------------------------------------------
 
 
 async def create_queue(session: AsyncSession, scope: Scope, data: QueueCreate) -> Queue:
-    """A queue of the scope's tenant; its fallback must be one of the tenant's objects."""
-    await routing.check_destination(session, scope.tenant_id, data.fallback, "body.fallback")
+    """A queue of the scope's tenant; its fallback and hold music must be the tenant's."""
+    await destinations.check_destination(session, scope.tenant_id, data.fallback, "body.fallback")
+    moh_class = await moh_service.ensure_class(
+        session, scope.tenant_id, data.music_on_hold, "body.music_on_hold"
+    )
     values = data.model_dump(mode="json", exclude={"fallback"})
-    queue = Queue(tenant_id=scope.tenant_id, **values)
+    queue = Queue(tenant_id=scope.tenant_id, moh_class_id=_class_id(moh_class), **values)
     _set_fallback(queue, data.fallback)
     session.add(queue)
     await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", data.name)})
@@ -56,8 +64,13 @@ async def update_queue(
         fallback = data.fallback
         if fallback == Destination(type=DestinationType.QUEUE, id=queue.id):
             raise Invalid("body.fallback", "a queue cannot fall back to itself")
-        await routing.check_destination(session, scope.tenant_id, fallback, "body.fallback")
+        await destinations.check_destination(session, scope.tenant_id, fallback, "body.fallback")
         _set_fallback(queue, fallback)
+    if data.music_on_hold is not None:
+        moh_class = await moh_service.ensure_class(
+            session, scope.tenant_id, data.music_on_hold, "body.music_on_hold"
+        )
+        queue.moh_class_id = _class_id(moh_class)
     for field, value in changes.items():
         setattr(queue, field, value)
     await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", queue.name)})
@@ -75,12 +88,16 @@ async def update_queue(
 async def delete_queue(session: AsyncSession, scope: Scope, queue_id: int) -> None:
     """Remove a queue (and its members) that no route sends calls to any more."""
     queue = await get_in_tenant(session, Queue, scope.tenant_id, queue_id)
-    await routing.ensure_no_references(
+    await destinations.ensure_no_references(
         session, scope.tenant_id, DestinationType.QUEUE, queue.id, f"queue {queue.name!r}"
     )
     await session.delete(queue)
     await session.flush()
     await audit.record(session, scope, "delete", "queue", queue_id, {"name": queue.name})
+
+
+def _class_id(moh_class: MohClass | None) -> int | None:
+    return None if moh_class is None else moh_class.id
 
 
 def _set_fallback(queue: Queue, fallback: Destination | None) -> None:
@@ -107,7 +124,9 @@ async def add_member(
 ) -> QueueMember:
     """Make one of the tenant's agents answer a queue (once per queue)."""
     queue = await get_in_tenant(session, Queue, scope.tenant_id, queue_id)
-    await agents_service.ensure_agent(session, scope.tenant_id, data.user_id, "body.user_id")
+    await destinations.ensure_exists(
+        session, scope.tenant_id, DestinationType.AGENT, data.user_id, "body.user_id"
+    )
     member = QueueMember(
         tenant_id=scope.tenant_id, queue_id=queue.id, user_id=data.user_id, penalty=data.penalty
     )

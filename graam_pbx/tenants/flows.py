@@ -1,4 +1,4 @@
-"""Work that spans domains: the first run's operator and demo tenant.
+"""Work that spans domains: the first run's operator, demo tenant and number catalogue.
 
 Everything is made through the domains' own services, so the demo obeys every rule a
 tenant admin's configuration does.
@@ -20,6 +20,7 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Principal, Role, Scope
 from graam_pbx.auth.schemas import UserCreate
+from graam_pbx.destinations.schemas import Destination, DestinationType
 from graam_pbx.ivr import service as ivr_service
 from graam_pbx.ivr.schemas import IvrCreate
 from graam_pbx.numbers import service as numbers_service
@@ -28,13 +29,28 @@ from graam_pbx.numbers.schemas import CatalogueNumberIn
 from graam_pbx.queues import service as queues_service
 from graam_pbx.queues.schemas import MemberCreate, QueueCreate
 from graam_pbx.routing import service as routing_service
-from graam_pbx.routing.schemas import Destination, DestinationType, InboundRouteCreate
+from graam_pbx.routing.schemas import InboundRouteCreate
 from graam_pbx.tenants import service as tenants_service
 from graam_pbx.tenants.schemas import TenantCreate
 from graam_pbx.voicemail import service as voicemail_service
 from graam_pbx.voicemail.schemas import BoxCreate
 
 DEMO_SLUG = "demo"
+# What a fresh install sells until the operator loads its own catalogue: French numbers of
+# each kind sold (the geographic ones in the ranges ARCEP keeps for fiction).
+DEMO_CATALOGUE: tuple[tuple[str, str], ...] = (
+    ("+33199001001", "1.50"),
+    ("+33261911001", "1.50"),
+    ("+33353011001", "1.50"),
+    ("+33465711001", "1.50"),
+    ("+33756000001", "3.00"),
+    ("+33756000002", "3.00"),
+    ("+33800101001", "5.00"),
+    ("+33800101002", "5.00"),
+    ("+33977421001", "1.00"),
+    ("+33977421002", "1.00"),
+)
+DEMO_CURRENCY = "EUR"
 # Serialises first runs of several processes against one empty database.
 _FIRST_RUN_LOCK = 0x6772616D  # "gram"
 
@@ -65,9 +81,20 @@ class DemoTenant:
 
 
 @dataclass(frozen=True)
+class ForSale:
+    """A catalogue entry the first run loaded."""
+
+    e164: str
+    number_type: str
+    monthly_price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
 class FirstRun:
     operator: Login
     tenant: DemoTenant
+    catalogue: list[ForSale] = field(default_factory=list)
 
 
 def _password() -> str:
@@ -167,8 +194,28 @@ async def seed_demo_tenant(session: AsyncSession, operator: Principal, slug: str
     return demo
 
 
+async def seed_demo_catalogue(session: AsyncSession, operator: Principal) -> list[ForSale]:
+    """Put the demo catalogue on sale through the numbers service (entries already there
+    are left as they are)."""
+    entries = [
+        CatalogueNumberIn(e164=e164, monthly_price=Decimal(price), currency=DEMO_CURRENCY)
+        for e164, price in DEMO_CATALOGUE
+    ]
+    known = set(
+        await session.scalars(
+            select(PhoneNumber.e164).where(PhoneNumber.e164.in_([e.e164 for e in entries]))
+        )
+    )
+    missing = [entry for entry in entries if entry.e164 not in known]
+    if not missing:
+        return []
+    loaded = await numbers_service.load_catalogue(session, operator, missing)
+    return [ForSale(n.e164, n.number_type, n.monthly_price, n.currency) for n in loaded]
+
+
 async def first_run(session: AsyncSession) -> FirstRun | None:
-    """On an empty database: an operator and the demo tenant (None when users exist)."""
+    """On an empty database: an operator, the demo tenant and a small catalogue of numbers
+    for sale (None when users exist)."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FIRST_RUN_LOCK})
     if await session.scalar(select(func.count()).select_from(User)):
         return None
@@ -176,6 +223,6 @@ async def first_run(session: AsyncSession) -> FirstRun | None:
     email = "operator@graam.example"
     user = await auth_service.create_operator(session, email, "Operator", password)
     operator = Principal(user.id, Role.OPERATOR, None, email)
-    return FirstRun(
-        Login("operator", email, password), await seed_demo_tenant(session, operator, DEMO_SLUG)
-    )
+    tenant = await seed_demo_tenant(session, operator, DEMO_SLUG)
+    catalogue = await seed_demo_catalogue(session, operator)
+    return FirstRun(Login("operator", email, password), tenant, catalogue)

@@ -61,6 +61,8 @@ async def test_run_serves_ready_api_and_ctrl_c_stops_everything(
     first_run = [line for line in console.lines if line.startswith("[first run]")]
     assert any("operator@graam.example" in line for line in first_run), console.text()
     assert any("SIP user demo-ana-phone" in line for line in first_run), console.text()
+    assert any("10 demo numbers for sale" in line for line in first_run), console.text()
+    assert any("+33199001001" in line for line in first_run), console.text()
     base = f"http://127.0.0.1:{run_env['GRAAM_API_PORT']}"
     async with httpx.AsyncClient(base_url=base) as client:
         async with asyncio.timeout(30):

@@ -13,7 +13,7 @@ from graam_pbx.agents.models import AgentDevice
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.db import create_engine, migrate, session_factory
 from graam_pbx.settings import Settings
-from graam_pbx.tenants.flows import first_run
+from graam_pbx.tenants.flows import DEMO_CATALOGUE, first_run
 from tests.conftest import Asterisk
 
 
@@ -35,6 +35,7 @@ async def test_first_run_makes_working_credentials_once(
     assert made is not None
     roles = sorted(login.role for login in made.tenant.logins)
     assert roles == ["admin", "agent", "agent", "supervisor"]
+    assert [entry.e164 for entry in made.catalogue] == [e164 for e164, _ in DEMO_CATALOGUE]
     async with sessions() as session:
         for phone in made.tenant.phones:
             ha1 = await session.scalar(
@@ -86,3 +87,20 @@ async def test_first_run_makes_working_credentials_once(
         ):
             items = (await client.get(path, headers=headers)).json()["items"]
             assert len(items) >= 1, path
+        # A fresh install has numbers for sale: the demo catalogue, every kind sold.
+        for_sale = await client.get(
+            "/api/v1/numbers/available", headers=headers, params={"country": "FR", "limit": 100}
+        )
+        assert for_sale.status_code == 200, for_sale.text
+        available = for_sale.json()["items"]
+        assert sorted(n["e164"] for n in available) == sorted(e164 for e164, _ in DEMO_CATALOGUE)
+        assert {n["number_type"] for n in available} == {
+            "geographic",
+            "mobile",
+            "toll_free",
+            "national",
+        }
+        bought = await client.post(
+            "/api/v1/numbers", headers=headers, json={"e164": available[0]["e164"]}
+        )
+        assert bought.status_code == 201, bought.text

@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the sandbox and the tests need, installed only when missing.
+# Debian packages the sandbox (`run`, `asterisk-up`) and the tests need, installed only when
+# missing: debootstrap makes the sandbox's root, unshare and nsenter (util-linux) run it, sipp
+# (sip-tester) places the tests' calls.
 system-deps:
 	@missing=""; \
 	command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
@@ -26,7 +28,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
+run: $(STAMP) system-deps
 	$(VENV)/bin/graam-pbx run
 
 test: $(STAMP) system-deps
@@ -36,6 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check graam_pbx tests bench migrations
 	$(VENV)/bin/ruff format --check graam_pbx tests bench migrations
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP) system-deps
 	@set -e; for f in bench/*.py; do \
@@ -50,4 +53,4 @@ asterisk-down: $(STAMP)
 	$(VENV)/bin/graam-pbx asterisk down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

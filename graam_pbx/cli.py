@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from graam_pbx.ami import AmiConfig, AmiNotConnected, AmiSupervisor, EventBus
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.asterisk.reloads import ReloadFailed
 from graam_pbx.auth import service as auth_service
 from graam_pbx.cdr.backfill import ASTERISK_LOG as ASTERISK_CDR_LOG
 from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
@@ -29,10 +30,12 @@ from graam_pbx.db import create_engine, migrate, plain_url, session_factory
 from graam_pbx.errors import Conflict
 from graam_pbx.fields import email_address
 from graam_pbx.logs import configure_logging
-from graam_pbx.sandbox import SandboxError
+from graam_pbx.sandbox import SandboxError, instances
+from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
 from graam_pbx.settings import Settings, get_settings
 from graam_pbx.tenants.flows import first_run
+from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
 
 cli = typer.Typer(
     help="graam-pbx: the control plane beside Asterisk.", no_args_is_help=True, add_completion=False
@@ -220,14 +223,23 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
             config_dir=settings.asterisk_config_dir or EXTERNAL_CONFIG_DIR,
             sounds_dir=settings.asterisk_sounds_dir or EXTERNAL_SOUNDS_DIR,
             cdr_csv_log=settings.cdr_csv_log or ASTERISK_CDR_LOG,
+            voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
         )
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
+    elsewhere = None if adopted else instances.find_running(settings).sandbox
+    if elsewhere is not None:
+        raise StartupError(
+            "asterisk",
+            f"a sandbox started from another folder runs ({elsewhere.state_dir}): stop it with "
+            "`graam-pbx asterisk down`, or set GRAAM_DATA_DIR to its data directory",
+        )
     _say_if_installing(settings)
     try:
         info = await sandbox.start()
     except SandboxError as err:
         raise StartupError("asterisk", str(err)) from err
+    instances.record_started(settings, sandbox.state_dir)
     if not adopted:
         stack.push_async_callback(sandbox.stop)
     say(
@@ -242,6 +254,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         config_dir=settings.asterisk_config_dir or info.config_dir,
         sounds_dir=settings.asterisk_sounds_dir or info.sounds_dir,
         cdr_csv_log=settings.cdr_csv_log or sandbox.log_dir / CDR_LOG_NAME,
+        voicemail_spool=settings.voicemail_spool_dir or sandbox.spool_dir / "voicemail",
     )
 
 
@@ -268,6 +281,19 @@ async def _first_run(database_url: str, settings: Settings) -> None:
             f"phone {phone.extension}: SIP user {phone.sip_username}  "
             f"password {phone.password}  (UDP {settings.sip_bind}:{settings.sip_port})",
         )
+    if made.catalogue:
+        say(
+            "first run",
+            f"{len(made.catalogue)} demo numbers for sale (GET /api/v1/numbers/available):",
+        )
+        for kind in dict.fromkeys(entry.number_type for entry in made.catalogue):
+            entries = [entry for entry in made.catalogue if entry.number_type == kind]
+            prices = {f"{entry.monthly_price} {entry.currency}" for entry in entries}
+            say(
+                "first run",
+                f"  {kind:<10} {' '.join(entry.e164 for entry in entries)}  "
+                f"({', '.join(sorted(prices))} a month)",
+            )
     say(
         "first run",
         f"try it: POST http://{settings.api_host}:{settings.api_port}"
@@ -403,6 +429,8 @@ def config_apply() -> None:
                     await applier.stop()
             except AmiNotConnected as err:
                 raise StartupError("config", f"cannot reach AMI: {err}") from err
+            except ReloadFailed as err:
+                raise StartupError("config", f"files written, but Asterisk: {err}") from err
             finally:
                 await ami.stop()
                 await bus.stop()
@@ -412,6 +440,10 @@ def config_apply() -> None:
             "config",
             f"{result.tenants} tenants: {len(result.written)} files changed; reloaded: {reloads}",
         )
+        for tenant, why in sorted(result.failed.items()):
+            say("config", f"tenant {tenant} kept its previous files: {why}")
+        for trunk, why in sorted(result.trunks_failed.items()):
+            say("config", f"trunk {trunk} kept its previous file: {why}")
 
     _with_database(_apply)
 
@@ -424,12 +456,22 @@ def asterisk_up() -> None:
     """Start the sandbox in the background (installs it once) and wait for FullyBooted."""
     settings = get_settings()
     sandbox = asterisk_sandbox(settings)
+    found = instances.find_running(settings)
+    if found.sandbox is not None and found.sandbox.state_dir != sandbox.state_dir:
+        # One started from another folder: a second would fight it for the same ports.
+        say(
+            "asterisk",
+            f"already running (pid {found.pid}) from {found.sandbox.state_dir}; AMI "
+            f"127.0.0.1:{found.sandbox.config.ami_port}; `graam-pbx asterisk down` stops it",
+        )
+        return
     _say_if_installing(settings)
     try:
         info = asyncio.run(sandbox.start())
     except SandboxError as err:
         fail("asterisk", str(err))
         raise typer.Exit(1) from None
+    instances.record_started(settings, sandbox.state_dir)
     say(
         "asterisk",
         f"{info.version} booted (pid {info.pid}); AMI 127.0.0.1:{info.ami_port} "
@@ -437,22 +479,38 @@ def asterisk_up() -> None:
     )
 
 
+def _running_sandbox() -> tuple[AsteriskSandbox, int]:
+    """The running sandbox wherever it was started, else exit 3 saying where it looked."""
+    found = instances.find_running(get_settings())
+    if found.sandbox is None or found.pid is None:
+        fail(
+            "asterisk",
+            f"the sandbox is not running (looked in {found.where()}): run `graam-pbx asterisk "
+            "up`, or set GRAAM_DATA_DIR to the data directory of the one you mean",
+        )
+        raise typer.Exit(3)
+    return found.sandbox, found.pid
+
+
 @asterisk_cli.command("down")
 def asterisk_down() -> None:
     """Stop the sandbox by its pid."""
-    stopped = asyncio.run(asterisk_sandbox(get_settings()).stop())
-    say("asterisk", "stopped" if stopped else "was not running")
+    found = instances.find_running(get_settings())
+    if found.sandbox is None:
+        say("asterisk", f"was not running (looked in {found.where()})")
+        return
+    asyncio.run(found.sandbox.stop())
+    say("asterisk", f"stopped (pid {found.pid}, {found.sandbox.state_dir})")
 
 
 @asterisk_cli.command("status")
 def asterisk_status() -> None:
-    """Say whether the sandbox runs; exit 3 when it does not."""
-    settings = get_settings()
-    pid = asterisk_sandbox(settings).running_pid()
-    if pid is None:
-        say("asterisk", "not running")
-        raise typer.Exit(3)
-    say("asterisk", f"running (pid {pid}); AMI 127.0.0.1:{settings.ami_port}")
+    """Say whether the sandbox runs and where; exit 3 when it does not."""
+    sandbox, pid = _running_sandbox()
+    say(
+        "asterisk",
+        f"running (pid {pid}) from {sandbox.state_dir}; AMI 127.0.0.1:{sandbox.config.ami_port}",
+    )
 
 
 @asterisk_cli.command("cli")
@@ -460,11 +518,7 @@ def asterisk_console(
     command: str = typer.Argument(None, help="one CLI command; none: a console"),
 ) -> None:
     """Run an Asterisk CLI command in the sandbox, or open its console."""
-    sandbox = asterisk_sandbox(get_settings())
-    pid = sandbox.running_pid()
-    if pid is None:
-        fail("asterisk", "the sandbox is not running: run `graam-pbx asterisk up`")
-        raise typer.Exit(1)
+    sandbox, pid = _running_sandbox()
     argv = sandbox.console_argv(pid, command)
     sys.stdout.flush()
     os.execvp(argv[0], argv)  # noqa: S606 - the console replaces this process

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import os
+import re
 import secrets
 import shlex
 import shutil
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,9 @@ BASE_CONF_DIR = Path(__file__).resolve().parent.parent.parent / "asterisk_conf"
 GENERATED_SUBDIR = "graam"
 SOUNDS_IN_ROOT = "var/lib/asterisk/graam-sounds"  # render.SOUNDS_PATH inside the chroot
 DEBIAN_SUITE = "sid"
+# Debian packages of the cached root: Asterisk, and the hold music of the `default` class
+# (musiconhold.conf) in GSM, the format Debian's asterisk package recommends.
+ROOT_PACKAGES = ("asterisk", "asterisk-moh-opsound-gsm")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class AsteriskSandboxConfig:
     ami_secret: str | None = None  # generated and kept under state_dir when None
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060
+    sip_media_address: str | None = None  # where RTP binds and what SDP announces; sip_bind
     base_conf_dir: Path = BASE_CONF_DIR
 
 
@@ -71,17 +78,23 @@ class AsteriskSandbox:
         self.sounds_dir = state / "sounds"
         self.pid_file = state / "asterisk.pid"
         self.console_log = state / "console.log"
+        self.state_dir = state
         self._state = state
         self._process: asyncio.subprocess.Process | None = None
 
     # ---- provisioning -------------------------------------------------------------------
 
     async def provision(self) -> None:
-        """Install Debian sid's asterisk into the cached root once (about a minute)."""
+        """Install Debian sid's asterisk into the cached root once (about a minute); add
+        the packages a root made by an older version lacks."""
         rootfs = self.config.rootfs
-        if (rootfs / "usr/sbin/asterisk").exists():
+        installed = (rootfs / "usr/sbin/asterisk").exists()
+        if installed and not await asyncio.to_thread(missing_packages, rootfs):
             return
         _require_root()
+        if installed:
+            await _add_packages(rootfs)
+            return
         if shutil.which("debootstrap") is None:
             raise SandboxError(
                 "Asterisk sandbox needs debootstrap: run `apt-get install debootstrap` "
@@ -105,7 +118,7 @@ class AsteriskSandbox:
                 proc = await asyncio.create_subprocess_exec(
                     "debootstrap",
                     "--variant=minbase",
-                    "--include=asterisk",
+                    f"--include={','.join(ROOT_PACKAGES)}",
                     DEBIAN_SUITE,
                     str(partial),
                     stdout=out,
@@ -252,11 +265,58 @@ class AsteriskSandbox:
             "writetimeout = 1000\n"
         )
         (self.etc_dir / "manager_graam.conf").chmod(0o600)
-        (self.etc_dir / "pjsip_transports.conf").write_text(
+        (self.etc_dir / "pjsip_transports.conf").write_text(self._transports())
+
+    def _transports(self) -> str:
+        """pjsip_transports.conf: the SIP transport and the media address of every endpoint.
+
+        Both are explicit IP addresses, so Asterisk never looks for "our IP" (a name lookup of
+        the host's own name, then of A.ROOT-SERVERS.NET) when it sets up a call's RTP.
+        """
+        bind = _ip(self.config.sip_bind, "GRAAM_SIP_BIND")
+        media = _ip(
+            self.config.sip_media_address or self.config.sip_bind, "GRAAM_SIP_MEDIA_ADDRESS"
+        )
+        if media.is_unspecified:
+            raise SandboxError(
+                f"GRAAM_SIP_BIND is {bind}: set GRAAM_SIP_MEDIA_ADDRESS to the address phones "
+                "and carriers send RTP to"
+            )
+        host = f"[{bind}]" if bind.version == 6 else str(bind)
+        endpoint = f"media_address = {media}\nbind_rtp_to_media_address = yes\n"
+        return (
+            "; written by graam-pbx at every start of this sandbox\n"
             "[transport-udp]\n"
             "type = transport\n"
             "protocol = udp\n"
-            f"bind = {self.config.sip_bind}:{self.config.sip_port}\n"
+            f"bind = {host}:{self.config.sip_port}\n\n"
+            f"[graam-phone](!)\n{endpoint}\n"
+            f"[graam-trunk](!)\n{endpoint}"
+        )
+
+    def _write_name_service(self) -> None:
+        """/etc/hosts and /etc/resolv.conf of this instance, in its overlay's upper layer.
+
+        The cached root has no hosts file (debootstrap's minbase writes none), and the host's
+        resolv.conf of the day it was made. Without a hosts file, every lookup of the machine's
+        own name went to that DNS server and waited for its answer or its time-out, holding a
+        SIP thread. Here the machine's name and
+        ``localhost`` are loopback, and a name beyond these asks 127.0.0.1 once, for a second
+        at most: the sandbox talks to loopback only.
+        """
+        etc = self._state / "upper" / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        host = socket.gethostname()
+        names = ["localhost", host, host.split(".", 1)[0]] if _HOST_NAME.fullmatch(host) else []
+        header = "# written by graam-pbx at every start of this sandbox\n"
+        for name in ("hosts", "resolv.conf"):
+            (etc / name).unlink(missing_ok=True)  # a symbolic link would lead elsewhere
+        (etc / "hosts").write_text(
+            f"{header}127.0.0.1\t{' '.join(dict.fromkeys(['localhost', *names]))}\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        )
+        (etc / "resolv.conf").write_text(
+            f"{header}nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
         )
 
     async def _spawn(self) -> int:
@@ -279,6 +339,7 @@ class AsteriskSandbox:
                 f"exec chroot {q(str(root))} /usr/sbin/asterisk -f -n",
             ]
         )
+        self._write_name_service()
         # A stale overlay work dir from a killed instance makes the mount fail.
         shutil.rmtree(self._state / "work", ignore_errors=True)
         (self._state / "work").mkdir()
@@ -344,6 +405,85 @@ class AsteriskSandbox:
             return version.split(" built by ", 1)[0]
         finally:
             await client.close()
+
+
+def missing_packages(rootfs: Path) -> list[str]:
+    """The ROOT_PACKAGES that the root's dpkg does not list as installed."""
+    try:
+        status = (rootfs / "var/lib/dpkg/status").read_text(errors="replace")
+    except OSError:
+        return list(ROOT_PACKAGES)
+    installed = set()
+    for stanza in status.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if fields.get("Status") == "install ok installed" and "Package" in fields:
+            installed.add(fields["Package"])
+    return [name for name in ROOT_PACKAGES if name not in installed]
+
+
+async def _add_packages(rootfs: Path) -> None:
+    """Install the missing ROOT_PACKAGES into an existing root, under the cache's lock.
+
+    Instances running over the root see the new files appear (overlay's lower layer only
+    gains files); nothing they use changes.
+    """
+    lock_path = rootfs.parent / f".{rootfs.name}.lock"
+    with lock_path.open("w") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        missing = missing_packages(rootfs)
+        if not missing:
+            return
+        log.info("asterisk sandbox: adding %s to %s", " ".join(missing), rootfs)
+        install_log = rootfs.parent / "apt.log"
+        environment = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "LC_ALL": "C",
+        }
+        with install_log.open("wb") as out:
+            # Like debootstrap, which made the root, apt ignores the Release file's expiry
+            # (signatures are still checked): a mirror lagging the clock must not block it.
+            apt = ("apt-get", "-o", "Acquire::Check-Valid-Until=false")
+            for step, arguments in (
+                ("update", ()),
+                ("install", ("-y", "--no-install-recommends", *missing)),
+            ):
+                proc = await asyncio.create_subprocess_exec(
+                    "chroot",
+                    str(rootfs),
+                    *apt,
+                    step,
+                    *arguments,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    env=environment,
+                )
+                code = await proc.wait()
+                if code != 0:
+                    raise SandboxError(
+                        f"adding {' '.join(missing)} to the Asterisk sandbox root failed "
+                        f"(apt-get {step} exit {code}); "
+                        f"see {install_log}: "
+                        f"{_tail(install_log, 5)}"
+                    )
+        if missing_packages(rootfs):
+            raise SandboxError(
+                f"{' '.join(missing_packages(rootfs))} still missing from {rootfs} after "
+                f"apt-get install; see {install_log}"
+            )
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
+
+
+def _ip(value: str, setting: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise SandboxError(f"{setting} must be an IP address, not {value!r}") from None
 
 
 def _require_root() -> None:

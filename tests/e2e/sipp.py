@@ -1,6 +1,7 @@
 """sipp phones and carriers for the call-flow tests: one sipp process per role, each awaited.
 
-A ``Sipp`` runs one scenario of ``scenarios/`` for one call on its own address and ports;
+A ``Sipp`` runs one scenario of ``scenarios/`` for one call (or ``calls`` at ``rate`` calls
+per second: then sipp's statistics are kept too) on its own address and ports;
 ``wait`` returns how it ended: sipp's exit code, its log of unexpected messages and every SIP
 message it sent or received. A UAC (``remote`` given) places one call (``-m 1``) and exits 0
 when the scenario ran as written. A UAS runs without ``-m``: Asterisk qualifies registered
@@ -43,6 +44,7 @@ def free_udp_port(ip: str, *, pair: bool = False) -> int:
             return port
 
 
+_SCREEN_ROW = re.compile(r"^\s+(\S+)\s+(-+>|<-+)\s+\d+\s+(\d+)", re.MULTILINE)
 _RECEIVED = re.compile(r"message received \[\d+\] bytes ?:\n\n(.*?)(?=\n-{20,} |\Z)", re.DOTALL)
 
 
@@ -56,6 +58,21 @@ class SippResult:
     errors: str  # unexpected messages and failures (-trace_err)
     messages: str  # every SIP message sent and received (-trace_msg)
     output: str  # sipp's console: warnings, fatal errors, final statistics
+    stats: dict[str, str] = field(default_factory=dict)  # the last row of -trace_stat
+    screen: str = ""  # the final screen (-trace_screen): each message's count and retransmissions
+
+    def count(self, statistic: str) -> int:
+        """A cumulative counter of sipp's statistics, e.g. ``FailedCall``."""
+        return int(self.stats[f"{statistic}(C)"])
+
+    def retransmissions(self) -> dict[str, int]:
+        """Retransmissions by message of the scenario, sent or received, from the screen."""
+        return {
+            f"{match.group(1)} {'sent' if match.group(2)[0] == '-' else 'received'}": int(
+                match.group(3)
+            )
+            for match in _SCREEN_ROW.finditer(self.screen)
+        }
 
     @property
     def ok(self) -> bool:
@@ -96,6 +113,8 @@ class Sipp:
         auth: tuple[str, str] | None = None,
         keys: Mapping[str, str] | None = None,
         timeout: float = 45,
+        calls: int = 1,
+        rate: float | None = None,
     ) -> None:
         self.scenario = SCENARIOS / scenario
         if not self.scenario.exists():
@@ -109,7 +128,8 @@ class Sipp:
         self.expected = UAC_DONE if remote else UAS_DONE
         self._argv = [
             "sipp",
-            *([remote, "-m", "1"] if remote else []),
+            *([remote, "-m", str(calls)] if remote else []),
+            *(["-r", f"{rate:g}"] if rate else []),
             "-sf",
             str(self.scenario),
             "-i",
@@ -132,6 +152,18 @@ class Sipp:
             "-trace_msg",
             "-message_file",
             str(self.dir / "messages.log"),
+            *(
+                [
+                    "-trace_stat",
+                    "-stf",
+                    str(self.dir / "stats.csv"),
+                    "-trace_screen",
+                    "-screen_file",
+                    str(self.dir / "screen.log"),
+                ]
+                if calls > 1
+                else []
+            ),
             *(["-s", service] if service else []),
             *(["-au", auth[0], "-ap", auth[1]] if auth else []),
             *itertools.chain.from_iterable(("-key", k, v) for k, v in (keys or {}).items()),
@@ -189,6 +221,8 @@ class Sipp:
             errors=_read(self.dir / "errors.log"),
             messages=_read(self.dir / "messages.log"),
             output=_read(self.dir / "output.log"),
+            stats=_last_stats(self.dir / "stats.csv"),
+            screen=_read(self.dir / "screen.log"),
         )
 
 
@@ -209,8 +243,11 @@ class SippPool:
         port: int | None = None,
         auth: tuple[str, str] | None = None,
         keys: Mapping[str, str] | None = None,
+        calls: int = 1,
+        rate: float | None = None,
+        timeout: float = 45,
     ) -> Sipp:
-        """A caller (or a registering phone) sending to Asterisk."""
+        """A caller (or a registering phone) sending to Asterisk; ``calls`` at ``rate``."""
         return self._track(
             Sipp(
                 scenario,
@@ -221,6 +258,9 @@ class SippPool:
                 service=service,
                 auth=auth,
                 keys=keys,
+                calls=calls,
+                rate=rate,
+                timeout=timeout,
             )
         )
 
@@ -243,3 +283,9 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def _last_stats(path: Path) -> dict[str, str]:
+    """The last row of sipp's statistics file (``;``-separated, a header row first)."""
+    rows = [line.rstrip(";").split(";") for line in _read(path).splitlines() if line.strip()]
+    return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {}

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 
+import pytest
+
+from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import BASE_CONF_DIR, AsteriskSandbox, AsteriskSandboxConfig
 
+WILDCARD = "0.0.0.0"  # noqa: S104 - what the sandbox must refuse to announce
 
-def _sandbox(tmp_path: Path) -> AsteriskSandbox:
+
+def _sandbox(tmp_path: Path, **addresses: str) -> AsteriskSandbox:
     return AsteriskSandbox(
         AsteriskSandboxConfig(
             rootfs=tmp_path / "rootfs",
@@ -15,6 +22,7 @@ def _sandbox(tmp_path: Path) -> AsteriskSandbox:
             ami_port=6038,
             ami_username="graam",
             sip_port=6060,
+            **addresses,  # type: ignore[arg-type]
         )
     )
 
@@ -52,3 +60,78 @@ def test_shipped_config_keeps_the_contract() -> None:
     assert "autoload = no" in modules
     assert "func_shell" not in modules.replace("never func_shell", "")
     assert "enabled = yes" in (BASE_CONF_DIR / "cdr_manager.conf").read_text()
+
+
+def _templates(text: str) -> dict[str, str]:
+    """``[name](!)`` sections of a configuration file and their bodies."""
+    return {
+        match.group(1): match.group(2).strip()
+        for match in re.finditer(r"^\[([^\]]+)\]\(!\)\n((?:[^\n;\[][^\n]*\n?)*)", text, re.M)
+    }
+
+
+def test_every_endpoint_binds_and_announces_its_media_address(tmp_path: Path) -> None:
+    sandbox = _sandbox(tmp_path)
+    sandbox._write_config()
+    templates = _templates((sandbox.etc_dir / "pjsip_transports.conf").read_text())
+    media = "media_address = 127.0.0.1\nbind_rtp_to_media_address = yes"
+    assert templates == {"graam-phone": media, "graam-trunk": media}
+    # The shipped file, for an operator's own Asterisk, has the same two templates.
+    shipped = _templates((BASE_CONF_DIR / "pjsip_transports.conf").read_text())
+    assert set(shipped) == {"graam-phone", "graam-trunk"}
+    assert all("bind_rtp_to_media_address = yes" in body for body in shipped.values())
+    for name in ("pjsip_tenant.conf.j2", "pjsip_trunks.conf.j2"):
+        assert "](graam-" in (BASE_CONF_DIR / "templates" / name).read_text()
+    assert "icesupport = no" in (BASE_CONF_DIR / "rtp.conf").read_text()
+
+
+@pytest.mark.parametrize(
+    ("addresses", "bind", "media"),
+    [
+        ({"sip_media_address": "127.0.0.5"}, "127.0.0.1:6060", "127.0.0.5"),
+        ({"sip_bind": "::1"}, "[::1]:6060", "::1"),
+        ({"sip_bind": WILDCARD, "sip_media_address": "192.0.2.7"}, "0.0.0.0:6060", "192.0.2.7"),
+    ],
+)
+def test_the_media_address_is_the_sip_address_unless_set(
+    tmp_path: Path, addresses: dict[str, str], bind: str, media: str
+) -> None:
+    text = _sandbox(tmp_path, **addresses)._transports()
+    assert f"bind = {bind}\n" in text
+    assert text.count(f"media_address = {media}\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("addresses", "setting"),
+    [
+        ({"sip_bind": WILDCARD}, "GRAAM_SIP_MEDIA_ADDRESS"),
+        ({"sip_bind": "::"}, "GRAAM_SIP_MEDIA_ADDRESS"),
+        ({"sip_bind": "localhost"}, "GRAAM_SIP_BIND"),
+        ({"sip_media_address": "127.0.0.1\n[evil]"}, "GRAAM_SIP_MEDIA_ADDRESS"),
+    ],
+)
+def test_a_media_address_that_cannot_work_is_refused(
+    tmp_path: Path, addresses: dict[str, str], setting: str
+) -> None:
+    with pytest.raises(SandboxError, match=setting):
+        _sandbox(tmp_path, **addresses)._transports()
+
+
+def test_the_instance_resolves_the_machines_name_to_loopback(tmp_path: Path) -> None:
+    sandbox = _sandbox(tmp_path)
+    etc = tmp_path / "state" / "upper" / "etc"
+    etc.mkdir(parents=True)
+    (etc / "resolv.conf").symlink_to(tmp_path / "elsewhere")
+    sandbox._write_name_service()
+    hosts = (etc / "hosts").read_text().splitlines()
+    loopback = next(line for line in hosts if line.startswith("127.0.0.1\t")).split()[1:]
+    assert {"localhost", socket.gethostname()} <= set(loopback)
+    resolver = (etc / "resolv.conf").read_text()
+    assert not (etc / "resolv.conf").is_symlink()
+    assert not (tmp_path / "elsewhere").exists()
+    nameservers = [
+        line.split()[1] for line in resolver.splitlines() if line.startswith("nameserver")
+    ]
+    assert nameservers == ["127.0.0.1"]
+    assert "options timeout:1 attempts:1" in resolver
+    assert not (tmp_path / "rootfs").exists()  # the shared cache is never written

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from graam_pbx.agents import phone as agents_phone
 from graam_pbx.agents.worker import AgentWorker
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
 from graam_pbx.ami.fastagi import FastAgiServer
+from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
@@ -32,9 +34,12 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
+from graam_pbx.config_status import api as config_status_api
+from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
 from graam_pbx.errors import GraamError
 from graam_pbx.ivr import api as ivr_api
+from graam_pbx.moh import api as moh_api
 from graam_pbx.numbers import api as numbers_api
 from graam_pbx.prompts import api as prompts_api
 from graam_pbx.queues import api as queues_api
@@ -42,6 +47,10 @@ from graam_pbx.routing import api as routing_api
 from graam_pbx.settings import Settings, get_settings
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
+from graam_pbx.voicemail.mail import SmtpRelay
+from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
+from graam_pbx.voicemail.spool import VoicemailSpool
+from graam_pbx.voicemail.worker import VoicemailNotifier
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +65,11 @@ API_ROUTERS: list[APIRouter] = [
     agents_api.sessions_router,
     queues_api.router,
     prompts_api.router,
+    moh_api.router,
     ivr_api.router,
     voicemail_api.router,
     cdr_api.router,
+    config_status_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -81,6 +92,7 @@ class Endpoints:
     config_dir: Path | None = None  # generated Asterisk config; None: not generated here
     sounds_dir: Path | None = None  # tenants' prompts as files Asterisk plays
     cdr_csv_log: Path | None = None  # Asterisk's CSV log of CDRs; None: no backfill
+    voicemail_spool: Path | None = None  # Asterisk's voicemail spool; None: messages unreachable
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoints:
@@ -92,6 +104,7 @@ class Endpoints:
             config_dir=settings.asterisk_config_dir,
             sounds_dir=settings.asterisk_sounds_dir,
             cdr_csv_log=settings.cdr_csv_log or ASTERISK_LOG,
+            voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
         )
 
 
@@ -107,6 +120,7 @@ class Runtime:
     applier: ConfigApplier | None
     agents: AgentWorker | None = None
     cdr: CdrWorker | None = None
+    voicemail_spool: VoicemailSpool | None = None
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -128,6 +142,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 bus=bus,
                 override_dir=settings.config_templates_dir,
                 agi_address=(settings.agi_host, settings.agi_port),
+                # A tenant whose configuration starts (or stops) failing gets an audit entry.
+                on_failure=config_status_service.failure_auditor(session_factory(engine)),
             )
             if endpoints.config_dir is not None
             else None
@@ -155,6 +171,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             applier=applier,
             agents=agents,
             cdr=cdr,
+            voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
+            if endpoints.voicemail_spool
+            else None,
         )
         app.state.runtime = runtime
         # Committed configuration changes reach the applier, and committed logins, logouts
@@ -168,6 +187,15 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         fastagi = FastAgiServer(
             settings.agi_host, settings.agi_port, agents_phone.handler(app.state.sessions)
         )
+        # New voicemail messages leave by e-mail through GRAAM_SMTP_* (said once when unset).
+        notifier = VoicemailNotifier(
+            session_factory(engine),
+            bus,
+            runtime.voicemail_spool,
+            SmtpRelay.from_settings(settings),
+            scan_interval=settings.voicemail_scan_interval,
+            max_age=settings.voicemail_mail_max_age,
+        )
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
         # The applier subscribes to AMI's resync before AMI first connects; the agent worker
         # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
@@ -180,6 +208,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             agents,
             fastagi,
             cdr,
+            notifier,
         ]
         started: list[Component] = []
         try:
@@ -298,6 +327,11 @@ def _install_health_routes(app: FastAPI) -> None:
             checks["cdr"] = runtime.cdr.check()
             if ready and not checks["cdr"]["ok"]:
                 status = "degraded"
+        # Configuration that has failed to reach Asterisk for longer than the grace: calls
+        # still flow, but some tenant's change is not live.
+        checks["config"] = await _config_check(runtime)
+        if ready and not checks["config"]["ok"]:
+            status = "degraded"
         return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
@@ -316,6 +350,26 @@ async def _database_check(engine: AsyncEngine) -> dict[str, Any]:
     except Exception as err:
         return {"ok": False, "error": f"{type(err).__name__}: {err}"[:300]}
     return {"ok": True}
+
+
+async def _config_check(runtime: Runtime) -> dict[str, Any]:
+    grace = runtime.settings.config_failure_grace
+    try:
+        async with asyncio.timeout(READY_DB_TIMEOUT), runtime.engine.connect() as connection:
+            failing = await config_status.failing(connection)
+    except Exception as err:
+        return {"ok": True, "error": f"{type(err).__name__}: {err}"[:300]}
+    overdue = (
+        failing.oldest is not None and (datetime.now(UTC) - failing.oldest).total_seconds() > grace
+    )
+    check: dict[str, Any] = {
+        "ok": not overdue,
+        "failing_tenants": failing.tenants[:20],
+        "failing_trunks": failing.trunks[:20],
+        "failing_since": failing.oldest.isoformat() if failing.oldest else None,
+        "grace_s": grace,
+    }
+    return check
 
 
 def _ami_check(runtime: Runtime) -> dict[str, Any]:

@@ -127,3 +127,50 @@ CDR_LAG_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
     registry=REGISTRY,
 )
+VOICEMAIL_EMAILS = Counter(
+    "graam_voicemail_emails_total",
+    "Voicemail e-mails by outcome (sent; failed, retried at the next scan)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+VOICEMAIL_RELAY_CONFIGURED = Gauge(
+    "graam_voicemail_relay_configured",
+    "1 when an SMTP relay is configured for voicemail e-mails (GRAAM_SMTP_HOST)",
+    registry=REGISTRY,
+)
+CONFIG_PENDING_TENANTS = Gauge(
+    "graam_config_pending_tenants",
+    "Tenants whose committed configuration is not live in Asterisk yet (after the last pass)",
+    registry=REGISTRY,
+)
+CONFIG_APPLY_LAG = Histogram(
+    "graam_config_apply_lag_seconds",
+    "From a tenant's first configuration commit not yet live to the pass that made it live",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+    registry=REGISTRY,
+)
+CONFIG_RENDER_FAILURES = Counter(
+    "graam_config_render_failures_total",
+    'Renders of a tenant\'s configuration (or of a trunk: tenant="trunks") that failed;'
+    " its previous files stayed",
+    ["tenant"],
+    registry=REGISTRY,
+)
+CONFIG_RELOAD_RETRIES = Counter(
+    "graam_config_reload_retries_total",
+    "Asterisk reloads sent again because they were not done, by reload and outcome"
+    " (in-progress, queued, failed, error)",
+    ["reload", "outcome"],
+    registry=REGISTRY,
+)
+CONFIG_APPLY_FAILURES = Counter(
+    "graam_config_apply_failures_total",
+    "Config passes that failed whole (a reload never done, the database away) and were retried",
+    registry=REGISTRY,
+)
+TRUNK_RESOLUTIONS = Counter(
+    "graam_trunk_resolutions_total",
+    "Lookups of trunks' host names by the control plane, by outcome (resolved, failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)

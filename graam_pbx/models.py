@@ -1,16 +1,18 @@
 """Every domain's models, imported once so ``Base.metadata`` knows every table."""
 
 from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
+from graam_pbx.asterisk.models import ConfigGeneration, ConfigTrunkFailure
 from graam_pbx.audit.models import AuditEntry
 from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
 from graam_pbx.cdr.models import Cdr
 from graam_pbx.ivr.models import IvrMenu, IvrOption
+from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.tenants.models import Tenant
-from graam_pbx.voicemail.models import VoicemailBox
+from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
 
 __all__ = [
     "AgentDevice",
@@ -19,10 +21,14 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Cdr",
+    "ConfigGeneration",
+    "ConfigTrunkFailure",
     "InboundRoute",
     "IvrMenu",
     "IvrOption",
     "LoginAttempt",
+    "MohClass",
+    "MohClassPrompt",
     "OutboundRoute",
     "PhoneNumber",
     "Prompt",
@@ -34,4 +40,5 @@ __all__ = [
     "Trunk",
     "User",
     "VoicemailBox",
+    "VoicemailNotification",
 ]

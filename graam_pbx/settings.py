@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     )
     sip_port: int = Field(5060, description="UDP port of the sandbox's SIP transport.")
     sip_bind: str = Field("127.0.0.1", description="Address the sandbox's SIP transport binds.")
+    sip_media_address: str | None = Field(
+        None,
+        description="Address the sandbox's RTP binds and announces in SDP; sip_bind when unset.",
+    )
 
     api_host: str = Field("127.0.0.1", description="Address the admin API binds.")
     api_port: int = Field(8000, description="Port of the admin API.")
@@ -134,6 +138,35 @@ class Settings(BaseSettings):
     cdr_checkpoint_interval: float = Field(
         60.0, gt=0, description="Seconds between checkpoints of the CSV log read so far."
     )
+    config_failure_grace: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a configuration change may fail to apply (render or reload) "
+        "before /readyz says degraded.",
+    )
+
+    voicemail_spool_dir: Path | None = Field(
+        None,
+        description="Asterisk's voicemail spool as this host sees it (messages are read there); "
+        "the sandbox's spool/voicemail when unset, else /var/spool/asterisk/voicemail.",
+    )
+    voicemail_scan_interval: float = Field(
+        60.0, gt=0, description="Seconds between scans for messages still to e-mail (retries)."
+    )
+    voicemail_mail_max_age: float = Field(
+        86400.0, gt=0, description="Seconds after which a message not yet e-mailed is not sent."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP relay for voicemail e-mails; unset: no e-mail is sent."
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP relay.")
+    smtp_username: str | None = Field(None, description="SMTP login; unset: no AUTH.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
+    smtp_from: str = Field(
+        "graam-pbx@localhost", description="Sender address of voicemail e-mails."
+    )
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds for one SMTP conversation.")
 
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")

@@ -4,6 +4,13 @@ One task applies at a time. Requests that arrive while it works are merged into 
 pass, so ten changes in a second make one or two reloads, never ten; and it never uses
 ``core reload`` (a large reload floods Asterisk's task processors, and while one is over its
 high-water mark PJSIP drops new registrations and calls).
+
+A change is live only when Asterisk said so: every reload is sent again (after a short
+back-off) until Asterisk answers that it was done, "already in progress" included. A tenant
+(or a trunk) that cannot be rendered keeps its previous files and is reported (log, metric,
+audit, ``config_generations``), while every other tenant's change is written and reloaded;
+it is tried again at its next change and every little while, never in a loop holding the
+others up. Each tenant's applied generation is recorded once its files are live.
 """
 
 from __future__ import annotations
@@ -13,19 +20,32 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
+from graam_pbx import metrics
+from graam_pbx.ami import AmiSupervisor, EventBus, Message, Subscription
 from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.asterisk import hold_music, status
 from graam_pbx.asterisk.changes import ALL_TENANTS
+from graam_pbx.asterisk.reloads import (
+    RELOAD_COMMANDS,
+    Backoff,
+    ReloadFailed,
+    ReloadOutcome,
+    reload_until_done,
+)
 from graam_pbx.asterisk.render import (
     DEFAULT_AGI_ADDRESS,
-    common_files,
+    TOP_FILES,
     prompt_path,
+    trunk_file,
+    trunk_files,
+    trunks_index,
 )
 from graam_pbx.asterisk.shards import ShardedWriter
 from graam_pbx.asterisk.snapshot import Snapshot, load_snapshot, prompt_audio
@@ -33,19 +53,24 @@ from graam_pbx.asterisk.writer import (
     existing_tenants,
     reloads_for,
     remove_tenants,
+    remove_trunks,
     write_atomically,
     write_changed,
 )
 
 log = logging.getLogger(__name__)
 
-# What each reload is, as an Asterisk CLI command (sent over AMI).
-RELOAD_COMMANDS = {
-    "res_pjsip": "module reload res_pjsip.so",
-    "dialplan": "dialplan reload",
-    "app_queue": "module reload app_queue.so",
-    "app_voicemail": "module reload app_voicemail.so",
-}
+__all__ = ["RELOAD_COMMANDS", "ApplyResult", "ConfigApplier"]
+
+# How long one pass keeps trying a reload before it gives up (the pass is then tried again
+# from the start, the reload still owed), and the back-off between those passes.
+RELOAD_DEADLINE = 30.0
+PASS_BACKOFF = Backoff(first=0.5, cap=10.0)
+# A tenant or trunk that cannot be rendered is tried again after this, doubled each time.
+FAILED_RETRY = Backoff(first=5.0, cap=60.0)
+
+# Told when a tenant starts failing (with why) and when it recovers (None): the audit log.
+FailureReport = Callable[[int, str | None], Coroutine[None, None, None]]
 
 
 @dataclass
@@ -57,6 +82,9 @@ class ApplyResult:
     files_s: float = 0.0  # rendering and writing, wall time
     render_cpu_s: float = 0.0  # rendering alone, summed over the processes that did it
     reload_s: dict[str, float] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)  # tenants not rendered: why
+    trunks_failed: dict[int, str] = field(default_factory=dict)  # trunks not rendered: why
+    rendered: set[int] = field(default_factory=set)  # tenants written (or removed) as asked
 
 
 class ConfigApplier:
@@ -73,6 +101,8 @@ class ConfigApplier:
         override_dir: Path | None = None,
         agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
         settle_delay: float = 0.05,
+        reload_deadline: float = RELOAD_DEADLINE,
+        on_failure: FailureReport | None = None,
     ) -> None:
         self._engine = engine
         self.config_dir = config_dir
@@ -87,6 +117,15 @@ class ConfigApplier:
         self._idle = asyncio.Event()
         self._idle.set()
         self._unreloaded: set[str] = set()  # reloads owed since Asterisk was unreachable
+        self._reload_deadline = reload_deadline
+        self._on_failure = on_failure
+        # What failed to render, as last reported (reported again only when it changes).
+        self._failing: dict[int, str] = {}
+        self._failing_trunks: dict[int, str] = {}
+        self._retries: dict[int, int] = {}  # failing tenant → failed tries in a row
+        self._retry_at: dict[int, float] = {}  # failing tenant → when to try it again
+        self._trunk_retry_at: float | None = None
+        self._reports: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
         self.applied = 0
@@ -117,6 +156,8 @@ class ConfigApplier:
                         await self.settled()
             task.cancel()
             await asyncio.wait([task])
+        if self._reports:
+            await asyncio.wait(self._reports, timeout=5)
         await self._shards.stop()
 
     # ---- requests ---------------------------------------------------------------------------
@@ -144,64 +185,187 @@ class ConfigApplier:
     # ---- the work ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        failing = False
+        failing: str | None = None
+        attempt = 0
         while True:
-            await self._wake.wait()
+            await self._wait_for_work()
             await asyncio.sleep(self._settle_delay)  # merge a burst of commits into one pass
             self._wake.clear()
             full, tenants = self._full, self._pending
             self._full, self._pending = False, set()
             try:
                 await self.apply(None if full else tenants)
-            except Exception:
-                if not failing:
-                    log.exception("config apply failed; retrying")
-                failing = True
+            except Exception as err:
+                # Asterisk would not reload (or the database would not answer): the whole
+                # pass is tried again, the tenants still pending, the reloads still owed.
+                attempt += 1
+                why = f"{type(err).__name__}: {err}"[:500]
+                if failing != why:
+                    log.error("config apply failed; retrying error=%s", why, exc_info=err)
+                failing = why
+                metrics.CONFIG_APPLY_FAILURES.inc()
+                await self._refresh_pending()
                 self._full = self._full or full
                 self._pending |= tenants
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(PASS_BACKOFF.delay(attempt))
                 self._wake.set()
                 continue
-            if failing:
-                log.info("config apply recovered")
-                failing = False
+            if failing is not None:
+                log.info("config apply recovered after=%d retries", attempt)
+                failing, attempt = None, 0
             if not self._wake.is_set():
                 self._idle.set()
 
+    async def _wait_for_work(self) -> None:
+        """Until a request comes, or a failing tenant's or trunk's next try is due."""
+        while not self._wake.is_set():
+            due = [*self._retry_at.values()]
+            if self._trunk_retry_at is not None:
+                due.append(self._trunk_retry_at)
+            loop = asyncio.get_running_loop()
+            if due:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(min(due)):
+                        await self._wake.wait()
+            else:
+                await self._wake.wait()
+            now = loop.time()
+            again = [tenant for tenant, at in self._retry_at.items() if at <= now]
+            for tenant in again:
+                del self._retry_at[tenant]
+            if self._trunk_retry_at is not None and self._trunk_retry_at <= now:
+                self._trunk_retry_at = None
+                self.request(())  # every pass renders the trunks
+            if again:
+                self.request(again)
+
     async def apply(self, tenant_ids: set[int] | None = None) -> ApplyResult:
-        """Render and write these tenants (None: all), then reload what changed."""
+        """Render and write these tenants (None: all), then reload what changed.
+
+        With AMI (a real apply), the tenants' generations are read in the same snapshot and
+        marked applied once every reload succeeded; a failure of the pass marks them failing.
+        """
         result = ApplyResult()
+        tracked = self._ami is not None
         started = time.perf_counter()
         async with self._engine.connect() as connection:
             snapshot = await load_snapshot(
                 connection, None if tenant_ids is None else sorted(tenant_ids)
             )
+            generations = await status.read_generations(connection, tenant_ids) if tracked else []
             await connection.rollback()
         result.snapshot_s = time.perf_counter() - started
-        started = time.perf_counter()
-        written, result.render_cpu_s = await self._write_files(snapshot, tenant_ids)
-        result.files_s = time.perf_counter() - started
-        if self.sounds_dir is not None:
-            await self._sync_sounds(snapshot)
-        result.tenants = len(snapshot.tenants)
-        result.written = written
-        result.reloads = reloads_for(written) | self._unreloaded
-        self._unreloaded = set()
-        await self._reload(result)
+        try:
+            started = time.perf_counter()
+            written = await self._write_files(snapshot, tenant_ids, result)
+            result.files_s = time.perf_counter() - started
+            if self.sounds_dir is not None:
+                await self._sync_sounds(snapshot)
+            result.tenants = len(snapshot.tenants)
+            result.written = written
+            result.reloads = reloads_for(written) | self._unreloaded
+            self._unreloaded = set()
+            await self._reload(result)
+        except Exception as err:
+            if tracked:
+                why = f"{type(err).__name__}: {err}"[:500]
+                with contextlib.suppress(Exception):
+                    async with self._engine.begin() as connection:
+                        await status.mark_failing(
+                            connection, {g.tenant_id: why for g in generations}
+                        )
+            raise
+        if tracked:
+            await self._record(generations, result)
+        self._note_failures(result)
         self.applied += 1
         return result
 
     async def _write_files(
-        self, snapshot: Snapshot, tenant_ids: set[int] | None
-    ) -> tuple[set[str], float]:
-        """Write every file that changed and prune what no tenant makes any more."""
-        common = common_files(self._shards.env, snapshot)
+        self, snapshot: Snapshot, tenant_ids: set[int] | None, result: ApplyResult
+    ) -> set[str]:
+        """Write every file that changed and prune what no tenant makes any more.
+
+        A tenant or trunk that cannot be rendered is left out (its files stay as they are)
+        and noted in ``result``.
+        """
+        trunks = trunk_files(self._shards.env, snapshot, result.trunks_failed)
+        # A trunk that cannot be rendered keeps its previous file, if it had one.
+        kept = {
+            trunk
+            for trunk in result.trunks_failed
+            if (self.config_dir / trunk_file(trunk)).exists()
+        }
+        index = trunks_index({t.id for t in snapshot.trunks} - set(result.trunks_failed) | kept)
+        common = dict(TOP_FILES, **trunks, **{"trunks.conf": index})
         written = await asyncio.to_thread(write_changed, self.config_dir, common)
+        keep = set(trunks) | {trunk_file(trunk) for trunk in kept}
+        written |= await asyncio.to_thread(remove_trunks, self.config_dir, keep)
         shards = await self._shards.write(self.config_dir, snapshot.tenants)
+        result.render_cpu_s = shards.render_s
+        result.failed = dict(shards.failed)
         live = {tenant.id for tenant in snapshot.tenants}
         asked = existing_tenants(self.config_dir) if tenant_ids is None else tenant_ids
         removed = await asyncio.to_thread(remove_tenants, self.config_dir, asked - live)
-        return written | shards.written | removed, shards.render_s
+        result.rendered = (live - set(result.failed)) | (asked - live)
+        return written | shards.written | removed
+
+    async def _record(self, generations: list[status.Generation], result: ApplyResult) -> None:
+        """Every tenant of the pass that rendered is live at its snapshot's generation."""
+        applied = {
+            g.tenant_id: g.committed for g in generations if g.tenant_id not in result.failed
+        }
+        async with self._engine.begin() as connection:
+            await status.mark_applied(connection, applied)
+            await status.mark_failing(connection, result.failed)
+            await status.set_trunk_failures(connection, result.trunks_failed)
+            pending = await status.pending_tenants(connection)
+        metrics.CONFIG_PENDING_TENANTS.set(pending)
+        now = datetime.now(UTC)
+        for generation in generations:
+            if generation.tenant_id in applied and generation.pending_since is not None:
+                lag = (now - generation.pending_since).total_seconds()
+                metrics.CONFIG_APPLY_LAG.observe(max(0.0, lag))
+
+    async def _refresh_pending(self) -> None:
+        """``graam_config_pending_tenants`` while passes fail (the database may be away)."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5), self._engine.connect() as connection:
+                metrics.CONFIG_PENDING_TENANTS.set(await status.pending_tenants(connection))
+
+    def _note_failures(self, result: ApplyResult) -> None:
+        """Log, count and audit what could not be rendered, once per failure; schedule the
+        next try of each failing tenant and trunk."""
+        loop = asyncio.get_running_loop()
+        for tenant, why in result.failed.items():
+            metrics.CONFIG_RENDER_FAILURES.labels(tenant=str(tenant)).inc()
+            self._retries[tenant] = self._retries.get(tenant, 0) + 1
+            self._retry_at[tenant] = loop.time() + FAILED_RETRY.delay(self._retries[tenant])
+            if self._failing.get(tenant) != why:
+                log.error("tenant configuration cannot be rendered tenant=%d error=%s", tenant, why)
+                self._failing[tenant] = why
+                self._report(tenant, why)
+        for tenant in [t for t in self._failing if t in result.rendered]:
+            log.info("tenant configuration renders again tenant=%d", tenant)
+            del self._failing[tenant]
+            self._retries.pop(tenant, None)
+            self._retry_at.pop(tenant, None)
+            self._report(tenant, None)
+        for trunk, why in result.trunks_failed.items():
+            metrics.CONFIG_RENDER_FAILURES.labels(tenant="trunks").inc()
+            if self._failing_trunks.get(trunk) != why:
+                log.error("trunk configuration cannot be rendered trunk=%d error=%s", trunk, why)
+        for trunk in set(self._failing_trunks) - set(result.trunks_failed):
+            log.info("trunk configuration renders again trunk=%d", trunk)
+        self._failing_trunks = dict(result.trunks_failed)
+        self._trunk_retry_at = loop.time() + FAILED_RETRY.cap / 2 if result.trunks_failed else None
+
+    def _report(self, tenant: int, why: str | None) -> None:
+        if self._on_failure is None:
+            return
+        task = asyncio.create_task(self._on_failure(tenant, why), name="config-failure-report")
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
 
     async def _sync_sounds(self, snapshot: Snapshot) -> None:
         """Each tenant's prompts as files Asterisk plays; audio is read only when missing."""
@@ -221,20 +385,49 @@ class ConfigApplier:
                     await asyncio.to_thread(write_atomically, directory / name, audio)
             for name in present - set(wanted):
                 (directory / name).unlink(missing_ok=True)
+            # Hold music classes are made of the prompts just synced; Asterisk scans a
+            # class's directory only when res_musiconhold reloads.
+            if await asyncio.to_thread(hold_music.sync_classes, directory, tenant):
+                self._unreloaded.add("res_musiconhold")
 
     async def _reload(self, result: ApplyResult) -> None:
+        """Each reload until Asterisk says it was done; what is left is owed on failure."""
         if not result.reloads:
             return
         if self._ami is None:
             self._unreloaded |= result.reloads
             return
-        for reload in sorted(result.reloads):
+        ami = self._ami
+        owed = sorted(result.reloads)
+
+        async def send(command: str) -> str:
+            return await ami.command(command, timeout=60)
+
+        def retried(reload: str, outcome: ReloadOutcome, answer: str, attempt: int) -> None:
+            metrics.CONFIG_RELOAD_RETRIES.labels(reload=reload, outcome=outcome.value).inc()
+            if attempt == 1:
+                log.info(
+                    "asterisk reload not done yet; retrying reload=%s outcome=%s answer=%s",
+                    reload,
+                    outcome.value,
+                    answer[:120],
+                )
+
+        while owed:
+            reload = owed[0]
+            if not ami.state.connected:
+                # Nothing to retry against: the pass fails now and AMI's resync asks for
+                # a full pass as soon as Asterisk is back.
+                self._unreloaded |= set(owed)
+                raise ReloadFailed(reload, ReloadOutcome.ERROR, "AMI is not connected", 0)
             started = time.perf_counter()
             try:
-                output = await self._ami.command(RELOAD_COMMANDS[reload], timeout=60)
-            except AmiError as err:
-                log.warning("asterisk reload postponed reload=%s error=%s", reload, err)
-                self._unreloaded.add(reload)
-                continue
+                tries = await reload_until_done(
+                    send, reload, deadline=self._reload_deadline, on_retry=retried
+                )
+            except BaseException:
+                self._unreloaded |= set(owed)
+                raise
+            owed.pop(0)
             result.reload_s[reload] = time.perf_counter() - started
-            log.info("asterisk reloaded reload=%s output=%s", reload, output.strip()[:120])
+            log.info("asterisk reloaded reload=%s tries=%d", reload, tries)

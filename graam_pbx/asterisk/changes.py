@@ -4,6 +4,10 @@ Every flush notes the tenants of changed configuration rows in ``session.info``;
 commit, the session's ``on_config_change`` callback (set by the session factory) hears
 them. Nothing is applied before the data is committed, and a rolled-back change is never
 applied.
+
+The same transaction also bumps each changed tenant's configuration generation
+(graam_pbx.asterisk.status), just before it commits: the applier says a tenant's change is
+live by the generation it applied, and ``GET /api/v1/config/status`` compares the two.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import get_history
 
+from graam_pbx.asterisk import status
 from graam_pbx.asterisk.snapshot import CONFIG_MODELS, PLATFORM_MODELS
 from graam_pbx.tenants.models import Tenant
 
@@ -42,6 +47,20 @@ def _note_changes(session: Session, _: UOWTransaction) -> None:
     pending: set[int] = session.info.setdefault(PENDING_KEY, set())
     for obj in (*session.new, *session.dirty, *session.deleted):
         pending |= _tenants_of(obj)
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_generations(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: the outer transaction bumps once, when it commits
+    # Flush what is still pending first: the commit's own flush comes after this hook.
+    session.flush()
+    pending: set[int] = session.info.get(PENDING_KEY, set())
+    if pending:
+        session.execute(
+            status.BUMP,
+            status.bump_parameters(pending - {ALL_TENANTS}, every=ALL_TENANTS in pending),
+        )
 
 
 @event.listens_for(Session, "after_commit")

@@ -14,12 +14,18 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from graam_pbx.asterisk.render import DEFAULT_AGI_ADDRESS, TENANT_FILES, environment, tenant_files
+from graam_pbx.asterisk.render import (
+    DEFAULT_AGI_ADDRESS,
+    TENANT_FILES,
+    environment,
+    render_failure,
+    tenant_files,
+)
 from graam_pbx.asterisk.snapshot import TenantConf
 from graam_pbx.asterisk.writer import remove_stale, write_changed
 
@@ -40,6 +46,8 @@ class ShardJob:
 class ShardResult:
     written: frozenset[str]
     render_s: float
+    # Tenants that could not be rendered (id → reason): their files were left as they were.
+    failed: dict[int, str] = field(default_factory=dict)
 
 
 def write_tenants(
@@ -48,16 +56,26 @@ def write_tenants(
     tenants: Sequence[TenantConf],
     agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
 ) -> ShardResult:
-    """Render these tenants, write the files that changed, prune the ones no longer made."""
+    """Render these tenants, write the files that changed, prune the ones no longer made.
+
+    A tenant that cannot be rendered (a RenderError, or any exception of a template) keeps
+    its previous files and is reported in ``failed``; the others are written all the same.
+    """
     rendering = 0.0
     written: set[str] = set()
+    failed: dict[int, str] = {}
     for tenant in tenants:
         started = time.perf_counter()
-        files = tenant_files(env, tenant, agi_address=agi_address)
-        rendering += time.perf_counter() - started
+        try:
+            files = tenant_files(env, tenant, agi_address=agi_address)
+        except Exception as err:
+            failed[tenant.id] = render_failure(err)
+            continue
+        finally:
+            rendering += time.perf_counter() - started
         written |= write_changed(config_dir, files)
         written |= remove_stale(config_dir, tenant.id, set(TENANT_FILES))
-    return ShardResult(frozenset(written), rendering)
+    return ShardResult(frozenset(written), rendering, failed)
 
 
 # ---- inside a worker process ----------------------------------------------------------------
@@ -130,7 +148,9 @@ class ShardedWriter:
             )
         )
         return ShardResult(
-            frozenset().union(*(r.written for r in results)), sum(r.render_s for r in results)
+            frozenset().union(*(r.written for r in results)),
+            sum(r.render_s for r in results),
+            {tenant: why for r in results for tenant, why in r.failed.items()},
         )
 
     def _executor(self) -> Executor:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.auth.models import User
 from graam_pbx.ivr.models import IvrMenu, IvrOption
+from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.queues.models import Queue
@@ -38,6 +39,8 @@ CONFIG_MODELS = (
     InboundRoute,
     OutboundRoute,
     PhoneNumber,
+    MohClass,
+    MohClassPrompt,
 )
 # Rows every tenant's files depend on.
 PLATFORM_MODELS = (Trunk,)
@@ -104,6 +107,12 @@ class PromptConf(NamedTuple):
     sha256: str
 
 
+class MohClassConf(NamedTuple):
+    id: int
+    name: str
+    prompts: tuple[PromptConf, ...]  # in playing order
+
+
 class ScheduleConf(NamedTuple):
     id: int
     timezone: str
@@ -126,6 +135,7 @@ class OutboundConf(NamedTuple):
     caller_id: str
     allowed_countries: tuple[str, ...]
     priority: int
+    caller_name: str | None = None  # what carriers see; never an agent's name
 
 
 class TrunkConf(NamedTuple):
@@ -138,6 +148,12 @@ class TrunkConf(NamedTuple):
     username: str | None
     password: str | None
     enabled: bool
+    match: str = "ip"
+    inbound_addresses: tuple[str, ...] = ()
+    match_header: str | None = None
+    inbound_username: str | None = None
+    inbound_password: str | None = None
+    resolved_addresses: tuple[str, ...] = ()  # of the host name, by the control plane
 
 
 class TenantConf(NamedTuple):
@@ -156,6 +172,7 @@ class TenantConf(NamedTuple):
     schedules: tuple[ScheduleConf, ...] = ()
     inbound: tuple[InboundConf, ...] = ()
     outbound: tuple[OutboundConf, ...] = ()
+    moh_classes: tuple[MohClassConf, ...] = ()
 
     @property
     def suspended(self) -> bool:
@@ -273,12 +290,28 @@ async def load_snapshot(
             PhoneNumber.e164.label("caller_id"),
             OutboundRoute.allowed_countries,
             OutboundRoute.priority,
+            OutboundRoute.caller_id_name,
         )
         .join(Trunk, Trunk.id == OutboundRoute.trunk_id)
         .join(PhoneNumber, PhoneNumber.id == OutboundRoute.caller_id_number_id)
         .where(Trunk.enabled.is_(True), PhoneNumber.tenant_id == OutboundRoute.tenant_id)
         .order_by(OutboundRoute.priority.desc(), OutboundRoute.id),
         OutboundRoute.tenant_id,
+    )
+    moh_classes = await rows(
+        select(MohClass.tenant_id, MohClass.id, MohClass.name).order_by(MohClass.id),
+        MohClass.tenant_id,
+    )
+    moh_prompts = await rows(
+        select(
+            MohClassPrompt.tenant_id,
+            MohClassPrompt.class_id,
+            Prompt.id,
+            Prompt.sha256,
+        )
+        .join(Prompt, Prompt.id == MohClassPrompt.prompt_id)
+        .order_by(MohClassPrompt.class_id, MohClassPrompt.position),
+        MohClassPrompt.tenant_id,
     )
     agents = await rows(
         select(User.tenant_id, User.id, User.display_name).where(
@@ -301,6 +334,8 @@ async def load_snapshot(
                 inbound,
                 outbound,
                 agents,
+                moh_classes,
+                moh_prompts,
             )
             for t in tenants
         ),
@@ -315,6 +350,13 @@ async def load_snapshot(
                 t["username"],
                 t["password"],
                 t["enabled"],
+                t["match"],
+                tuple(t["inbound_addresses"]),
+                t["match_header"],
+                t["inbound_username"],
+                t["inbound_password"],
+                # Only what was resolved from the current host name.
+                tuple(t["resolved_addresses"]) if t["resolved_host"] == t["host"] else (),
             )
             for t in trunks
         ),
@@ -333,6 +375,8 @@ def _tenant(
     inbound: dict[int, list[Any]],
     outbound: dict[int, list[Any]],
     agents: dict[int, list[Any]],
+    moh_classes: dict[int, list[Any]],
+    moh_prompts: dict[int, list[Any]],
 ) -> TenantConf:
     tid = tenant["id"]
     names = {row["id"]: row["display_name"] for row in agents.get(tid, [])}
@@ -353,6 +397,9 @@ def _tenant(
         )
         if d["user_id"] in names:
             by_user[d["user_id"]].append(d["sip_username"])
+    class_prompts: dict[int, list[PromptConf]] = defaultdict(list)
+    for p in moh_prompts.get(tid, []):
+        class_prompts[p["class_id"]].append(PromptConf(p["id"], p["sha256"]))
     menu_options: dict[int, list[tuple[str, Dest]]] = defaultdict(list)
     for o in options.get(tid, []):
         menu_options[o["menu_id"]].append((o["digit"], Dest(o["dest_type"], o["dest_id"])))
@@ -429,8 +476,13 @@ def _tenant(
                 r["caller_id"],
                 tuple(r["allowed_countries"]),
                 r["priority"],
+                r["caller_id_name"],
             )
             for r in outbound.get(tid, [])
+        ),
+        moh_classes=tuple(
+            MohClassConf(c["id"], c["name"], tuple(class_prompts.get(c["id"], ())))
+            for c in moh_classes.get(tid, [])
         ),
     )
 

@@ -15,6 +15,7 @@ RELOAD_OF = {
     "queues.conf": "app_queue",
     "queuerules.conf": "app_queue",
     "voicemail.conf": "app_voicemail",
+    "musiconhold.conf": "res_musiconhold",
 }
 
 
@@ -86,6 +87,25 @@ def existing_tenants(root: Path) -> set[int]:
     }
 
 
+def remove_trunks(root: Path, keep: set[str]) -> set[str]:
+    """Delete the files of trunks no longer configured (``keep``: relative paths to keep)."""
+    removed = set()
+    directory = root / "trunks"
+    for path in directory.glob("*.conf") if directory.is_dir() else []:
+        name = str(path.relative_to(root))
+        if name not in keep:
+            path.unlink()
+            removed.add(name)
+    return removed
+
+
 def reloads_for(paths: Iterable[str]) -> set[str]:
     """The Asterisk reloads that written or removed files need."""
-    return {RELOAD_OF[Path(path).name] for path in paths if Path(path).name in RELOAD_OF}
+    reloads = set()
+    for path in paths:
+        name = Path(path).name
+        if path.startswith("trunks/"):
+            reloads.add("res_pjsip")
+        elif name in RELOAD_OF:
+            reloads.add(RELOAD_OF[name])
+    return reloads

@@ -30,6 +30,7 @@ async def pbx(postgres: EmbeddedPostgres, asterisk: Asterisk) -> AsyncIterator[R
         ami=asterisk.ami_config(),
         config_dir=asterisk.info.config_dir,
         sounds_dir=asterisk.info.sounds_dir,
+        voicemail_spool=asterisk.sandbox.spool_dir / "voicemail",
     )
     async for running in start_app(endpoints):
         await running.runtime.ami.wait_connected(timeout=20)

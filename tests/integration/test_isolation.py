@@ -1,7 +1,7 @@
 """Strict tenant isolation, for every route of the API.
 
-Tenant A gets one object of every kind (the demo tenant, plus a prompt, a schedule, an
-outbound route and an API key). Tenant B's admin then calls every route that names an
+Tenant A gets one object of every kind (the demo tenant, plus a prompt, a hold music class,
+a schedule, an outbound route and an API key). Tenant B's admin then calls every route that names an
 object, with A's ids: each answers 404 (or the 403 its role gets on its own tenant too,
 which reveals nothing). Every list B reads leaves out everything of A's.
 """
@@ -30,6 +30,8 @@ Sessions = async_sessionmaker[AsyncSession]
 OPERATOR_ONLY = {("PATCH", "/api/v1/tenants/{tenant_id}")}
 # Operator-level objects shared by every tenant (readable, not tenant data).
 SHARED = {"/api/v1/trunks/{trunk_id}"}
+# A voicemail message's id (Asterisk's msg_id): the box it is asked of is A's.
+VOICEMAIL_MSG_ID = "1796290812-0000000a"
 
 
 async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[DemoTenant, Any]:
@@ -49,6 +51,13 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     )
     assert prompt.status_code == 201, prompt.text
     demo.ids["prompt_id"] = prompt.json()["id"]
+    moh_class = await client.post(
+        "/api/v1/moh-classes",
+        headers=op,
+        json={"name": "calm", "prompt_ids": [demo.ids["prompt_id"]]},
+    )
+    assert moh_class.status_code == 201, moh_class.text
+    demo.ids["moh_class_id"] = moh_class.json()["id"]
     schedule = await client.post(
         "/api/v1/schedules",
         headers=op,
@@ -119,6 +128,8 @@ def _fill(path: str, ids: dict[str, int]) -> str:
         name = match.group(1)
         if name == "route_id" and path.startswith("/api/v1/outbound-routes"):
             return str(ids["outbound_route_id"])
+        if name == "msg_id":
+            return VOICEMAIL_MSG_ID
         return str(ids[name])
 
     return re.sub(r"\{(\w+)\}", value, path)
@@ -175,6 +186,7 @@ async def test_no_list_shows_another_tenants_objects(
         "/api/v1/devices": "device_id",
         "/api/v1/queues": "queue_id",
         "/api/v1/prompts": "prompt_id",
+        "/api/v1/moh-classes": "moh_class_id",
         "/api/v1/ivrs": "menu_id",
         "/api/v1/voicemail-boxes": "box_id",
         "/api/v1/numbers": "number_id",
@@ -196,6 +208,9 @@ async def test_no_list_shows_another_tenants_objects(
         else:
             body = response.json()
         items = body["items"] if isinstance(body, dict) and "items" in body else body
+        if isinstance(items, dict):  # one object (the caller's tenant's), not a list
+            assert items.get("tenant_id") == b.tenant_id, (path, items)
+            items = [items]
         for item in items:
             assert item.get("tenant_id") != a.tenant_id, (path, item)
             assert item.get("tenant_slug") != a.slug, (path, item)

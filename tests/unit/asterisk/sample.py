@@ -7,6 +7,7 @@ from graam_pbx.asterisk.snapshot import (
     Device,
     InboundConf,
     IvrConf,
+    MohClassConf,
     OutboundConf,
     PromptConf,
     QueueConf,
@@ -42,7 +43,7 @@ def sample_tenant(tenant_id: int = 7, status: str = "active", name: str = "Ana L
                 10,
                 60,
                 Dest("voicemail", 5),
-                "default",
+                "jazz",
                 True,
                 False,
                 30,
@@ -73,12 +74,49 @@ def sample_tenant(tenant_id: int = 7, status: str = "active", name: str = "Ana L
             ),
         ),
         inbound=(InboundConf(8, "+33142685300", 6, Dest("ivr", 4), Dest("voicemail", 5)),),
-        outbound=(OutboundConf(2, "main", "carrier", "+33142685300", ("FR", "BE", "US"), 0),),
+        outbound=(
+            OutboundConf(
+                2, "main", "carrier", "+33142685300", ("FR", "BE", "US"), 0, "Acme Société"
+            ),
+        ),
+        moh_classes=(MohClassConf(13, "jazz", (PromptConf(9, "a" * 64),)),),
     )
 
 
 def sample_snapshot() -> Snapshot:
     return Snapshot(
         tenants=(sample_tenant(7), sample_tenant(8, status="suspended")),
-        trunks=(TrunkConf(1, "carrier", "127.0.0.2", 5060, "udp", "FR", "acct", "p;ss", True),),
+        trunks=(
+            TrunkConf(1, "carrier", "127.0.0.2", 5060, "udp", "FR", "acct", "p;ss", True),
+            # An IPv6 host known by a header, a host name that authenticates: never resolved.
+            TrunkConf(
+                2,
+                "v6",
+                "2001:db8::10",
+                5061,
+                "tcp",
+                "FR",
+                "+33100",
+                "pw",
+                True,
+                match="ip_and_header",
+                inbound_addresses=("2001:db8:1::/48",),
+                match_header="X-Carrier-Key: 9f2c7d1e",
+            ),
+            TrunkConf(
+                3,
+                "named",
+                "sip.carrier.example",
+                5060,
+                "udp",
+                "BE",
+                ".user",
+                "pw",
+                True,
+                match="auth",
+                inbound_addresses=("192.0.2.0/28",),
+                inbound_username="+3225550100",
+                inbound_password="in;pw",
+            ),
+        ),
     )

@@ -1,0 +1,1 @@
+"""Whether each tenant's committed configuration is live in Asterisk."""

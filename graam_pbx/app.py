@@ -44,6 +44,7 @@ from graam_pbx.numbers import api as numbers_api
 from graam_pbx.prompts import api as prompts_api
 from graam_pbx.queues import api as queues_api
 from graam_pbx.routing import api as routing_api
+from graam_pbx.routing.worker import TrunkResolver
 from graam_pbx.settings import Settings, get_settings
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
@@ -196,6 +197,13 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             scan_interval=settings.voicemail_scan_interval,
             max_age=settings.voicemail_mail_max_age,
         )
+        # Trunks' host names, looked up here so that Asterisk never resolves them at a reload.
+        trunk_resolver = TrunkResolver(
+            session_factory(engine),
+            (lambda: applier.request(None)) if applier else None,
+            interval=settings.trunk_resolve_interval,
+            timeout=settings.trunk_resolve_timeout,
+        )
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
         # The applier subscribes to AMI's resync before AMI first connects; the agent worker
         # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
@@ -209,6 +217,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             fastagi,
             cdr,
             notifier,
+            trunk_resolver,
         ]
         started: list[Component] = []
         try:

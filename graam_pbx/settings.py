@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     agent_max_session: float = Field(
         12 * 3600.0, description="Seconds after which an agent's session ends by itself."
     )
+    trunk_resolve_interval: float = Field(
+        300.0, gt=0, description="Seconds between lookups of each trunk's host name."
+    )
+    trunk_resolve_timeout: float = Field(
+        5.0, gt=0, description="Seconds one lookup of a trunk's host name may take."
+    )
     agent_sweep_interval: float = Field(
         5.0, description="Seconds between checks of session limits and licence gauges."
     )

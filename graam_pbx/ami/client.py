@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -41,6 +42,7 @@ class _Pending:
     action: str
     future: asyncio.Future[Message]
     collect: bool
+    deadline: float = 0.0  # monotonic time the waiter gives up at
     events: list[Message] = field(default_factory=list)
 
 
@@ -150,6 +152,44 @@ class AmiClient:
             response = err.response
         return "\n".join(response.getall("Output"))
 
+    async def ping(self, *, timeout: float) -> Message:  # noqa: ASYNC109
+        """Send ``Ping``; ``timeout`` counts from when the actions ahead of it are answered.
+
+        Asterisk runs one connection's actions one after the other, and sends nothing at all
+        on it meanwhile: a Ping sent behind a long action (``module reload res_pjsip.so``
+        takes seconds) is answered only after it. So while an action sent before the Ping is
+        still within its own timeout, the silence is that action's, not a dead Asterisk's;
+        the Ping gets ``timeout`` seconds once the last of them is answered or gives up.
+        """
+        ahead = [p for p in self._pending.values() if not p.future.done()]
+        # An upper bound only: the loop below decides when the wait is over.
+        bound = max([0.0, *(p.deadline - time.monotonic() for p in ahead)]) + timeout + 1.0
+        answer = asyncio.ensure_future(self.action("Ping", timeout=bound))
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                now = time.monotonic()
+                ahead = [p for p in ahead if not p.future.done() and p.deadline > now]
+                if ahead:
+                    waiters: set[asyncio.Future[Any]] = {answer, *(p.future for p in ahead)}
+                    await asyncio.wait(
+                        waiters,
+                        timeout=max(p.deadline for p in ahead) - now,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    deadline = max(deadline, time.monotonic() + timeout)
+                else:
+                    await asyncio.wait({answer}, timeout=max(0.0, deadline - now))
+                if answer.done():
+                    return answer.result()
+                if not ahead and time.monotonic() >= deadline:
+                    AMI_ACTION_ERRORS.labels(action="Ping", reason="timeout").inc()
+                    raise AmiTimeout(f"Ping: no answer from Asterisk within {timeout:g} s")
+        finally:
+            if not answer.done():
+                answer.cancel()
+                await asyncio.wait({answer})
+
     async def close(self, *, logoff: bool = True) -> None:
         """Log off (best effort, briefly), close the transport and fail what is in flight."""
         if self._closed.is_set():
@@ -195,11 +235,13 @@ class AmiClient:
             raise AmiNotConnected(f"{name}: AMI connection closed ({self._close_reason})")
         action_id = f"{self._id_prefix}-{next(self._id_counter)}"
         data = encode_action(name, fields or {}, action_id)
-        pending = _Pending(name, asyncio.get_running_loop().create_future(), collect)
-        self._pending[action_id] = pending
-        self._collecting += collect
         limit = self._action_timeout if timeout is None else timeout
         started = time.monotonic()
+        pending = _Pending(
+            name, asyncio.get_running_loop().create_future(), collect, deadline=started + limit
+        )
+        self._pending[action_id] = pending
+        self._collecting += collect
         try:
             self._transport.write(data)
             async with asyncio.timeout(limit):

@@ -316,7 +316,8 @@ class AmiSupervisor:
             if client.closed:
                 return client.close_reason or "connection closed"
             try:
-                await client.action("Ping", timeout=config.ping_timeout)
+                # A Ping behind a long action (a reload) waits for it: see AmiClient.ping.
+                await client.ping(timeout=config.ping_timeout)
             except AmiTimeout:
                 return f"no answer to Ping within {config.ping_timeout:g} s"
             except AmiError as err:

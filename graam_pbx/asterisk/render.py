@@ -7,7 +7,9 @@ position (a PJSIP value, a quoted caller-ID name, a voicemail.conf field).
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,16 @@ from typing import Any
 import jinja2
 import phonenumbers
 
-from graam_pbx.asterisk.snapshot import Dest, OutboundConf, Snapshot, TenantConf
+from graam_pbx.asterisk import sip_values
+from graam_pbx.asterisk.snapshot import (
+    Dest,
+    MohClassConf,
+    OutboundConf,
+    PromptConf,
+    Snapshot,
+    TenantConf,
+    TrunkConf,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TEMPLATE_DIRS = (REPO / "dialplans", REPO / "asterisk_conf" / "templates")
@@ -37,6 +48,7 @@ TOP_FILES = {
     "extensions.conf": '#include "graam/tenants/*/extensions.conf"\n',
     "queues.conf": '#include "graam/tenants/*/queues.conf"\n',
     "voicemail.conf": '#include "graam/tenants/*/voicemail.conf"\n',
+    "musiconhold.conf": '#include "graam/tenants/*/musiconhold.conf"\n',
     "queuerules.conf": "",
 }
 TENANT_FILES = {
@@ -44,6 +56,7 @@ TENANT_FILES = {
     "extensions.conf": "tenant.conf.j2",
     "queues.conf": "queues_tenant.conf.j2",
     "voicemail.conf": "voicemail_tenant.conf.j2",
+    "musiconhold.conf": "musiconhold_tenant.conf.j2",
 }
 
 
@@ -57,10 +70,39 @@ _DIGITS = re.compile(r"^[0-9]{1,16}$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _DTMF = re.compile(r"^[0-9*#]$")
 _HEX = re.compile(r"^[0-9a-f]{32}$")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 _TZ = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _checked(check: Any, what: str) -> Any:
+    """A filter from one of sip_values' checks: the API validates with the same function."""
+
+    def render(value: object) -> str:
+        try:
+            text: str = check(str(value))
+        except ValueError as err:
+            raise RenderError(f"{what} {str(value)!r}: {err}") from None
+        return text
+
+    return render
+
+
+def inbound_networks(trunk: TrunkConf) -> list[str]:
+    """Where a trunk's calls come from, as CIDR: its host when that is an address (else the
+    addresses the control plane resolved it to), and its inbound addresses. A host name is
+    never among them: Asterisk would resolve it at every reload, blocking for as long as DNS
+    takes, and drop the whole identify section when that fails."""
+    check = _checked(sip_values.network, "address")
+    if sip_values.is_ip(trunk.host):
+        networks = [check(trunk.host)]
+    else:
+        networks = [check(address) for address in trunk.resolved_addresses]
+    for address in trunk.inbound_addresses:
+        network = check(address)
+        if network not in networks:
+            networks.append(network)
+    return networks
 
 
 def _strict(pattern: re.Pattern[str], what: str) -> Any:
@@ -155,7 +197,12 @@ def environment(override_dir: Path | None = None) -> jinja2.Environment:
         e164_digits=lambda value: _strict(_E164, "E.164 number")(value)[1:],
         dtmf=_strict(_DTMF, "DTMF digit"),
         hexdigest=_strict(_HEX, "digest"),
-        host=_strict(_HOST, "host"),
+        host=_checked(sip_values.uri_host, "host"),
+        sip_user=_checked(sip_values.sip_user, "SIP username"),
+        network=_checked(sip_values.network, "address"),
+        match_header=_checked(sip_values.match_header, "header"),
+        caller_name=_checked(sip_values.caller_name, "caller name"),
+        inbound_networks=inbound_networks,
         tz=_strict(_TZ, "time zone"),
         hhmm=_strict(_HHMM, "time"),
         hhmm_before=_hhmm_before,
@@ -191,6 +238,18 @@ def prompt_path(tenant_id: int, prompt_id: int, sha256: str) -> str:
     return f"{SOUNDS_PATH}/t{tenant_id}/p{prompt_id}-{sha256[:12]}"
 
 
+def moh_directory(tenant_id: int, moh_class: MohClassConf) -> str:
+    """Where Asterisk finds a tenant's hold music class: named after its prompts, so that new
+    music is a new directory, and a new directory a changed musiconhold.conf (a reload)."""
+    digest = hashlib.sha256(",".join(p.sha256 for p in moh_class.prompts).encode()).hexdigest()
+    return f"{SOUNDS_PATH}/t{tenant_id}/moh-{moh_class.id}-{digest[:12]}"
+
+
+def moh_file(position: int, prompt: PromptConf) -> str:
+    """A prompt's file name inside its class's directory; sorted by name, in playing order."""
+    return f"{position:02d}-p{prompt.id}-{prompt.sha256[:12]}"
+
+
 def render_tenant(
     env: jinja2.Environment,
     tenant: TenantConf,
@@ -212,6 +271,9 @@ def render_tenant(
         "schedules": {schedule.id: schedule for schedule in tenant.schedules},
         "prompt_paths": {p.id: prompt_path(tenant.id, p.id, p.sha256) for p in tenant.prompts},
         "outbound_patterns": outbound_patterns(tenant.outbound),
+        # Hold music: the tenant's classes by name (a queue naming another plays "default").
+        "moh_classes": {c.name: f"t{tenant.id}-{c.name}" for c in tenant.moh_classes},
+        "moh_directories": {c.id: moh_directory(tenant.id, c) for c in tenant.moh_classes},
     }
     return {
         name: env.get_template(template).render(context) for name, template in TENANT_FILES.items()
@@ -222,9 +284,46 @@ def render_trunks(env: jinja2.Environment, snapshot: Snapshot) -> str:
     return env.get_template("pjsip_trunks.conf.j2").render(trunks=snapshot.trunks)
 
 
+def trunk_file(trunk_id: int) -> str:
+    """Where one trunk's PJSIP objects go, relative to the generated directory."""
+    return f"trunks/{int(trunk_id)}.conf"
+
+
+def trunk_files(
+    env: jinja2.Environment, snapshot: Snapshot, failures: dict[int, str] | None = None
+) -> dict[str, str]:
+    """Each trunk in a file of its own, so that one trunk that cannot be rendered leaves
+    the others (and its own previous file) alone: with ``failures`` given, such a trunk is
+    noted there (id → reason) and left out; without, its RenderError is raised."""
+    files = {}
+    for trunk in snapshot.trunks:
+        try:
+            files[trunk_file(trunk.id)] = render_trunks(env, snapshot._replace(trunks=(trunk,)))
+        except Exception as err:
+            if failures is None:
+                raise
+            failures[trunk.id] = render_failure(err)
+    return files
+
+
+def render_failure(err: BaseException) -> str:
+    """A render failure in one line, for logs and the status API."""
+    text = f"{type(err).__name__}: {err}" if not isinstance(err, RenderError) else str(err)
+    return _CONTROL.sub(" ", text)[:500]
+
+
+def trunks_index(trunk_ids: Iterable[int]) -> str:
+    """``trunks.conf``: each trunk's file by name. Not a glob: Asterisk refuses a whole
+    pjsip.conf whose ``#include`` pattern matches no file (no trunk yet)."""
+    lines = "".join(f'#include "graam/{trunk_file(t)}"\n' for t in sorted(set(trunk_ids)))
+    return "; generated by graam-pbx: one file per trunk, do not edit\n" + lines
+
+
 def common_files(env: jinja2.Environment, snapshot: Snapshot) -> dict[str, str]:
     """The files every tenant shares, by path relative to the generated directory."""
-    return dict(TOP_FILES, **{"trunks.conf": render_trunks(env, snapshot)})
+    files = trunk_files(env, snapshot)
+    index = trunks_index(t.id for t in snapshot.trunks)
+    return dict(TOP_FILES, **files, **{"trunks.conf": index})
 
 
 def tenant_files(

@@ -17,11 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base, TenantOwned, Timestamped, Versioned
-
-# A destination is one typed reference, kept as (<prefix>_type, <prefix>_id) column pairs;
-# graam_pbx.routing.destinations checks that it exists in the same tenant.
-DESTINATION_TYPES = ("agent", "extension", "queue", "ivr", "voicemail", "announcement", "hangup")
-DESTINATION_CHECK = "{0}_type in ('" + "', '".join(DESTINATION_TYPES) + "')"
+from graam_pbx.destinations.models import DESTINATION_CHECK
 
 
 class Schedule(TenantOwned, Timestamped, Versioned, Base):
@@ -71,6 +67,7 @@ class Trunk(Timestamped, Versioned, Base):
     __table_args__ = (
         CheckConstraint("transport in ('udp', 'tcp', 'tls')", name="transport_known"),
         CheckConstraint("port between 1 and 65535", name="port_range"),
+        CheckConstraint("match in ('ip', 'ip_and_header', 'auth')", name="match_known"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -83,6 +80,22 @@ class Trunk(Timestamped, Versioned, Base):
     # Asterisk must present it to the carrier, so it cannot be a one-way hash.
     password: Mapped[str | None] = mapped_column(String(128))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How a call is known to come from this carrier (graam_pbx.routing.schemas.TrunkMatch).
+    match: Mapped[str] = mapped_column(String(16), default="ip", server_default="ip")
+    # Where the carrier sends from, as CIDR; the host too when it is an address.
+    inbound_addresses: Mapped[list[str]] = mapped_column(
+        ARRAY(String(49)), default=list, server_default="{}"
+    )
+    match_header: Mapped[str | None] = mapped_column(String(200))
+    # The account the carrier authenticates with (match "auth"); plain for the same reason.
+    inbound_username: Mapped[str | None] = mapped_column(String(80), unique=True)
+    inbound_password: Mapped[str | None] = mapped_column(String(128))
+    # The host name's addresses as the control plane last resolved them (CIDR), and which host
+    # name they are of: Asterisk itself never resolves a trunk's name at a reload.
+    resolved_addresses: Mapped[list[str]] = mapped_column(
+        ARRAY(String(49)), default=list, server_default="{}"
+    )
+    resolved_host: Mapped[str | None] = mapped_column(String(253))
 
 
 class OutboundRoute(TenantOwned, Timestamped, Versioned, Base):
@@ -99,3 +112,5 @@ class OutboundRoute(TenantOwned, Timestamped, Versioned, Base):
     )
     allowed_countries: Mapped[list[str]] = mapped_column(ARRAY(String(2)))
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # The name carriers see (From, P-Asserted-Identity); none sends no name, never an agent's.
+    caller_id_name: Mapped[str | None] = mapped_column(String(40))

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import date, datetime
 from enum import StrEnum
@@ -17,63 +16,10 @@ from pydantic import (
     model_validator,
 )
 
-from graam_pbx.fields import MAX_ID, Country, NotNull, ObjectId, ObjectName, Timezone
-from graam_pbx.routing.models import DESTINATION_TYPES, InboundRoute, Trunk
-
-
-class DestinationType(StrEnum):
-    AGENT = "agent"  # a user with the agent role: rings its devices
-    EXTENSION = "extension"  # one agent device
-    QUEUE = "queue"
-    IVR = "ivr"
-    VOICEMAIL = "voicemail"
-    ANNOUNCEMENT = "announcement"  # plays a prompt, then hangs up
-    HANGUP = "hangup"
-
-
-assert tuple(t.value for t in DestinationType) == DESTINATION_TYPES  # noqa: S101
-
-
-class Destination(BaseModel):
-    """Where a call goes: one typed reference to an object of the same tenant."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"type": "queue", "id": 3}]}
-    )
-
-    type: DestinationType
-    id: int | None = Field(None, ge=1, description="The object's id; none for hangup.")
-
-    @model_validator(mode="after")
-    def _id_matches_type(self) -> Destination:
-        if self.type is DestinationType.HANGUP and self.id is not None:
-            raise ValueError("hangup takes no id")
-        if self.type is not DestinationType.HANGUP and self.id is None:
-            raise ValueError(f"{self.type} needs the id of its object")
-        return self
-
-    @classmethod
-    def stored(cls, kind: str, object_id: int | None) -> Destination:
-        """The destination stored in a NOT NULL (type, id) column pair."""
-        return cls(type=DestinationType(kind), id=object_id)
-
-    @classmethod
-    def of(cls, kind: str | None, object_id: int | None) -> Destination | None:
-        """The destination stored in a nullable (type, id) column pair, if any."""
-        return None if kind is None else cls.stored(kind, object_id)
-
-
-# ---- shared ---------------------------------------------------------------------------------
-
-
-def _bounded_destination(destination: Destination | None) -> Destination | None:
-    if destination is not None and destination.id is not None and destination.id > MAX_ID:
-        raise ValueError("id is out of range")
-    return destination
-
-
-RoutedTo = Annotated[Destination, AfterValidator(_bounded_destination)]
-
+from graam_pbx.asterisk import sip_values
+from graam_pbx.destinations.schemas import Destination, RoutedTo
+from graam_pbx.fields import Country, NotNull, ObjectId, ObjectName, Timezone
+from graam_pbx.routing.models import InboundRoute, Trunk
 
 # ---- trunks ---------------------------------------------------------------------------------
 
@@ -82,27 +28,6 @@ class Transport(StrEnum):
     UDP = "udp"
     TCP = "tcp"
     TLS = "tls"
-
-
-_HOST_ALPHABET = re.compile(r"[a-z0-9.:-]{1,253}")
-_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-
-
-def _trunk_host(text: str) -> str:
-    value = text.lower()
-    if not _HOST_ALPHABET.fullmatch(value):
-        raise ValueError("a host name or IP address: a-z, 0-9, '.', '-' (':' in IPv6)")
-    if ":" in value or value.replace(".", "").isdigit():
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise ValueError("not a valid IP address") from None
-    labels = value.split(".")
-    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise ValueError("not a valid host name")
-    if labels[-1].isdigit():
-        raise ValueError("not a valid host name (its last label is all digits)")
-    return value
 
 
 # Printable ASCII without the characters that end or escape a value in Asterisk's config
@@ -116,16 +41,63 @@ def _trunk_password(secret: SecretStr) -> SecretStr:
     return secret
 
 
+# The alphabets below are the renderer's own (graam_pbx.asterisk.sip_values): what the API
+# accepts renders, and what could not render is a 422 here.
 TrunkHost = Annotated[
     str,
-    AfterValidator(_trunk_host),
-    Field(examples=["sip.carrier.example"], description="A host name, IPv4 or IPv6 address"),
+    AfterValidator(sip_values.host),
+    Field(
+        examples=["sip.carrier.example", "192.0.2.10", "2001:db8::10"],
+        description="A host name, IPv4 or IPv6 address (no brackets, no port)",
+    ),
 ]
 TrunkUsername = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._+-]{1,80}$"),
-    Field(examples=["acme-out"], description="A-Z, a-z, 0-9, '.', '_', '+', '-'; 1 to 80"),
+    AfterValidator(sip_values.sip_user),
+    Field(examples=["acme-out", "+33100"], description=sip_values.SIP_USER_RULE),
 ]
+InboundAddress = Annotated[
+    str,
+    AfterValidator(sip_values.network),
+    Field(examples=["192.0.2.0/28"], description="An IPv4/IPv6 address or network (CIDR)"),
+]
+MatchHeader = Annotated[
+    str,
+    AfterValidator(sip_values.match_header),
+    Field(examples=["X-Carrier-Key: 9f2c7d1e"], description=sip_values.MATCH_HEADER_RULE),
+]
+CallerName = Annotated[
+    str,
+    AfterValidator(sip_values.caller_name),
+    Field(examples=["Acme Support"], description=sip_values.CALLER_NAME_RULE),
+]
+
+
+class TrunkMatch(StrEnum):
+    """How a call is known to come from the carrier (Asterisk's endpoint identification)."""
+
+    IP = "ip"  # its source address is one of the trunk's addresses
+    IP_AND_HEADER = "ip_and_header"  # and it carries match_header
+    AUTH = "auth"  # it authenticates with inbound_username/inbound_password (digest)
+
+
+def _unique_addresses(addresses: list[str]) -> list[str]:
+    if len(set(addresses)) != len(addresses):
+        raise ValueError("an address is listed twice")
+    return addresses
+
+
+InboundAddresses = Annotated[
+    list[InboundAddress],
+    Field(
+        max_length=32,
+        description="Where the carrier's calls come from (besides the host when it is an "
+        "address). A host name is never resolved to identify calls.",
+    ),
+    AfterValidator(_unique_addresses),
+]
+
+
 TrunkPassword = Annotated[
     SecretStr,
     AfterValidator(_trunk_password),
@@ -161,6 +133,11 @@ class TrunkCreate(BaseModel):
     username: TrunkUsername | None = None
     password: TrunkPassword | None = None
     enabled: bool = True
+    match: TrunkMatch = TrunkMatch.IP
+    inbound_addresses: InboundAddresses = []
+    match_header: MatchHeader | None = None
+    inbound_username: TrunkUsername | None = None
+    inbound_password: TrunkPassword | None = None
 
 
 class TrunkUpdate(BaseModel):
@@ -176,6 +153,11 @@ class TrunkUpdate(BaseModel):
     username: TrunkUsername | None = Field(None, description="null removes it")
     password: TrunkPassword | None = Field(None, description="Write-only; null removes it")
     enabled: Annotated[bool | None, NotNull] = None
+    match: Annotated[TrunkMatch | None, NotNull] = None
+    inbound_addresses: Annotated[InboundAddresses | None, NotNull] = None
+    match_header: MatchHeader | None = Field(None, description="null removes it")
+    inbound_username: TrunkUsername | None = Field(None, description="null removes it")
+    inbound_password: TrunkPassword | None = Field(None, description="Write-only; null removes it")
 
 
 class TrunkOut(BaseModel):
@@ -190,6 +172,14 @@ class TrunkOut(BaseModel):
     username: str | None
     has_password: bool
     enabled: bool
+    match: TrunkMatch
+    inbound_addresses: list[str]
+    match_header: str | None
+    inbound_username: str | None
+    has_inbound_password: bool
+    resolved_addresses: list[str] = Field(
+        description="What the control plane last resolved the host name to (read-only)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -206,6 +196,14 @@ class TrunkOut(BaseModel):
             username=trunk.username,
             has_password=trunk.password is not None,
             enabled=trunk.enabled,
+            match=TrunkMatch(trunk.match),
+            inbound_addresses=list(trunk.inbound_addresses),
+            match_header=trunk.match_header,
+            inbound_username=trunk.inbound_username,
+            has_inbound_password=trunk.inbound_password is not None,
+            resolved_addresses=(
+                list(trunk.resolved_addresses) if trunk.resolved_host == trunk.host else []
+            ),
             version=trunk.version,
             created_at=trunk.created_at,
             updated_at=trunk.updated_at,
@@ -253,6 +251,11 @@ class OutboundRouteCreate(BaseModel):
     caller_id_number_id: ObjectId = Field(description="One of the tenant's assigned numbers.")
     allowed_countries: AllowedCountries
     priority: Priority = 0
+    caller_id_name: CallerName | None = Field(
+        None,
+        description="The name carriers receive (From, P-Asserted-Identity); none sends no "
+        "name. An agent's own name never leaves.",
+    )
 
 
 class OutboundRouteUpdate(BaseModel):
@@ -265,6 +268,7 @@ class OutboundRouteUpdate(BaseModel):
     caller_id_number_id: Annotated[ObjectId | None, NotNull] = None
     allowed_countries: Annotated[AllowedCountries | None, NotNull] = None
     priority: Annotated[Priority | None, NotNull] = None
+    caller_id_name: CallerName | None = Field(None, description="null removes it")
 
 
 class OutboundRouteOut(BaseModel):
@@ -276,6 +280,7 @@ class OutboundRouteOut(BaseModel):
     caller_id_number_id: int
     allowed_countries: list[str]
     priority: int
+    caller_id_name: str | None
     version: int
     created_at: datetime
     updated_at: datetime

@@ -1,4 +1,4 @@
-"""Destinations (typed references between a tenant's objects), and the routes using them."""
+"""Routes in and out of a tenant (inbound and outbound routes, schedules) and the trunks."""
 
 from __future__ import annotations
 
@@ -10,20 +10,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graam_pbx.agents.models import AgentDevice
 from graam_pbx.audit import service as audit
-from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Principal, Scope
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
+from graam_pbx.destinations import service as destinations
+from graam_pbx.destinations.schemas import Destination
 from graam_pbx.errors import Conflict, Invalid, NotFound
-from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.numbers import service as numbers_service
-from graam_pbx.prompts.models import Prompt
-from graam_pbx.queues.models import Queue
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.routing.schemas import (
-    Destination,
-    DestinationType,
     InboundRouteCreate,
     InboundRouteUpdate,
     OpeningHours,
@@ -32,70 +27,34 @@ from graam_pbx.routing.schemas import (
     ScheduleCreate,
     ScheduleUpdate,
     TrunkCreate,
+    TrunkMatch,
     TrunkUpdate,
     clock_minutes,
 )
 from graam_pbx.tenants.models import Tenant
-from graam_pbx.voicemail.models import VoicemailBox
 
-_TARGETS: dict[DestinationType, Any] = {
-    DestinationType.AGENT: User,
-    DestinationType.EXTENSION: AgentDevice,
-    DestinationType.QUEUE: Queue,
-    DestinationType.IVR: IvrMenu,
-    DestinationType.VOICEMAIL: VoicemailBox,
-    DestinationType.ANNOUNCEMENT: Prompt,
-}
-
-# Every (type, id) column pair that can point at an object, and what owns it.
-_REFERENCES: list[tuple[str, Any, str, str]] = [
-    ("inbound route", InboundRoute, "open_dest_type", "open_dest_id"),
-    ("inbound route", InboundRoute, "closed_dest_type", "closed_dest_id"),
-    ("queue", Queue, "fallback_type", "fallback_id"),
-    ("IVR menu", IvrMenu, "timeout_dest_type", "timeout_dest_id"),
-    ("IVR menu", IvrMenu, "invalid_dest_type", "invalid_dest_id"),
-    ("IVR option", IvrOption, "dest_type", "dest_id"),
-]
+# Inbound routes send calls to destinations: what still routes to an object keeps it.
+destinations.register_holder("inbound route", InboundRoute, "open_dest", "closed_dest")
 
 
-async def check_destination(
-    session: AsyncSession, tenant_id: int, destination: Destination | None, field: str
-) -> None:
-    """Refuse (422 on ``field``) a destination that is not an object of this tenant."""
-    if destination is None or destination.type is DestinationType.HANGUP:
-        return
-    model = _TARGETS[destination.type]
-    statement = select(model.id).where(model.id == destination.id, model.tenant_id == tenant_id)
-    if destination.type is DestinationType.AGENT:
-        statement = statement.where(User.role == "agent")
-    if await session.scalar(statement) is None:
-        raise Invalid(field, f"no {destination.type} {destination.id} in this tenant")
-
-
-async def references_to(
-    session: AsyncSession, tenant_id: int, kind: DestinationType, object_id: int
-) -> list[str]:
-    """What still routes calls to an object ("inbound route 4", …): it cannot be deleted."""
-    found: list[str] = []
-    for label, model, type_column, id_column in _REFERENCES:
-        rows = await session.scalars(
-            select(model.id).where(
-                model.tenant_id == tenant_id,
-                getattr(model, type_column) == kind.value,
-                getattr(model, id_column) == object_id,
-            )
+@numbers_service.register_number_user
+async def _routes_using_number(session: AsyncSession, tenant_id: int, number_id: int) -> list[str]:
+    inbound = await session.scalars(
+        select(InboundRoute.id)
+        .where(InboundRoute.tenant_id == tenant_id, InboundRoute.number_id == number_id)
+        .order_by(InboundRoute.id)
+    )
+    outbound = await session.execute(
+        select(OutboundRoute.id, OutboundRoute.name)
+        .where(
+            OutboundRoute.tenant_id == tenant_id,
+            OutboundRoute.caller_id_number_id == number_id,
         )
-        found.extend(f"{label} {row}" for row in rows)
-    return found
-
-
-async def ensure_no_references(
-    session: AsyncSession, tenant_id: int, kind: DestinationType, object_id: int, name: str
-) -> None:
-    """Refuse (409) to delete an object (``name`` says which) that calls are still routed to."""
-    used_by = await references_to(session, tenant_id, kind, object_id)
-    if used_by:
-        raise Conflict(f"{name} is still a destination of: {', '.join(used_by)}", used_by=used_by)
+        .order_by(OutboundRoute.id)
+    )
+    return [f"inbound route {row}" for row in inbound] + [
+        f"outbound route {name!r} ({route_id})" for route_id, name in outbound
+    ]
 
 
 # ---- business hours -------------------------------------------------------------------------
@@ -172,9 +131,17 @@ async def create_trunk(session: AsyncSession, principal: Principal, data: TrunkC
         username=data.username,
         password=data.password.get_secret_value() if data.password else None,
         enabled=data.enabled,
+        match=data.match.value,
+        inbound_addresses=data.inbound_addresses,
+        match_header=data.match_header,
+        inbound_username=data.inbound_username,
+        inbound_password=(
+            data.inbound_password.get_secret_value() if data.inbound_password else None
+        ),
     )
+    _check_trunk_match(trunk)
     session.add(trunk)
-    await flush_or_conflict(session, taken={"uq_trunks_name": ("name", data.name)})
+    await flush_or_conflict(session, taken=_trunk_unique(trunk))
     await audit.record(
         session, principal, "create", "trunk", trunk.id, _trunk_changes(data), tenant_id=None
     )
@@ -191,11 +158,16 @@ async def update_trunk(
     """Change a trunk; disabling it keeps the routes using it, which then cannot dial out."""
     trunk = await get_trunk(session, trunk_id)
     ensure_version(trunk, expected)
-    for field, value in data.model_dump(exclude_unset=True, exclude={"password"}).items():
+    secrets = {"password", "inbound_password"}
+    for field, value in data.model_dump(exclude_unset=True, exclude=secrets).items():
         setattr(trunk, field, value)
     if "password" in data.model_fields_set:
         trunk.password = data.password.get_secret_value() if data.password else None
-    await flush_or_conflict(session, taken={"uq_trunks_name": ("name", trunk.name)})
+    if "inbound_password" in data.model_fields_set:
+        secret = data.inbound_password
+        trunk.inbound_password = secret.get_secret_value() if secret else None
+    _check_trunk_match(trunk)
+    await flush_or_conflict(session, taken=_trunk_unique(trunk))
     await audit.record(
         session, principal, "update", "trunk", trunk.id, _trunk_changes(data), tenant_id=None
     )
@@ -224,12 +196,32 @@ async def delete_trunk(session: AsyncSession, principal: Principal, trunk_id: in
     )
 
 
+def _check_trunk_match(trunk: Trunk) -> None:
+    """A trunk's way of recognising its carrier's calls has what it needs, or Invalid."""
+    if trunk.match == TrunkMatch.IP_AND_HEADER and trunk.match_header is None:
+        raise Invalid("body.match_header", "match ip_and_header needs the header to match")
+    if trunk.match == TrunkMatch.AUTH:
+        if trunk.inbound_username is None:
+            raise Invalid("body.inbound_username", "match auth needs the carrier's username")
+        if trunk.inbound_password is None:
+            raise Invalid("body.inbound_password", "match auth needs the carrier's password")
+
+
+def _trunk_unique(trunk: Trunk) -> dict[str, tuple[str, object]]:
+    taken: dict[str, tuple[str, object]] = {"uq_trunks_name": ("name", trunk.name)}
+    if trunk.inbound_username is not None:
+        # Asterisk finds the trunk of an authenticating carrier by this username alone.
+        taken["uq_trunks_inbound_username"] = ("inbound_username", trunk.inbound_username)
+    return taken
+
+
 def _trunk_changes(data: TrunkCreate | TrunkUpdate) -> dict[str, Any]:
     partial = isinstance(data, TrunkUpdate)
-    changes = data.model_dump(mode="json", exclude_unset=partial, exclude={"password"})
-    if "password" in data.model_fields_set:
+    secrets = {"password", "inbound_password"}
+    changes = data.model_dump(mode="json", exclude_unset=partial, exclude=secrets)
+    for secret in sorted(secrets & data.model_fields_set):
         # The audit says it changed, never to what.
-        changes["password"] = "set" if data.password else "removed"
+        changes[secret] = "set" if getattr(data, secret) else "removed"
     return changes
 
 
@@ -264,6 +256,7 @@ async def create_outbound_route(
         caller_id_number_id=data.caller_id_number_id,
         allowed_countries=data.allowed_countries,
         priority=data.priority,
+        caller_id_name=data.caller_id_name,
     )
     session.add(route)
     await flush_or_conflict(
@@ -552,8 +545,12 @@ async def _check_inbound_targets(
             raise Invalid("body.closed_destination", "required with a schedule")
     elif closed_destination is not None:
         raise Invalid("body.closed_destination", "only a route with a schedule is ever closed")
-    await check_destination(session, tenant_id, open_destination, "body.open_destination")
-    await check_destination(session, tenant_id, closed_destination, "body.closed_destination")
+    await destinations.check_destination(
+        session, tenant_id, open_destination, "body.open_destination"
+    )
+    await destinations.check_destination(
+        session, tenant_id, closed_destination, "body.closed_destination"
+    )
 
 
 def _set_inbound_fields(

@@ -172,6 +172,17 @@ async def test_trunk_used_by_a_route_cannot_be_deleted(
         ({"password": "x" * 129}, "body.password"),
         ({"enabled": "maybe"}, "body.enabled"),
         ({"extra": 1}, "body.extra"),
+        ({"host": "[2001:db8::1]"}, "body.host"),
+        ({"username": "a;b"}, "body.username"),
+        ({"match": "header"}, "body.match"),
+        ({"inbound_addresses": ["sip.carrier.example"]}, "body.inbound_addresses.0"),
+        ({"inbound_addresses": ["0.0.0.0/0"]}, "body.inbound_addresses.0"),
+        ({"inbound_addresses": ["192.0.2.1", "192.0.2.1/32"]}, "body.inbound_addresses"),
+        ({"match_header": "X-Key: a b"}, "body.match_header"),
+        ({"match": "ip_and_header"}, "body.match_header"),
+        ({"match": "auth", "inbound_username": "+33100"}, "body.inbound_password"),
+        ({"match": "auth", "inbound_password": "s3cret-in"}, "body.inbound_username"),
+        ({"inbound_password": "with space"}, "body.inbound_password"),
     ],
 )
 async def test_trunk_validation_names_the_field(
@@ -695,3 +706,77 @@ async def test_hostile_strings_are_refused_by_field(
             continue
         assert response.status_code == 422, (field, value, response.text)
         assert field in fields_of(response), (field, value, response.text)
+
+
+# ---- what the API accepts renders (graam_pbx.asterisk.sip_values) ----------------------------
+
+
+async def test_trunks_take_ipv6_hosts_any_sip_username_and_each_match_mode(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    headers = world.operator.headers
+    v6 = await client.post(
+        TRUNKS,
+        headers=headers,
+        json=trunk_body(
+            host="2001:DB8::10",
+            username="+33100",
+            match="ip_and_header",
+            inbound_addresses=["2001:db8:1::1/48"],
+            match_header="X-Carrier-Key:9f2c",
+        ),
+    )
+    assert v6.status_code == 201, v6.text
+    body = v6.json()
+    assert (body["host"], body["username"], body["match"]) == (
+        "2001:db8::10",
+        "+33100",
+        "ip_and_header",
+    )
+    assert body["inbound_addresses"] == ["2001:db8:1::/48"]
+    assert body["match_header"] == "X-Carrier-Key: 9f2c"
+    inbound_user = unique("+331")
+    authenticated = await client.post(
+        TRUNKS,
+        headers=headers,
+        json=trunk_body(
+            username=".user",
+            match="auth",
+            inbound_username=inbound_user,
+            inbound_password="s3cret-in",
+        ),
+    )
+    assert authenticated.status_code == 201, authenticated.text
+    assert authenticated.json()["has_inbound_password"] is True
+    assert "s3cret-in" not in authenticated.text
+    twin = await client.post(
+        TRUNKS,
+        headers=headers,
+        json=trunk_body(match="auth", inbound_username=inbound_user, inbound_password="x-1"),
+    )
+    assert twin.status_code == 409 and "inbound_username" in twin.text
+    url = f"{TRUNKS}/{authenticated.json()['id']}"
+    incomplete = await client.patch(url, headers=headers, json={"inbound_password": None})
+    assert incomplete.status_code == 422 and fields_of(incomplete) == {"body.inbound_password"}
+    back = await client.patch(url, headers=headers, json={"match": "ip"})
+    assert back.status_code == 200 and back.json()["match"] == "ip"
+    audit = await client.get("/api/v1/audit", headers=headers, params={"limit": 200})
+    assert "s3cret-in" not in audit.text
+
+
+async def test_outbound_route_caller_name(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    route = await make_outbound(client, world, caller_id_name="Acme Société")
+    assert route["caller_id_name"] == "Acme Société"
+    url = f"{OUTBOUND}/{route['id']}"
+    for hostile in ["a$b", "${CALLERID(num)}", "a,b", "x;y", '"q"', "", " a", "x" * 41]:
+        refused = await client.patch(
+            url, headers=world.admin.headers, json={"caller_id_name": hostile}
+        )
+        assert refused.status_code == 422, hostile
+        assert fields_of(refused) == {"body.caller_id_name"}, hostile
+    cleared = await client.patch(url, headers=world.admin.headers, json={"caller_id_name": None})
+    assert cleared.status_code == 200 and cleared.json()["caller_id_name"] is None

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from graam_pbx.ami import actions
 from graam_pbx.ami.bus import RESYNC_EVENT, EventBus
-from graam_pbx.ami.errors import AmiDisconnected, AmiNotConnected
+from graam_pbx.ami.errors import AmiDisconnected, AmiNotConnected, AmiTimeout
 from graam_pbx.ami.protocol import Message
 from graam_pbx.ami.supervisor import AmiConfig, AmiSupervisor
 from graam_pbx.settings import Settings
@@ -24,6 +24,7 @@ from .scripted import (
     TransportFactory,
     hang_up,
     metric,
+    response,
 )
 
 CONFIG = AmiConfig(
@@ -217,3 +218,68 @@ def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
 
     assert all(0.1 <= delay <= 0.2 for delay in first)
     assert all(2.5 <= delay <= 5.0 for delay in later)
+
+
+class SerialAsterisk(FakeAsterisk):
+    """Runs a connection's actions one after the other, as Asterisk does: while a held
+    ``Command`` (a long reload) runs, later actions wait and nothing is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[ScriptedTransport, Message]] = []
+        self.running: Message | None = None
+
+    def __call__(self, transport: ScriptedTransport, action: Message) -> None:
+        if self.running is not None:
+            self.held.append((transport, action))
+        elif action["Action"] == "Command":
+            self.running = action
+        else:
+            super().__call__(transport, action)
+
+    def finish(self, transport: ScriptedTransport) -> None:
+        """The long action ends: its answer, then every action that waited behind it."""
+        assert self.running is not None
+        transport.feed(response(self.running, Output="Module 'res_pjsip.so' reloaded."))
+        self.running = None
+        held, self.held = self.held, []
+        for waiting_transport, action in held:
+            self(waiting_transport, action)
+
+
+async def test_a_ping_behind_a_long_reload_does_not_drop_the_connection() -> None:
+    asterisk = SerialAsterisk()
+    factory = TransportFactory(asterisk, FakeAsterisk())
+    config = replace(CONFIG, ping_interval=0.05, ping_timeout=0.1)
+    before = metric("graam_ami_reconnects_total")
+    async with supervised(factory, config) as (supervisor, _resyncs):
+        await supervisor.wait_connected(2)
+        transport = factory.transports[0]
+        reload = asyncio.ensure_future(supervisor.command("module reload res_pjsip.so", timeout=5))
+        await transport.wait_for_action("Command")
+        pings = len(transport.sent("Ping"))
+        await transport.wait_for_action("Ping", count=pings + 1)
+        # Ten times the ping timeout pass with the Ping unanswered: the connection stays.
+        with pytest.raises(TimeoutError):
+            await factory.wait_opened(2, within=10 * config.ping_timeout)
+        assert not transport.closed
+
+        asterisk.finish(transport)
+        assert "reloaded" in await reload
+        await transport.wait_for_action("Ping", count=pings + 2)
+        assert len(factory.transports) == 1 and not transport.closed
+        assert supervisor.state.reconnects == 0
+    assert metric("graam_ami_reconnects_total") == before
+
+
+async def test_a_ping_behind_an_action_past_its_own_timeout_drops_the_connection() -> None:
+    factory = TransportFactory(SerialAsterisk(), FakeAsterisk())
+    config = replace(CONFIG, ping_interval=0.05, ping_timeout=0.1)
+    async with supervised(factory, config) as (supervisor, resyncs):
+        await supervisor.wait_connected(2)
+        first = factory.transports[0]
+        with pytest.raises(AmiTimeout):
+            await supervisor.command("module reload res_pjsip.so", timeout=0.3)
+        await factory.wait_opened(2)
+        await resyncs.wait_for(2)
+        assert first.closed

@@ -63,7 +63,10 @@ def _with_text(name: str, box_name: str, email: str, password: str) -> Snapshot:
     tenant = tenant._replace(voicemail=(box,))
     base = sample_snapshot()
     trunk = base.trunks[0]._replace(password=password)
-    return Snapshot(tenants=(tenant, base.tenants[1]), trunks=(trunk,))
+    authenticating = base.trunks[2]._replace(inbound_password=password)
+    return Snapshot(
+        tenants=(tenant, base.tenants[1]), trunks=(trunk, base.trunks[1], authenticating)
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 import phonenumbers
 
-from graam_pbx.asterisk import sip_values
+from graam_pbx import sip_values
 from graam_pbx.asterisk.snapshot import (
     Dest,
     MohClassConf,

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from graam_pbx.asterisk import sip_values
+from graam_pbx import sip_values
 from graam_pbx.destinations.schemas import Destination, RoutedTo
 from graam_pbx.fields import Country, NotNull, ObjectId, ObjectName, Timezone
 from graam_pbx.routing.models import InboundRoute, Trunk
@@ -41,7 +41,7 @@ def _trunk_password(secret: SecretStr) -> SecretStr:
     return secret
 
 
-# The alphabets below are the renderer's own (graam_pbx.asterisk.sip_values): what the API
+# The alphabets below are the renderer's own (graam_pbx.sip_values): what the API
 # accepts renders, and what could not render is a 422 here.
 TrunkHost = Annotated[
     str,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.asterisk import sip_values
+from graam_pbx import sip_values
 from graam_pbx.metrics import TRUNK_RESOLUTIONS
 from graam_pbx.routing.models import Trunk
 

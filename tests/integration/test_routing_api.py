@@ -708,7 +708,7 @@ async def test_hostile_strings_are_refused_by_field(
         assert field in fields_of(response), (field, value, response.text)
 
 
-# ---- what the API accepts renders (graam_pbx.asterisk.sip_values) ----------------------------
+# ---- what the API accepts renders (graam_pbx.sip_values) ----------------------------
 
 
 async def test_trunks_take_ipv6_hosts_any_sip_username_and_each_match_mode(

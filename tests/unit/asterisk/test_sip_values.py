@@ -1,7 +1,7 @@
 """Whatever the trunk and outbound route schemas accept renders; the rest is refused by both.
 
 The API's schemas and the renderer's filters check with the same functions
-(graam_pbx.asterisk.sip_values): these tests feed the schemas hostile and well-formed values
+(graam_pbx.sip_values): these tests feed the schemas hostile and well-formed values
 alike and render every value they accept through the real templates.
 """
 

@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         # Trunks' host names, looked up here so that Asterisk never resolves them at a reload.
         trunk_resolver = TrunkResolver(
             session_factory(engine),
-            (lambda: applier.request(None)) if applier else None,
+            (lambda: applier.request(())) if applier else None,
             interval=settings.trunk_resolve_interval,
             timeout=settings.trunk_resolve_timeout,
         )

@@ -95,7 +95,7 @@ def network(value: str) -> str:
         raise ValueError("not a valid IP address or network") from None
     if parsed.prefixlen == 0:
         raise ValueError("a network of every address identifies nobody")
-    return str(parsed) if "/" in str(parsed) else f"{parsed}/{parsed.max_prefixlen}"
+    return str(parsed)  # always with its prefix length, /32 or /128 for one address
 
 
 def match_header(value: str) -> str:

@@ -66,7 +66,8 @@ __all__ = ["RELOAD_COMMANDS", "ApplyResult", "ConfigApplier"]
 # from the start, the reload still owed), and the back-off between those passes.
 RELOAD_DEADLINE = 30.0
 PASS_BACKOFF = Backoff(first=0.5, cap=10.0)
-# A tenant or trunk that cannot be rendered is tried again after this, doubled each time.
+# A tenant that cannot be rendered is tried again after this, doubled each time; failing
+# trunks every half of its cap (every pass renders them anyway).
 FAILED_RETRY = Backoff(first=5.0, cap=60.0)
 
 # Told when a tenant starts failing (with why) and when it recovers (None): the audit log.
@@ -116,7 +117,7 @@ class ConfigApplier:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._unreloaded: set[str] = set()  # reloads owed since Asterisk was unreachable
+        self._unreloaded: set[str] = set()  # reloads owed: files written, reload not done yet
         self._reload_deadline = reload_deadline
         self._on_failure = on_failure
         # What failed to render, as last reported (reported again only when it changes).
@@ -259,12 +260,14 @@ class ConfigApplier:
             started = time.perf_counter()
             written = await self._write_files(snapshot, tenant_ids, result)
             result.files_s = time.perf_counter() - started
+            # Owed from now on: if the rest of the pass fails, the next pass finds these files
+            # unchanged and would not reload them otherwise.
+            self._unreloaded |= reloads_for(written)
             if self.sounds_dir is not None:
                 await self._sync_sounds(snapshot)
             result.tenants = len(snapshot.tenants)
             result.written = written
-            result.reloads = reloads_for(written) | self._unreloaded
-            self._unreloaded = set()
+            result.reloads, self._unreloaded = self._unreloaded, set()
             await self._reload(result)
         except Exception as err:
             if tracked:
@@ -363,9 +366,17 @@ class ConfigApplier:
     def _report(self, tenant: int, why: str | None) -> None:
         if self._on_failure is None:
             return
-        task = asyncio.create_task(self._on_failure(tenant, why), name="config-failure-report")
+        task = asyncio.create_task(
+            self._on_failure(tenant, why), name=f"config-failure-report tenant={tenant}"
+        )
         self._reports.add(task)
-        task.add_done_callback(self._reports.discard)
+        task.add_done_callback(self._reported)
+
+    def _reported(self, task: asyncio.Task[None]) -> None:
+        # The report runs detached: its failure (the database away) is logged here, not lost.
+        self._reports.discard(task)
+        if not task.cancelled() and (err := task.exception()) is not None:
+            log.error("config failure not audited task=%s error=%s", task.get_name(), err)
 
     async def _sync_sounds(self, snapshot: Snapshot) -> None:
         """Each tenant's prompts as files Asterisk plays; audio is read only when missing."""

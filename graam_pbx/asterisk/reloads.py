@@ -61,7 +61,9 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The wait after the ``attempt``-th failed try (1-based)."""
-        return float(min(self.cap, self.first * 2 ** max(0, attempt - 1)))
+        # The exponent is bounded: a tenant failing for a day counts thousands of tries, and
+        # 2**1024 no longer converts to a float (the applier's loop would die of it).
+        return float(min(self.cap, self.first * 2 ** min(max(0, attempt - 1), 64)))
 
 
 class ReloadFailed(Exception):

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger, Boolean, Text
 
 _IDS = ARRAY(BigInteger())
@@ -50,7 +51,9 @@ class Generation:
     last_error: str | None
 
 
-async def read_generations(connection: Any, tenant_ids: Iterable[int] | None) -> list[Generation]:
+async def read_generations(
+    connection: AsyncConnection, tenant_ids: Iterable[int] | None
+) -> list[Generation]:
     """The generations of these tenants (None: every tenant), as of the caller's snapshot."""
     statement = text(
         """
@@ -66,7 +69,7 @@ async def read_generations(connection: Any, tenant_ids: Iterable[int] | None) ->
     return [Generation(*row) for row in rows]
 
 
-async def mark_applied(connection: Any, generations: Mapping[int, int]) -> None:
+async def mark_applied(connection: AsyncConnection, generations: Mapping[int, int]) -> None:
     """These tenants' generations are live (tenant → generation)."""
     if not generations:
         return
@@ -89,7 +92,7 @@ async def mark_applied(connection: Any, generations: Mapping[int, int]) -> None:
     await connection.execute(statement, {"ids": ids, "gens": [generations[i] for i in ids]})
 
 
-async def mark_failing(connection: Any, errors: Mapping[int, str]) -> None:
+async def mark_failing(connection: AsyncConnection, errors: Mapping[int, str]) -> None:
     """These tenants' changes could not be applied (tenant → why); since when is kept."""
     if not errors:
         return
@@ -108,7 +111,7 @@ async def mark_failing(connection: Any, errors: Mapping[int, str]) -> None:
     await connection.execute(statement, {"ids": ids, "errors": [errors[i] for i in ids]})
 
 
-async def set_trunk_failures(connection: Any, errors: Mapping[int, str]) -> None:
+async def set_trunk_failures(connection: AsyncConnection, errors: Mapping[int, str]) -> None:
     """The trunks that cannot be rendered now (trunk → why); every other one is fine."""
     ids = sorted(errors)
     await connection.execute(
@@ -133,7 +136,7 @@ async def set_trunk_failures(connection: Any, errors: Mapping[int, str]) -> None
     )
 
 
-async def pending_tenants(connection: Any) -> int:
+async def pending_tenants(connection: AsyncConnection) -> int:
     """How many live tenants have committed configuration not yet live in Asterisk."""
     count = await connection.scalar(
         text(
@@ -169,7 +172,7 @@ class TrunkStatus:
     failing_since: datetime
 
 
-async def tenant_statuses(connection: Any, tenant_id: int | None) -> list[TenantStatus]:
+async def tenant_statuses(connection: AsyncConnection, tenant_id: int | None) -> list[TenantStatus]:
     """One tenant's status, or every tenant's (None), by tenant id."""
     rows = await connection.execute(
         text(
@@ -186,7 +189,7 @@ async def tenant_statuses(connection: Any, tenant_id: int | None) -> list[Tenant
     return [TenantStatus(*row) for row in rows]
 
 
-async def trunk_statuses(connection: Any) -> list[TrunkStatus]:
+async def trunk_statuses(connection: AsyncConnection) -> list[TrunkStatus]:
     """Trunks whose configuration cannot be rendered."""
     rows = await connection.execute(
         text(
@@ -209,28 +212,23 @@ class Failing:
     oldest: datetime | None
 
 
-async def failing(connection: Any) -> Failing:
+async def failing(connection: AsyncConnection) -> Failing:
     """Tenants and trunks whose configuration is failing to apply now."""
-    tenants = [
-        row[0]
-        for row in await connection.execute(
+    tenants = (
+        await connection.execute(
             text(
                 "SELECT tenant_id, failing_since FROM config_generations"
                 " WHERE failing_since IS NOT NULL ORDER BY failing_since"
             )
         )
-    ]
-    oldest_tenant = await connection.scalar(
-        text("SELECT min(failing_since) FROM config_generations")
-    )
-    trunks = [
-        row[0]
-        for row in await connection.execute(
-            text("SELECT trunk_id FROM config_trunk_failures ORDER BY failing_since")
+    ).all()
+    trunks = (
+        await connection.execute(
+            text("SELECT trunk_id, failing_since FROM config_trunk_failures ORDER BY failing_since")
         )
-    ]
-    oldest_trunk = await connection.scalar(
-        text("SELECT min(failing_since) FROM config_trunk_failures")
+    ).all()
+    # Each list starts with its oldest failure.
+    times = [rows[0][1] for rows in (tenants, trunks) if rows]
+    return Failing(
+        [row[0] for row in tenants], [row[0] for row in trunks], min(times) if times else None
     )
-    times = [t for t in (oldest_tenant, oldest_trunk) if t is not None]
-    return Failing(tenants, trunks, min(times) if times else None)

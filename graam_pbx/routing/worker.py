@@ -47,8 +47,8 @@ class TrunkResolver:
     """Keeps each enabled trunk's ``resolved_addresses`` equal to what its host name resolves to.
 
     A trunk whose host changed (or was just made) is looked up within ``tick`` seconds; every
-    trunk again each ``interval``. ``on_change`` hears that stored addresses changed (every
-    tenant's configuration depends on the trunks).
+    trunk again each ``interval``. ``on_change`` hears that stored addresses changed (only the
+    trunks' files depend on them).
     """
 
     def __init__(

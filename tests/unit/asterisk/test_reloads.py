@@ -44,6 +44,11 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert [backoff.delay(n) for n in range(1, 7)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
 
 
+def test_backoff_stays_at_its_cap_after_any_number_of_tries() -> None:
+    # A tenant that fails to render for a day is retried thousands of times.
+    assert Backoff(first=5.0, cap=60.0).delay(100_000) == 60.0
+
+
 class Clock:
     """Time that moves only when the code under test sleeps."""
 

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +101,7 @@ class AsteriskSandbox:
                 "Asterisk sandbox needs debootstrap: run `apt-get install debootstrap` "
                 "or set GRAAM_AMI_HOST to use an existing Asterisk"
             )
-        rootfs.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = rootfs.parent / f".{rootfs.name}.lock"
-        with lock_path.open("w") as lock:
-            # Another process (a second test session) may be installing the same cache.
-            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        async with _root_lock(rootfs):
             if (rootfs / "usr/sbin/asterisk").exists():
                 return
             partial = rootfs.with_name(f"{rootfs.name}.partial")
@@ -407,6 +404,16 @@ class AsteriskSandbox:
             await client.close()
 
 
+@contextlib.asynccontextmanager
+async def _root_lock(rootfs: Path) -> AsyncIterator[None]:
+    """The cache's lock: another process (a second test session) may be installing into
+    the same root."""
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    with (rootfs.parent / f".{rootfs.name}.lock").open("w") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        yield
+
+
 def missing_packages(rootfs: Path) -> list[str]:
     """The ROOT_PACKAGES that the root's dpkg does not list as installed."""
     try:
@@ -429,10 +436,8 @@ async def _add_packages(rootfs: Path) -> None:
     Instances running over the root see the new files appear (overlay's lower layer only
     gains files); nothing they use changes.
     """
-    lock_path = rootfs.parent / f".{rootfs.name}.lock"
-    with lock_path.open("w") as lock:
-        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
-        missing = missing_packages(rootfs)
+    async with _root_lock(rootfs):
+        missing = await asyncio.to_thread(missing_packages, rootfs)
         if not missing:
             return
         log.info("asterisk sandbox: adding %s to %s", " ".join(missing), rootfs)
@@ -469,9 +474,10 @@ async def _add_packages(rootfs: Path) -> None:
                         f"see {install_log}: "
                         f"{_tail(install_log, 5)}"
                     )
-        if missing_packages(rootfs):
+        still_missing = await asyncio.to_thread(missing_packages, rootfs)
+        if still_missing:
             raise SandboxError(
-                f"{' '.join(missing_packages(rootfs))} still missing from {rootfs} after "
+                f"{' '.join(still_missing)} still missing from {rootfs} after "
                 f"apt-get install; see {install_log}"
             )
 

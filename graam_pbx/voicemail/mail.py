@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -26,7 +26,7 @@ class SmtpRelay:
     port: int
     sender: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
     starttls: bool = False
     timeout: float = 30.0
 

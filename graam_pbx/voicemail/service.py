@@ -150,23 +150,29 @@ async def list_messages(
     return page, page[-1].msg_id if len(messages) > limit else None
 
 
+async def _find(spool: VoicemailSpool, box: VoicemailBox, msg_id: str) -> StoredMessage:
+    message = await spool.find(box.tenant_id, box.number, msg_id)
+    if message is None:
+        raise NotFound(f"no message {msg_id} in voicemail box {box.number}")
+    return message
+
+
 async def get_message(
     session: AsyncSession, scope: Scope, box_id: int, msg_id: str, spool: VoicemailSpool | None
 ) -> StoredMessage:
     """One message of one of the tenant's boxes, in whichever folder it is."""
     box = await get_in_tenant(session, VoicemailBox, scope.tenant_id, box_id)
-    message = await _spool_or_raise(spool).find(scope.tenant_id, box.number, msg_id)
-    if message is None:
-        raise NotFound(f"no message {msg_id} in voicemail box {box.number}")
-    return message
+    return await _find(_spool_or_raise(spool), box, msg_id)
 
 
 async def message_audio(
     session: AsyncSession, scope: Scope, box_id: int, msg_id: str, spool: VoicemailSpool | None
 ) -> tuple[StoredMessage, bytes]:
     """A message and its recording (WAV)."""
-    message = await get_message(session, scope, box_id, msg_id, spool)
-    audio = await _spool_or_raise(spool).audio(message)
+    box = await get_in_tenant(session, VoicemailBox, scope.tenant_id, box_id)
+    spool = _spool_or_raise(spool)
+    message = await _find(spool, box, msg_id)
+    audio = await spool.audio(message)
     if audio is None:
         raise NotFound(f"message {msg_id} has no WAV recording (any more)")
     return message, audio
@@ -195,7 +201,8 @@ async def mark_message_read(
 ) -> StoredMessage:
     """Move a new message to Old, as a phone user listening to it would; a read one stays."""
     box = await get_in_tenant(session, VoicemailBox, scope.tenant_id, box_id)
-    message = await get_message(session, scope, box_id, msg_id, spool)
+    spool = _spool_or_raise(spool)
+    message = await _find(spool, box, msg_id)
     if message.read:
         return message
     await _ami_change(
@@ -209,9 +216,7 @@ async def mark_message_read(
             "ToFolder": READ_FOLDER,
         },
     )
-    moved = await _spool_or_raise(spool).find(scope.tenant_id, box.number, msg_id)
-    if moved is None:
-        raise NotFound(f"no message {msg_id} in voicemail box {box.number}")
+    moved = await _find(spool, box, msg_id)
     await audit.record(
         session,
         scope,
@@ -233,7 +238,7 @@ async def delete_message(
 ) -> None:
     """Remove a message and its recording for good."""
     box = await get_in_tenant(session, VoicemailBox, scope.tenant_id, box_id)
-    message = await get_message(session, scope, box_id, msg_id, spool)
+    message = await _find(_spool_or_raise(spool), box, msg_id)
     await _ami_change(
         ami,
         "VoicemailRemove",

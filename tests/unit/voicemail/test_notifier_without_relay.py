@@ -61,3 +61,4 @@ def test_a_relay_comes_from_the_smtp_settings() -> None:
         starttls=True,
         timeout=30.0,
     )
+    assert "s3cret" not in repr(relay)  # the relay may be logged, its password never

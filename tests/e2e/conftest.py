@@ -8,6 +8,7 @@ and phones.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.db import migrate
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
 from tests.conftest import Asterisk, RunningApp, create_database, start_app
+from tests.e2e.sipp import SippPool
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +54,11 @@ def sessions(pbx: RunningApp) -> async_sessionmaker[AsyncSession]:
 def applier(pbx: RunningApp) -> ConfigApplier:
     assert pbx.runtime.applier is not None
     return pbx.runtime.applier
+
+
+@pytest.fixture
+async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
+    """sipp phones and carriers of one test, each stopped at its end."""
+    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
+    yield pool
+    await pool.close()

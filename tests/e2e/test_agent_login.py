@@ -25,7 +25,6 @@ from typing import Any
 import asyncpg
 import httpx
 import phonenumbers
-import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -328,13 +327,6 @@ async def dial(
     )
     exit_code, logged = await batch.run()
     assert exit_code == 0, logged
-
-
-@pytest.fixture
-async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
-    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
-    yield pool
-    await pool.close()
 
 
 async def new_tenant(

@@ -14,7 +14,6 @@ import asyncio
 import ipaddress
 import os
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +34,6 @@ Address = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
 CALLS = 100
 RATE = 20  # calls per second: about 20 calls up at once
 ANNOUNCEMENT_SECONDS = 1.0
-
-
-@pytest.fixture
-async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
-    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -59,13 +59,6 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 30) 
         raise AssertionError(f"no {what} within {timeout:g} s") from None
 
 
-@pytest.fixture
-async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
-    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
-    yield pool
-    await pool.close()
-
-
 class AmiEvents:
     """AMI events of some names, as Asterisk sends them during a test."""
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,18 +24,10 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.reloads import RELOAD_COMMANDS
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sipp import SippPool
+from tests.e2e.test_calls import PHONES_IP, new_device
 from tests.factories import TenantWorld, make_world
 
 Sessions = async_sessionmaker[AsyncSession]
-
-PHONES_IP = "127.0.0.1"
-
-
-@pytest.fixture
-async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
-    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
-    yield pool
-    await pool.close()
 
 
 def in_progress_retries() -> float:
@@ -91,13 +81,6 @@ async def created(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code in (200, 201), response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def new_device(client: httpx.AsyncClient, world: TenantWorld, extension: str) -> Any:
-    body = {"user_id": world.agent.user_id, "name": f"desk{extension}", "extension": extension}
-    return await created(
-        await client.post("/api/v1/devices", headers=world.admin.headers, json=body)
-    )
 
 
 async def status_of(client: httpx.AsyncClient, world: TenantWorld) -> dict[str, Any]:

@@ -10,17 +10,15 @@ import math
 import re
 import struct
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami.protocol import Message
 from graam_pbx.asterisk.applier import ConfigApplier
-from tests.conftest import Asterisk, RunningApp
+from tests.conftest import RunningApp
 from tests.e2e.sipp import SippPool, free_udp_port
 from tests.e2e.test_calls import (
     CALLER,
@@ -36,13 +34,6 @@ from tests.factories import TenantWorld, make_world, unique
 Sessions = async_sessionmaker[AsyncSession]
 PCMA = 8
 DEBIAN_MOH = "/usr/share/asterisk/moh"  # asterisk-moh-opsound-gsm, asterisk_conf/musiconhold.conf
-
-
-@pytest.fixture
-async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
-    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
-    yield pool
-    await pool.close()
 
 
 def tone_wav(hertz: float, seconds: float = 2.0, rate: int = 8000) -> bytes:

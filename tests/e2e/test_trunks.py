@@ -7,8 +7,6 @@ trunk of the session's database matches their senders.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,13 +35,6 @@ AUTH_CARRIER_IP = "127.0.0.43"  # a carrier that authenticates
 OUTBOUND_CARRIER_IP = "127.0.0.44"  # the carrier's side of outbound calls
 CARRIER_KEY = "X-Carrier-Key: 9f2c7d1e"
 NO_KEY = "X-Probe: 1"  # a harmless header instead
-
-
-@pytest.fixture
-async def sipp(tmp_path: Path, asterisk: Asterisk) -> AsyncIterator[SippPool]:
-    pool = SippPool(tmp_path, f"127.0.0.1:{asterisk.sip_port}")
-    yield pool
-    await pool.close()
 
 
 _RESPONSE = re.compile(r"message received \[\d+\] bytes ?:\n\nSIP/2\.0 (\d{3})")

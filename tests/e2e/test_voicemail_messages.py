@@ -40,7 +40,6 @@ from tests.e2e.test_calls import (
     new_number,
     new_trunk,
     route_number,
-    sipp,  # noqa: F401 - the fixture
 )
 from tests.factories import TenantWorld, make_world
 
@@ -175,7 +174,7 @@ async def test_a_message_is_mailed_listed_downloaded_marked_read_and_deleted(
     client: httpx.AsyncClient,
     sessions: Sessions,
     asterisk: Asterisk,
-    sipp: SippPool,  # noqa: F811 - the fixture
+    sipp: SippPool,
 ) -> None:
     world = await make_world(client, sessions)
     box, did = await routed_box(client, world, pbx, "830")
@@ -263,7 +262,7 @@ async def test_messages_are_the_tenants_own(
     client: httpx.AsyncClient,
     sessions: Sessions,
     asterisk: Asterisk,
-    sipp: SippPool,  # noqa: F811 - the fixture
+    sipp: SippPool,
 ) -> None:
     world = await make_world(client, sessions)
     other = await make_world(client, sessions)
@@ -305,7 +304,7 @@ async def test_an_email_the_relay_refused_is_sent_once_when_it_is_back(
     client: httpx.AsyncClient,
     sessions: Sessions,
     asterisk: Asterisk,
-    sipp: SippPool,  # noqa: F811 - the fixture
+    sipp: SippPool,
 ) -> None:
     world = await make_world(client, sessions)
     box, did = await routed_box(client, world, pbx, "832")

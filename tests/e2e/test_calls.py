@@ -138,9 +138,9 @@ async def new_number(client: httpx.AsyncClient, world: TenantWorld) -> dict[str,
 
 
 async def new_trunk(
-    client: httpx.AsyncClient, world: TenantWorld, host: str, port: int = 5060
+    client: httpx.AsyncClient, world: TenantWorld, host: str, port: int = 5060, **extra: Any
 ) -> dict[str, Any]:
-    body = {"name": unique("carrier"), "host": host, "port": port, "country": "FR"}
+    body = {"name": unique("carrier"), "host": host, "port": port, "country": "FR", **extra}
     return await created(
         await client.post("/api/v1/trunks", headers=world.operator.headers, json=body)
     )
@@ -522,13 +522,20 @@ async def test_a_caller_leaves_a_voicemail_message(
 
 
 async def outbound_setup(
-    client: httpx.AsyncClient, world: TenantWorld, sipp: SippPool
+    client: httpx.AsyncClient,
+    world: TenantWorld,
+    sipp: SippPool,
+    *,
+    owner: int | None = None,
+    carrier_ip: str = CARRIER_UAS_IP,
+    **route: Any,
 ) -> tuple[dict[str, Any], dict[str, Any], Sipp]:
-    """A device, the tenant's caller-ID number, and the carrier's UAS its route's trunk dials."""
-    device = await new_device(client, world, "201")
+    """A device (of ``owner``, else the tenant's agent), the tenant's caller-ID number, and the
+    carrier's UAS its route's trunk dials; ``route`` adds fields to the outbound route."""
+    device = await new_device(client, world, "201", owner)
     number = await new_number(client, world)
-    carrier = sipp.uas("uas_answer.xml", ip=CARRIER_UAS_IP)
-    trunk = await new_trunk(client, world, CARRIER_UAS_IP, carrier.port)
+    carrier = sipp.uas("uas_answer.xml", ip=carrier_ip)
+    trunk = await new_trunk(client, world, carrier_ip, carrier.port)
     await created(
         await client.post(
             "/api/v1/outbound-routes",
@@ -538,10 +545,28 @@ async def outbound_setup(
                 "trunk_id": trunk["id"],
                 "caller_id_number_id": number["id"],
                 "allowed_countries": ["FR"],
+                **route,
             },
         )
     )
     return device, number, carrier
+
+
+async def outbound_invite(sipp: SippPool, device: dict[str, Any], carrier: Sipp) -> str:
+    """The device calls +33145678901 and the carrier answers: the INVITE the carrier got."""
+    await carrier.start()
+    call = await sipp.uac(
+        "uac_call.xml",
+        ip=PHONES_IP,
+        service="+33145678901",
+        auth=(device["sip_username"], device["password"]),
+        keys={"caller": device["sip_username"]},
+    ).run()
+    assert call.ok, call.describe()
+    answered = await carrier.wait()
+    assert answered.ok, answered.describe()
+    (invite,) = answered.received("INVITE")
+    return invite
 
 
 async def test_an_outbound_call_leaves_with_the_tenants_caller_id(
@@ -554,19 +579,7 @@ async def test_an_outbound_call_leaves_with_the_tenants_caller_id(
     world = await make_world(client, sessions)
     device, number, carrier = await outbound_setup(client, world, sipp)
     await applier.settled()
-    await carrier.start()
-
-    call = await sipp.uac(
-        "uac_call.xml",
-        ip=PHONES_IP,
-        service="+33145678901",
-        auth=(device["sip_username"], device["password"]),
-        keys={"caller": device["sip_username"]},
-    ).run()
-    assert call.ok, call.describe()
-    answered = await carrier.wait()
-    assert answered.ok, answered.describe()
-    (invite,) = answered.received("INVITE")
+    invite = await outbound_invite(sipp, device, carrier)
     assert invite.startswith("INVITE sip:+33145678901@"), invite
     assert f"<sip:{number['e164']}@" in (header(invite, "From") or ""), invite
 

@@ -7,7 +7,6 @@ trunk of the session's database matches their senders.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
 import pytest
@@ -18,11 +17,12 @@ from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sipp import SippPool, SippResult, header
 from tests.e2e.test_calls import (
     CALLER,
-    PHONES_IP,
     ami_events,
     created,
-    new_device,
     new_number,
+    new_trunk,
+    outbound_invite,
+    outbound_setup,
     route_number,
 )
 from tests.factories import PASSWORD, TenantWorld, make_world, unique
@@ -43,13 +43,6 @@ _RESPONSE = re.compile(r"message received \[\d+\] bytes ?:\n\nSIP/2\.0 (\d{3})")
 def responses(result: SippResult) -> list[int]:
     """The status codes of the responses sipp received, in order."""
     return [int(code) for code in _RESPONSE.findall(result.messages)]
-
-
-async def trunk(client: httpx.AsyncClient, world: TenantWorld, **body: Any) -> dict[str, Any]:
-    body = {"name": unique("carrier"), "country": "FR", **body}
-    return await created(
-        await client.post("/api/v1/trunks", headers=world.operator.headers, json=body)
-    )
 
 
 async def answering_number(client: httpx.AsyncClient, world: TenantWorld) -> str:
@@ -97,8 +90,8 @@ async def test_a_header_trunk_takes_only_calls_with_its_header_from_its_addresse
 ) -> None:
     world = await make_world(client, sessions)
     did = await answering_number(client, world)
-    carrier = await trunk(
-        client, world, host=HEADER_CARRIER_IP, match="ip_and_header", match_header=CARRIER_KEY
+    carrier = await new_trunk(
+        client, world, HEADER_CARRIER_IP, match="ip_and_header", match_header=CARRIER_KEY
     )
     await applier.settled()
 
@@ -144,10 +137,10 @@ async def test_an_authenticating_trunk_takes_only_calls_with_its_credentials(
     world = await make_world(client, sessions)
     did = await answering_number(client, world)
     username, password = unique("+3310"), "in-s3cret"
-    carrier = await trunk(
+    carrier = await new_trunk(
         client,
         world,
-        host=AUTH_CARRIER_IP,
+        AUTH_CARRIER_IP,
         match="auth",
         inbound_username=username,
         inbound_password=password,
@@ -206,34 +199,16 @@ async def test_an_outbound_call_shows_the_tenants_caller_name_never_the_agents(
             },
         )
     )
-    device = await new_device(client, world, "201", alice["id"])
-    number = await new_number(client, world)
-    carrier = sipp.uas("uas_answer.xml", ip=OUTBOUND_CARRIER_IP)
-    outbound = await trunk(client, world, host=OUTBOUND_CARRIER_IP, port=carrier.port)
-    route = {
-        "name": "france",
-        "trunk_id": outbound["id"],
-        "caller_id_number_id": number["id"],
-        "allowed_countries": ["FR"],
-        "caller_id_name": caller_name,
-    }
-    await created(
-        await client.post("/api/v1/outbound-routes", headers=world.admin.headers, json=route)
+    device, number, carrier = await outbound_setup(
+        client,
+        world,
+        sipp,
+        owner=alice["id"],
+        carrier_ip=OUTBOUND_CARRIER_IP,
+        caller_id_name=caller_name,
     )
     await applier.settled()
-    await carrier.start()
-
-    call = await sipp.uac(
-        "uac_call.xml",
-        ip=PHONES_IP,
-        service="+33145678901",
-        auth=(device["sip_username"], device["password"]),
-        keys={"caller": device["sip_username"]},
-    ).run()
-    assert call.ok, call.describe()
-    answered = await carrier.wait()
-    assert answered.ok, answered.describe()
-    (invite,) = answered.received("INVITE")
+    invite = await outbound_invite(sipp, device, carrier)
     sender = header(invite, "From") or ""
     asserted = header(invite, "P-Asserted-Identity") or ""
     assert "Alice" not in invite, invite
@@ -258,9 +233,7 @@ async def test_a_trunk_named_by_an_unresolvable_host_is_never_resolved_by_asteri
     log = asterisk.sandbox.log_dir / "messages.log"
     logged_before = log.stat().st_size if log.exists() else 0
     reconnects = pbx.runtime.ami.state.reconnects
-    carrier = await trunk(
-        client, world, host=host, inbound_addresses=["127.0.0.45", "192.0.2.0/28"]
-    )
+    carrier = await new_trunk(client, world, host, inbound_addresses=["127.0.0.45", "192.0.2.0/28"])
     await applier.settled()
     # One more res_pjsip reload of our own, after the applier's: both must leave the name alone.
     reloaded = await pbx.runtime.ami.command("module reload res_pjsip.so", timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
@@ -37,16 +38,43 @@ async def _principal(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("a bearer token or API key is required")
-    return await auth_service.principal_from_credential(
-        session, credentials.credentials, request.app.state.runtime.signing_key
+    principal = await auth_service.principal_from_credential(
+        session,
+        credentials.credentials,
+        request.app.state.runtime.signing_key,
+        address=client_address(request),
     )
+    # An API key's scope is checked here, once for every route: by the route's OpenAPI tags
+    # (its areas) and the request's method (reading or writing).
+    route = request.scope.get("route")
+    tags = [str(tag) for tag in getattr(route, "tags", None) or []]
+    refusal = principal.refusal(request.method, tags)
+    if refusal is not None:
+        raise Forbidden(refusal)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(_principal)]
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The peer's address, as throttling and the audit log know it.
+
+    The server (``graam-pbx run``) replaces the peer by the address in X-Forwarded-For only
+    when the peer is one of ``GRAAM_TRUSTED_PROXIES``; anyone else's header is ignored. Written
+    as ipaddress writes it, so one address is one throttling key whatever its spelling.
+    """
+    if request.client is None:
+        return None
+    host = request.client.host
+    try:
+        address = ipaddress.ip_address(host)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)  # a dual-stack socket's form of an IPv4 peer
+        return str(address)
+    except ValueError:
+        # Not an address (a trusted proxy forwarded something else): kept, within its column.
+        return host[:64]
 
 
 async def _scope(

@@ -12,6 +12,7 @@ from graam_pbx.auth.schemas import (
     ApiKeyOut,
     LoginAttemptOut,
     MeOut,
+    PasswordChange,
     RefreshRequest,
     TokenOut,
     TokenRequest,
@@ -20,6 +21,7 @@ from graam_pbx.auth.schemas import (
     UserUpdate,
 )
 from graam_pbx.deps import Admin, Caller, DbSession, Member, client_address
+from graam_pbx.fields import MAX_ID
 from graam_pbx.rest import (
     IfMatch,
     Page,
@@ -34,6 +36,7 @@ from graam_pbx.rest import (
 router = APIRouter(prefix="/api/v1")
 UserId = Annotated[int, id_path("The user's id")]
 KeyId = Annotated[int, id_path("The API key's id")]
+OwnerId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this user's keys.")]
 
 
 def _tokens(tokens: service.Tokens) -> TokenOut:
@@ -48,7 +51,7 @@ def _tokens(tokens: service.Tokens) -> TokenOut:
     "/auth/token",
     tags=["auth"],
     response_model=TokenOut,
-    responses=error_responses(401, 422, 429),
+    responses=error_responses(401, 422, 429, 503),
     summary="Log in with e-mail, password and tenant slug",
 )
 async def token(body: TokenRequest, request: Request, session: DbSession) -> TokenOut:
@@ -58,6 +61,7 @@ async def token(body: TokenRequest, request: Request, session: DbSession) -> Tok
             session,
             runtime.settings,
             runtime.signing_key,
+            runtime.logins,
             email=body.email,
             password=body.password.get_secret_value(),
             tenant_slug=body.tenant,
@@ -91,12 +95,36 @@ async def me(principal: Caller) -> MeOut:
 
 
 @router.post(
+    "/auth/password",
+    tags=["auth"],
+    response_model=TokenOut,
+    responses=error_responses(401, 403, 422, 429, 503),
+    summary="Change your own password with the current one (your other sessions end)",
+)
+async def change_password(
+    body: PasswordChange, principal: Caller, request: Request, session: DbSession
+) -> TokenOut:
+    runtime = request.app.state.runtime
+    return _tokens(
+        await service.change_own_password(
+            session,
+            runtime.settings,
+            runtime.signing_key,
+            runtime.logins,
+            principal,
+            body,
+            address=client_address(request),
+        )
+    )
+
+
+@router.post(
     "/auth/api-keys",
     tags=["auth"],
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=error_responses(401, 422),
-    summary="Make an API key acting as yourself (its text is shown once)",
+    responses=error_responses(401, 403, 422),
+    summary="Make an API key acting as yourself, within a scope (its text is shown once)",
 )
 async def create_api_key(
     body: ApiKeyCreate, principal: Caller, session: DbSession
@@ -106,7 +134,11 @@ async def create_api_key(
 
 
 @router.get(
-    "/auth/api-keys", tags=["auth"], response_model=list[ApiKeyOut], responses=error_responses(401)
+    "/auth/api-keys",
+    tags=["auth"],
+    response_model=list[ApiKeyOut],
+    responses=error_responses(401, 403),
+    summary="Your own API keys, with their scope, expiry and last use",
 )
 async def list_api_keys(principal: Caller, session: DbSession) -> list[ApiKeyOut]:
     return [ApiKeyOut.model_validate(k) for k in await service.list_api_keys(session, principal)]
@@ -116,10 +148,36 @@ async def list_api_keys(principal: Caller, session: DbSession) -> list[ApiKeyOut
     "/auth/api-keys/{key_id}",
     tags=["auth"],
     status_code=204,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def revoke_api_key(key_id: KeyId, principal: Caller, session: DbSession) -> Response:
     await service.revoke_api_key(session, principal, key_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/api-keys",
+    tags=["auth"],
+    response_model=list[ApiKeyOut],
+    responses=error_responses(401, 403, 422),
+    summary="Every API key of the tenant (admins)",
+)
+async def list_tenant_api_keys(
+    scope: Admin, session: DbSession, user_id: OwnerId = None
+) -> list[ApiKeyOut]:
+    keys = await service.list_tenant_api_keys(session, scope, user_id=user_id)
+    return [ApiKeyOut.model_validate(k) for k in keys]
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    tags=["auth"],
+    status_code=204,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Revoke any API key of the tenant (admins)",
+)
+async def revoke_tenant_api_key(key_id: KeyId, scope: Admin, session: DbSession) -> Response:
+    await service.revoke_tenant_api_key(session, scope, key_id)
     return Response(status_code=204)
 
 

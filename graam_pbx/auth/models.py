@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -10,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     String,
     func,
     text,
@@ -49,10 +51,17 @@ class User(Timestamped, Versioned, Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Raised when the password is reset, the role changes or the user is disabled: access
+    # tokens carry it, and one issued before the change is refused.
+    token_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):
-    """A machine credential: ``gk_<prefix>_<secret>``; only the secret's hash is kept."""
+    """A machine credential: ``gk_<prefix>_<secret>``; only the secret's hash is kept.
+
+    It acts as its user, within its areas (OpenAPI tags), only reading when ``read_only``,
+    until ``expires_at``.
+    """
 
     __tablename__ = "api_keys"
 
@@ -68,7 +77,14 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_address: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    read_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    areas: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    # The user's token_epoch when the key was made: one made by a request that a revocation
+    # overtook is born revoked.
+    token_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RefreshToken(Base):
@@ -84,6 +100,16 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The user's token_epoch at issue: a login or refresh that a revocation overtook issues a
+    # token that no longer works.
+    token_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# The attempts throttling counts: failures whose password was checked, or is being checked
+# (``pending``). Refused ones (``throttled``, ``busy``) are kept but never counted, and the
+# partial indexes below leave them out, so a flood of refused attempts does not make each
+# count longer. The throttle filters with this very text, so the planner can use them.
+COUNTED_FAILURE = "NOT success AND reason NOT IN ('throttled', 'busy')"
 
 
 class LoginAttempt(Base):
@@ -93,6 +119,18 @@ class LoginAttempt(Base):
     __table_args__ = (
         Index("ix_login_attempts_email_at", "email", "at"),
         Index("ix_login_attempts_address_at", "address", "at"),
+        Index(
+            "ix_login_attempts_counted_email_at",
+            "email",
+            "at",
+            postgresql_where=text(COUNTED_FAILURE),
+        ),
+        Index(
+            "ix_login_attempts_counted_address_at",
+            "address",
+            "at",
+            postgresql_where=text(COUNTED_FAILURE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -16,6 +17,37 @@ class Role(StrEnum):
 TENANT_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
 
 
+class Area(StrEnum):
+    """A part of the API an API key may be scoped to: the OpenAPI tag of its routes."""
+
+    AGENT_SESSIONS = "agent sessions"
+    AUDIT = "audit"
+    AUTH = "auth"  # API keys themselves
+    CALL_RECORDS = "call records"
+    CATALOGUE = "catalogue"
+    CONFIGURATION_STATUS = "configuration status"
+    DEVICES = "devices"
+    INBOUND_ROUTES = "inbound routes"
+    IVR = "ivr"
+    MUSIC_ON_HOLD = "music on hold"
+    NUMBERS = "numbers"
+    OUTBOUND_ROUTES = "outbound routes"
+    PROMPTS = "prompts"
+    QUEUES = "queues"
+    SCHEDULES = "schedules"
+    SIP_BLOCKS = "sip blocks"
+    TENANTS = "tenants"
+    TRUNKS = "trunks"
+    USERS = "users"
+    VOICEMAIL = "voicemail"
+
+
+# Areas that mint credentials: a key that writes reaches them only when they are named.
+CREDENTIAL_AREAS = frozenset({Area.AUTH, Area.USERS})
+# HTTP methods that only read; every other one writes.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: a user through a token, or an API key."""
@@ -25,10 +57,27 @@ class Principal:
     tenant_id: int | None  # None for operators
     label: str  # e-mail or API key name, for the audit log
     api_key_id: int | None = None
+    # An API key's limits (a user's token has none).
+    read_only: bool = False
+    areas: frozenset[str] | None = None
+    expires_at: datetime | None = None
+    # The user's token_epoch the credential was checked against (None: not from a credential).
+    token_epoch: int | None = None
 
     @property
     def is_operator(self) -> bool:
         return self.role is Role.OPERATOR
+
+    def refusal(self, method: str, tags: list[str]) -> str | None:
+        """Why an API key may not call a route with these tags by ``method`` (None: it may)."""
+        if self.api_key_id is None:
+            return None
+        if self.read_only and method.upper() not in READ_METHODS:
+            return "this API key is read-only"
+        missing = sorted(set(tags) - (self.areas or frozenset())) if tags else ["(none)"]
+        if missing:
+            return f"this API key is not scoped to {', '.join(missing)}"
+        return None
 
 
 @dataclass(frozen=True)

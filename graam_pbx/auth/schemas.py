@@ -5,8 +5,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from graam_pbx.auth.principal import Role
-from graam_pbx.fields import DisplayText, Email, NotNull, ObjectName, Slug
+from graam_pbx.auth.passwords import MAX_LENGTH as PASSWORD_MAX_LENGTH
+from graam_pbx.auth.passwords import MIN_LENGTH as PASSWORD_MIN_LENGTH
+from graam_pbx.auth.principal import Area, Role
+from graam_pbx.fields import DisplayText, Email, Flag, NotNull, ObjectName, Slug
 
 Password = SecretStr
 
@@ -58,7 +60,11 @@ class UserCreate(BaseModel):
     email: Email
     display_name: DisplayText
     role: Role
-    password: SecretStr = Field(min_length=12, max_length=200)
+    password: SecretStr = Field(
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        description="Judged against common passwords and the user's own names (see README).",
+    )
 
 
 class UserUpdate(BaseModel):
@@ -70,8 +76,27 @@ class UserUpdate(BaseModel):
     email: Annotated[Email | None, NotNull] = None
     display_name: Annotated[DisplayText | None, NotNull] = None
     role: Annotated[Role | None, NotNull] = None
-    disabled: Annotated[bool | None, NotNull] = None
-    password: Annotated[SecretStr | None, NotNull] = Field(None, min_length=12, max_length=200)
+    disabled: Annotated[Flag | None, NotNull] = None
+    password: Annotated[SecretStr | None, NotNull] = Field(
+        None,
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        description="A reset: the user's tokens and API keys are revoked.",
+    )
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"current_password": "correct horse battery", "new_password": "plum violin sunrise"}
+            ]
+        },
+    )
+
+    current_password: SecretStr = Field(max_length=PASSWORD_MAX_LENGTH)
+    new_password: SecretStr = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 
 
 class UserOut(BaseModel):
@@ -95,22 +120,61 @@ class MeOut(BaseModel):
     label: str
 
 
+API_KEY_DEFAULT_DAYS = 90
+API_KEY_MAX_DAYS = 365
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"name": "crm-sync"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "crm-sync",
+                    "read_only": False,
+                    "areas": ["call records", "agent sessions"],
+                    "expires_in_days": 30,
+                }
+            ]
+        },
     )
 
     name: ObjectName
+    read_only: Flag = Field(
+        True, description="Only GET and HEAD requests (the default); false lets it write too."
+    )
+    areas: list[Area] | None = Field(
+        None,
+        min_length=1,
+        max_length=len(Area),
+        description=(
+            "The parts of the API (OpenAPI tags) it may use. Default: every area for a "
+            "read-only key; every area but auth and users (which mint credentials) for a key "
+            "that writes."
+        ),
+    )
+    expires_in_days: int = Field(
+        API_KEY_DEFAULT_DAYS,
+        ge=1,
+        le=API_KEY_MAX_DAYS,
+        description=f"Days it works (default {API_KEY_DEFAULT_DAYS}, at most {API_KEY_MAX_DAYS}).",
+    )
 
 
 class ApiKeyOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    user_id: int
+    tenant_id: int | None
     name: str
     prefix: str
+    read_only: bool
+    areas: list[str]
     created_at: datetime
-    last_used_at: datetime | None
+    expires_at: datetime
+    last_used_at: datetime | None = Field(description="Known to the minute.")
+    last_used_address: str | None
     revoked_at: datetime | None
 
 

@@ -15,15 +15,16 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
+from graam_pbx.auth import passwords, throttle
 from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
-from graam_pbx.auth.principal import Principal, Role, Scope
-from graam_pbx.auth.schemas import ApiKeyCreate, UserCreate, UserUpdate
+from graam_pbx.auth.principal import CREDENTIAL_AREAS, Area, Principal, Role, Scope
+from graam_pbx.auth.schemas import ApiKeyCreate, PasswordChange, UserCreate, UserUpdate
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
-from graam_pbx.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized
+from graam_pbx.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unauthorized
 from graam_pbx.settings import Settings
 from graam_pbx.tenants.models import Tenant, TenantStatus
 
@@ -32,6 +33,8 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 _TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
 API_KEY_PREFIX = "gk_"
+# An API key's last use is written at most this often (each write locks the key's row).
+_LAST_USE_RESOLUTION = timedelta(minutes=1)
 
 
 class LoginFailed(Unauthorized):
@@ -92,29 +95,51 @@ async def login(
     session: AsyncSession,
     settings: Settings,
     key: str,
+    gate: throttle.LoginGate,
     *,
     email: str,
     password: str,
     tenant_slug: str | None,
     address: str | None,
 ) -> Tokens:
-    """Check a password login (throttled per account and per address); every try is kept."""
-    email = email.strip().lower()
-    window_start = datetime.now(UTC) - timedelta(seconds=settings.login_window)
-    if await _throttled(session, settings, window_start, email, tenant_slug, address):
-        await _attempt(session, email, tenant_slug, address, None, "throttled")
-        raise Throttled(
-            "too many failed logins; try again later", retry_after=settings.login_window
+    """Check a password login, throttled per account and per address across processes.
+
+    The attempt is reserved in one short transaction and its outcome recorded in another: no
+    database connection is held while the password is verified. Every try is kept.
+    """
+    # Cut to the column's size first, so the throttle counts exactly what it stores.
+    email = email.strip().lower()[:254]
+    user: User | None = None
+    async with (
+        gate.transaction(),
+        AsyncSession(session.bind, expire_on_commit=False) as own,
+        own.begin(),
+    ):
+        decision = await throttle.reserve(
+            own, settings, email=email, tenant_slug=tenant_slug, address=address
         )
-    user = await _find_login_user(session, email, tenant_slug)
-    ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        if isinstance(decision, throttle.Reservation):
+            user = await _find_login_user(own, email, tenant_slug)
+    if isinstance(decision, throttle.Refusal):
+        raise Throttled(
+            "too many failed logins; try again later",
+            retry_after=decision.retry_after,
+            per=decision.per,
+        )
+    try:
+        async with gate.verification():
+            ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    except throttle.LoginBusy:
+        # Never checked: the reservation no longer counts as a failure.
+        await _attempt(session, gate, decision, None, throttle.BUSY)
+        raise
     if user is None or not ok:
-        await _attempt(session, email, tenant_slug, address, user, "bad-credentials")
+        await _attempt(session, gate, decision, user, "bad-credentials")
         raise LoginFailed("wrong e-mail, tenant or password")
     if user.disabled:
-        await _attempt(session, email, tenant_slug, address, user, "disabled")
+        await _attempt(session, gate, decision, user, "disabled")
         raise LoginFailed("this account is disabled")
-    await _attempt(session, email, tenant_slug, address, user, "ok")
+    await _attempt(session, gate, decision, user, "ok")
     return await _issue(session, settings, key, user)
 
 
@@ -130,40 +155,9 @@ async def refresh(session: AsyncSession, settings: Settings, key: str, token: st
     user = await session.get(User, stored.user_id)
     if user is None or user.disabled:
         raise Unauthorized("this account is disabled")
+    if stored.token_epoch != user.token_epoch:
+        raise Unauthorized("the refresh token was revoked (password, role or account changed)")
     return await _issue(session, settings, key, user)
-
-
-async def _throttled(
-    session: AsyncSession,
-    settings: Settings,
-    since: datetime,
-    email: str,
-    tenant_slug: str | None,
-    address: str | None,
-) -> bool:
-    failed = LoginAttempt.success.is_(False)
-    per_account = await session.scalar(
-        select(func.count()).where(
-            failed,
-            LoginAttempt.email == email,
-            LoginAttempt.tenant_slug.is_not_distinct_from(tenant_slug),
-            LoginAttempt.at >= since,
-            LoginAttempt.reason != "throttled",
-        )
-    )
-    if (per_account or 0) >= settings.login_max_failures:
-        return True
-    if address is None:
-        return False
-    per_address = await session.scalar(
-        select(func.count()).where(
-            failed,
-            LoginAttempt.address == address,
-            LoginAttempt.at >= since,
-            LoginAttempt.reason != "throttled",
-        )
-    )
-    return (per_address or 0) >= settings.login_max_failures_per_address
 
 
 async def _find_login_user(
@@ -186,25 +180,21 @@ async def _find_login_user(
 
 async def _attempt(
     session: AsyncSession,
-    email: str,
-    tenant_slug: str | None,
-    address: str | None,
+    gate: throttle.LoginGate,
+    reservation: throttle.Reservation,
     user: User | None,
     reason: str,
 ) -> None:
-    # Kept even when the request fails: the caller's transaction would roll it back, so
-    # the attempt is written in a transaction of its own.
-    bind = session.bind
-    async with AsyncSession(bind) as own, own.begin():
-        own.add(
-            LoginAttempt(
-                email=email[:254],
-                tenant_slug=tenant_slug,
-                address=address,
-                user_id=user.id if user else None,
-                success=reason == "ok",
-                reason=reason,
-            )
+    # Kept even when the request fails: the caller's transaction would roll it back, so the
+    # outcome is written in a short transaction of its own. Its wait for a slot is not
+    # bounded: the attempt was reserved, and its outcome must be known.
+    async with (
+        gate.transaction(bounded=False),
+        AsyncSession(session.bind) as own,
+        own.begin(),
+    ):
+        await throttle.record_outcome(
+            own, reservation.attempt_id, user_id=user.id if user else None, reason=reason
         )
 
 
@@ -217,12 +207,14 @@ async def _issue(session: AsyncSession, settings: Settings, key: str, user: User
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=settings.access_token_ttl)).timestamp()),
         "typ": "access",
+        "ep": user.token_epoch,
     }
     access = jwt.encode(claims, key, algorithm=_TOKEN_ALGORITHM)
     refresh_token = secrets.token_urlsafe(32)
     session.add(
         RefreshToken(
             user_id=user.id,
+            token_epoch=user.token_epoch,
             token_hash=_digest(refresh_token),
             expires_at=now + timedelta(seconds=settings.refresh_token_ttl),
         )
@@ -247,10 +239,12 @@ async def list_login_attempts(
 # ---- who is calling -------------------------------------------------------------------------
 
 
-async def principal_from_credential(session: AsyncSession, credential: str, key: str) -> Principal:
-    """The caller behind a bearer access token or an API key."""
+async def principal_from_credential(
+    session: AsyncSession, credential: str, key: str, *, address: str | None = None
+) -> Principal:
+    """The caller behind a bearer access token or an API key (used from ``address``)."""
     if credential.startswith(API_KEY_PREFIX):
-        return await _principal_from_api_key(session, credential)
+        return await _principal_from_api_key(session, credential, address)
     try:
         claims = jwt.decode(
             credential, key, algorithms=[_TOKEN_ALGORITHM], options={"require": ["exp", "sub"]}
@@ -264,10 +258,16 @@ async def principal_from_credential(session: AsyncSession, credential: str, key:
     user = await session.get(User, int(claims["sub"]))
     if user is None or user.disabled:
         raise Unauthorized("this account is disabled or gone")
-    return Principal(user.id, Role(user.role), user.tenant_id, user.email)
+    if claims.get("ep") != user.token_epoch:
+        raise Unauthorized("the access token was revoked (password, role or account changed)")
+    return Principal(
+        user.id, Role(user.role), user.tenant_id, user.email, token_epoch=user.token_epoch
+    )
 
 
-async def _principal_from_api_key(session: AsyncSession, credential: str) -> Principal:
+async def _principal_from_api_key(
+    session: AsyncSession, credential: str, address: str | None
+) -> Principal:
     prefix, _, secret = credential.removeprefix(API_KEY_PREFIX).partition("_")
     stored = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if (
@@ -276,11 +276,53 @@ async def _principal_from_api_key(session: AsyncSession, credential: str) -> Pri
         or not hmac.compare_digest(stored.secret_hash, _digest(secret))
     ):
         raise Unauthorized("the API key is not valid")
+    now = datetime.now(UTC)
+    if stored.expires_at <= now:
+        raise Unauthorized("the API key expired")
     user = await session.get(User, stored.user_id)
     if user is None or user.disabled:
         raise Unauthorized("the API key's user is disabled or gone")
-    stored.last_used_at = datetime.now(UTC)
-    return Principal(user.id, Role(user.role), user.tenant_id, f"key:{stored.name}", stored.id)
+    if stored.token_epoch != user.token_epoch:
+        raise Unauthorized("the API key was revoked (password, role or account changed)")
+    address = address[:64] if address else None
+    if (
+        stored.last_used_at is None
+        or now - stored.last_used_at >= _LAST_USE_RESOLUTION
+        or stored.last_used_address != address
+    ):
+        await _record_key_use(session, stored.id, now, address)
+    return Principal(
+        user.id,
+        Role(user.role),
+        user.tenant_id,
+        f"key:{stored.name}",
+        stored.id,
+        read_only=stored.read_only,
+        areas=frozenset(stored.areas),
+        expires_at=stored.expires_at,
+        token_epoch=user.token_epoch,
+    )
+
+
+async def _record_key_use(
+    session: AsyncSession, key_id: int, now: datetime, address: str | None
+) -> None:
+    # In a short transaction of its own: kept whatever the request's outcome, and the key's
+    # row is never locked for the length of a request (a streamed export), which would make
+    # the key's other requests, and its revocation, wait.
+    async with AsyncSession(session.bind) as own, own.begin():
+        await own.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(
+                    ApiKey.last_used_at.is_(None),
+                    ApiKey.last_used_at <= now - _LAST_USE_RESOLUTION,
+                    ApiKey.last_used_address.is_distinct_from(address),
+                ),
+            )
+            .values(last_used_at=now, last_used_address=address)
+        )
 
 
 # ---- API keys -------------------------------------------------------------------------------
@@ -289,7 +331,26 @@ async def _principal_from_api_key(session: AsyncSession, credential: str) -> Pri
 async def create_api_key(
     session: AsyncSession, principal: Principal, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
-    """A key acting as the caller; its full text is returned once and never stored."""
+    """A key acting as the caller within its scope; its full text is returned once.
+
+    A key made by a key is never broader than its maker: no more areas, no writing when the
+    maker only reads, and no longer life.
+    """
+    if data.areas is not None:
+        areas = sorted(set(data.areas))
+    elif data.read_only:
+        areas = sorted(Area)
+    else:
+        areas = sorted(set(Area) - CREDENTIAL_AREAS)
+    expires_at = datetime.now(UTC) + timedelta(days=data.expires_in_days)
+    if principal.api_key_id is not None:
+        if principal.read_only and not data.read_only:
+            raise Invalid("body.read_only", "a read-only key can only make read-only keys")
+        beyond = sorted(set(areas) - (principal.areas or frozenset()))
+        if beyond:
+            raise Invalid("body.areas", f"beyond the areas of the key that asks: {beyond}")
+        if principal.expires_at is not None:
+            expires_at = min(expires_at, principal.expires_at)
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(
@@ -298,6 +359,10 @@ async def create_api_key(
         name=data.name,
         prefix=prefix,
         secret_hash=_digest(secret),
+        read_only=data.read_only,
+        areas=[str(area) for area in areas],
+        expires_at=expires_at,
+        token_epoch=await _epoch_of(session, principal),
     )
     session.add(key)
     await session.flush()
@@ -307,10 +372,22 @@ async def create_api_key(
         "create",
         "api_key",
         key.id,
-        {"name": data.name},
+        {
+            "name": data.name,
+            "read_only": key.read_only,
+            "areas": key.areas,
+            "expires_at": expires_at.isoformat(),
+        },
         tenant_id=principal.tenant_id,
     )
     return key, f"{API_KEY_PREFIX}{prefix}_{secret}"
+
+
+async def _epoch_of(session: AsyncSession, principal: Principal) -> int:
+    if principal.token_epoch is not None:
+        return principal.token_epoch
+    epoch = await session.scalar(select(User.token_epoch).where(User.id == principal.user_id))
+    return epoch or 0
 
 
 async def list_api_keys(session: AsyncSession, principal: Principal) -> list[ApiKey]:
@@ -321,7 +398,19 @@ async def list_api_keys(session: AsyncSession, principal: Principal) -> list[Api
     return list(rows.all())
 
 
+async def list_tenant_api_keys(
+    session: AsyncSession, scope: Scope, *, user_id: int | None
+) -> list[ApiKey]:
+    """Every key of the scope's tenant (an admin's view), or of one of its users."""
+    statement = select(ApiKey).where(ApiKey.tenant_id == scope.tenant_id)
+    if user_id is not None:
+        statement = statement.where(ApiKey.user_id == user_id)
+    rows = await session.scalars(statement.order_by(ApiKey.id))
+    return list(rows.all())
+
+
 async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: int) -> None:
+    """Revoke one of the caller's own keys."""
     key = await session.get(ApiKey, key_id)
     if key is None or key.user_id != principal.user_id:
         raise NotFound(f"no API key {key_id}")
@@ -331,6 +420,124 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: in
     )
 
 
+async def revoke_tenant_api_key(session: AsyncSession, scope: Scope, key_id: int) -> None:
+    """Revoke any key of the scope's tenant (an admin's)."""
+    key = await session.get(ApiKey, key_id)
+    if key is None or key.tenant_id != scope.tenant_id:
+        raise NotFound(f"no API key {key_id}")
+    key.revoked_at = key.revoked_at or datetime.now(UTC)
+    await audit.record(session, scope, "revoke", "api_key", key.id, {"user_id": key.user_id})
+
+
+# ---- revocation and the user's own password -------------------------------------------------
+
+
+async def revoke_credentials(session: AsyncSession, user: User, *, api_keys: bool) -> None:
+    """End every session of ``user``: its access tokens (epoch), refresh tokens, and keys.
+
+    Tokens and keys carry the epoch they were issued under, so one issued by a request still
+    running (a login, a refresh) is refused too. Kept keys move to the new epoch.
+    """
+    now = datetime.now(UTC)
+    old_epoch = user.token_epoch
+    user.token_epoch += 1
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    keys = update(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+    if api_keys:
+        await session.execute(keys.values(revoked_at=now))
+    else:
+        await session.execute(
+            keys.where(ApiKey.token_epoch == old_epoch).values(token_epoch=user.token_epoch)
+        )
+
+
+async def change_own_password(
+    session: AsyncSession,
+    settings: Settings,
+    key: str,
+    gate: throttle.LoginGate,
+    principal: Principal,
+    data: PasswordChange,
+    *,
+    address: str | None,
+) -> Tokens:
+    """The caller changes its password with the current one; its other sessions end.
+
+    Its API keys stay (an admin's reset revokes them); the caller gets fresh tokens.
+    """
+    if principal.api_key_id is not None:
+        raise Forbidden("an API key cannot change its user's password: log in")
+    user = await session.get(User, principal.user_id, with_for_update=True)
+    if user is None or user.disabled:
+        raise Unauthorized("this account is disabled or gone")
+    await _check_current_password(
+        session, settings, gate, user, data.current_password.get_secret_value(), address
+    )
+    new = data.new_password.get_secret_value()
+    if new == data.current_password.get_secret_value():
+        raise Invalid("body.new_password", "the same as the current password")
+    await passwords.ensure_strong(
+        new, email=user.email, names=[user.display_name], field="body.new_password"
+    )
+    user.password_hash = await hash_password(new)
+    await revoke_credentials(session, user, api_keys=False)
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "change-password",
+        "user",
+        user.id,
+        {"password": "changed"},
+        tenant_id=user.tenant_id,
+    )
+    return await _issue(session, settings, key, user)
+
+
+async def _check_current_password(
+    session: AsyncSession,
+    settings: Settings,
+    gate: throttle.LoginGate,
+    user: User,
+    password: str,
+    address: str | None,
+) -> None:
+    # Counted, throttled and bounded as a login of the account: guessing here is guessing
+    # at login. The attempt is kept in transactions of its own (the request's is rolled back
+    # on error).
+    slug = None
+    if user.tenant_id is not None:
+        slug = await session.scalar(select(Tenant.slug).where(Tenant.id == user.tenant_id))
+    async with gate.transaction(), AsyncSession(session.bind) as own, own.begin():
+        reserved = await throttle.reserve(
+            own, settings, email=user.email, tenant_slug=slug, address=address
+        )
+    if isinstance(reserved, throttle.Refusal):
+        raise Throttled(
+            "too many wrong passwords; try again later",
+            retry_after=reserved.retry_after,
+            per=reserved.per,
+        )
+    outcome = throttle.BUSY
+    try:
+        async with gate.verification():
+            ok = await verify_password(user.password_hash, password)
+        outcome = "ok" if ok else "bad-current-password"
+    finally:
+        async with (
+            gate.transaction(bounded=False),
+            AsyncSession(session.bind) as own,
+            own.begin(),
+        ):
+            await throttle.record_outcome(own, reserved.attempt_id, user_id=user.id, reason=outcome)
+    if not ok:
+        raise Invalid("body.current_password", "not the current password")
+
+
 # ---- users ----------------------------------------------------------------------------------
 
 
@@ -338,6 +545,9 @@ async def create_user(session: AsyncSession, scope: Scope, data: UserCreate) -> 
     """A user of the scope's tenant."""
     if data.role is Role.OPERATOR:
         raise Forbidden("operators are made with `graam-pbx operator create`")
+    await passwords.ensure_strong(
+        data.password.get_secret_value(), email=data.email, names=[data.display_name]
+    )
     user = User(
         tenant_id=scope.tenant_id,
         email=data.email,
@@ -357,7 +567,10 @@ async def create_user(session: AsyncSession, scope: Scope, data: UserCreate) -> 
 async def create_operator(
     session: AsyncSession, email: str, display_name: str, password: str
 ) -> User:
-    """A platform operator (no tenant)."""
+    """A platform operator (no tenant); a weak password is refused (field ``password``)."""
+    await passwords.ensure_strong(
+        password, email=email.strip().lower(), names=[display_name], field="password"
+    )
     user = User(
         tenant_id=None,
         email=email.strip().lower(),
@@ -402,12 +615,28 @@ async def update_user(
     changes = data.model_dump(exclude_unset=True, exclude={"password"})
     if data.role is Role.OPERATOR:
         raise Forbidden("a tenant user cannot become an operator")
+    # A reset, a new role or a disabled account ends every session the user had.
+    revoke = (
+        data.password is not None
+        or (data.role is not None and data.role.value != user.role)
+        or (data.disabled is True and not user.disabled)
+    )
+    if data.password is not None:
+        await passwords.ensure_strong(
+            data.password.get_secret_value(),
+            email=data.email or user.email,
+            names=[data.display_name or user.display_name],
+        )
     for field, value in changes.items():
         setattr(user, field, value.value if isinstance(value, Role) else value)
     if data.password is not None:
         user.password_hash = await hash_password(data.password.get_secret_value())
         changes["password"] = "changed"  # noqa: S105 - the audit says it changed, not to what
     await flush_or_conflict(session, taken=_email_taken(user.email))
+    if revoke:
+        await revoke_credentials(session, user, api_keys=True)
+        await session.flush()
+        changes["sessions"] = "revoked"
     await audit.record(session, scope, "update", "user", user.id, changes)
     return user
 

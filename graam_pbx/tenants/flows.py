@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents import service as agents_service
 from graam_pbx.agents.schemas import DeviceCreate
+from graam_pbx.auth import passwords
 from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Principal, Role, Scope
@@ -97,8 +98,8 @@ class FirstRun:
     catalogue: list[ForSale] = field(default_factory=list)
 
 
-def _password() -> str:
-    return secrets.token_urlsafe(15)
+def _password(email: str) -> str:
+    return passwords.generate(email)
 
 
 async def _free_demo_number(session: AsyncSession) -> str:
@@ -132,7 +133,7 @@ async def seed_demo_tenant(session: AsyncSession, operator: Principal, slug: str
         ("agent", f"ana@{slug}.example", "Ana Agent"),
         ("agent", f"bob@{slug}.example", "Bob Agent"),
     ):
-        password = _password()
+        password = _password(email)
         user = await auth_service.create_user(
             session,
             scope,
@@ -219,8 +220,8 @@ async def first_run(session: AsyncSession) -> FirstRun | None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FIRST_RUN_LOCK})
     if await session.scalar(select(func.count()).select_from(User)):
         return None
-    password = _password()
     email = "operator@graam.example"
+    password = _password(email)
     user = await auth_service.create_operator(session, email, "Operator", password)
     operator = Principal(user.id, Role.OPERATOR, None, email)
     tenant = await seed_demo_tenant(session, operator, DEMO_SLUG)

@@ -11,6 +11,7 @@ from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
+from graam_pbx.sip_security.models import SipBlock
 from graam_pbx.tenants.models import Tenant
 from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
 
@@ -36,6 +37,7 @@ __all__ = [
     "QueueMember",
     "RefreshToken",
     "Schedule",
+    "SipBlock",
     "Tenant",
     "Trunk",
     "User",

@@ -1,0 +1,1 @@
+"""Blocking SIP sources that keep failing to authenticate (Asterisk's security events)."""

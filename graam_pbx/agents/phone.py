@@ -6,21 +6,33 @@ comes from the channel variables every device's endpoint sets (``GRAAM_TENANT``,
 caller cannot. The same session functions as the API's do the work, in one transaction
 committed before the caller hears how it ended; the outcome is also left in the channel
 variable ``GRAAM_AGENT_RESULT``.
+
+Anything that reaches the FastAGI port could claim to be any phone: a request acts only once
+it proved it comes from Asterisk for that phone (``ami/agi_auth.py``): the tenant's key in the
+URL, and the channel, as Asterisk describes it over AMI, running AGI on that device's own
+endpoint with its variables. Otherwise nothing changes, the request is answered ``forbidden``
+and counted in ``graam_agi_refusals_total{reason}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from graam_pbx.agents import service as devices_service
 from graam_pbx.agents import sessions as sessions_service
 from graam_pbx.agents.sessions import LicenceExhausted
+from graam_pbx.ami.actions import ListActionSender
+from graam_pbx.ami.agi_auth import channel_facts, request_token, token_matches
+from graam_pbx.ami.errors import AmiError
 from graam_pbx.ami.fastagi import AgiSession
 from graam_pbx.auth.principal import Principal, Role, Scope
 from graam_pbx.errors import Conflict, GraamError, NotFound
+from graam_pbx.metrics import AGI_REFUSALS
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +47,12 @@ PROMPTS: dict[str, tuple[str, ...]] = {
     "paused": ("dictate/paused",),
     "unpaused": ("dictate/paused", "de-activated"),
     "failed": ("cannot-complete-as-dialed",),
+    "forbidden": ("cannot-complete-as-dialed",),
 }
 SCRIPTS = ("login", "logout", "pause")
 MAX_REASON_DIGITS = 8
+# Asking Asterisk about the channel: one Status action and one small query.
+VERIFY_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,18 +61,34 @@ class Caller:
     device_id: int
 
 
-def handler(sessions: async_sessionmaker[AsyncSession]) -> Callable[[AgiSession], Awaitable[None]]:
-    """The FastAGI handler of the feature codes, over ``sessions``."""
+def handler(
+    sessions: async_sessionmaker[AsyncSession], *, ami: ListActionSender, agi_key: bytes
+) -> Callable[[AgiSession], Awaitable[None]]:
+    """The FastAGI handler of the feature codes, over ``sessions``; ``ami`` and ``agi_key``
+    (``agi_auth.agi_key``, as the dialplan was rendered with) verify each request."""
 
     async def handle(agi: AgiSession) -> None:
         script = agi.script
         caller = await _caller(agi)
         outcome = "failed"
         if script in SCRIPTS and caller is not None:
-            try:
-                outcome = await _run(sessions, script, caller, agi.arguments)
-            except Exception:
-                log.exception("agent phone code failed script=%s", script)
+            refusal = await _refusal(sessions, ami, agi_key, agi, caller)
+            if refusal is not None:
+                AGI_REFUSALS.labels(reason=refusal).inc()
+                log.warning(
+                    "agent phone code refused: not proven to come from Asterisk "
+                    "script=%s tenant=%d device=%d reason=%s",
+                    script,
+                    caller.scope.tenant_id,
+                    caller.device_id,
+                    refusal,
+                )
+                outcome = "forbidden"
+            else:
+                try:
+                    outcome = await _run(sessions, script, caller, agi.arguments)
+                except Exception:
+                    log.exception("agent phone code failed script=%s", script)
         log.info(
             "agent phone code script=%s tenant=%s agent=%s outcome=%s",
             script,
@@ -81,6 +112,49 @@ async def _caller(agi: AgiSession) -> Caller | None:
     tenant_id, device_id, user_id = (int(part) for part in parts)
     principal = Principal(user_id, Role.AGENT, tenant_id, f"phone:device-{device_id}")
     return Caller(Scope(tenant_id, principal), device_id)
+
+
+async def _refusal(
+    sessions: async_sessionmaker[AsyncSession],
+    ami: ListActionSender,
+    key: bytes,
+    agi: AgiSession,
+    caller: Caller,
+) -> str | None:
+    """Why the request is not proven to come from Asterisk for ``caller`` (None: it is)."""
+    tenant_id = caller.scope.tenant_id
+    if not token_matches(key, tenant_id, request_token(agi.env.get("agi_request", ""))):
+        return "key"
+    try:
+        async with asyncio.timeout(VERIFY_TIMEOUT):
+            facts = await channel_facts(ami, agi.channel)
+    except (AmiError, TimeoutError) as err:
+        log.warning("agent phone code cannot be verified over AMI error=%s", err)
+        return "unverified"
+    if facts is None:
+        return "channel"
+    user_id = caller.scope.principal.user_id
+    claimed = {
+        "GRAAM_TENANT": str(tenant_id),
+        "GRAAM_DEVICE": str(caller.device_id),
+        "GRAAM_AGENT": str(user_id),
+    }
+    if any(facts.variables.get(name) != value for name, value in claimed.items()):
+        return "device"
+    # The variables are inherited by the channels a phone calls: only its own endpoint counts.
+    try:
+        async with asyncio.timeout(VERIFY_TIMEOUT), sessions() as session:
+            endpoint = await devices_service.device_endpoint(
+                session, tenant_id, caller.device_id, user_id
+            )
+    except TimeoutError:
+        return "unverified"
+    if endpoint is None or facts.variables.get("CHANNEL(endpoint)") != endpoint:
+        return "device"
+    # The phone's own channel, but in a call rather than dialing a code.
+    if facts.application != "AGI":
+        return "channel"
+    return None
 
 
 async def _run(

@@ -50,6 +50,9 @@ from graam_pbx.asterisk.render import (
 from graam_pbx.asterisk.shards import ShardedWriter
 from graam_pbx.asterisk.snapshot import Snapshot, load_snapshot, prompt_audio
 from graam_pbx.asterisk.writer import (
+    PRIVATE,
+    PUBLIC,
+    FileAccess,
     existing_tenants,
     reloads_for,
     remove_tenants,
@@ -101,6 +104,8 @@ class ConfigApplier:
         bus: EventBus | None = None,
         override_dir: Path | None = None,
         agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+        agi_key: bytes | None = None,
+        file_access: FileAccess = PRIVATE,
         settle_delay: float = 0.05,
         reload_deadline: float = RELOAD_DEADLINE,
         on_failure: FailureReport | None = None,
@@ -110,7 +115,10 @@ class ConfigApplier:
         self.sounds_dir = sounds_dir
         self._ami = ami
         self._bus = bus
-        self._shards = ShardedWriter(override_dir, agi_address)
+        # agi_key: the feature codes' FastAGI URLs carry each tenant's key (agi_auth);
+        # file_access: generated files hold secrets, readable by Asterisk's group at most.
+        self._shards = ShardedWriter(override_dir, agi_address, agi_key=agi_key, access=file_access)
+        self.file_access = file_access
         self._settle_delay = settle_delay
         self._pending: set[int] = set()
         self._full = False
@@ -301,7 +309,7 @@ class ConfigApplier:
         }
         index = trunks_index({t.id for t in snapshot.trunks} - set(result.trunks_failed) | kept)
         common = dict(TOP_FILES, **trunks, **{"trunks.conf": index})
-        written = await asyncio.to_thread(write_changed, self.config_dir, common)
+        written = await asyncio.to_thread(write_changed, self.config_dir, common, self.file_access)
         keep = set(trunks) | {trunk_file(trunk) for trunk in kept}
         written |= await asyncio.to_thread(remove_trunks, self.config_dir, keep)
         shards = await self._shards.write(self.config_dir, snapshot.tenants)
@@ -393,7 +401,7 @@ class ConfigApplier:
                 async with self._engine.connect() as connection:
                     audio = await prompt_audio(connection, prompt.id)
                 if audio is not None and hashlib.sha256(audio).hexdigest() == prompt.sha256:
-                    await asyncio.to_thread(write_atomically, directory / name, audio)
+                    await asyncio.to_thread(write_atomically, directory / name, audio, PUBLIC)
             for name in present - set(wanted):
                 (directory / name).unlink(missing_ok=True)
             # Hold music classes are made of the prompts just synced; Asterisk scans a

@@ -18,6 +18,7 @@ import jinja2
 import phonenumbers
 
 from graam_pbx import sip_values
+from graam_pbx.ami.agi_auth import KEY_PARAMETER, tenant_token
 from graam_pbx.asterisk.snapshot import (
     Dest,
     MohClassConf,
@@ -70,6 +71,7 @@ _DIGITS = re.compile(r"^[0-9]{1,16}$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _DTMF = re.compile(r"^[0-9*#]$")
 _HEX = re.compile(r"^[0-9a-f]{32}$")
+_AGI_QUERY = re.compile(r"^(\?key=[0-9a-f]{32})?$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 _TZ = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -197,6 +199,7 @@ def environment(override_dir: Path | None = None) -> jinja2.Environment:
         e164_digits=lambda value: _strict(_E164, "E.164 number")(value)[1:],
         dtmf=_strict(_DTMF, "DTMF digit"),
         hexdigest=_strict(_HEX, "digest"),
+        agi_query=_strict(_AGI_QUERY, "FastAGI query"),
         host=_checked(sip_values.uri_host, "host"),
         sip_user=_checked(sip_values.sip_user, "SIP username"),
         network=_checked(sip_values.network, "address"),
@@ -250,17 +253,27 @@ def moh_file(position: int, prompt: PromptConf) -> str:
     return f"{position:02d}-p{prompt.id}-{prompt.sha256[:12]}"
 
 
+def agi_query(tenant_id: int, agi_key: bytes | None) -> str:
+    """The query of the tenant's FastAGI URLs: its key (none without ``agi_key``: the
+    control plane then refuses every request made through them)."""
+    if agi_key is None:
+        return ""
+    return f"?{KEY_PARAMETER}={tenant_token(agi_key, tenant_id)}"
+
+
 def render_tenant(
     env: jinja2.Environment,
     tenant: TenantConf,
     *,
     agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+    agi_key: bytes | None = None,
 ) -> dict[str, str]:
     """The tenant's files, by name inside its directory ``tenants/t<id>/``."""
     context: dict[str, Any] = {
         "tenant": tenant,
         "agi_host": agi_address[0],
         "agi_port": int(agi_address[1]),
+        "agi_query": agi_query(tenant.id, agi_key),
         "names": tenant.agent_names,
         "realm": SIP_REALM,
         "ring_seconds": RING_SECONDS,
@@ -331,12 +344,11 @@ def tenant_files(
     tenant: TenantConf,
     *,
     agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+    agi_key: bytes | None = None,
 ) -> dict[str, str]:
     """One tenant's files, by path relative to the generated directory."""
-    return {
-        f"tenants/t{tenant.id}/{name}": text
-        for name, text in render_tenant(env, tenant, agi_address=agi_address).items()
-    }
+    rendered = render_tenant(env, tenant, agi_address=agi_address, agi_key=agi_key)
+    return {f"tenants/t{tenant.id}/{name}": text for name, text in rendered.items()}
 
 
 def render_all(
@@ -344,9 +356,10 @@ def render_all(
     snapshot: Snapshot,
     *,
     agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+    agi_key: bytes | None = None,
 ) -> dict[str, str]:
     """Every generated file of the snapshot, by path relative to the generated directory."""
     files = common_files(env, snapshot)
     for tenant in snapshot.tenants:
-        files.update(tenant_files(env, tenant, agi_address=agi_address))
+        files.update(tenant_files(env, tenant, agi_address=agi_address, agi_key=agi_key))
     return files

@@ -27,7 +27,7 @@ from graam_pbx.asterisk.render import (
     tenant_files,
 )
 from graam_pbx.asterisk.snapshot import TenantConf
-from graam_pbx.asterisk.writer import remove_stale, write_changed
+from graam_pbx.asterisk.writer import PRIVATE, FileAccess, remove_stale, write_changed
 
 # Below this many tenants the work stays in this process (one tenant renders in about 1 ms).
 SHARD_THRESHOLD = 64
@@ -40,6 +40,8 @@ class ShardJob:
     override_dir: Path | None
     agi_address: tuple[str, int]
     tenants: tuple[TenantConf, ...]
+    agi_key: bytes | None = field(default=None, repr=False)
+    access: FileAccess = PRIVATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,9 @@ def write_tenants(
     config_dir: Path,
     tenants: Sequence[TenantConf],
     agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
+    *,
+    agi_key: bytes | None = None,
+    access: FileAccess = PRIVATE,
 ) -> ShardResult:
     """Render these tenants, write the files that changed, prune the ones no longer made.
 
@@ -67,13 +72,13 @@ def write_tenants(
     for tenant in tenants:
         started = time.perf_counter()
         try:
-            files = tenant_files(env, tenant, agi_address=agi_address)
+            files = tenant_files(env, tenant, agi_address=agi_address, agi_key=agi_key)
         except Exception as err:
             failed[tenant.id] = render_failure(err)
             continue
         finally:
             rendering += time.perf_counter() - started
-        written |= write_changed(config_dir, files)
+        written |= write_changed(config_dir, files, access)
         written |= remove_stale(config_dir, tenant.id, set(TENANT_FILES))
     return ShardResult(frozenset(written), rendering, failed)
 
@@ -87,7 +92,9 @@ def _run_shard(job: ShardJob) -> ShardResult:
     env = _ENVIRONMENTS.get(job.override_dir)
     if env is None:
         env = _ENVIRONMENTS[job.override_dir] = environment(job.override_dir)
-    return write_tenants(env, job.config_dir, job.tenants, job.agi_address)
+    return write_tenants(
+        env, job.config_dir, job.tenants, job.agi_address, agi_key=job.agi_key, access=job.access
+    )
 
 
 def _ready() -> int:
@@ -107,10 +114,14 @@ class ShardedWriter:
         agi_address: tuple[str, int] = DEFAULT_AGI_ADDRESS,
         *,
         processes: int | None = None,
+        agi_key: bytes | None = None,
+        access: FileAccess = PRIVATE,
     ) -> None:
         self.env = environment(override_dir)  # what this process renders with
         self._override_dir = override_dir  # the workers build the same environment from it
         self._agi_address = agi_address
+        self._agi_key = agi_key
+        self.access = access
         self.processes = max(1, processes or os.cpu_count() or 1)
         self._pool: Executor | None = None
 
@@ -129,7 +140,13 @@ class ShardedWriter:
         """Every tenant's files written; render time is the sum over shards (CPU time)."""
         if len(tenants) < SHARD_THRESHOLD:
             return await asyncio.to_thread(
-                write_tenants, self.env, config_dir, tenants, self._agi_address
+                write_tenants,
+                self.env,
+                config_dir,
+                tenants,
+                self._agi_address,
+                agi_key=self._agi_key,
+                access=self.access,
             )
         pool = self._executor()
         loop = asyncio.get_running_loop()
@@ -142,7 +159,14 @@ class ShardedWriter:
                 loop.run_in_executor(
                     pool,
                     _run_shard,
-                    ShardJob(config_dir, self._override_dir, self._agi_address, shard),
+                    ShardJob(
+                        config_dir,
+                        self._override_dir,
+                        self._agi_address,
+                        shard,
+                        self._agi_key,
+                        self.access,
+                    ),
                 )
                 for shard in shards
             )

@@ -241,6 +241,12 @@ class AsteriskSandbox:
             path.mkdir(parents=True, exist_ok=True)
         generated = self.etc_dir / GENERATED_SUBDIR
         generated.mkdir(exist_ok=True)
+        # The instance holds secrets (the AMI secret, generated SIP digests, voicemail PINs,
+        # carrier passwords, the FastAGI keys) and voicemail and logs: no other user may even
+        # look in. Asterisk runs as root inside the chroot (its own ``asterisk`` user's ids
+        # mean other groups on the host), so owner-only modes are enough for it.
+        for directory in (self._state, self.etc_dir, generated):
+            directory.chmod(0o700)
         base = self.config.base_conf_dir
         for source in sorted(self.config.base_conf_dir.rglob("*")):
             if source.is_dir() or "templates" in source.relative_to(base).parts:
@@ -251,7 +257,12 @@ class AsteriskSandbox:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-        (self.etc_dir / "manager_graam.conf").write_text(
+            target.chmod(0o600)
+        manager = self.etc_dir / "manager_graam.conf"
+        # Made owner-only before the secret is in it.
+        manager.touch(mode=0o600)
+        manager.chmod(0o600)
+        manager.write_text(
             f"port = {self.config.ami_port}\n\n"
             f"[{self.config.ami_username}]\n"
             f"secret = {self.secret()}\n"
@@ -261,7 +272,6 @@ class AsteriskSandbox:
             "write = all\n"
             "writetimeout = 1000\n"
         )
-        (self.etc_dir / "manager_graam.conf").chmod(0o600)
         (self.etc_dir / "pjsip_transports.conf").write_text(self._transports())
 
     def _transports(self) -> str:

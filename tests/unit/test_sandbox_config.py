@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,21 @@ def test_the_instance_resolves_the_machines_name_to_loopback(tmp_path: Path) -> 
     assert nameservers == ["127.0.0.1"]
     assert "options timeout:1 attempts:1" in resolver
     assert not (tmp_path / "rootfs").exists()  # the shared cache is never written
+
+
+def test_the_instance_is_closed_to_other_users(tmp_path: Path) -> None:
+    sandbox = _sandbox(tmp_path)
+    sandbox.state_dir.mkdir(parents=True)
+    sandbox.state_dir.chmod(0o755)  # as an older version made it
+    previous = os.umask(0o000)
+    try:
+        sandbox._write_config()
+    finally:
+        os.umask(previous)
+    generated = sandbox.etc_dir / "graam"
+    for directory in (sandbox.state_dir, sandbox.etc_dir, generated):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    for path in sandbox.etc_dir.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) & stat.S_IRWXO == 0, path
+    assert stat.S_IMODE((sandbox.etc_dir / "manager_graam.conf").stat().st_mode) == 0o600

@@ -14,10 +14,12 @@ from graam_pbx.asterisk.render import environment, render_all
 from tests.unit.asterisk.sample import sample_snapshot
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "config"
+# A fixed FastAGI key, so that the feature codes' URLs carry the keys they have in production.
+GOLDEN_AGI_KEY = bytes(range(32))
 
 
 def test_rendered_files_equal_golden_files() -> None:
-    files = render_all(environment(), sample_snapshot())
+    files = render_all(environment(), sample_snapshot(), agi_key=GOLDEN_AGI_KEY)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         for name, text in files.items():
             (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)

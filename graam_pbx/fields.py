@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zoneinfo
+from datetime import datetime
 from typing import Annotated, Any
 
 import phonenumbers
@@ -16,7 +17,25 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 MAX_ID = 2**63 - 1  # ids are Postgres bigints: a larger one is refused, never sent to the server
 
-ObjectId = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
+# Strict: a JSON body's id is a number, never "1" nor true (what the schema says, and what
+# a client sending anything else would want to hear).
+ObjectId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True, examples=[1])]
+# Strict too: a JSON boolean, never 0, 1, "yes" nor "true".
+Flag = Annotated[bool, Field(strict=True)]
+
+
+_PLAIN_NUMBER = re.compile(r"^\s*[-+]?[0-9.]+([eE][-+]?[0-9]+)?\s*$")
+
+
+def _iso_datetime_only(value: Any) -> Any:
+    # pydantic also reads a number as seconds since 1970; the API documents ISO 8601 only.
+    if isinstance(value, int | float) or (isinstance(value, str) and _PLAIN_NUMBER.match(value)):
+        raise ValueError("write an ISO 8601 date and time, e.g. 2026-01-31T09:00:00+01:00")
+    return value
+
+
+# A date and time as ISO 8601 text (a time zone offset, else UTC is not assumed: naive).
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime_only)]
 
 
 def _not_null(value: Any) -> Any:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Header, Path, Query, Response
 from pydantic import BaseModel, Field
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graam_pbx.errors import Invalid
 from graam_pbx.fields import MAX_ID
@@ -37,14 +43,18 @@ class ErrorOut(BaseModel):
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error codes a route can answer."""
+    if 401 in codes and 403 not in codes:
+        # Whatever takes credentials answers 403 to an API key outside its scope.
+        codes = (*codes, 403)
     described = {
         401: "Missing or invalid credentials",
-        403: "The caller's role may not do this",
+        403: "The caller's role, or its API key's scope, may not do this",
         404: "No such object in the caller's tenant",
         409: "Conflicts with what is stored",
         412: "If-Match does not match the current ETag",
         422: "Invalid input; details.errors names each field",
         429: "Too many failed attempts; retry later",
+        503: "Too busy now; retry after Retry-After seconds",
     }
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
 
@@ -81,9 +91,22 @@ class PageQuery(BaseModel):
     after_id: int | None
 
 
+# What a cursor looks like (unpadded URL-safe base64), so a client's schema knows that an
+# empty one is no cursor; one this API did not return is still a 422 on ``cursor``.
+CursorParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="next_cursor of the previous page",
+    ),
+]
+
+
 def page_query(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page")] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorParam = None,
 ) -> PageQuery:
     return PageQuery(limit=limit, after_id=decode_cursor(cursor))
 
@@ -121,3 +144,232 @@ def expected_version(if_match: str | None, object_id: int) -> int | None:
         if ident == str(object_id) and version.isdigit():
             return int(version)
     return 0  # names another object or no version: matches nothing
+
+
+# What Postgres cannot store in a text (nor a jsonb) value: NUL, and lone surrogates, which are
+# no Unicode text and have no UTF-8 form (JSON's "\ud800" escapes make them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def unstorable_reason(text: str) -> str | None:
+    """Why ``text`` cannot be stored as text, or None when it can."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "NUL characters are not allowed"
+    return "lone surrogates (not Unicode text) are not allowed"
+
+
+def _unstorable_in_json(value: Any, at: str) -> tuple[str, str] | None:
+    if isinstance(value, str):
+        reason = unstorable_reason(value)
+        return (at, reason) if reason else None
+    items: Iterator[tuple[Any, Any]]
+    if isinstance(value, dict):
+        for key in value:
+            reason = unstorable_reason(key)
+            if reason:
+                return f"{at}.{key}", reason
+        items = iter(value.items())
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _unstorable_in_json(item, f"{at}.{key}")
+        if found:
+            return found
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    # FastAPI parses a body without a content type, and any application/*json, as JSON.
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class StorableInput:
+    """Refuses, before any route runs, input Postgres could not store: one 422, never a 500.
+
+    Every string of the path, the query, the headers and a JSON body is checked, so a filter
+    (``?did=%00``) or a free-text field added later is covered without a type of its own; a
+    body that is not UTF-8 is the same 422 on ``body``. The error has the one shape of every
+    error, naming the field (``query.did``, ``body.options.1``, ``path.msg_id``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        found = _unstorable_in_path(scope) or _unstorable_in_query(scope)
+        found = found or _unstorable_in_headers(scope)
+        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
+        content_type = headers.get("content-type")
+        if (
+            found is None
+            and scope["method"] in _BODY_METHODS
+            and _is_json(content_type.decode("latin-1") if content_type else None)
+        ):
+            body, more = await _read_body(receive)
+            found = _unstorable_in_body(body)
+            receive = _replay(body, more, receive)
+        if found is not None:
+            field, reason = found
+            error = ErrorOut(
+                error_id="validation-failed",
+                message="the request is not valid",
+                details={"errors": [{"field": field, "reason": reason}]},
+            )
+            # ASCII JSON: a field named by a lone surrogate goes back as its "\ud800" escape.
+            response = Response(json.dumps(error.model_dump()), 422, media_type="application/json")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _unstorable_in_path(scope: Scope) -> tuple[str, str] | None:
+    reason = unstorable_reason(scope["path"])
+    if reason is None:
+        return None
+    # Name the path parameter when a documented path matches, as a validation error would.
+    app = scope.get("app")
+    document = app.openapi() if app is not None and hasattr(app, "openapi") else {}
+    for template in document.get("paths", {}):
+        regex, _, _ = compile_path(template)
+        matched = regex.match(scope["path"])
+        if matched:
+            for name, value in matched.groupdict().items():
+                if unstorable_reason(value):
+                    return f"path.{name}", reason
+    return "path", reason
+
+
+def _unstorable_in_query(scope: Scope) -> tuple[str, str] | None:
+    # Decoded as Starlette decodes it; bytes that are not UTF-8 become U+FFFD there.
+    query = scope.get("query_string", b"").decode("latin-1")
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        reason = unstorable_reason(key) or unstorable_reason(value)
+        if reason:
+            return f"query.{key}", reason
+    return None
+
+
+def _unstorable_in_headers(scope: Scope) -> tuple[str, str] | None:
+    for key, value in scope["headers"]:
+        if b"\x00" in key or b"\x00" in value:
+            return f"header.{key.decode('latin-1').lower()}", "NUL characters are not allowed"
+    return None
+
+
+def _unstorable_in_body(body: bytes) -> tuple[str, str] | None:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body", "not UTF-8 text"
+    if not text.strip():
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None  # FastAPI answers malformed JSON with its own 422 on the position
+    return _unstorable_in_json(document, "body")
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole body, and any message that came after it (a disconnect)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), [message]
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), []
+
+
+def _replay(body: bytes, after: list[Message], receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *after]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def started_stream(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``chunks`` with its first chunk already made, for a ``StreamingResponse``.
+
+    Awaited in the route, so that a refusal or a failing first query is an error response in
+    the usual shape; only once the first chunk exists does the 200 start.
+    """
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = None
+
+    async def stream() -> AsyncIterator[str]:
+        if first is None:
+            return
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return stream()
+
+
+def _not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    options = schema.get("anyOf")
+    if not isinstance(options, list):
+        return schema
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) == len(options):
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    if len(kept) == 1:
+        return {**kept[0], **rest}
+    return {**rest, "anyOf": kept}
+
+
+def openapi_parameters_without_null(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with no ``null`` among path, query, header or cookie values.
+
+    A parameter is a string on the wire: ``X-Graam-Tenant: null`` is no tenant id but the
+    text "null" (a 422); an optional parameter is one left out, as ``required: false`` says.
+    """
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if "schema" in parameter:
+                    parameter["schema"] = _not_nullable(parameter["schema"])
+    return document
+
+
+def allowed_methods(document: dict[str, Any], path: str) -> list[str]:
+    """Every method the OpenAPI document serves at ``path``: a 405's ``Allow`` header.
+
+    FastAPI's own 405 names only the methods of the first route whose path matched.
+    """
+    methods: set[str] = set()
+    for template, item in document.get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(path):
+            methods.update(method.upper() for method in item if method.upper() in _HTTP_METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})

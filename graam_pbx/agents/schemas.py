@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from graam_pbx.fields import Extension, NotNull, ObjectId, ObjectName
+from graam_pbx.fields import Extension, Flag, NotNull, ObjectId, ObjectName
 
 
 class Codec(StrEnum):
@@ -126,7 +126,7 @@ class SessionPause(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"paused": True, "reason": "lunch"}]}
     )
 
-    paused: bool
+    paused: Flag
     reason: PauseReason | None = Field(None, description="Why (kept only while paused).")
 
 

@@ -18,8 +18,8 @@ from graam_pbx.cdr.schemas import (
 )
 from graam_pbx.cdr.service import CdrScope
 from graam_pbx.deps import Caller, DbSession
-from graam_pbx.fields import MAX_ID
-from graam_pbx.rest import MAX_PAGE, Page, error_responses
+from graam_pbx.fields import MAX_ID, IsoDateTime
+from graam_pbx.rest import MAX_PAGE, CursorParam, Page, error_responses, started_stream
 
 # Admins and supervisors read the tenant's calls; agents only their own; operators every
 # tenant's, or the one they name.
@@ -55,8 +55,10 @@ Reading = Annotated[CdrScope, Depends(reading_scope)]
 
 
 def cdr_filters(
-    since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="Started at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Started before (ISO 8601)")] = None,
     direction: Direction | None = None,
     from_number: Annotated[
         str | None, Query(alias="from", max_length=80, description="The caller")
@@ -108,7 +110,7 @@ async def list_cdrs(
     session: DbSession,
     filters: Filters,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Legs per page")] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorParam = None,
 ) -> Page[CdrOut]:
     rows, after = await service.list_cdrs(
         session, scope, filters, after=CdrCursor.decode(cursor), limit=limit
@@ -128,8 +130,10 @@ async def list_cdrs(
     summary="Every matching leg as CSV, streamed (any range, constant memory)",
 )
 async def export_cdrs(scope: Reading, filters: Filters, request: Request) -> StreamingResponse:
+    # The first chunk (the first query) is made before the 200 starts: a failure is an error.
+    chunks = await started_stream(service.export_csv(request.app.state.sessions, scope, filters))
     return StreamingResponse(
-        service.export_csv(request.app.state.sessions, scope, filters),
+        chunks,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="cdrs.csv"'},
     )

@@ -181,12 +181,15 @@ async def export_csv(
     Each chunk is read in its own short transaction (keyset on start and id), so a long
     download holds no snapshot and no connection between chunks.
     """
-    yield _csv_line(EXPORT_COLUMNS)
+    # The header goes out with the first rows, so that the first query runs before anything
+    # is sent (an API route can still answer an error instead).
+    head = _csv_line(EXPORT_COLUMNS)
     after: CdrCursor | None = None
     while True:
         async with sessions() as session:
             rows, after = await list_cdrs(session, scope, filters, after=after, limit=EXPORT_CHUNK)
-        yield "".join(_csv_line(_export_row(cdr)) for cdr in rows)
+        yield head + "".join(_csv_line(_export_row(cdr)) for cdr in rows)
+        head = ""
         if after is None:
             return
 

@@ -9,7 +9,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from graam_pbx.fields import E164
+from graam_pbx.fields import E164, Flag
 from graam_pbx.numbers.models import NumberStatus, NumberType
 
 # What the catalogue sells, by libphonenumber's own classification of each number.
@@ -143,7 +143,7 @@ class NumberPurchase(BaseModel):
 class NumberRelease(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"port_out": False}]})
 
-    port_out: bool = Field(
+    port_out: Flag = Field(
         False,
         description="Keep the number for the tenant's port-out request: it is never sold again.",
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from graam_pbx.destinations.schemas import Destination, RoutedTo
-from graam_pbx.fields import NotNull, ObjectId, ObjectName
+from graam_pbx.fields import Flag, NotNull, ObjectId, ObjectName
 from graam_pbx.queues.models import STRATEGIES, Queue
 
 
@@ -56,8 +56,8 @@ class QueueCreate(BaseModel):
         description="Hold music: 'default' (the installation's) or one of the tenant's classes "
         "(/api/v1/moh-classes).",
     )
-    announce_position: bool = False
-    announce_holdtime: bool = False
+    announce_position: Flag = False
+    announce_holdtime: Flag = False
     announce_frequency: int = Field(0, ge=0, le=3600, description="Seconds; 0 never announces.")
     weight: int = Field(0, ge=0, le=100, description="Priority over other queues sharing agents.")
 
@@ -78,8 +78,8 @@ class QueueUpdate(BaseModel):
     max_wait: int | None = Field(None, ge=1, le=86400)
     fallback: RoutedTo | None = None
     music_on_hold: Annotated[ObjectName | None, NotNull] = None
-    announce_position: Annotated[bool | None, NotNull] = None
-    announce_holdtime: Annotated[bool | None, NotNull] = None
+    announce_position: Annotated[Flag | None, NotNull] = None
+    announce_holdtime: Annotated[Flag | None, NotNull] = None
     announce_frequency: Annotated[int | None, NotNull] = Field(None, ge=0, le=3600)
     weight: Annotated[int | None, NotNull] = Field(None, ge=0, le=100)
 

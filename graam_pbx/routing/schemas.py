@@ -18,7 +18,7 @@ from pydantic import (
 
 from graam_pbx import sip_values
 from graam_pbx.destinations.schemas import Destination, RoutedTo
-from graam_pbx.fields import Country, NotNull, ObjectId, ObjectName, Timezone
+from graam_pbx.fields import Country, Flag, NotNull, ObjectId, ObjectName, Timezone
 from graam_pbx.routing.models import InboundRoute, Trunk
 
 # ---- trunks ---------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class TrunkCreate(BaseModel):
     country: Country = Field(description="Where calls leave the network: the rating origin.")
     username: TrunkUsername | None = None
     password: TrunkPassword | None = None
-    enabled: bool = True
+    enabled: Flag = True
     match: TrunkMatch = TrunkMatch.IP
     inbound_addresses: InboundAddresses = []
     match_header: MatchHeader | None = None
@@ -152,7 +152,7 @@ class TrunkUpdate(BaseModel):
     country: Annotated[Country | None, NotNull] = None
     username: TrunkUsername | None = Field(None, description="null removes it")
     password: TrunkPassword | None = Field(None, description="Write-only; null removes it")
-    enabled: Annotated[bool | None, NotNull] = None
+    enabled: Annotated[Flag | None, NotNull] = None
     match: Annotated[TrunkMatch | None, NotNull] = None
     inbound_addresses: Annotated[InboundAddresses | None, NotNull] = None
     match_header: MatchHeader | None = Field(None, description="null removes it")

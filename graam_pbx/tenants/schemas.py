@@ -31,7 +31,7 @@ class TenantCreate(BaseModel):
     country: Country
     timezone: Timezone
     plan: ObjectName = "standard"
-    licences: int = Field(0, ge=0, le=100_000)
+    licences: int = Field(0, ge=0, le=100_000, strict=True)
 
 
 class TenantUpdate(BaseModel):
@@ -76,4 +76,4 @@ class LicencesOut(BaseModel):
 class LicencesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"licences": 25}]})
 
-    licences: int = Field(ge=0, le=100_000)
+    licences: int = Field(ge=0, le=100_000, strict=True)

@@ -10,6 +10,7 @@ from graam_pbx.deps import Admin, DbSession, Reader
 from graam_pbx.errors import Invalid
 from graam_pbx.rest import (
     MAX_PAGE,
+    CursorParam,
     ErrorOut,
     IfMatch,
     Page,
@@ -158,7 +159,7 @@ async def list_messages(
     request: Request,
     folder: Annotated[MessageFolder | None, Query(description="Only this folder")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page")] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorParam = None,
 ) -> Page[MessageOut]:
     messages, last = await service.list_messages(
         session,

@@ -27,7 +27,12 @@ from tests.unit.test_wav import make_wav
 Sessions = async_sessionmaker[AsyncSession]
 
 # Routes a tenant admin may not use at all: B's admin gets 403 on its own objects too.
-OPERATOR_ONLY = {("PATCH", "/api/v1/tenants/{tenant_id}")}
+OPERATOR_ONLY = {
+    ("PATCH", "/api/v1/tenants/{tenant_id}"),
+    ("DELETE", "/api/v1/sip-blocks/{address}"),
+}
+# A blocked SIP source (operator-level, no tenant owns it).
+BLOCKED_ADDRESS = "192.0.2.10"
 # Operator-level objects shared by every tenant (readable, not tenant data).
 SHARED = {"/api/v1/trunks/{trunk_id}"}
 # A voicemail message's id (Asterisk's msg_id): the box it is asked of is A's.
@@ -130,6 +135,8 @@ def _fill(path: str, ids: dict[str, int]) -> str:
             return str(ids["outbound_route_id"])
         if name == "msg_id":
             return VOICEMAIL_MSG_ID
+        if name == "address":
+            return BLOCKED_ADDRESS
         return str(ids[name])
 
     return re.sub(r"\{(\w+)\}", value, path)
@@ -170,7 +177,7 @@ async def test_operator_only_routes_refuse_tenant_admins_on_their_own_tenant(
     for method, path in OPERATOR_ONLY:
         response = await client.request(
             method,
-            path.replace("{tenant_id}", str(b.tenant_id)),
+            path.replace("{tenant_id}", str(b.tenant_id)).replace("{address}", BLOCKED_ADDRESS),
             headers=b.admin.headers,
             json={},
         )
@@ -195,6 +202,7 @@ async def test_no_list_shows_another_tenants_objects(
         "/api/v1/outbound-routes": "outbound_route_id",
         "/api/v1/tenants": "tenant_id",
         "/api/v1/auth/api-keys": "key_id",
+        "/api/v1/api-keys": "key_id",
     }
     for method, path in _routes():
         if method != "GET" or "{" in path or path == "/api/v1/auth/me":

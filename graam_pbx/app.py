@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,12 +27,15 @@ from graam_pbx.agents import api as agents_api
 from graam_pbx.agents import phone as agents_phone
 from graam_pbx.agents.worker import AgentWorker
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.ami.agi_auth import agi_key
 from graam_pbx.ami.fastagi import FastAgiServer
 from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.asterisk.writer import configured_access
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
+from graam_pbx.auth.throttle import LoginGate
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
@@ -43,9 +48,12 @@ from graam_pbx.moh import api as moh_api
 from graam_pbx.numbers import api as numbers_api
 from graam_pbx.prompts import api as prompts_api
 from graam_pbx.queues import api as queues_api
+from graam_pbx.rest import StorableInput, allowed_methods, openapi_parameters_without_null
 from graam_pbx.routing import api as routing_api
 from graam_pbx.routing.worker import TrunkResolver
 from graam_pbx.settings import Settings, get_settings
+from graam_pbx.sip_security import api as sip_security_api
+from graam_pbx.sip_security.worker import BlockPolicy, SipSecurityWorker
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
 from graam_pbx.voicemail.mail import SmtpRelay
@@ -71,6 +79,7 @@ API_ROUTERS: list[APIRouter] = [
     voicemail_api.router,
     cdr_api.router,
     config_status_api.router,
+    sip_security_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -119,6 +128,7 @@ class Runtime:
     ami: AmiSupervisor
     signing_key: str
     applier: ConfigApplier | None
+    logins: LoginGate
     agents: AgentWorker | None = None
     cdr: CdrWorker | None = None
     voicemail_spool: VoicemailSpool | None = None
@@ -134,6 +144,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
         bus = EventBus()
         ami = AmiSupervisor(endpoints.ami, bus)
+        # Each tenant's FastAGI URLs carry a key derived from the signing key: the dialplan
+        # holds it and the FastAGI server checks it (ami/agi_auth.py).
+        fastagi_key = agi_key(auth_service.signing_key(settings))
         applier = (
             ConfigApplier(
                 engine,
@@ -143,6 +156,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 bus=bus,
                 override_dir=settings.config_templates_dir,
                 agi_address=(settings.agi_host, settings.agi_port),
+                agi_key=fastagi_key,
+                file_access=configured_access(settings),
                 # A tenant whose configuration starts (or stops) failing gets an audit entry.
                 on_failure=config_status_service.failure_auditor(session_factory(engine)),
             )
@@ -170,6 +185,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             ami=ami,
             signing_key=auth_service.signing_key(settings),
             applier=applier,
+            logins=LoginGate.from_settings(settings),
             agents=agents,
             cdr=cdr,
             voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
@@ -186,7 +202,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         )
         # The agents' phone codes (*45, *46, *47) arrive here from the dialplan.
         fastagi = FastAgiServer(
-            settings.agi_host, settings.agi_port, agents_phone.handler(app.state.sessions)
+            settings.agi_host,
+            settings.agi_port,
+            agents_phone.handler(app.state.sessions, ami=ami, agi_key=fastagi_key),
         )
         # New voicemail messages leave by e-mail through GRAAM_SMTP_* (said once when unset).
         notifier = VoicemailNotifier(
@@ -204,6 +222,16 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             interval=settings.trunk_resolve_interval,
             timeout=settings.trunk_resolve_timeout,
         )
+        # SIP sources that keep failing to authenticate are blocked (Asterisk's security
+        # events in, a deny list Asterisk enforces out); the API's unblock wakes it.
+        sip_security = SipSecurityWorker(
+            session_factory(engine),
+            bus,
+            ami,
+            BlockPolicy.from_settings(settings),
+            config_dir=endpoints.config_dir,
+        )
+        app.state.sip_security = sip_security
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
         # The applier subscribes to AMI's resync before AMI first connects; the agent worker
         # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
@@ -218,6 +246,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             cdr,
             notifier,
             trunk_resolver,
+            sip_security,
         ]
         started: list[Component] = []
         try:
@@ -251,7 +280,22 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     app.add_middleware(
         AdmissionLimit, prefix="/api/v1/agents/", limit=settings.agent_session_concurrency
     )
+    # Outermost: input Postgres cannot store is refused before it waits for any slot.
+    app.add_middleware(StorableInput)
+    _document_parameters_as_sent(app)
     return app
+
+
+def _document_parameters_as_sent(app: FastAPI) -> None:
+    # FastAPI documents an optional parameter as "integer or null"; on the wire it is left out.
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_parameters_without_null(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class AdmissionLimit:
@@ -285,12 +329,30 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GraamError)
     async def graam_error(_: Request, exc: GraamError) -> JSONResponse:
         headers = (
-            {"Retry-After": str(exc.details["retry_after"])} if exc.status_code == 429 else None
+            {"Retry-After": str(exc.details["retry_after"])}
+            if exc.status_code in (429, 503) and "retry_after" in exc.details
+            else None
         )
         return JSONResponse(
             error_body(exc.error_id, exc.message, exc.details),
             status_code=exc.status_code,
             headers=headers,
+        )
+
+    @app.exception_handler(sqlalchemy_errors.TimeoutError)
+    async def pool_timeout(_: Request, exc: sqlalchemy_errors.TimeoutError) -> JSONResponse:
+        # No pooled connection freed within the pool's time-out: the process is overloaded,
+        # not broken; the client is told to come back instead of getting a 500.
+        metrics.DB_POOL_TIMEOUTS.inc()
+        retry_after = 1
+        return JSONResponse(
+            error_body(
+                "database-busy",
+                "the database is busy; try again shortly",
+                {"retry_after": retry_after},
+            ),
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
         )
 
     @app.exception_handler(RequestValidationError)
@@ -305,12 +367,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it could not parse (a broken multipart form). Bad
+            # input is a 422 naming the field, like every other.
+            errors = [{"field": "body", "reason": str(exc.detail)}]
+            return JSONResponse(
+                error_body("validation-failed", "the request is not valid", {"errors": errors}),
+                status_code=422,
+            )
         error_id = {404: "not-found", 405: "method-not-allowed"}.get(
             exc.status_code, f"http-{exc.status_code}"
         )
+        headers = exc.headers
+        if exc.status_code == 405:
+            allow = allowed_methods(request.app.openapi(), request.url.path)
+            headers = {**(headers or {}), "Allow": ", ".join(allow)}
         return JSONResponse(
-            error_body(error_id, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(error_id, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
 
@@ -343,13 +417,37 @@ def _install_health_routes(app: FastAPI) -> None:
             status = "degraded"
         return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (with GRAAM_METRICS_TOKEN set: as a bearer token only)",
+        response_class=Response,
+        responses={401: {"description": "GRAAM_METRICS_TOKEN is set and was not presented"}},
+    )
     async def prometheus(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
+        if not metrics_token_presented(runtime.settings, request.headers.get("authorization")):
+            return JSONResponse(
+                error_body("unauthorized", "/metrics needs its bearer token"),
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         pool = runtime.engine.pool
         metrics.DB_POOL_SIZE.set(getattr(pool, "size", lambda: 0)())
         metrics.DB_POOL_CHECKED_OUT.set(getattr(pool, "checkedout", lambda: 0)())
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_token_presented(settings: Settings, authorization: str | None) -> bool:
+    """Whether a request may read /metrics: always without GRAAM_METRICS_TOKEN, else only
+    with ``Authorization: Bearer <token>`` (compared in constant time)."""
+    if settings.metrics_token is None:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().strip().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        expected, presented.strip().encode("utf-8", "replace")
+    )
 
 
 async def _database_check(engine: AsyncEngine) -> dict[str, Any]:

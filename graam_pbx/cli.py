@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import secrets
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import typer
@@ -20,20 +19,24 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from graam_pbx.ami import AmiConfig, AmiNotConnected, AmiSupervisor, EventBus
+from graam_pbx.ami.agi_auth import agi_key
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.reloads import ReloadFailed
+from graam_pbx.asterisk.writer import configured_access
+from graam_pbx.auth import passwords
 from graam_pbx.auth import service as auth_service
 from graam_pbx.cdr.backfill import ASTERISK_LOG as ASTERISK_CDR_LOG
 from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
 from graam_pbx.db import create_engine, migrate, plain_url, session_factory
-from graam_pbx.errors import Conflict
+from graam_pbx.errors import Conflict, GraamError
 from graam_pbx.fields import email_address
 from graam_pbx.logs import configure_logging
 from graam_pbx.sandbox import SandboxError, instances
 from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
 from graam_pbx.settings import Settings, get_settings
+from graam_pbx.sip_security import service as sip_security_service
 from graam_pbx.tenants.flows import first_run
 from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
 
@@ -46,6 +49,10 @@ operator_cli = typer.Typer(help="Platform operators.", no_args_is_help=True)
 config_cli = typer.Typer(help="Generated Asterisk configuration.", no_args_is_help=True)
 cli.add_typer(config_cli, name="config")
 cli.add_typer(operator_cli, name="operator")
+sip_cli = typer.Typer(
+    help="SIP sources blocked after failed authentications.", no_args_is_help=True
+)
+cli.add_typer(sip_cli, name="sip")
 
 EMBEDDED_DATABASE = "graam"
 # Where an existing Asterisk beside us reads generated files, unless configured.
@@ -104,11 +111,7 @@ async def _run(settings: Settings) -> None:
         if settings.demo_seed:
             await _first_run(database_url, settings)
         app = create_app(settings, dataclasses.replace(asterisk, database_url=database_url))
-        server = _Server(
-            uvicorn.Config(
-                app, host=settings.api_host, port=settings.api_port, log_config=None, lifespan="on"
-            )
-        )
+        server = _Server(api_server_config(app, settings))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, server.request_exit)
@@ -118,6 +121,25 @@ async def _run(settings: Settings) -> None:
         finally:
             announce.cancel()
             say("graam-pbx", "stopping")
+
+
+def api_server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How uvicorn serves the API: forwarded headers believed from trusted proxies only.
+
+    uvicorn's own default believes X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS):
+    anything on the machine could then claim any address, and escape the per-address
+    login throttling. With no GRAAM_TRUSTED_PROXIES the headers are not read at all.
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        lifespan="on",
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
+        **overrides,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -352,7 +374,7 @@ def operator_create(
     except ValueError as err:
         fail("operator", f"{email!r}: {err}")
         raise typer.Exit(2) from None
-    password = secrets.token_urlsafe(18)
+    password = passwords.generate(address, [name])
 
     async def _create(url: str) -> None:
         await migrate(url)
@@ -387,6 +409,8 @@ def config_render(
                 out,
                 override_dir=settings.config_templates_dir,
                 agi_address=(settings.agi_host, settings.agi_port),
+                agi_key=agi_key(auth_service.signing_key(settings)),
+                file_access=configured_access(settings),
             )
             try:
                 result = await applier.apply(None)
@@ -422,6 +446,8 @@ def config_apply() -> None:
                     ami=ami,
                     override_dir=settings.config_templates_dir,
                     agi_address=(settings.agi_host, settings.agi_port),
+                    agi_key=agi_key(auth_service.signing_key(settings)),
+                    file_access=configured_access(settings),
                 )
                 try:
                     result = await applier.apply(None)
@@ -446,6 +472,61 @@ def config_apply() -> None:
             say("config", f"trunk {trunk} kept its previous file: {why}")
 
     _with_database(_apply)
+
+
+# ---- SIP blocks ---------------------------------------------------------------------------
+
+
+@sip_cli.command("blocks")
+def sip_blocks() -> None:
+    """List the SIP sources blocked now (address, failures, until when, why)."""
+
+    async def _list(url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                blocks, _ = await sip_security_service.list_blocks(
+                    session, active_only=True, after_id=None, limit=10_000
+                )
+        finally:
+            await engine.dispose()
+        if not blocks:
+            say("sip", "no SIP source is blocked")
+        for block in blocks:
+            say(
+                "sip",
+                f"{block.address} blocked until {block.expires_at.isoformat(timespec='seconds')}"
+                f": {block.reason}",
+            )
+
+    _with_database(_list)
+
+
+@sip_cli.command("unblock")
+def sip_unblock(
+    address: str = typer.Argument(..., help="The blocked address (IPv6: any of its /64)."),
+) -> None:
+    """Let a blocked SIP source in again; the running control plane updates Asterisk."""
+
+    async def _unblock(url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                block = await sip_security_service.unblock(
+                    session, address, by="cli", field="address"
+                )
+        except GraamError as err:
+            raise StartupError("sip", err.message) from err
+        finally:
+            await engine.dispose()
+        interval = get_settings().sip_block_sync_interval
+        say(
+            "sip",
+            f"unblocked {block.address}; Asterisk lets it in within {interval:g} s (the "
+            "running control plane rewrites its deny list)",
+        )
+
+    _with_database(_unblock)
 
 
 # ---- asterisk sandbox ---------------------------------------------------------------------

@@ -57,3 +57,10 @@ class Invalid(GraamError):
 class Throttled(GraamError):
     status_code = 429
     error_id = "throttled"
+
+
+class Unavailable(GraamError):
+    """Cannot be served now (overloaded): ``details.retry_after`` says in how many seconds."""
+
+    status_code = 503
+    error_id = "unavailable"

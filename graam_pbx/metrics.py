@@ -52,6 +52,13 @@ AGI_REQUESTS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+AGI_REFUSALS = Counter(
+    "graam_agi_refusals_total",
+    "FastAGI requests refused as not proven to come from Asterisk for the phone they name, "
+    "by reason (key, channel, device, unverified)",
+    ["reason"],
+    registry=REGISTRY,
+)
 LICENCES_TOTAL = Gauge(
     "graam_licences_total",
     "Licences of each tenant (concurrent agents)",
@@ -172,5 +179,33 @@ TRUNK_RESOLUTIONS = Counter(
     "graam_trunk_resolutions_total",
     "Lookups of trunks' host names by the control plane, by outcome (resolved, failed)",
     ["outcome"],
+    registry=REGISTRY,
+)
+LOGIN_ATTEMPTS = Counter(
+    "graam_login_attempts_total",
+    "Password logins by outcome (ok, bad-credentials, disabled, throttled, busy: refused "
+    "with 503 because too many logins ran at once)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+DB_POOL_TIMEOUTS = Counter(
+    "graam_db_pool_timeouts_total",
+    "Requests answered 503 because no database connection freed in time",
+    registry=REGISTRY,
+)
+SIP_AUTH_FAILURES = Counter(
+    "graam_sip_auth_failures_total",
+    "Failed SIP authentications Asterisk reported (AMI security events), by event",
+    ["event"],
+    registry=REGISTRY,
+)
+SIP_BLOCKS = Counter(
+    "graam_sip_blocks_total",
+    "SIP sources blocked after too many failed authentications",
+    registry=REGISTRY,
+)
+SIP_BLOCKED_SOURCES = Gauge(
+    "graam_sip_blocked_sources",
+    "SIP sources (IPv4 addresses, IPv6 /64s) Asterisk denies now",
     registry=REGISTRY,
 )

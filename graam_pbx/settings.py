@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_cache_dir() -> Path:
@@ -71,15 +73,48 @@ class Settings(BaseSettings):
     config_templates_dir: Path | None = Field(
         None, description="Operator's template overrides, searched before the shipped ones."
     )
+    asterisk_group: str = Field(
+        "asterisk",
+        description="Group Asterisk runs as: generated files (they hold secrets) are 0640 with "
+        "it; empty, or unset and no such group: 0600, the control plane's user only.",
+    )
     sip_port: int = Field(5060, description="UDP port of the sandbox's SIP transport.")
     sip_bind: str = Field("127.0.0.1", description="Address the sandbox's SIP transport binds.")
     sip_media_address: str | None = Field(
         None,
         description="Address the sandbox's RTP binds and announces in SDP; sip_bind when unset.",
     )
+    sip_block_threshold: int = Field(
+        20,
+        ge=1,
+        description="Failed SIP authentications from one source within sip_block_window "
+        "that block it.",
+    )
+    sip_block_window: float = Field(
+        600.0, gt=0, description="Seconds over which failed SIP authentications are counted."
+    )
+    sip_block_duration: float = Field(
+        3600.0, gt=0, description="Seconds a blocked SIP source stays blocked."
+    )
+    sip_block_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (comma-separated) never blocked, besides every "
+        "trunk's own addresses.",
+    )
+    sip_block_sync_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between reads of the SIP blocks (expiries, changes by another "
+        "process) into Asterisk's deny list.",
+    )
 
     api_host: str = Field("127.0.0.1", description="Address the admin API binds.")
     api_port: int = Field(8000, description="Port of the admin API.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics answers only requests with "
+        "'Authorization: Bearer <this token>' (401 otherwise).",
+    )
 
     agi_host: str = Field(
         "127.0.0.1",
@@ -122,6 +157,19 @@ class Settings(BaseSettings):
         20, description="Failed logins from one address within login_window before throttling."
     )
     login_window: int = Field(900, description="Seconds over which failed logins are counted.")
+    login_concurrency: int = Field(
+        4, ge=1, description="Password verifications at once per process; other logins wait."
+    )
+    login_queue_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a login waits for its turn before a 503 with Retry-After.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (comma-separated); none by default.",
+    )
     demo_seed: bool = Field(
         True, description="On an empty database, create an operator and a demo tenant."
     )
@@ -176,6 +224,55 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        # Each as ipaddress writes it (uvicorn compares written-out networks strictly):
+        # "10.0.0.7/8" is "10.0.0.0/8"; names and "*" are refused, not silently ignored.
+        if isinstance(value, str):
+            value = [item for item in (part.strip() for part in value.split(",")) if item]
+        if not isinstance(value, list):
+            return value
+        networks: list[str] = []
+        for item in value:
+            try:
+                network = ipaddress.ip_network(str(item).strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+            networks.append(
+                str(network.network_address)
+                if network.num_addresses == 1 and "/" not in str(item)
+                else str(network)
+            )
+        return networks
+
+    @field_validator("sip_block_allow", mode="before")
+    @classmethod
+    def _sip_allow_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item for item in (part.strip() for part in value.split(",")) if item]
+        if not isinstance(value, list):
+            return value
+        networks: list[str] = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+        return networks
+
+    @property
+    def sip_block_allow_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item) for item in self.sip_block_allow]
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty or short token would be guessed (or match an empty "Bearer ").
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("GRAAM_METRICS_TOKEN must be at least 16 characters")
+        return value
 
     @property
     def sandbox_enabled(self) -> bool:

@@ -126,13 +126,7 @@ async def login(
             retry_after=decision.retry_after,
             per=decision.per,
         )
-    try:
-        async with gate.verification():
-            ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
-    except throttle.LoginBusy:
-        # Never checked: the reservation no longer counts as a failure.
-        await _attempt(session, gate, decision, None, throttle.BUSY)
-        raise
+    ok = await _verify_reserved(session, gate, decision, user, password)
     if user is None or not ok:
         await _attempt(session, gate, decision, user, "bad-credentials")
         raise LoginFailed("wrong e-mail, tenant or password")
@@ -196,6 +190,23 @@ async def _attempt(
         await throttle.record_outcome(
             own, reservation.attempt_id, user_id=user.id if user else None, reason=reason
         )
+
+
+async def _verify_reserved(
+    session: AsyncSession,
+    gate: throttle.LoginGate,
+    reservation: throttle.Reservation,
+    user: User | None,
+    password: str,
+) -> bool:
+    """Verify a reserved attempt's password (``user``'s, or none), holding no connection."""
+    try:
+        async with gate.verification():
+            return await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    except throttle.LoginBusy:
+        # Never checked: the reservation no longer counts as a failure.
+        await _attempt(session, gate, reservation, user, throttle.BUSY)
+        raise
 
 
 async def _issue(session: AsyncSession, settings: Settings, key: str, user: User) -> Tokens:
@@ -268,6 +279,17 @@ async def principal_from_credential(
 async def _principal_from_api_key(
     session: AsyncSession, credential: str, address: str | None
 ) -> Principal:
+    # Checked, and its use written, in a short transaction of its own before the request's
+    # takes a connection: the use is kept whatever the request's outcome, the key's row is
+    # never locked for the length of a request (a streamed export), which would make the key's
+    # other requests and its revocation wait, and a request never holds two connections.
+    async with AsyncSession(session.bind) as own, own.begin():
+        return await _checked_api_key(own, credential, address)
+
+
+async def _checked_api_key(
+    session: AsyncSession, credential: str, address: str | None
+) -> Principal:
     prefix, _, secret = credential.removeprefix(API_KEY_PREFIX).partition("_")
     stored = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if (
@@ -307,22 +329,18 @@ async def _principal_from_api_key(
 async def _record_key_use(
     session: AsyncSession, key_id: int, now: datetime, address: str | None
 ) -> None:
-    # In a short transaction of its own: kept whatever the request's outcome, and the key's
-    # row is never locked for the length of a request (a streamed export), which would make
-    # the key's other requests, and its revocation, wait.
-    async with AsyncSession(session.bind) as own, own.begin():
-        await own.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.id == key_id,
-                or_(
-                    ApiKey.last_used_at.is_(None),
-                    ApiKey.last_used_at <= now - _LAST_USE_RESOLUTION,
-                    ApiKey.last_used_address.is_distinct_from(address),
-                ),
-            )
-            .values(last_used_at=now, last_used_address=address)
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(
+                ApiKey.last_used_at.is_(None),
+                ApiKey.last_used_at <= now - _LAST_USE_RESOLUTION,
+                ApiKey.last_used_address.is_distinct_from(address),
+            ),
         )
+        .values(last_used_at=now, last_used_address=address)
+    )
 
 
 # ---- API keys -------------------------------------------------------------------------------
@@ -471,19 +489,34 @@ async def change_own_password(
     """
     if principal.api_key_id is not None:
         raise Forbidden("an API key cannot change its user's password: log in")
-    user = await session.get(User, principal.user_id, with_for_update=True)
+    # The user's row is locked only once the slow part (argon2 twice, the strength check) is
+    # done, so no update of the user waits on it meanwhile.
+    user = await session.get(User, principal.user_id)
     if user is None or user.disabled:
         raise Unauthorized("this account is disabled or gone")
-    await _check_current_password(
-        session, settings, gate, user, data.current_password.get_secret_value(), address
-    )
+    verified_hash = user.password_hash
+    current = data.current_password.get_secret_value()
+    await _check_current_password(session, settings, gate, user, current, address)
     new = data.new_password.get_secret_value()
-    if new == data.current_password.get_secret_value():
+    if new == current:
         raise Invalid("body.new_password", "the same as the current password")
     await passwords.ensure_strong(
         new, email=user.email, names=[user.display_name], field="body.new_password"
     )
-    user.password_hash = await hash_password(new)
+    password_hash = await hash_password(new)
+    # A query rather than get(): get() would refuse the locked row as stale had the user
+    # changed at all (its version), where only a new password matters.
+    user = await session.scalar(
+        select(User)
+        .where(User.id == principal.user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if user is None or user.disabled:
+        raise Unauthorized("this account is disabled or gone")
+    if user.password_hash != verified_hash:  # changed meanwhile, which revoked this token
+        raise Unauthorized("the access token was revoked (password, role or account changed)")
+    user.password_hash = password_hash
     await revoke_credentials(session, user, api_keys=False)
     await session.flush()
     await audit.record(
@@ -522,18 +555,8 @@ async def _check_current_password(
             retry_after=reserved.retry_after,
             per=reserved.per,
         )
-    outcome = throttle.BUSY
-    try:
-        async with gate.verification():
-            ok = await verify_password(user.password_hash, password)
-        outcome = "ok" if ok else "bad-current-password"
-    finally:
-        async with (
-            gate.transaction(bounded=False),
-            AsyncSession(session.bind) as own,
-            own.begin(),
-        ):
-            await throttle.record_outcome(own, reserved.attempt_id, user_id=user.id, reason=outcome)
+    ok = await _verify_reserved(session, gate, reserved, user, password)
+    await _attempt(session, gate, reserved, user, "ok" if ok else "bad-current-password")
     if not ok:
         raise Invalid("body.current_password", "not the current password")
 

@@ -180,20 +180,23 @@ async def _over_limit(
 ) -> int | None:
     """Seconds until the failures counted by ``which`` fall below ``limit``; None: below."""
     window = timedelta(seconds=settings.login_window)
-    counted = select(LoginAttempt.at, func.now()).where(
-        *which,  # type: ignore[arg-type]
-        text(COUNTED_FAILURE),
-        LoginAttempt.at > func.now() - window,
-    )
-    failures = await session.scalar(select(func.count()).select_from(counted.subquery()))
-    if (failures or 0) < limit:
-        return None
-    # The failure whose expiry brings the count below the limit.
+    # The limit-th latest failure of the window: none, below the limit; else its expiry is
+    # what brings the count below it.
     row = (
         await session.execute(
-            counted.order_by(LoginAttempt.at).offset((failures or 0) - limit).limit(1)
+            select(LoginAttempt.at, func.now())
+            .where(
+                *which,  # type: ignore[arg-type]
+                text(COUNTED_FAILURE),
+                LoginAttempt.at > func.now() - window,
+            )
+            .order_by(LoginAttempt.at.desc())
+            .offset(limit - 1)
+            .limit(1)
         )
-    ).one()
+    ).one_or_none()
+    if row is None:
+        return None
     at, now = row
     return max(1, math.ceil((at + window - now).total_seconds()))
 

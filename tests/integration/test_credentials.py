@@ -234,6 +234,34 @@ async def test_an_agent_changes_its_own_password_with_the_current_one(
     await tokens(client, email, world.slug, NEW_PASSWORD)
 
 
+async def test_a_password_change_a_reset_overtook_is_refused(
+    client: httpx.AsyncClient, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The current password is verified before the user's row is locked, so an admin's reset
+    # is not kept waiting; one committed meanwhile wins, and is not written over.
+    world = await make_world(client, sessions)
+    user_id, email = await new_user(client, world)
+    issued = await tokens(client, email, world.slug, PASSWORD)
+    hash_password = auth_service.hash_password
+
+    async def reset_first(password: str) -> str:
+        monkeypatch.setattr(auth_service, "hash_password", hash_password)
+        reset = await client.patch(
+            f"/api/v1/users/{user_id}", headers=world.admin.headers, json={"password": NEW_PASSWORD}
+        )
+        assert reset.status_code == 200, reset.text
+        return await hash_password(password)
+
+    monkeypatch.setattr(auth_service, "hash_password", reset_first)
+    changed = await client.post(
+        "/api/v1/auth/password",
+        headers=bearer(issued["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "lantern quartz meadow oboe"},
+    )
+    assert changed.status_code == 401, changed.text
+    await tokens(client, email, world.slug, NEW_PASSWORD)
+
+
 async def test_wrong_current_passwords_are_throttled_like_logins(
     client: httpx.AsyncClient, sessions: Sessions
 ) -> None:

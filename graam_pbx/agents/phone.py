@@ -72,23 +72,23 @@ def handler(
         caller = await _caller(agi)
         outcome = "failed"
         if script in SCRIPTS and caller is not None:
-            refusal = await _refusal(sessions, ami, agi_key, agi, caller)
-            if refusal is not None:
-                AGI_REFUSALS.labels(reason=refusal).inc()
-                log.warning(
-                    "agent phone code refused: not proven to come from Asterisk "
-                    "script=%s tenant=%d device=%d reason=%s",
-                    script,
-                    caller.scope.tenant_id,
-                    caller.device_id,
-                    refusal,
-                )
-                outcome = "forbidden"
-            else:
-                try:
+            try:
+                refusal = await _refusal(sessions, ami, agi_key, agi, caller)
+                if refusal is None:
                     outcome = await _run(sessions, script, caller, agi.arguments)
-                except Exception:
-                    log.exception("agent phone code failed script=%s", script)
+                else:
+                    AGI_REFUSALS.labels(reason=refusal).inc()
+                    log.warning(
+                        "agent phone code refused: not proven to come from Asterisk "
+                        "script=%s tenant=%d device=%d reason=%s",
+                        script,
+                        caller.scope.tenant_id,
+                        caller.device_id,
+                        refusal,
+                    )
+                    outcome = "forbidden"
+            except Exception:
+                log.exception("agent phone code failed script=%s", script)
         log.info(
             "agent phone code script=%s tenant=%s agent=%s outcome=%s",
             script,
@@ -144,12 +144,13 @@ async def _refusal(
     # The variables are inherited by the channels a phone calls: only its own endpoint counts.
     try:
         async with asyncio.timeout(VERIFY_TIMEOUT), sessions() as session:
-            endpoint = await devices_service.device_endpoint(
-                session, tenant_id, caller.device_id, user_id
-            )
+            # As the agent it claims to be: only a device of its own is found.
+            device = await devices_service.get_device(session, caller.scope, caller.device_id)
+    except NotFound:
+        return "device"
     except TimeoutError:
         return "unverified"
-    if endpoint is None or facts.variables.get("CHANNEL(endpoint)") != endpoint:
+    if facts.variables.get("CHANNEL(endpoint)") != device.sip_username:
         return "device"
     # The phone's own channel, but in a call rather than dialing a code.
     if facts.application != "AGI":

@@ -121,20 +121,6 @@ async def get_device(session: AsyncSession, scope: Scope, device_id: int) -> Age
     return device
 
 
-async def device_endpoint(
-    session: AsyncSession, tenant_id: int, device_id: int, user_id: int
-) -> str | None:
-    """The PJSIP endpoint (SIP username) of the agent's device in the tenant, or None."""
-    endpoint: str | None = await session.scalar(
-        select(AgentDevice.sip_username).where(
-            AgentDevice.id == device_id,
-            AgentDevice.tenant_id == tenant_id,
-            AgentDevice.user_id == user_id,
-        )
-    )
-    return endpoint
-
-
 async def update_device(
     session: AsyncSession, scope: Scope, device_id: int, data: DeviceUpdate, expected: int | None
 ) -> AgentDevice:

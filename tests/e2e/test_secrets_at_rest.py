@@ -102,7 +102,7 @@ async def test_generated_secrets_are_unreadable_by_others_and_asterisk_loads_the
     assert stat.S_IMODE(manager.stat().st_mode) == 0o600
     # Each file as the applier's access says (0600, or 0640 with Asterisk's group).
     access = applier.file_access
-    written = [*(generated / name for name in (*TOP_FILES, "trunks.conf"))]
+    written = [generated / name for name in (*TOP_FILES, "trunks.conf")]
     written += [p for p in (generated / "tenants").rglob("*") if p.is_file()]
     written += [p for p in (generated / "trunks").rglob("*") if p.is_file()]
     for path in written:

@@ -31,7 +31,6 @@ from graam_pbx.ami.agi_auth import agi_key
 from graam_pbx.ami.fastagi import FastAgiServer
 from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
-from graam_pbx.asterisk.writer import configured_access
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
@@ -42,7 +41,8 @@ from graam_pbx.cdr.worker import CdrSettings, CdrWorker
 from graam_pbx.config_status import api as config_status_api
 from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
-from graam_pbx.errors import GraamError
+from graam_pbx.errors import DatabaseBusy, GraamError
+from graam_pbx.files import configured_access
 from graam_pbx.ivr import api as ivr_api
 from graam_pbx.moh import api as moh_api
 from graam_pbx.numbers import api as numbers_api
@@ -144,9 +144,11 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
         bus = EventBus()
         ami = AmiSupervisor(endpoints.ami, bus)
+        signing_key = auth_service.signing_key(settings)
         # Each tenant's FastAGI URLs carry a key derived from the signing key: the dialplan
         # holds it and the FastAGI server checks it (ami/agi_auth.py).
-        fastagi_key = agi_key(auth_service.signing_key(settings))
+        fastagi_key = agi_key(signing_key)
+        file_access = configured_access(settings)
         applier = (
             ConfigApplier(
                 engine,
@@ -157,7 +159,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 override_dir=settings.config_templates_dir,
                 agi_address=(settings.agi_host, settings.agi_port),
                 agi_key=fastagi_key,
-                file_access=configured_access(settings),
+                file_access=file_access,
                 # A tenant whose configuration starts (or stops) failing gets an audit entry.
                 on_failure=config_status_service.failure_auditor(session_factory(engine)),
             )
@@ -183,7 +185,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             engine=engine,
             bus=bus,
             ami=ami,
-            signing_key=auth_service.signing_key(settings),
+            signing_key=signing_key,
             applier=applier,
             logins=LoginGate.from_settings(settings),
             agents=agents,
@@ -230,6 +232,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             ami,
             BlockPolicy.from_settings(settings),
             config_dir=endpoints.config_dir,
+            file_access=file_access,
         )
         app.state.sip_security = sip_security
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
@@ -340,20 +343,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(sqlalchemy_errors.TimeoutError)
-    async def pool_timeout(_: Request, exc: sqlalchemy_errors.TimeoutError) -> JSONResponse:
+    async def pool_timeout(request: Request, exc: sqlalchemy_errors.TimeoutError) -> JSONResponse:
         # No pooled connection freed within the pool's time-out: the process is overloaded,
         # not broken; the client is told to come back instead of getting a 500.
         metrics.DB_POOL_TIMEOUTS.inc()
-        retry_after = 1
-        return JSONResponse(
-            error_body(
-                "database-busy",
-                "the database is busy; try again shortly",
-                {"retry_after": retry_after},
-            ),
-            status_code=503,
-            headers={"Retry-After": str(retry_after)},
-        )
+        busy = DatabaseBusy("the database is busy; try again shortly", retry_after=1)
+        return await graam_error(request, busy)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,7 +23,6 @@ from graam_pbx.ami.agi_auth import agi_key
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.reloads import ReloadFailed
-from graam_pbx.asterisk.writer import configured_access
 from graam_pbx.auth import passwords
 from graam_pbx.auth import service as auth_service
 from graam_pbx.cdr.backfill import ASTERISK_LOG as ASTERISK_CDR_LOG
@@ -31,6 +30,7 @@ from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
 from graam_pbx.db import create_engine, migrate, plain_url, session_factory
 from graam_pbx.errors import Conflict, GraamError
 from graam_pbx.fields import email_address
+from graam_pbx.files import configured_access
 from graam_pbx.logs import configure_logging
 from graam_pbx.sandbox import SandboxError, instances
 from graam_pbx.sandbox.asterisk import AsteriskSandbox

@@ -64,3 +64,9 @@ class Unavailable(GraamError):
 
     status_code = 503
     error_id = "unavailable"
+
+
+class DatabaseBusy(Unavailable):
+    """No pooled database connection came free in time: the process is overloaded."""
+
+    error_id = "database-busy"

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, Header, Path, Query, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -185,9 +186,10 @@ def _unstorable_in_json(value: Any, at: str) -> tuple[str, str] | None:
 
 
 def _is_json(content_type: str | None) -> bool:
-    # FastAPI parses a body without a content type, and any application/*json, as JSON.
+    # What FastAPI parses as JSON: application/json and any application/*+json. A body with no
+    # content type is not (strict_content_type): FastAPI refuses it, so it is not read here.
     if not content_type:
-        return True
+        return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
@@ -212,12 +214,10 @@ class StorableInput:
             return
         found = _unstorable_in_path(scope) or _unstorable_in_query(scope)
         found = found or _unstorable_in_headers(scope)
-        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
-        content_type = headers.get("content-type")
         if (
             found is None
             and scope["method"] in _BODY_METHODS
-            and _is_json(content_type.decode("latin-1") if content_type else None)
+            and _is_json(Headers(scope=scope).get("content-type"))
         ):
             body, more = await _read_body(receive)
             found = _unstorable_in_body(body)

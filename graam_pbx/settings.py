@@ -29,6 +29,25 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+def _written_networks(
+    value: object,
+) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] | None:
+    """Comma-separated text or a list: each item as written and as the network it names; None
+    for another type (pydantic then says what is wrong)."""
+    if isinstance(value, str):
+        value = [item for item in (part.strip() for part in value.split(",")) if item]
+    if not isinstance(value, list):
+        return None
+    networks = []
+    for item in value:
+        written = str(item).strip()
+        try:
+            networks.append((written, ipaddress.ip_network(written, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+    return networks
+
+
 class Settings(BaseSettings):
     """One place for configuration; the README's table lists every field."""
 
@@ -39,7 +58,7 @@ class Settings(BaseSettings):
         None, description="postgresql:// URL of an existing server; unset runs embedded Postgres."
     )
     embedded_postgres_port: int = Field(55432, description="Loopback port of embedded Postgres.")
-    db_pool_size: int = Field(10, description="Connections kept in the database pool.")
+    db_pool_size: int = Field(10, ge=1, description="Connections kept in the database pool.")
 
     ami_host: str | None = Field(
         None, description="Host of an existing Asterisk's AMI; unset runs the Asterisk sandbox."
@@ -151,12 +170,16 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(900, description="Seconds an access token is valid.")
     refresh_token_ttl: int = Field(30 * 86400, description="Seconds a refresh token is valid.")
     login_max_failures: int = Field(
-        5, description="Failed logins of one account within login_window before throttling."
+        5, ge=1, description="Failed logins of one account within login_window before throttling."
     )
     login_max_failures_per_address: int = Field(
-        20, description="Failed logins from one address within login_window before throttling."
+        20,
+        ge=1,
+        description="Failed logins from one address within login_window before throttling.",
     )
-    login_window: int = Field(900, description="Seconds over which failed logins are counted.")
+    login_window: int = Field(
+        900, ge=1, description="Seconds over which failed logins are counted."
+    )
     login_concurrency: int = Field(
         4, ge=1, description="Password verifications at once per process; other logins wait."
     )
@@ -230,37 +253,21 @@ class Settings(BaseSettings):
     def _proxy_networks(cls, value: object) -> object:
         # Each as ipaddress writes it (uvicorn compares written-out networks strictly):
         # "10.0.0.7/8" is "10.0.0.0/8"; names and "*" are refused, not silently ignored.
-        if isinstance(value, str):
-            value = [item for item in (part.strip() for part in value.split(",")) if item]
-        if not isinstance(value, list):
+        networks = _written_networks(value)
+        if networks is None:
             return value
-        networks: list[str] = []
-        for item in value:
-            try:
-                network = ipaddress.ip_network(str(item).strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
-            networks.append(
-                str(network.network_address)
-                if network.num_addresses == 1 and "/" not in str(item)
-                else str(network)
-            )
-        return networks
+        return [
+            str(network.network_address)
+            if network.num_addresses == 1 and "/" not in written
+            else str(network)
+            for written, network in networks
+        ]
 
     @field_validator("sip_block_allow", mode="before")
     @classmethod
     def _sip_allow_networks(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [item for item in (part.strip() for part in value.split(",")) if item]
-        if not isinstance(value, list):
-            return value
-        networks: list[str] = []
-        for item in value:
-            try:
-                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
-        return networks
+        networks = _written_networks(value)
+        return value if networks is None else [str(network) for _, network in networks]
 
     @property
     def sip_block_allow_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

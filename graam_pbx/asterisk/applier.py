@@ -50,16 +50,13 @@ from graam_pbx.asterisk.render import (
 from graam_pbx.asterisk.shards import ShardedWriter
 from graam_pbx.asterisk.snapshot import Snapshot, load_snapshot, prompt_audio
 from graam_pbx.asterisk.writer import (
-    PRIVATE,
-    PUBLIC,
-    FileAccess,
     existing_tenants,
     reloads_for,
     remove_tenants,
     remove_trunks,
-    write_atomically,
     write_changed,
 )
+from graam_pbx.files import PRIVATE, PUBLIC, FileAccess, write_atomically
 
 log = logging.getLogger(__name__)
 

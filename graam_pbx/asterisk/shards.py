@@ -27,7 +27,8 @@ from graam_pbx.asterisk.render import (
     tenant_files,
 )
 from graam_pbx.asterisk.snapshot import TenantConf
-from graam_pbx.asterisk.writer import PRIVATE, FileAccess, remove_stale, write_changed
+from graam_pbx.asterisk.writer import remove_stale, write_changed
+from graam_pbx.files import PRIVATE, FileAccess
 
 # Below this many tenants the work stays in this process (one tenant renders in about 1 ms).
 SHARD_THRESHOLD = 64

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graam_pbx.ami import AmiClient, AmiError, Message, open_tcp
+from graam_pbx.files import write_atomically
 from graam_pbx.sandbox.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -258,11 +259,9 @@ class AsteriskSandbox:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             target.chmod(0o600)
-        manager = self.etc_dir / "manager_graam.conf"
-        # Made owner-only before the secret is in it.
-        manager.touch(mode=0o600)
-        manager.chmod(0o600)
-        manager.write_text(
+        # Owner-only from its first byte, before the secret is in it.
+        write_atomically(
+            self.etc_dir / "manager_graam.conf",
             f"port = {self.config.ami_port}\n\n"
             f"[{self.config.ami_username}]\n"
             f"secret = {self.secret()}\n"
@@ -270,7 +269,7 @@ class AsteriskSandbox:
             "permit = 127.0.0.1/255.255.255.255\n"
             "read = all\n"
             "write = all\n"
-            "writetimeout = 1000\n"
+            "writetimeout = 1000\n".encode(),
         )
         (self.etc_dir / "pjsip_transports.conf").write_text(self._transports())
 

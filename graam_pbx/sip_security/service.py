@@ -25,10 +25,9 @@ from graam_pbx.sip_security.models import SipBlock
 ALLOW_LIST_LABEL = "allow-list"
 
 
-def in_force(now: datetime | None = None) -> Select[SipBlock]:
-    """The blocks Asterisk must enforce at ``now`` (the database's clock when None)."""
-    moment = func.now() if now is None else now
-    return select(SipBlock).where(SipBlock.unblocked_at.is_(None), SipBlock.expires_at > moment)
+def in_force() -> Select[SipBlock]:
+    """The blocks Asterisk must enforce now (by the database's clock)."""
+    return select(SipBlock).where(SipBlock.unblocked_at.is_(None), SipBlock.expires_at > func.now())
 
 
 async def block(
@@ -38,7 +37,7 @@ async def block(
 
     One statement: two processes blocking the same source at once extend one row.
     """
-    await _close_expired(session, source)
+    await expire(session, source)
     expires = func.now() + timedelta(seconds=duration)
     statement = (
         insert(SipBlock)
@@ -54,8 +53,7 @@ async def block(
         )
         .returning(SipBlock)
     )
-    row = (await session.scalars(statement, execution_options={"populate_existing": True})).one()
-    return row
+    return (await session.scalars(statement, execution_options={"populate_existing": True})).one()
 
 
 async def list_blocks(
@@ -98,13 +96,16 @@ async def unblock_by_operator(
     return lifted
 
 
-async def expire(session: AsyncSession) -> int:
-    """Close the blocks whose time is over (``unblocked_at`` = their expiry); how many."""
+async def expire(session: AsyncSession, source: str | None = None) -> int:
+    """Close the blocks whose time is over (``unblocked_at`` = their expiry), of ``source``
+    only when given; how many."""
+    statement = update(SipBlock).where(
+        SipBlock.unblocked_at.is_(None), SipBlock.expires_at <= func.now()
+    )
+    if source is not None:
+        statement = statement.where(SipBlock.address == source)
     result = await session.execute(
-        update(SipBlock)
-        .where(SipBlock.unblocked_at.is_(None), SipBlock.expires_at <= func.now())
-        .values(unblocked_at=SipBlock.expires_at)
-        .returning(SipBlock.id)
+        statement.values(unblocked_at=SipBlock.expires_at).returning(SipBlock.id)
     )
     return len(result.all())
 
@@ -134,18 +135,6 @@ async def trunk_networks(session: AsyncSession) -> list[Network]:
     return networks
 
 
-async def _close_expired(session: AsyncSession, source: str) -> None:
-    await session.execute(
-        update(SipBlock)
-        .where(
-            SipBlock.address == source,
-            SipBlock.unblocked_at.is_(None),
-            SipBlock.expires_at <= func.now(),
-        )
-        .values(unblocked_at=SipBlock.expires_at)
-    )
-
-
 async def _lift(session: AsyncSession, which: Select[SipBlock], by: str) -> list[SipBlock]:
     ids = select(which.subquery().c.id)
     result = await session.scalars(
@@ -158,7 +147,6 @@ async def _lift(session: AsyncSession, which: Select[SipBlock], by: str) -> list
     return list(result.all())
 
 
-def is_active(block: SipBlock, now: datetime | None = None) -> bool:
-    """Whether ``block`` is in force at ``now``."""
-    moment = now or datetime.now(UTC)
-    return block.unblocked_at is None and block.expires_at > moment
+def is_active(block: SipBlock) -> bool:
+    """Whether ``block`` is in force now."""
+    return block.unblocked_at is None and block.expires_at > datetime.now(UTC)

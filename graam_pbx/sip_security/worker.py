@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import RESYNC_EVENT, AmiSupervisor, EventBus, Message, Subscription
+from graam_pbx.files import PRIVATE, FileAccess, write_atomically
 from graam_pbx.metrics import SIP_AUTH_FAILURES, SIP_BLOCKED_SOURCES, SIP_BLOCKS
 from graam_pbx.settings import Settings
 from graam_pbx.sip_security import service
@@ -51,11 +51,11 @@ _SHOWN_DENY = re.compile(r"^\s*\d+:\s+deny\b", re.MULTILINE)  # a rule of `acl s
 class BlockPolicy:
     """When a source is blocked, for how long, and which sources never are."""
 
-    threshold: int = 20
-    window: float = 600.0
-    duration: float = 3600.0
-    allow: tuple[Network, ...] = ()
-    sync_interval: float = 5.0
+    threshold: int
+    window: float
+    duration: float
+    allow: tuple[Network, ...]
+    sync_interval: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlockPolicy:
@@ -103,6 +103,7 @@ class SipSecurityWorker:
         policy: BlockPolicy,
         *,
         config_dir: Path | None,
+        file_access: FileAccess = PRIVATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
@@ -110,6 +111,7 @@ class SipSecurityWorker:
         self._ami = ami
         self.policy = policy
         self._config_dir = config_dir
+        self._file_access = file_access
         self._clock = clock
         self._window = FailureWindow(policy.threshold, policy.window)
         self._allow: tuple[Network, ...] = policy.allow
@@ -233,7 +235,7 @@ class SipSecurityWorker:
         if text == self._live:
             return
         path = self._config_dir / DENY_LIST_FILE
-        await asyncio.to_thread(_write_atomically, path, text)
+        await asyncio.to_thread(write_atomically, path, text.encode(), self._file_access)
         if not self._ami.state.connected:
             return  # written: Asterisk reads it when it starts; AMI's resync asks again
         answer = await self._ami.command(RELOAD_COMMAND)
@@ -249,14 +251,3 @@ class SipSecurityWorker:
                 f"(is acl.conf including {DENY_LIST_FILE}?)"
             )
         self._live = text
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        temp.write_text(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -9,38 +9,26 @@ keeps registering; an operator's unblock lets the source in again.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.sip_security.models import SipBlock
 from graam_pbx.sip_security.worker import ACL_NAME, SipSecurityWorker
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sipp import SippPool, SippResult
+from tests.e2e.test_agent_login import Sessions, eventually
 from tests.e2e.test_calls import new_device
 from tests.factories import make_world
-
-Sessions = async_sessionmaker[AsyncSession]
 
 # Each role on an address of its own: Asterisk blocks by source address.
 ATTACKER_IP = "127.0.0.71"
 PHONE_IP = "127.0.0.72"
 PROBE_IP = "127.0.0.73"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"no {what} within {timeout:g} s") from None
+WAIT = 20  # seconds for each step the control plane or Asterisk takes on its own
 
 
 def worker(pbx: RunningApp) -> SipSecurityWorker:
@@ -102,7 +90,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
     async def blocked() -> bool:
         return await block_of(sessions, ATTACKER_IP) is not None
 
-    await eventually(blocked, f"block of {ATTACKER_IP}")
+    await eventually(blocked, f"block of {ATTACKER_IP}", WAIT)
     block = await block_of(sessions, ATTACKER_IP)
     assert block is not None
     assert block.failures >= threshold
@@ -112,7 +100,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
     async def enforced() -> bool:
         return ATTACKER_IP in await denied_by_asterisk(pbx)
 
-    await eventually(enforced, f"{ATTACKER_IP} in Asterisk's deny list")
+    await eventually(enforced, f"{ATTACKER_IP} in Asterisk's deny list", WAIT)
 
     # Asterisk's security log, for fail2ban, holds the same failures with their source.
     security_log = asterisk.sandbox.log_dir / "security.log"
@@ -125,7 +113,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
             for line in text.splitlines()
         )
 
-    await eventually(logged, f"failures of {ATTACKER_IP} in {security_log}")
+    await eventually(logged, f"failures of {ATTACKER_IP} in {security_log}", WAIT)
 
     # The right password no longer helps the blocked source.
     refused = await sipp.uac(
@@ -161,7 +149,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
     async def let_in() -> bool:
         return ATTACKER_IP not in await denied_by_asterisk(pbx)
 
-    await eventually(let_in, f"{ATTACKER_IP} out of Asterisk's deny list")
+    await eventually(let_in, f"{ATTACKER_IP} out of Asterisk's deny list", WAIT)
     again = await sipp.uac("register.xml", ip=ATTACKER_IP, service=name, auth=(name, right)).run()
     assert again.ok, again.describe()
 

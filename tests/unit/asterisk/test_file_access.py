@@ -12,14 +12,14 @@ import pytest
 
 from graam_pbx.asterisk.render import environment, tenant_files
 from graam_pbx.asterisk.shards import SHARD_THRESHOLD, ShardedWriter
-from graam_pbx.asterisk.writer import (
+from graam_pbx.asterisk.writer import write_changed
+from graam_pbx.files import (
     PRIVATE,
     AsteriskGroupError,
     FileAccess,
     asterisk_access,
     configured_access,
     write_atomically,
-    write_changed,
 )
 from graam_pbx.settings import Settings
 from tests.unit.asterisk.sample import sample_snapshot, sample_tenant

@@ -6,7 +6,7 @@ from typing import Annotated, Protocol
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from graam_pbx.agents import service, sessions
+from graam_pbx.agents import pause_reasons, service, sessions
 from graam_pbx.agents.models import AgentDevice, AgentSession
 from graam_pbx.agents.schemas import (
     AgentSessionOut,
@@ -15,6 +15,9 @@ from graam_pbx.agents.schemas import (
     DeviceUpdate,
     DeviceWithPassword,
     LiveAgentOut,
+    PauseReasonCreate,
+    PauseReasonOut,
+    PauseReasonUpdate,
     SessionLogin,
     SessionPause,
 )
@@ -236,3 +239,80 @@ async def pause(
 ) -> AgentSessionOut:
     live = await sessions.set_paused(session, scope, user_id, body.paused, body.reason)
     return _session_out(live)
+
+
+# ---- the pause-reason catalogue -------------------------------------------------------------
+
+pause_reasons_router = APIRouter(prefix="/api/v1/pause-reasons", tags=["agent sessions"])
+PauseReasonId = Annotated[int, id_path("The pause reason's id")]
+
+
+@pause_reasons_router.post(
+    "",
+    status_code=201,
+    response_model=PauseReasonOut,
+    responses=error_responses(401, 403, 409, 422),
+    summary="Add a pause reason (a code of digits, dialed as *47<code>, and a label)",
+)
+async def create_pause_reason(
+    body: PauseReasonCreate, scope: Admin, session: DbSession, response: Response
+) -> PauseReasonOut:
+    reason = await pause_reasons.create_pause_reason(session, scope, body)
+    set_etag(response, reason.id, reason.version)
+    return PauseReasonOut.model_validate(reason)
+
+
+@pause_reasons_router.get(
+    "",
+    response_model=Page[PauseReasonOut],
+    responses=error_responses(401, 403, 422),
+    summary="The tenant's pause reasons",
+)
+async def list_pause_reasons(
+    scope: Member, session: DbSession, page: PageParams
+) -> Page[PauseReasonOut]:
+    rows, after = await pause_reasons.list_pause_reasons(
+        session, scope, after_id=page.after_id, limit=page.limit
+    )
+    return page_of([PauseReasonOut.model_validate(r) for r in rows], after)
+
+
+@pause_reasons_router.get(
+    "/{reason_id}", response_model=PauseReasonOut, responses=error_responses(401, 403, 404, 422)
+)
+async def get_pause_reason(
+    reason_id: PauseReasonId, scope: Member, session: DbSession, response: Response
+) -> PauseReasonOut:
+    reason = await pause_reasons.get_pause_reason(session, scope, reason_id)
+    set_etag(response, reason.id, reason.version)
+    return PauseReasonOut.model_validate(reason)
+
+
+@pause_reasons_router.patch(
+    "/{reason_id}",
+    response_model=PauseReasonOut,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+async def update_pause_reason(
+    reason_id: PauseReasonId,
+    body: PauseReasonUpdate,
+    scope: Admin,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PauseReasonOut:
+    reason = await pause_reasons.update_pause_reason(
+        session, scope, reason_id, body, expected_version(if_match, reason_id)
+    )
+    set_etag(response, reason.id, reason.version)
+    return PauseReasonOut.model_validate(reason)
+
+
+@pause_reasons_router.delete(
+    "/{reason_id}", status_code=204, responses=error_responses(401, 403, 404, 422)
+)
+async def delete_pause_reason(
+    reason_id: PauseReasonId, scope: Admin, session: DbSession
+) -> Response:
+    await pause_reasons.delete_pause_reason(session, scope, reason_id)
+    return Response(status_code=204)

@@ -1,5 +1,8 @@
 """The agents' phone codes over FastAGI: ``*45`` login, ``*46`` logout, ``*47`` pause toggle.
 
+``*47<code>`` pauses with that code of the tenant's pause-reason catalogue; a code it lacks
+changes nothing and the caller hears ``invalid`` (``GRAAM_AGENT_RESULT=unknown-reason``).
+
 The dialplan's feature codes run ``AGI(agi://<host>:<port>/<script>[,<reason>])``. Who calls
 comes from the channel variables every device's endpoint sets (``GRAAM_TENANT``,
 ``GRAAM_DEVICE``, ``GRAAM_AGENT``): Asterisk set them on the authenticated endpoint, the
@@ -25,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents import service as devices_service
 from graam_pbx.agents import sessions as sessions_service
+from graam_pbx.agents.pause_reasons import UnknownPauseReason
 from graam_pbx.agents.sessions import LicenceExhausted
 from graam_pbx.ami.actions import ListActionSender
 from graam_pbx.ami.agi_auth import channel_facts, request_token, token_matches
@@ -46,6 +50,7 @@ PROMPTS: dict[str, tuple[str, ...]] = {
     "not-logged-in": ("agent-loggedoff",),
     "paused": ("dictate/paused",),
     "unpaused": ("dictate/paused", "de-activated"),
+    "unknown-reason": ("invalid",),  # *47<code> with a code the tenant's catalogue lacks
     "failed": ("cannot-complete-as-dialed",),
     "forbidden": ("cannot-complete-as-dialed",),
 }
@@ -175,16 +180,16 @@ async def _run(
                 await sessions_service.logout(session, scope, user_id, source="phone")
                 return "loggedout"
             reason = arguments[0] if arguments else ""
+            if reason and not (reason.isdigit() and len(reason) <= MAX_REASON_DIGITS):
+                return "unknown-reason"  # no catalogue code looks like it
             live = await sessions_service.toggle_pause(
-                session,
-                scope,
-                user_id,
-                reason if reason.isdigit() and len(reason) <= MAX_REASON_DIGITS else None,
-                source="phone",
+                session, scope, user_id, reason or None, source="phone"
             )
             return "paused" if live.paused else "unpaused"
         except LicenceExhausted:
             return "refused"
+        except UnknownPauseReason:
+            return "unknown-reason"  # nothing changed: the agent stays as it was
         except Conflict:
             return "already"  # logged in on another device
         except NotFound:

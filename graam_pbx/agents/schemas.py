@@ -151,3 +151,44 @@ class LiveAgentOut(AgentSessionOut):
         description="Asterisk's state of the device (NOT_INUSE, INUSE, RINGING, UNAVAILABLE…)."
     )
     on_call: bool
+
+
+# ---- the pause-reason catalogue ----------------------------------------------------------------
+
+PauseCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,8}$"),
+    Field(examples=["2"], description="1 to 8 digits: a phone pauses with it by dialing *47<code>"),
+]
+PauseLabel = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"),
+    Field(examples=["Lunch"], description="Letters, digits, ' ', '_', '.', '-'; up to 64"),
+]
+
+
+class PauseReasonCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"code": "2", "label": "Lunch"}]}
+    )
+
+    code: PauseCode
+    label: PauseLabel
+
+
+class PauseReasonUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "Break"}]})
+
+    code: Annotated[PauseCode | None, NotNull] = None
+    label: Annotated[PauseLabel | None, NotNull] = None
+
+
+class PauseReasonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    label: str
+    version: int
+    created_at: datetime
+    updated_at: datetime

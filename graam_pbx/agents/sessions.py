@@ -22,6 +22,7 @@ from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
+from graam_pbx.agents import pause_reasons, states
 from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
@@ -231,6 +232,7 @@ async def login(
     ).one()
     if made_id is not None:
         _note_change(session, scope.tenant_id)
+        await states.enter(session, scope.tenant_id, user_id, "available")
         made = AgentSession(
             id=made_id,
             tenant_id=scope.tenant_id,
@@ -323,6 +325,8 @@ async def set_paused(
     if live is None:
         raise NotFound(f"agent {user_id} is not logged in")
     reason = reason if paused else None
+    if reason is not None:
+        await pause_reasons.check_pause_code(session, scope.tenant_id, reason)
     if live.paused == paused and live.pause_reason == reason:
         return live
     live.paused = paused
@@ -339,6 +343,15 @@ async def set_paused(
         reason=reason,
     )
     await session.flush()
+    # During a call or while the phone is unreachable, the new state starts when that ends.
+    if paused:
+        await states.enter(
+            session, scope.tenant_id, user_id, "paused", reason, only_from=states.BASE_STATES
+        )
+    else:
+        await states.enter(
+            session, scope.tenant_id, user_id, "available", only_from=states.BASE_STATES
+        )
     _note_change(session, scope.tenant_id)
     return live
 
@@ -427,6 +440,7 @@ async def _end(
             session_id=gone.id,
             reason=reason,
         )
+        await states.enter(session, gone.tenant_id, gone.user_id, "logged-out")
         _note_change(session, gone.tenant_id)
         AGENT_SESSIONS_ENDED.labels(reason=reason).inc()
     await session.flush()

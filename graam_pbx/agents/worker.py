@@ -10,6 +10,8 @@
   other left, a device unreachable for longer than ``agent_unreachable_grace``, a session
   older than ``agent_max_session``.
 - It keeps the licence gauges, and reads devices' states for the live view ("on a call").
+- Its ``timeline`` follows Asterisk's queue and contact events into the agents' state
+  intervals (``timeline.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graam_pbx.agents import sessions as sessions_service
 from graam_pbx.agents.sessions import QueueSeat
+from graam_pbx.agents.timeline import AgentTimeline
 from graam_pbx.ami import (
     AmiActionError,
     AmiError,
@@ -97,6 +100,8 @@ class AgentWorker:
         self._bus = bus
         # Its own commits (sessions it ends) announce their tenants to itself.
         self._sessions = session_factory(engine, on_agent_change=self.request)
+        # Ringing, on call, wrap-up and unreachable phones, into the agents' timeline.
+        self.timeline = AgentTimeline(self._sessions, bus)
         self._grace = settings.agent_unreachable_grace
         self._max_session = timedelta(seconds=settings.agent_max_session)
         self._sweep_interval = settings.agent_sweep_interval
@@ -122,6 +127,7 @@ class AgentWorker:
             [RESYNC_EVENT, "ContactStatus", "Reload"],
             self._on_event,
         )
+        await self.timeline.start()
         self.request(None)
         self._tasks = [
             asyncio.create_task(self._apply_loop(), name="agent-worker-apply"),
@@ -132,6 +138,7 @@ class AgentWorker:
         if self._subscription is not None:
             await self._bus.unsubscribe(self._subscription)
             self._subscription = None
+        await self.timeline.stop()
         if self._tasks and not self._idle.is_set() and self._ami.state.connected:
             # What was committed before stopping reaches Asterisk if it can.
             with contextlib.suppress(TimeoutError):

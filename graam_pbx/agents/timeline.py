@@ -1,0 +1,217 @@
+"""Asterisk's side of the agents' timeline: queue and contact events move agents' states.
+
+Asterisk 22 names the agent in its queue events by the member name the agent worker gives
+(``agent-<user id>``) and the tenant by the queue's name (``t<tenant>-q<queue>``):
+
+- ``AgentCalled`` → ``ringing``; ``AgentRingNoAnswer``, ``AgentDump``, or the member's device
+  back to not-in-use (``QueueMemberStatus`` ``Status: 1``) while still ringing (the caller
+  gave up) → the base state (``paused`` with its reason, else ``available``);
+- ``AgentConnect`` → ``on-call``; ``AgentComplete`` → ``wrap-up`` for the queue's
+  ``wrapuptime`` (Asterisk says nothing when it ends: a timer here does), else the base state;
+- ``ContactStatus`` ``Unreachable`` of a logged-in agent's device → ``unregistered``;
+  ``Reachable`` again → the base state.
+
+Events are handled one at a time, in Asterisk's order, each in a short transaction of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx.agents import states
+from graam_pbx.agents.models import AgentSession
+from graam_pbx.ami import EventBus, Message, Subscription
+from graam_pbx.queues.models import Queue
+
+log = logging.getLogger(__name__)
+
+_QUEUE_NAME = re.compile(r"^t(\d{1,18})-q(\d{1,18})$")
+_MEMBER_NAME = re.compile(r"^agent-(\d{1,18})$")
+_AOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+EVENTS = (
+    "AgentCalled",
+    "AgentConnect",
+    "AgentComplete",
+    "AgentRingNoAnswer",
+    "AgentDump",
+    "QueueMemberStatus",
+    "ContactStatus",
+)
+# Asterisk's device state "not in use" in QueueMemberStatus.
+NOT_INUSE = "1"
+STOP_TIMEOUT = 5.0
+# Open wrap-ups and the seconds left of the longest wrap-up time of their tenant's queues.
+_OPEN_WRAPUPS = text(
+    """
+    SELECT i.tenant_id, i.agent_id,
+           greatest(0, extract(epoch FROM i.started_at
+                        + make_interval(secs => coalesce(max(q.wrapup_time), 0))
+                        - clock_timestamp()))
+    FROM agent_state_intervals i LEFT JOIN queues q ON q.tenant_id = i.tenant_id
+    WHERE i.ended_at IS NULL AND i.state = 'wrap-up'
+    GROUP BY i.id
+    """
+)
+
+
+class AgentTimeline:
+    """Follows Asterisk's events into ``agent_state_intervals``."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventBus) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._subscription: Subscription | None = None
+        self._wrapups: dict[int, asyncio.Task[None]] = {}  # agent → end of its wrap-up
+        self._failing = False
+
+    async def start(self) -> None:
+        self._subscription = self._bus.subscribe("agent-timeline", EVENTS, self.on_event)
+        try:
+            await self._resume_wrapups()
+        except Exception:
+            log.exception("agent wrap-ups left open by a previous run stay open")
+
+    async def _resume_wrapups(self) -> None:
+        """Wrap-ups a previous run left open end when the longest of their tenant's wrap-up
+        times since they began is over (at once if it already is)."""
+        async with self._sessions() as session:
+            rows = await session.execute(_OPEN_WRAPUPS)
+        for tenant_id, agent_id, remaining in rows:
+            self._start_wrapup_timer(tenant_id, agent_id, float(remaining))
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._bus.unsubscribe(self._subscription)
+            self._subscription = None
+        tasks = list(self._wrapups.values())
+        self._wrapups = {}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+
+    async def on_event(self, message: Message) -> None:
+        try:
+            await self._follow(message)
+        except Exception:
+            if not self._failing:
+                log.exception("agent state from an AMI event failed event=%s", message.name)
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("agent states from AMI events recovered")
+            self._failing = False
+
+    async def _follow(self, message: Message) -> None:
+        name = message.name
+        if name == "ContactStatus":
+            await self._contact(message.get("AOR", ""), message.get("ContactStatus", ""))
+            return
+        queue = _QUEUE_NAME.match(message.get("Queue", ""))
+        member = _MEMBER_NAME.match(message.get("MemberName", ""))
+        if queue is None or member is None:
+            return
+        tenant_id, queue_id, agent_id = int(queue[1]), int(queue[2]), int(member[1])
+        if name == "AgentCalled":
+            await self._move(
+                tenant_id, agent_id, "ringing", only_from=states.BASE_STATES | {"wrap-up"}
+            )
+        elif name == "AgentConnect":
+            self._end_wrapup_timer(agent_id)
+            # Never out of logged-out: a logout may have committed since the event was sent.
+            await self._move(
+                tenant_id,
+                agent_id,
+                "on-call",
+                only_from=states.BASE_STATES | states.CALL_STATES | {"unregistered"},
+            )
+        elif name in ("AgentRingNoAnswer", "AgentDump"):
+            await self._back_to_base(tenant_id, agent_id, only_from={"ringing"})
+        elif name == "QueueMemberStatus":
+            if message.get("Status") == NOT_INUSE:
+                await self._back_to_base(tenant_id, agent_id, only_from={"ringing"})
+        elif name == "AgentComplete":
+            await self._complete(tenant_id, queue_id, agent_id)
+
+    async def _move(
+        self,
+        tenant_id: int,
+        agent_id: int,
+        state: states.State,
+        *,
+        only_from: frozenset[str] | set[str] | None = None,
+    ) -> bool:
+        """Move a logged-in agent of this tenant; an agent not logged in has no call states."""
+        async with self._sessions() as session, session.begin():
+            live = await session.scalar(
+                select(AgentSession.id).where(
+                    AgentSession.tenant_id == tenant_id,
+                    AgentSession.user_id == agent_id,
+                    AgentSession.ended_at.is_(None),
+                )
+            )
+            if live is None:
+                return False
+            return await states.enter(session, tenant_id, agent_id, state, only_from=only_from)
+
+    async def _back_to_base(
+        self, tenant_id: int, agent_id: int, *, only_from: frozenset[str] | set[str]
+    ) -> None:
+        async with self._sessions() as session, session.begin():
+            await states.enter_base(session, tenant_id, agent_id, only_from=only_from)
+
+    async def _complete(self, tenant_id: int, queue_id: int, agent_id: int) -> None:
+        async with self._sessions() as session, session.begin():
+            wrapup = await session.scalar(
+                select(Queue.wrapup_time).where(Queue.id == queue_id, Queue.tenant_id == tenant_id)
+            )
+            if not wrapup:
+                await states.enter_base(session, tenant_id, agent_id, only_from={"on-call"})
+                return
+        if await self._move(tenant_id, agent_id, "wrap-up", only_from={"on-call"}):
+            self._start_wrapup_timer(tenant_id, agent_id, wrapup)
+
+    def _start_wrapup_timer(self, tenant_id: int, agent_id: int, seconds: float) -> None:
+        self._end_wrapup_timer(agent_id)
+        task = asyncio.create_task(
+            self._wrapup_ends(tenant_id, agent_id, seconds), name=f"agent-wrapup-{agent_id}"
+        )
+        self._wrapups[agent_id] = task
+
+    async def _wrapup_ends(self, tenant_id: int, agent_id: int, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._wrapups.pop(agent_id, None)
+        try:
+            await self._back_to_base(tenant_id, agent_id, only_from={"wrap-up"})
+        except Exception:
+            log.exception(
+                "ending an agent's wrap-up failed tenant=%d agent=%d", tenant_id, agent_id
+            )
+
+    def _end_wrapup_timer(self, agent_id: int) -> None:
+        task = self._wrapups.pop(agent_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _contact(self, aor: str, status: str) -> None:
+        if not _AOR.match(aor) or status not in ("Unreachable", "Reachable"):
+            return
+        async with self._sessions() as session, session.begin():
+            for tenant_id, agent_id in await states.live_agents_on_device(session, aor):
+                if status == "Unreachable":
+                    await states.enter(
+                        session,
+                        tenant_id,
+                        agent_id,
+                        "unregistered",
+                        only_from=states.BASE_STATES | states.CALL_STATES,
+                    )
+                else:
+                    await states.enter_base(
+                        session, tenant_id, agent_id, only_from={"unregistered"}
+                    )

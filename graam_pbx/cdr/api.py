@@ -79,6 +79,9 @@ def cdr_filters(
     linkedid: Annotated[
         str | None, Query(max_length=150, description="Every leg of one call")
     ] = None,
+    billable: Annotated[
+        bool | None, Query(description="Legs billing counts (true) or never counts (false)")
+    ] = None,
 ) -> CdrFilters:
     return CdrFilters(
         since=since,
@@ -93,6 +96,7 @@ def cdr_filters(
         min_duration=min_duration,
         min_billsec=min_billsec,
         linkedid=linkedid,
+        billable=billable,
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Index, Numeric, Sequence, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Numeric, Sequence, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base
@@ -66,3 +66,9 @@ class Cdr(Base):
     amaflags: Mapped[str] = mapped_column(Text)
     userfield: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)  # "ami" (live event) or "csv" (backfilled)
+    # Migration 0010_cdr_legs. What was dialled (E.164, or an internal call's extension); NULL on
+    # legs recorded before it (``dst`` then).
+    to_number: Mapped[str | None] = mapped_column(Text)
+    refusal_reason: Mapped[str | None] = mapped_column(Text)
+    billable: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    device: Mapped[str | None] = mapped_column(Text)

@@ -18,8 +18,12 @@ from graam_pbx.ami.protocol import Message
 from graam_pbx.fields import MAX_ID
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CSV_LAYOUT = "graam-cdr-1"  # first column of every row of asterisk_conf/cdr_custom.conf
-CSV_FIELDS = 25
+CSV_LAYOUT = "graam-cdr-2"  # first column of every row of asterisk_conf/cdr_custom.conf
+CSV_FIELDS = 29
+# The layout before the dialled number, refusals and agents' legs: still read (a log written
+# before an upgrade is backfilled after it).
+CSV_LAYOUT_1 = "graam-cdr-1"
+CSV_FIELDS_1 = 25
 # A clock this far off is a broken clock or a forged event, not a call.
 EARLIEST_US = 946_684_800 * 1_000_000  # 2000-01-01
 LATEST_US = 7_258_118_400 * 1_000_000  # 2200-01-01
@@ -74,6 +78,10 @@ class CdrRecord(NamedTuple):
     amaflags: str
     userfield: str
     source: str
+    to_number: str | None  # what was dialled: E.164, or the extension of an internal call
+    refusal_reason: str | None  # set by the dialplan where it refuses a call
+    billable: bool  # see ``is_billable``
+    device: str | None  # the agent's device (its endpoint) on an agent's leg
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -102,6 +110,20 @@ class CdrRecord(NamedTuple):
 
 
 COLUMNS: tuple[str, ...] = CdrRecord._fields
+_COLUMNS_1 = 28  # a journaled record written before ``to_number`` and what follows it
+
+
+def is_billable(
+    direction: str | None, disposition: str, refusal_reason: str | None, billsec_us: int
+) -> bool:
+    """Only an answered outbound leg that lasted is billed; refused and feature-code calls,
+    inbound and internal legs never are (README: "Billable legs")."""
+    return (
+        direction == "outbound"
+        and refusal_reason is None
+        and disposition == "ANSWERED"
+        and billsec_us > 0
+    )
 
 
 def moment(us: int) -> datetime:
@@ -134,6 +156,10 @@ _READ = frozenset(
         "GraamDID",
         "GraamQueue",
         "GraamAgent",
+        "GraamTo",
+        "GraamRefused",
+        "GraamAgentAnswer",
+        "GraamDevice",
         "Source",
         "Destination",
         "DestinationContext",
@@ -184,7 +210,12 @@ def _layout() -> re.Pattern[str]:
     ]
     system_name = rf"(?:SystemName: (.{{0,{MAX_KEY_CHARS}}})\r\n)?"
     head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n{system_name}"
-    return re.compile(head + "\r\n".join(lines))
+    # The headers of legs (absent from an Asterisk still configured as before them).
+    legs = (
+        rf"(?:\r\nGraamTo: {value}\r\nGraamRefused: {value}"
+        rf"\r\nGraamAgentAnswer: ((?:{epoch[1:-1]})?)\r\nGraamDevice: {value})?"
+    )
+    return re.compile(head + "\r\n".join(lines) + legs)
 
 
 # The headers after SystemName, in Asterisk's order: the standard ones, then our mappings.
@@ -260,6 +291,12 @@ def record_from_event(message: Message) -> CdrRecord:
         did=get("GraamDID", ""),
         queue=get("GraamQueue", ""),
         agent=get("GraamAgent", ""),
+        legs=(
+            get("GraamTo", ""),
+            get("GraamRefused", ""),
+            get("GraamAgentAnswer", ""),
+            get("GraamDevice", ""),
+        ),
         texts=(
             get("Source", ""),
             get("Destination", ""),
@@ -309,6 +346,10 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
         did,
         queue,
         agent,
+        to_number,
+        refused,
+        agent_answer,
+        device,
     ) = values
     # Times are %ld.%06ld and BillableSecondsExact %.6f (checked by the layout).
     start_us = int(start.replace(".", ""))
@@ -330,7 +371,13 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
         and billsec_us <= duration_us
     ):
         return None
+    if agent_answer:
+        agent_answer_us = int(agent_answer.replace(".", ""))
+        if start_us <= agent_answer_us <= end_us:
+            answered_us = agent_answer_us
+            billsec_us = end_us - agent_answer_us
     tenant = account_tenant or tenantid_tenant  # the accountcode's, else the TenantID's
+    refusal_reason = refused or None
     return _new_record(
         CdrRecord,
         (
@@ -362,12 +409,18 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
             amaflags,
             userfield,
             "ami",
+            to_number or None,
+            refusal_reason,
+            is_billable(direction, disposition, refusal_reason, billsec_us),
+            device or None,
         ),
     )
 
 
 def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
     """The record of one row of Asterisk's CSV log (``asterisk_conf/cdr_custom.conf``)."""
+    if len(row) == CSV_FIELDS_1 and row[0] == CSV_LAYOUT_1:
+        row = [CSV_LAYOUT, *row[1:], "", "", "", ""]
     if len(row) != CSV_FIELDS or row[0] != CSV_LAYOUT:
         raise MalformedCdr(
             "bad-layout", f"expected {CSV_FIELDS} fields starting with {CSV_LAYOUT!r}"
@@ -398,6 +451,10 @@ def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
         did,
         queue,
         agent,
+        to_number,
+        refused,
+        agent_answer,
+        device,
     ) = row
     return _record(
         system_name=system_name,
@@ -414,6 +471,7 @@ def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
         did=did,
         queue=queue,
         agent=agent,
+        legs=(to_number, refused, agent_answer, device),
         texts=(
             src,
             dst,
@@ -448,6 +506,7 @@ def _record(
     did: str,
     queue: str,
     agent: str,
+    legs: tuple[str, str, str, str],
     texts: tuple[str, ...],
     source: str,
 ) -> CdrRecord:
@@ -479,8 +538,23 @@ def _record(
         billsec_us = end_us - answer_us if answered else 0
     elif billsec_us > duration_us:
         raise MalformedCdr("bad-number", f"billsec {seconds(billsec_us)} is longer than the CDR")
-    if "\x00" in "".join((uniqueid, linkedid, system_name, disposition, direction, did, *texts)):
+    to_number, refused, agent_answer, device = legs
+    if "\x00" in "".join(
+        (uniqueid, linkedid, system_name, disposition, direction, did, *legs, *texts)
+    ):
         raise MalformedCdr("bad-text", "a field holds a NUL character")
+    answered_us = answer_us if answered else None
+    if agent_answer:
+        # The agent's own answer (dialplan ``t<id>-agent-leg``): only attributes the leg, so a
+        # value that does not parse or fit is ignored rather than refusing the CDR.
+        try:
+            agent_answer_us = _epoch_us("GraamAgentAnswer", agent_answer)
+        except MalformedCdr:
+            agent_answer_us = -1
+        if start_us <= agent_answer_us <= end_us:
+            answered_us = agent_answer_us
+            billsec_us = end_us - agent_answer_us
+    refusal_reason = refused or None
     return _new_record(
         CdrRecord,
         (
@@ -489,7 +563,7 @@ def _record(
             uniqueid,
             sequence_number,
             linkedid,
-            answer_us if answered else None,
+            answered_us,
             end_us,
             duration_us,
             billsec_us,
@@ -501,6 +575,10 @@ def _record(
             _natural(agent),
             *texts,
             source,
+            to_number or None,
+            refusal_reason,
+            is_billable(direction or None, disposition, refusal_reason, billsec_us),
+            device or None,
         ),
     )
 
@@ -557,6 +635,9 @@ def record_to_json(record: CdrRecord) -> list[Any]:
 
 
 def record_from_json(item: list[Any]) -> CdrRecord:
+    if len(item) == _COLUMNS_1:  # journaled before an upgrade: the same rule decides billing
+        direction, disposition, billsec_us = item[11], item[9], item[8]
+        item = [*item, None, None, is_billable(direction, disposition, None, billsec_us), None]
     if len(item) != len(COLUMNS):
         raise ValueError(f"a journaled CDR has {len(COLUMNS)} fields, not {len(item)}")
     return CdrRecord._make(item)

@@ -20,16 +20,19 @@ class Direction(StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
     INTERNAL = "internal"
+    FEATURE = "feature"  # an agent's feature code (*45, *46, *47): never billed nor answered
 
 
 class Disposition(StrEnum):
-    """Asterisk's dispositions, spelt for a URL; ``asterisk`` is the value it writes."""
+    """What became of a leg: Asterisk's dispositions, spelt for a URL (``asterisk`` is the value
+    it writes), and ``refused``: the dialplan refused the call (``refusal_reason`` says why)."""
 
     ANSWERED = "answered"
     NO_ANSWER = "no-answer"
     BUSY = "busy"
     FAILED = "failed"
     CONGESTION = "congestion"
+    REFUSED = "refused"
 
     @property
     def asterisk(self) -> str:
@@ -57,6 +60,7 @@ class CdrFilters(BaseModel):
         None, ge=0, le=10**8, description="Seconds answered (billsec)."
     )
     linkedid: str | None = Field(None, max_length=150, description="Every leg of one call.")
+    billable: bool | None = Field(None, description="Legs billing counts, or never counts.")
 
     @model_validator(mode="after")
     def _zoned_range(self) -> CdrFilters:
@@ -114,12 +118,15 @@ class CdrOut(BaseModel):
                     "billsec": "1.401937",
                     "billed_seconds": 2,
                     "disposition": "answered",
+                    "refusal_reason": None,
+                    "billable": False,
                     "direction": "inbound",
                     "from_number": "+33612345678",
                     "to_number": "+33123456789",
                     "did": "+33123456789",
                     "queue_id": None,
                     "agent_id": None,
+                    "device": None,
                     "caller_id": '"Jo" <+33612345678>',
                     "channel": "PJSIP/trunk-carrier-00000001",
                     "peer_channel": "",
@@ -143,13 +150,26 @@ class CdrOut(BaseModel):
     duration: Decimal = Field(description="Seconds from start to end.")
     billsec: Decimal = Field(description="Seconds from answer to end (exact).")
     billed_seconds: int = Field(description="Every started second of billsec.")
-    disposition: str
-    direction: str | None
+    disposition: str = Field(
+        description="answered, no-answer, busy, failed, congestion, or refused (by the dialplan)."
+    )
+    refusal_reason: str | None = Field(
+        description="Why the dialplan refused the call: suspended, destination-not-allowed, "
+        "no-route; null unless refused."
+    )
+    billable: bool = Field(
+        description="Counted by billing: an answered outbound leg with billsec > 0, never "
+        "refused nor a feature code."
+    )
+    direction: str | None = Field(description="inbound, outbound, internal or feature.")
     from_number: str
-    to_number: str
+    to_number: str = Field(
+        description="What was dialled: E.164 for a number, the extension of an internal call."
+    )
     did: str | None
     queue_id: int | None
-    agent_id: int | None
+    agent_id: int | None = Field(description="The agent who took the leg (its queue legs too).")
+    device: str | None = Field(description="The agent's device (SIP username) on its legs.")
     caller_id: str
     channel: str
     peer_channel: str
@@ -170,13 +190,16 @@ class CdrOut(BaseModel):
             duration=cdr.duration,
             billsec=cdr.billsec,
             billed_seconds=billed_seconds(cdr.billsec),
-            disposition=disposition_name(cdr.disposition),
+            disposition=leg_disposition(cdr),
+            refusal_reason=cdr.refusal_reason,
+            billable=cdr.billable,
             direction=cdr.direction,
             from_number=cdr.src,
-            to_number=cdr.dst,
+            to_number=dialled(cdr),
             did=cdr.did,
             queue_id=cdr.queue_id,
             agent_id=cdr.agent_user_id,
+            device=cdr.device,
             caller_id=cdr.clid,
             channel=cdr.channel,
             peer_channel=cdr.dstchannel,
@@ -194,6 +217,17 @@ def disposition_name(asterisk: str) -> str:
     return asterisk.strip().lower().replace(" ", "-")
 
 
+def leg_disposition(cdr: Cdr) -> str:
+    """``refused`` when the dialplan refused the call (Asterisk says it was answered: the
+    refusal answers to play its announcement), else Asterisk's own."""
+    return Disposition.REFUSED.value if cdr.refusal_reason else disposition_name(cdr.disposition)
+
+
+def dialled(cdr: Cdr) -> str:
+    """What was dialled; legs recorded before the dialplan said it show Asterisk's ``dst``."""
+    return cdr.to_number if cdr.to_number is not None else cdr.dst
+
+
 class SummaryRow(BaseModel):
     """Legs of one day (in the summary's ``timezone``) and direction."""
 
@@ -201,7 +235,12 @@ class SummaryRow(BaseModel):
     direction: str | None
     legs: int = Field(description="CDRs (one per leg).")
     calls: int = Field(description="Distinct calls (linkedid).")
-    answered: int = Field(description="Legs answered.")
+    answered: int = Field(
+        description="Legs answered; never a refused leg nor a feature code (direction feature)."
+    )
+    refused: int = Field(description="Legs the dialplan refused (disposition refused).")
+    billable: int = Field(description="Billable legs.")
+    billable_billsec: Decimal = Field(description="Seconds of the billable legs (exact).")
     total_billsec: Decimal
     average_billsec: Decimal | None = Field(description="Over the answered legs.")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select, tuple_
+from sqlalchemy import Select, and_, distinct, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.auth.principal import Principal, Role
@@ -25,10 +25,13 @@ from graam_pbx.cdr.parse import micros, moment
 from graam_pbx.cdr.schemas import (
     CdrCursor,
     CdrFilters,
+    Direction,
+    Disposition,
     SummaryOut,
     SummaryRow,
     billed_seconds,
-    disposition_name,
+    dialled,
+    leg_disposition,
     summary_range,
 )
 from graam_pbx.errors import Invalid, NotFound
@@ -59,6 +62,10 @@ EXPORT_COLUMNS = (
     "peer_channel",
     "last_application",
     "source",
+    # Migration 0010_cdr_legs: added last, so the columns before keep their places.
+    "refusal_reason",
+    "billable",
+    "device",
 )
 _PLAIN_NUMBER = re.compile(r"\+?[0-9]+")
 
@@ -126,15 +133,20 @@ def _filtered(scope: CdrScope, filters: CdrFilters) -> Select[Cdr]:
     if filters.from_number is not None:
         conditions.append(Cdr.src == filters.from_number)
     if filters.to_number is not None:
-        conditions.append(Cdr.dst == filters.to_number)
+        conditions.append(func.coalesce(Cdr.to_number, Cdr.dst) == filters.to_number)
     if filters.did is not None:
         conditions.append(Cdr.did == filters.did)
     if filters.queue_id is not None:
         conditions.append(Cdr.queue_id == filters.queue_id)
     if filters.agent_id is not None:
         conditions.append(Cdr.agent_user_id == filters.agent_id)
-    if filters.disposition is not None:
+    if filters.disposition is Disposition.REFUSED:
+        conditions.append(Cdr.refusal_reason.is_not(None))
+    elif filters.disposition is not None:
         conditions.append(Cdr.disposition == filters.disposition.asterisk)
+        conditions.append(Cdr.refusal_reason.is_(None))
+    if filters.billable is not None:
+        conditions.append(Cdr.billable.is_(filters.billable))
     if filters.min_duration is not None:
         conditions.append(Cdr.duration >= filters.min_duration)
     if filters.min_billsec is not None:
@@ -207,10 +219,10 @@ def _export_row(cdr: Cdr) -> tuple[object, ...]:
         cdr.duration,
         cdr.billsec,
         billed_seconds(cdr.billsec),
-        disposition_name(cdr.disposition),
+        leg_disposition(cdr),
         cdr.direction or "",
         _cell(cdr.src),
-        _cell(cdr.dst),
+        _cell(dialled(cdr)),
         _cell(cdr.did or ""),
         cdr.queue_id or "",
         cdr.agent_user_id or "",
@@ -219,6 +231,9 @@ def _export_row(cdr: Cdr) -> tuple[object, ...]:
         _cell(cdr.dstchannel),
         _cell(cdr.lastapp),
         cdr.source,
+        cdr.refusal_reason or "",
+        "true" if cdr.billable else "false",
+        _cell(cdr.device or ""),
     )
 
 
@@ -252,7 +267,14 @@ async def summary(
     ranged = filters.model_copy(update={"since": since, "until": until})
     legs = _filtered(scope, ranged).subquery()
     day = func.date(func.timezone(zone, legs.c.started_at)).label("day")
-    answered = legs.c.disposition == "ANSWERED"
+    refused = legs.c.refusal_reason.is_not(None)
+    # A refusal answers to play its announcement, a feature code to talk to the agent: neither
+    # is an answered call.
+    answered = and_(
+        legs.c.disposition == "ANSWERED",
+        legs.c.refusal_reason.is_(None),
+        legs.c.direction.is_distinct_from(Direction.FEATURE.value),
+    )
     statement = (
         select(
             day,
@@ -260,6 +282,11 @@ async def summary(
             func.count().label("legs"),
             func.count(distinct(legs.c.linkedid)).label("calls"),
             func.count().filter(answered).label("answered"),
+            func.count().filter(refused).label("refused"),
+            func.count().filter(legs.c.billable).label("billable"),
+            func.coalesce(func.sum(legs.c.billsec).filter(legs.c.billable), 0).label(
+                "billable_billsec"
+            ),
             func.coalesce(func.sum(legs.c.billsec), 0).label("total_billsec"),
             func.round(func.avg(legs.c.billsec).filter(answered), 6).label("average_billsec"),
         )
@@ -279,6 +306,9 @@ async def summary(
                 legs=row.legs,
                 calls=row.calls,
                 answered=row.answered,
+                refused=row.refused,
+                billable=row.billable,
+                billable_billsec=row.billable_billsec,
                 total_billsec=row.total_billsec,
                 average_billsec=row.average_billsec,
             )

@@ -266,3 +266,100 @@ def test_the_journal_form_gives_back_the_exact_record(
 @given(st.integers(min_value=EARLIEST_US, max_value=LATEST_US))
 def test_a_moment_reads_back_as_its_microseconds(us: int) -> None:
     assert micros(moment(us)) == us
+
+
+# ---- legs: what was dialled, refusals, the agent's own answer, billable ----------------------
+
+
+def leg_event(**legs: str) -> list[Message]:
+    """The recorded answered leg with the headers of legs (cdr_manager.conf) after Asterisk's
+    own: as framed text (the hot path) and as fields only (the general path)."""
+    fields = dict(recorded_events()[4].fields)
+    names = ("GraamTo", "GraamRefused", "GraamAgentAnswer", "GraamDevice")
+    fields.update({name: legs.get(name, "") for name in names})
+    text = "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
+    framed = FrameDecoder().feed(text.encode() * 2)[1]  # a fresh decoder's first: no text
+    return [framed, Message(fields.items())]
+
+
+def test_both_paths_read_the_headers_of_legs_alike() -> None:
+    recorded = record_from_event(event())
+    start, end = recorded.started_us, recorded.ended_us
+    agent = start + (end - start) // 2
+    agent_answer = f"{agent // 1_000_000}.{agent % 1_000_000:06d}"
+    framed, plain = leg_event(
+        GraamTo="+33142685300", GraamAgentAnswer=agent_answer, GraamDevice="acme-ana"
+    )
+    assert framed.block is not None
+    fast, general = record_from_event(framed), record_from_event(plain)
+    assert fast == general
+    assert fast.to_number == "+33142685300"
+    assert fast.device == "acme-ana"
+    # The agent's own answer and talk time, not the menu's.
+    assert fast.answered_us == agent
+    assert fast.billsec_us == end - agent
+    assert fast.refusal_reason is None
+
+
+def test_an_agent_answer_outside_the_cdr_is_ignored() -> None:
+    recorded = record_from_event(event())
+    after = recorded.ended_us + 1_000
+    for message in leg_event(GraamAgentAnswer=f"{after // 1_000_000}.{after % 1_000_000:06d}"):
+        record = record_from_event(message)
+        assert (record.answered_us, record.billsec_us) == (
+            recorded.answered_us,
+            recorded.billsec_us,
+        )
+
+
+def test_only_answered_outbound_legs_that_lasted_are_billable() -> None:
+    def billable(direction: str, **legs: str) -> set[bool]:
+        return {
+            record_from_event(_with(message, GraamDirection=direction)).billable
+            for message in leg_event(**legs)
+        }
+
+    assert billable("outbound") == {True}
+    assert billable("outbound", GraamRefused="suspended") == {False}
+    assert billable("inbound") == {False}
+    assert billable("internal") == {False}
+    assert billable("feature") == {False}
+    unanswered = event(
+        GraamDirection="outbound",
+        Disposition="NO ANSWER",
+        AnswerEpoch="0.000000",
+        BillableSecondsExact="0.000000",
+    )
+    assert record_from_event(unanswered).billable is False
+
+
+def _with(message: Message, **changes: str) -> Message:
+    fields = dict(message.fields)
+    fields.update(changes)
+    if message.block is None:
+        return Message(fields.items())
+    text = "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
+    framed = FrameDecoder().feed(text.encode() * 2)[1]  # a fresh decoder's first: no text
+    return framed
+
+
+def test_the_csv_log_of_both_layouts_is_read() -> None:
+    (old,) = [row for row in recorded_rows()[:1]]
+    before = record_from_csv(old, "graam")
+    assert (before.to_number, before.refusal_reason, before.device) == (None, None, None)
+    new = ["graam-cdr-2", *old[1:], "+33145678901", "destination-not-allowed", "", ""]
+    refused = record_from_csv(new, "graam")
+    assert refused.to_number == "+33145678901"
+    assert refused.refusal_reason == "destination-not-allowed"
+    assert refused.billable is False
+    with pytest.raises(MalformedCdr):
+        record_from_csv(["graam-cdr-1", *new[1:]], "graam")
+
+
+def test_a_record_journaled_before_legs_reads_back() -> None:
+    record = record_from_event(event(GraamDirection="outbound"))
+    old = record_to_json(record)[:28]
+    again = record_from_json(old)
+    assert again[:28] == record[:28]
+    assert (again.to_number, again.refusal_reason, again.device) == (None, None, None)
+    assert again.billable is record.billable

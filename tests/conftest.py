@@ -154,7 +154,11 @@ async def start_app(
     ``settings`` name them: test sessions run beside each other and beside a ``make run``.
     """
     with tempfile.TemporaryDirectory(prefix="graam-cdr-") as cdr_dir:
-        settings = settings or Settings(agi_port=free_port(), cdr_dir=Path(cdr_dir))
+        settings = settings or Settings(
+            agi_port=free_port(),
+            cdr_dir=Path(cdr_dir),
+            queue_calls_dir=Path(cdr_dir) / "queue-calls",
+        )
         app = create_app(settings, endpoints)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

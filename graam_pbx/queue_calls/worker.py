@@ -1,0 +1,365 @@
+"""The queue-call writer: AMI queue events to rows in Postgres, queue_log as the backfill.
+
+- Live: queue events from the bus feed a ``Tracker``; each finished row is written within
+  ``flush_delay`` (insert, nothing done on a key already there).
+- Asterisk's ``queue_log`` is the durable record: after every start, every AMI (re)connection,
+  events dropped by the bus, a failed write, and every ``backfill_interval``, the log is read
+  from the checkpoint and every finished row in it is written too. The checkpoint moves only
+  to the entry line of the oldest call still open in what was read, so a row is rebuilt
+  whole; the key makes every repeat harmless. Postgres down or this process killed: the rows
+  are in the log, and written at the next backfill that succeeds.
+- Gauges: every ``metrics_interval`` seconds, ``QueueStatus`` gives each queue's waiting
+  callers, longest wait and available/paused members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx import metrics
+from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
+from graam_pbx.ami.actions import queue_status
+from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.queue_calls.store import write_rows
+from graam_pbx.queue_calls.tracker import (
+    AMI_EVENTS,
+    Kind,
+    QueueCallRow,
+    Tracker,
+    event_from_ami,
+    event_from_log,
+    queue_ids,
+)
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER = "queue-calls"
+QUEUE_LOG = Path("/var/log/asterisk/queue_log")
+READ_CHUNK = 1 << 20
+# Entry ordinals kept in the checkpoint for callers seen this recently (a caller re-entering
+# the same queue after the checkpoint is numbered on from them).
+ORDINALS_KEPT_SECONDS = 6 * 3600
+STALE_OPEN_CALL = timedelta(hours=12)
+RESTART_LINE = "|NONE|NONE|NONE|QUEUESTART|"
+
+
+@dataclass(frozen=True)
+class QueueCallSettings:
+    queue_log: Path | None  # Asterisk's queue_log as this process sees it; None: no backfill
+    state_dir: Path
+    flush_delay: float = 0.2
+    backfill_interval: float = 60.0
+    retry_interval: float = 1.0
+    max_pending: int = 100_000
+    metrics_interval: float = 5.0
+    metrics_per_queue: bool = True
+
+
+@dataclass
+class Checkpoint:
+    """Where the next backfill starts in the log, and the entry ordinals before it."""
+
+    inode: int = 0
+    offset: int = 0
+    ordinals: dict[str, list[float]] = field(default_factory=dict)  # "uid|queue" -> [n, epoch]
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint:
+        try:
+            data = json.loads(path.read_text())
+            return cls(int(data["inode"]), int(data["offset"]), dict(data.get("ordinals", {})))
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("w") as file:
+            json.dump({"inode": self.inode, "offset": self.offset, "ordinals": self.ordinals}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(path)
+
+
+@dataclass
+class BackfillResult:
+    rows: list[QueueCallRow]
+    checkpoint: Checkpoint
+
+
+def read_log(queue_log: Path, checkpoint: Checkpoint) -> BackfillResult:
+    """Every row finished in the log after ``checkpoint``, and the checkpoint to keep next.
+
+    A log rotated or truncated since (another inode, or shorter) is read from its start.
+    """
+    try:
+        stat = queue_log.stat()
+    except FileNotFoundError:
+        return BackfillResult([], checkpoint)
+    start = checkpoint.offset
+    ordinals = dict(checkpoint.ordinals)
+    if stat.st_ino != checkpoint.inode or stat.st_size < start:
+        start = 0
+    tracker = Tracker()
+    now = time.time()
+    for key, (count, epoch) in ordinals.items():
+        uniqueid, _, queue = key.partition("|")
+        tracker.seed(uniqueid, queue, int(count), datetime.fromtimestamp(epoch, UTC))
+    joins: dict[tuple[str, str], list[int]] = {}  # offsets of entry lines read
+    rows: list[QueueCallRow] = []
+    offset = start
+    last_at: datetime | None = None
+    with queue_log.open("rb") as file:
+        file.seek(start)
+        for raw in file:
+            if not raw.endswith(b"\n"):
+                break  # being written: read next time
+            line_offset = offset
+            offset += len(raw)
+            text = raw.decode("utf-8", "replace")
+            if RESTART_LINE in text:
+                tracker.forget_open()  # Asterisk (re)started: no call from before goes on
+                continue
+            event = event_from_log(text)
+            if event is None:
+                continue
+            last_at = event.at if last_at is None else max(last_at, event.at)
+            if event.kind is Kind.JOIN:
+                joins.setdefault((event.uniqueid, event.queue), []).append(line_offset)
+            rows.extend(tracker.feed(event))
+    # A call open for longer than any call lasts (its end never logged) holds nothing back.
+    horizon = last_at - STALE_OPEN_CALL if last_at is not None else None
+    open_joins = [
+        joins[key][-1]
+        for key, row in tracker.open.items()
+        if joins.get(key) and (horizon is None or row.entered_at >= horizon)
+    ]
+    keep = min(open_joins, default=offset)
+    # Ordinals of entries before the new checkpoint: re-read lines are counted again.
+    counts: dict[str, list[float]] = {}
+    for (uniqueid, queue), (count, seen) in tracker.entries.items():
+        after = sum(1 for at in joins.get((uniqueid, queue), []) if at >= keep)
+        if count - after > 0 and now - seen.timestamp() < ORDINALS_KEPT_SECONDS:
+            counts[f"{uniqueid}|{queue}"] = [count - after, seen.timestamp()]
+    return BackfillResult(rows, Checkpoint(stat.st_ino, keep, counts))
+
+
+class QueueCallWorker:
+    """Owns the ``queue-calls`` bus subscription, the writer task and the gauge poller."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        ami: AmiSupervisor | None,
+        settings: QueueCallSettings,
+    ) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._ami = ami
+        self._settings = settings
+        self.checkpoint_path = settings.state_dir / "queue-log-checkpoint.json"
+        self.tracker = Tracker()
+        self._pending: list[QueueCallRow] = []
+        self._wake = asyncio.Event()
+        self._backfill_wanted = True
+        self._subscription: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failing = False
+        self._dropped_seen = 0
+        self._gauged: set[tuple[str, str]] = set()
+        self.written_live = 0
+        self.backfills = 0
+
+    async def start(self) -> None:
+        self._subscription = self._bus.subscribe(
+            SUBSCRIBER, [*AMI_EVENTS, RESYNC_EVENT], self._on_event, maxsize=100_000
+        )
+        self._backfill_wanted = True
+        self._tasks = [asyncio.create_task(self._write_loop(), name="queue-calls-writer")]
+        if self._ami is not None:
+            self._tasks.append(asyncio.create_task(self._gauge_loop(), name="queue-gauges"))
+
+    async def stop(self) -> None:
+        """Write what is pending (what cannot be is in queue_log, for the next start)."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    while subscription.backlog:  # noqa: ASYNC110 - the bus has no drain
+                        await asyncio.sleep(0.01)
+            await self._bus.unsubscribe(subscription)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        self._tasks = []
+        if self._pending:
+            with contextlib.suppress(Exception):
+                await self._write(self._pending, "ami")
+
+    # ---- events in --------------------------------------------------------------------------
+
+    def _on_event(self, message: Message) -> Awaitable[None] | None:
+        if message.event == RESYNC_EVENT:
+            if message.get("Restarted") == "yes":
+                self.tracker.forget_open()  # the queue_log has what was finished before
+            self.request_backfill()
+            return None
+        fields: dict[str, str] = {}
+        for name, value in message.fields:
+            fields.setdefault(name, value)
+        event = event_from_ami(fields, datetime.now(UTC))
+        if event is None:
+            return None
+        done = self.tracker.feed(event)
+        if done:
+            if len(self._pending) < self._settings.max_pending:
+                self._pending.extend(done)
+            else:
+                self._backfill_wanted = True  # the log has them
+            self._wake.set()
+        return None
+
+    @property
+    def failing(self) -> bool:
+        """True while writes to Postgres fail (the rows wait in memory and in queue_log)."""
+        return self._failing
+
+    def request_backfill(self) -> None:
+        self._backfill_wanted = True
+        self._wake.set()
+
+    # ---- writer -----------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        next_backfill = 0.0
+        while True:
+            self._wake.clear()
+            timeout = max(0.0, next_backfill - time.monotonic())
+            if not self._pending and not self._backfill_wanted:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(timeout, self._settings.flush_delay * 10)):
+                        await self._wake.wait()
+            await asyncio.sleep(self._settings.flush_delay if self._pending else 0)
+            ok = True
+            try:
+                self._watch_drops()
+                self._pending.extend(self.tracker.expire(datetime.now(UTC)))
+                if self._pending:
+                    batch, self._pending = self._pending, []
+                    try:
+                        await self._write(batch, "ami")
+                    except BaseException:
+                        self._pending[:0] = batch
+                        raise
+                    self.written_live += len(batch)
+                if self._backfill_wanted or time.monotonic() >= next_backfill:
+                    self._backfill_wanted = False
+                    try:
+                        await self._backfill()
+                    except BaseException:
+                        self._backfill_wanted = True
+                        raise
+                    next_backfill = time.monotonic() + self._settings.backfill_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                ok = False
+                if not self._failing:
+                    log.warning("queue calls not written; retrying", extra={"error": str(err)})
+                self._failing = True
+                await asyncio.sleep(self._settings.retry_interval)
+            if ok and self._failing:
+                log.info("queue calls written again")
+                self._failing = False
+
+    async def _write(self, rows: list[QueueCallRow], source: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await write_rows(session, rows, source)
+        metrics.QUEUE_CALLS_WRITTEN.labels(source=source).inc(len(rows))
+
+    async def _backfill(self) -> None:
+        queue_log = self._settings.queue_log
+        if queue_log is None:
+            return
+        checkpoint = await asyncio.to_thread(Checkpoint.load, self.checkpoint_path)
+        result = await asyncio.to_thread(read_log, queue_log, checkpoint)
+        for start in range(0, len(result.rows), 5000):
+            await self._write(result.rows[start : start + 5000], "queue_log")
+        await asyncio.to_thread(result.checkpoint.save, self.checkpoint_path)
+        self.backfills += 1
+
+    def _watch_drops(self) -> None:
+        subscription = self._subscription
+        if subscription is not None and subscription.dropped != self._dropped_seen:
+            self._dropped_seen = subscription.dropped
+            self._backfill_wanted = True
+
+    # ---- gauges -----------------------------------------------------------------------------
+
+    async def _gauge_loop(self) -> None:
+        assert self._ami is not None  # noqa: S101 - started only with AMI
+        while True:
+            try:
+                async with asyncio.timeout(self._settings.metrics_interval * 2):
+                    messages = await queue_status(self._ami)
+            except (AmiError, TimeoutError):
+                messages = None
+            if messages is not None:
+                self._set_gauges(messages)
+            await asyncio.sleep(self._settings.metrics_interval)
+
+    def _set_gauges(self, messages: list[Message]) -> None:
+        """Per queue (tenant and queue ids as labels) or, turned off, summed over all."""
+        waiting: dict[tuple[str, str], float] = {}
+        longest: dict[tuple[str, str], float] = {}
+        available: dict[tuple[str, str], float] = {}
+        paused: dict[tuple[str, str], float] = {}
+        for message in messages:
+            queue = message.get("Queue", "")
+            ids = queue_ids(queue)
+            if ids is None:
+                continue
+            labels: tuple[str, str] = (
+                (str(ids[0]), str(ids[1])) if self._settings.metrics_per_queue else ("all", "all")
+            )
+            for table in (waiting, longest, available, paused):
+                table.setdefault(labels, 0.0)
+            if message.event == "QueueEntry":
+                waiting[labels] += 1
+                longest[labels] = max(longest[labels], float(message.get("Wait", "0") or 0))
+            elif message.event == "QueueMember":
+                if message.get("Paused") == "1":
+                    paused[labels] += 1
+                elif message.get("Status") == "1" and message.get("InCall", "0") == "0":
+                    available[labels] += 1  # AST_DEVICE_NOT_INUSE
+        for gone in self._gauged - waiting.keys():
+            for gauge in _GAUGES:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*gone)
+        self._gauged = set(waiting)
+        for labels in waiting:
+            metrics.QUEUE_WAITING.labels(*labels).set(waiting[labels])
+            metrics.QUEUE_LONGEST_WAIT.labels(*labels).set(longest[labels])
+            metrics.QUEUE_AGENTS_AVAILABLE.labels(*labels).set(available[labels])
+            metrics.QUEUE_AGENTS_PAUSED.labels(*labels).set(paused[labels])
+
+
+_GAUGES = (
+    metrics.QUEUE_WAITING,
+    metrics.QUEUE_LONGEST_WAIT,
+    metrics.QUEUE_AGENTS_AVAILABLE,
+    metrics.QUEUE_AGENTS_PAUSED,
+)

@@ -80,6 +80,8 @@ class QueueConf(NamedTuple):
     announce_holdtime: bool
     announce_frequency: int
     weight: int
+    # Asterisk's own ServicelevelPerf counters judge by the same threshold as the KPIs.
+    service_level_seconds: int = 20
 
 
 class IvrConf(NamedTuple):
@@ -426,6 +428,7 @@ def _tenant(
                 q["announce_holdtime"],
                 q["announce_frequency"],
                 q["weight"],
+                q["service_level_seconds"],
             )
             for q in queues.get(tid, [])
         ),

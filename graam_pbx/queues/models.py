@@ -27,6 +27,12 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
             "fallback_type IS NULL OR " + DESTINATION_CHECK.format("fallback"),
             name="fallback_known",
         ),
+        CheckConstraint(
+            "service_level_seconds BETWEEN 1 AND 3600", name="service_level_seconds_range"
+        ),
+        CheckConstraint(
+            "short_abandon_seconds BETWEEN 0 AND 600", name="short_abandon_seconds_range"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -48,6 +54,10 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
     announce_holdtime: Mapped[bool] = mapped_column(Boolean, default=False)
     announce_frequency: Mapped[int] = mapped_column(Integer, default=0)  # seconds; 0 = never
     weight: Mapped[int] = mapped_column(Integer, default=0)  # priority between queues
+    # The KPIs' thresholds (seconds): answered within the first meets the service level, a
+    # caller hanging up before the second is a short abandon.
+    service_level_seconds: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
 
 
 class QueueMember(TenantOwned, Base):

@@ -60,6 +60,12 @@ class QueueCreate(BaseModel):
     announce_holdtime: Flag = False
     announce_frequency: int = Field(0, ge=0, le=3600, description="Seconds; 0 never announces.")
     weight: int = Field(0, ge=0, le=100, description="Priority over other queues sharing agents.")
+    service_level_seconds: int = Field(
+        20, ge=1, le=3600, description="Seconds within which an answer meets the service level."
+    )
+    short_abandon_seconds: int = Field(
+        5, ge=0, le=600, description="A caller hanging up sooner is a short abandon."
+    )
 
 
 class QueueUpdate(BaseModel):
@@ -82,6 +88,8 @@ class QueueUpdate(BaseModel):
     announce_holdtime: Annotated[Flag | None, NotNull] = None
     announce_frequency: Annotated[int | None, NotNull] = Field(None, ge=0, le=3600)
     weight: Annotated[int | None, NotNull] = Field(None, ge=0, le=100)
+    service_level_seconds: Annotated[int | None, NotNull] = Field(None, ge=1, le=3600)
+    short_abandon_seconds: Annotated[int | None, NotNull] = Field(None, ge=0, le=600)
 
 
 class QueueOut(BaseModel):
@@ -98,6 +106,8 @@ class QueueOut(BaseModel):
     announce_holdtime: bool
     announce_frequency: int
     weight: int
+    service_level_seconds: int
+    short_abandon_seconds: int
     version: int
     created_at: datetime
     updated_at: datetime
@@ -118,6 +128,8 @@ class QueueOut(BaseModel):
             announce_holdtime=queue.announce_holdtime,
             announce_frequency=queue.announce_frequency,
             weight=queue.weight,
+            service_level_seconds=queue.service_level_seconds,
+            short_abandon_seconds=queue.short_abandon_seconds,
             version=queue.version,
             created_at=queue.created_at,
             updated_at=queue.updated_at,

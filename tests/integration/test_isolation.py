@@ -1,9 +1,9 @@
 """Strict tenant isolation, for every route of the API.
 
 Tenant A gets one object of every kind (the demo tenant, plus a prompt, a hold music class,
-a schedule, an outbound route and an API key). Tenant B's admin then calls every route that names an
-object, with A's ids: each answers 404 (or the 403 its role gets on its own tenant too,
-which reveals nothing). Every list B reads leaves out everything of A's.
+a schedule, an outbound route, an API key and a pause reason). Tenant B's admin then calls
+every route that names an object, with A's ids: each answers 404 (or the 403 its role gets
+on its own tenant too, which reveals nothing). Every list B reads leaves out everything of A's.
 """
 
 from __future__ import annotations
@@ -11,15 +11,20 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.app import API_ROUTERS
 from graam_pbx.auth.principal import Principal, Role
+from graam_pbx.queue_calls.models import QueueCall
+from graam_pbx.queue_calls.store import write_rows
+from graam_pbx.queue_calls.tracker import Outcome, QueueCallRow
 from graam_pbx.tenants.flows import DemoTenant, seed_demo_tenant
 from tests.factories import TenantWorld, make_world, unique
 from tests.unit.test_wav import make_wav
@@ -88,6 +93,12 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     )
     assert outbound.status_code == 201, outbound.text
     demo.ids["outbound_route_id"] = outbound.json()["id"]
+    pause_reason = await client.post(
+        "/api/v1/pause-reasons", headers=op, json={"code": "2", "label": "Lunch"}
+    )
+    assert pause_reason.status_code == 201, pause_reason.text
+    demo.ids["reason_id"] = pause_reason.json()["id"]
+    demo.ids["queue_call_id"] = await _queue_call(sessions, demo)
     admin_login = next(login for login in demo.logins if login.role == "admin")
     token = (
         await client.post(
@@ -104,6 +115,33 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     )
     demo.ids["key_id"] = key.json()["id"]
     return demo, world
+
+
+async def _queue_call(sessions: Sessions, demo: DemoTenant) -> int:
+    """One answered queue call of the tenant, by its agent, as the writer stores it."""
+    moment = datetime.now(UTC)
+    row = QueueCallRow(
+        tenant_id=demo.tenant_id,
+        queue_id=demo.ids["queue_id"],
+        queue_name=f"t{demo.tenant_id}-q{demo.ids['queue_id']}",
+        caller_uniqueid=unique("call"),
+        entry=1,
+        linkedid="1",
+        caller_number="+33612345678",
+        entered_at=moment,
+        position_at_entry=1,
+        ended_at=moment,
+        answered_at=moment,
+        agent_id=demo.ids["user_id"],
+        outcome=Outcome.ANSWERED,
+    )
+    async with sessions() as session, session.begin():
+        await write_rows(session, [row], "ami")
+        found = await session.scalar(
+            select(QueueCall.id).where(QueueCall.caller_uniqueid == row.caller_uniqueid)
+        )
+    assert found is not None
+    return found
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -203,6 +241,8 @@ async def test_no_list_shows_another_tenants_objects(
         "/api/v1/tenants": "tenant_id",
         "/api/v1/auth/api-keys": "key_id",
         "/api/v1/api-keys": "key_id",
+        "/api/v1/pause-reasons": "reason_id",
+        "/api/v1/queue-calls": "queue_call_id",
     }
     for method, path in _routes():
         if method != "GET" or "{" in path or path == "/api/v1/auth/me":
@@ -216,12 +256,16 @@ async def test_no_list_shows_another_tenants_objects(
         else:
             body = response.json()
         items = body["items"] if isinstance(body, dict) and "items" in body else body
+        if isinstance(body, dict) and "buckets" in body:  # statistics: buckets and totals
+            items = body["buckets"] + body["totals"]
         if isinstance(items, dict):  # one object (the caller's tenant's), not a list
             assert items.get("tenant_id") == b.tenant_id, (path, items)
             items = [items]
         for item in items:
             assert item.get("tenant_id") != a.tenant_id, (path, item)
             assert item.get("tenant_slug") != a.slug, (path, item)
+            assert str(item.get("queue_id")) != str(a.ids["queue_id"]), (path, item)
+            assert str(item.get("agent_id")) != str(a.ids["user_id"]), (path, item)
             if path in lists:
                 assert item["id"] != a.ids[lists[path]], (path, item)
 

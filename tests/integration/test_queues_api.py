@@ -74,6 +74,8 @@ async def test_create_get_list_with_defaults(client: httpx.AsyncClient, sessions
         "announce_holdtime": False,
         "announce_frequency": 0,
         "weight": 0,
+        "service_level_seconds": 20,
+        "short_abandon_seconds": 5,
         "version": 1,
     }
     one = await client.get(f"/api/v1/queues/{queue['id']}", headers=world.admin.headers)

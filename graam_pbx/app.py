@@ -47,6 +47,8 @@ from graam_pbx.ivr import api as ivr_api
 from graam_pbx.moh import api as moh_api
 from graam_pbx.numbers import api as numbers_api
 from graam_pbx.prompts import api as prompts_api
+from graam_pbx.queue_calls import api as queue_calls_api
+from graam_pbx.queue_calls.worker import QUEUE_LOG, QueueCallSettings, QueueCallWorker
 from graam_pbx.queues import api as queues_api
 from graam_pbx.rest import StorableInput, allowed_methods, openapi_parameters_without_null
 from graam_pbx.routing import api as routing_api
@@ -54,6 +56,7 @@ from graam_pbx.routing.worker import TrunkResolver
 from graam_pbx.settings import Settings, get_settings
 from graam_pbx.sip_security import api as sip_security_api
 from graam_pbx.sip_security.worker import BlockPolicy, SipSecurityWorker
+from graam_pbx.stats import api as stats_api
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
 from graam_pbx.voicemail.mail import SmtpRelay
@@ -72,14 +75,17 @@ API_ROUTERS: list[APIRouter] = [
     routing_api.router,
     agents_api.router,
     agents_api.sessions_router,
+    agents_api.pause_reasons_router,
     queues_api.router,
     prompts_api.router,
     moh_api.router,
     ivr_api.router,
     voicemail_api.router,
     cdr_api.router,
+    queue_calls_api.router,
     config_status_api.router,
     sip_security_api.router,
+    stats_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -103,6 +109,7 @@ class Endpoints:
     sounds_dir: Path | None = None  # tenants' prompts as files Asterisk plays
     cdr_csv_log: Path | None = None  # Asterisk's CSV log of CDRs; None: no backfill
     voicemail_spool: Path | None = None  # Asterisk's voicemail spool; None: messages unreachable
+    queue_log: Path | None = None  # Asterisk's queue_log; None: no queue-call backfill
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoints:
@@ -115,6 +122,7 @@ class Endpoints:
             sounds_dir=settings.asterisk_sounds_dir,
             cdr_csv_log=settings.cdr_csv_log or ASTERISK_LOG,
             voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
+            queue_log=settings.queue_log or QUEUE_LOG,
         )
 
 
@@ -131,6 +139,7 @@ class Runtime:
     logins: LoginGate
     agents: AgentWorker | None = None
     cdr: CdrWorker | None = None
+    queue_calls: QueueCallWorker | None = None
     voicemail_spool: VoicemailSpool | None = None
 
 
@@ -180,6 +189,19 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 checkpoint_interval=settings.cdr_checkpoint_interval,
             ),
         )
+        # Queue calls: AMI queue events live, Asterisk's queue_log after any absence.
+        queue_calls = QueueCallWorker(
+            session_factory(engine),
+            bus,
+            ami,
+            QueueCallSettings(
+                queue_log=endpoints.queue_log,
+                state_dir=settings.queue_calls_state_dir,
+                backfill_interval=settings.queue_calls_backfill_interval,
+                metrics_per_queue=settings.queue_metrics_per_queue,
+                metrics_interval=settings.queue_metrics_interval,
+            ),
+        )
         runtime = Runtime(
             settings=settings,
             engine=engine,
@@ -190,6 +212,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             logins=LoginGate.from_settings(settings),
             agents=agents,
             cdr=cdr,
+            queue_calls=queue_calls,
             voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
             if endpoints.voicemail_spool
             else None,
@@ -247,6 +270,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             agents,
             fastagi,
             cdr,
+            queue_calls,
             notifier,
             trunk_resolver,
             sip_security,

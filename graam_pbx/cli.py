@@ -32,6 +32,7 @@ from graam_pbx.errors import Conflict, GraamError
 from graam_pbx.fields import email_address
 from graam_pbx.files import configured_access
 from graam_pbx.logs import configure_logging
+from graam_pbx.queue_calls.worker import QUEUE_LOG
 from graam_pbx.sandbox import SandboxError, instances
 from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
@@ -246,6 +247,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
             sounds_dir=settings.asterisk_sounds_dir or EXTERNAL_SOUNDS_DIR,
             cdr_csv_log=settings.cdr_csv_log or ASTERISK_CDR_LOG,
             voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
+            queue_log=settings.queue_log or QUEUE_LOG,
         )
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
@@ -277,6 +279,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         sounds_dir=settings.asterisk_sounds_dir or info.sounds_dir,
         cdr_csv_log=settings.cdr_csv_log or sandbox.log_dir / CDR_LOG_NAME,
         voicemail_spool=settings.voicemail_spool_dir or sandbox.spool_dir / "voicemail",
+        queue_log=settings.queue_log or sandbox.log_dir / QUEUE_LOG.name,
     )
 
 

@@ -209,3 +209,32 @@ SIP_BLOCKED_SOURCES = Gauge(
     "SIP sources (IPv4 addresses, IPv6 /64s) Asterisk denies now",
     registry=REGISTRY,
 )
+QUEUE_CALLS_WRITTEN = Counter(
+    "graam_queue_calls_written_total",
+    "Finished queue calls sent to Postgres (an existing key is not doubled), by source",
+    ["source"],
+    registry=REGISTRY,
+)
+# Per queue: tenant and queue ids as labels (GRAAM_QUEUE_METRICS_PER_QUEUE=false: one series,
+# tenant="all", queue="all", summed over every queue).
+QUEUE_WAITING = Gauge(
+    "graam_queue_waiting_calls",
+    "Callers waiting in the queue",
+    ["tenant", "queue"],
+    registry=REGISTRY,
+)
+QUEUE_LONGEST_WAIT = Gauge(
+    "graam_queue_longest_wait_seconds",
+    "Wait of the caller waiting longest (the longest over queues when not per queue)",
+    ["tenant", "queue"],
+    registry=REGISTRY,
+)
+QUEUE_AGENTS_AVAILABLE = Gauge(
+    "graam_queue_agents_available",
+    "Members not paused, not in a call and reachable",
+    ["tenant", "queue"],
+    registry=REGISTRY,
+)
+QUEUE_AGENTS_PAUSED = Gauge(
+    "graam_queue_agents_paused", "Members paused", ["tenant", "queue"], registry=REGISTRY
+)

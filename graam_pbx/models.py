@@ -1,6 +1,12 @@
 """Every domain's models, imported once so ``Base.metadata`` knows every table."""
 
-from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
+from graam_pbx.agents.models import (
+    AgentDevice,
+    AgentSession,
+    AgentStateEvent,
+    AgentStateInterval,
+    PauseReason,
+)
 from graam_pbx.asterisk.models import ConfigGeneration, ConfigTrunkFailure
 from graam_pbx.audit.models import AuditEntry
 from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
@@ -9,6 +15,7 @@ from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
+from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.sip_security.models import SipBlock
@@ -19,6 +26,7 @@ __all__ = [
     "AgentDevice",
     "AgentSession",
     "AgentStateEvent",
+    "AgentStateInterval",
     "ApiKey",
     "AuditEntry",
     "Cdr",
@@ -31,9 +39,11 @@ __all__ = [
     "MohClass",
     "MohClassPrompt",
     "OutboundRoute",
+    "PauseReason",
     "PhoneNumber",
     "Prompt",
     "Queue",
+    "QueueCall",
     "QueueMember",
     "RefreshToken",
     "Schedule",

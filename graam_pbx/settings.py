@@ -215,6 +215,24 @@ class Settings(BaseSettings):
     cdr_checkpoint_interval: float = Field(
         60.0, gt=0, description="Seconds between checkpoints of the CSV log read so far."
     )
+    queue_calls_dir: Path | None = Field(
+        None, description="The queue-call writer's queue_log checkpoint; data_dir/queue-calls."
+    )
+    queue_log: Path | None = Field(
+        None,
+        description="Asterisk's queue_log as this host sees it (backfill of queue calls); the "
+        "sandbox's when unset, else /var/log/asterisk/queue_log.",
+    )
+    queue_calls_backfill_interval: float = Field(
+        60.0, gt=0, description="Seconds between reads of queue_log after the checkpoint."
+    )
+    queue_metrics_per_queue: bool = Field(
+        True,
+        description="Queue gauges labelled by tenant and queue; false: one series for all.",
+    )
+    queue_metrics_interval: float = Field(
+        5.0, gt=0, description="Seconds between QueueStatus reads that refresh the queue gauges."
+    )
     config_failure_grace: float = Field(
         60.0,
         ge=0,
@@ -294,6 +312,10 @@ class Settings(BaseSettings):
     @property
     def cdr_state_dir(self) -> Path:
         return self.cdr_dir or self.data_dir / "cdr"
+
+    @property
+    def queue_calls_state_dir(self) -> Path:
+        return self.queue_calls_dir or self.data_dir / "queue-calls"
 
 
 @lru_cache(maxsize=1)

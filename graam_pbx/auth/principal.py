@@ -36,6 +36,7 @@ class Area(StrEnum):
     QUEUES = "queues"
     SCHEDULES = "schedules"
     SIP_BLOCKS = "sip blocks"
+    STATISTICS = "statistics"
     TENANTS = "tenants"
     TRUNKS = "trunks"
     USERS = "users"

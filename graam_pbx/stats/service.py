@@ -245,12 +245,19 @@ async def queue_stats(
         names.setdefault(queue_id, queue.name)
     rows: list[QueueRow] = []
     totals: list[QueueRow] = []
+    # Most buckets of a queue are empty (nights, a quiet queue): their KPIs, and the buckets'
+    # ends, are computed once per request, not once per bucket and queue.
+    ends = [span.end_of(start) for start in span.starts]
+    empty = queue_kpis(QueueSums())
     for qid in queue_ids:
         overall = QueueSums()
-        for start in span.starts:
-            item = sums.get((start, qid), QueueSums())
-            overall = overall + item
-            rows.append(QueueRow(start, span.end_of(start), qid, names.get(qid), queue_kpis(item)))
+        for start, end in zip(span.starts, ends, strict=True):
+            item = sums.get((start, qid))
+            kpis = empty
+            if item is not None:
+                overall = overall + item
+                kpis = queue_kpis(item)
+            rows.append(QueueRow(start, end, qid, names.get(qid), kpis))
         totals.append(QueueRow(span.since, span.until, qid, names.get(qid), queue_kpis(overall)))
     return rows, totals
 
@@ -292,12 +299,18 @@ async def agent_stats(
     )
     rows: list[AgentRow] = []
     totals: list[AgentRow] = []
+    ends = [span.end_of(start) for start in span.starts]
+    empty = agent_kpis(QueueSums(), StateSums(), OutboundSums())
     for aid in agent_ids:
         all_calls, all_states, all_out = QueueSums(), StateSums(), OutboundSums()
-        for start in span.starts:
-            c = calls.get((start, aid), QueueSums())
-            s = states.get((start, aid), StateSums())
-            o = outbound.get((start, aid), OutboundSums())
+        for start, end in zip(span.starts, ends, strict=True):
+            key = (start, aid)
+            if key not in calls and key not in states and key not in outbound:
+                rows.append(AgentRow(start, end, aid, empty))  # nothing in this bucket
+                continue
+            c = calls.get(key, QueueSums())
+            s = states.get(key, StateSums())
+            o = outbound.get(key, OutboundSums())
             all_calls = all_calls + c
             for state, seconds in s.seconds.items():
                 all_states.seconds[state] = all_states.seconds.get(state, Decimal(0)) + seconds
@@ -308,7 +321,7 @@ async def agent_stats(
             all_out = OutboundSums(
                 all_out.attempts + o.attempts, all_out.answered + o.answered, all_out.talk + o.talk
             )
-            rows.append(AgentRow(start, span.end_of(start), aid, agent_kpis(c, s, o)))
+            rows.append(AgentRow(start, end, aid, agent_kpis(c, s, o)))
         totals.append(
             AgentRow(span.since, span.until, aid, agent_kpis(all_calls, all_states, all_out))
         )

@@ -1,0 +1,661 @@
+"""Real calls through the real Asterisk at a rising rate, and the facts each one leaves.
+
+python -m bench.call_load [--quick] [--agents N] [--talk S] [--step-seconds S] [--rates R,R,...]
+
+Prints one JSON line. The whole control plane runs in this process as in production (the AMI
+writers of CDRs and queue calls, the agent worker, the config applier) against its own
+embedded Postgres and Asterisk sandbox. A carrier (sipp, from 127.0.0.2) calls a tenant's
+number; its IVR takes the digit 1 the carrier presses and sends the call to a queue whose
+members are the tenant's agents, logged in through the API from devices registered by sipp
+(127.0.0.1); an agent's phone answers, talks ``--talk`` seconds and hangs up. Rates rise step
+by step (each step ``--step-seconds`` long); ``cps`` is the rate sipp actually placed the
+calls at (the calls over the time from the first start to the last, below the rate asked
+when sipp or the machine cannot keep up) in
+the fastest step in which every call succeeded (sipp's ``FailedCall`` 0) and every
+call's facts reached Postgres: its row in ``queue_calls`` (answered, with its agent) and
+the CDR of the agent's leg (``agent_user_id`` set). ``facts_lag_*``: from a call's hang-up
+(the queue call's ``ended_at``) to both facts being queryable, seen by polling every 50 ms
+(so up to 50 ms late). ``cpu_ms_per_call``: the
+CPU time of this process (the control plane, plus the polling) over the steps that passed,
+divided by their calls. ``failed`` and ``missing_facts`` are those of the first rate above
+that step (0 when every rate passed: then ``cps`` is the top of ``--rates``, not a ceiling).
+``rates``/``achieved``: each step's rate asked and placed.
+
+The limit, in the same run: the same callers, rates, agents' phones and talk time, to a number
+whose dialplan (added through AMI, no IVR, no queue, no control-plane step) ``Dial``s an
+agent's device directly; ``limit_cps``, measured the same way, with no failed call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx.agents.service import sip_ha1
+from graam_pbx.ami.supervisor import AmiConfig
+from graam_pbx.app import Endpoints, Runtime, create_app
+from graam_pbx.auth import service as auth_service
+from graam_pbx.db import migrate
+from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.ports import free_port
+from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
+from graam_pbx.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+CALLER_SCENARIO = REPO / "tests" / "e2e" / "scenarios" / "carrier_press_1.xml"
+REGISTER_SCENARIO = REPO / "tests" / "e2e" / "scenarios" / "agent_register.xml"
+AGENT_SCENARIO = Path(__file__).resolve().parent / "scenarios" / "agent_answer_talk.xml"
+CARRIER_IP = "127.0.0.2"
+PHONES_IP = "127.0.0.1"
+CALLER = "+33612345678"
+DID = "+33142685300"
+LIMIT_NUMBER = "7000"
+PASSWORD = "bench-call-load-password"  # noqa: S105 - a throwaway account of a throwaway database
+FACTS_TIMEOUT = 20.0
+POLL = 0.05
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def udp_port() -> int:
+    return free_port(socket.SOCK_DGRAM)
+
+
+# ---- sipp --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SippRun:
+    returncode: int
+    stats: dict[str, str]
+    output: str
+    wall_s: float  # from sipp's start to its end
+
+    def count(self, statistic: str) -> int:
+        return int(self.stats.get(f"{statistic}(C)", "0") or 0)
+
+
+async def sipp(
+    directory: Path, argv: list[str], limit_s: float, stop: asyncio.Event | None = None
+) -> SippRun:
+    """Run sipp in ``directory`` until it ends (or ``stop`` is set); its final statistics."""
+    started = time.perf_counter()
+    os.makedirs(directory)
+    argv = [
+        "sipp",
+        *argv,
+        "-nostdin",
+        "-aa",
+        "-trace_stat",
+        "-stf",
+        str(directory / "stats.csv"),
+        "-trace_err",
+        "-error_file",
+        str(directory / "errors.log"),
+    ]
+    with (directory / "output.log").open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=directory,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        waiting = asyncio.ensure_future(process.wait())
+        stopping = asyncio.ensure_future(stop.wait() if stop else asyncio.Event().wait())
+        await asyncio.wait({waiting, stopping}, timeout=limit_s, return_when="FIRST_COMPLETED")
+        stopping.cancel()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        await waiting
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    rows = [
+        line.rstrip(";").split(";")
+        for line in _read(directory / "stats.csv").splitlines()
+        if line.strip()
+    ]
+    stats = dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {}
+    logged = _read(directory / "errors.log")[-1500:] + _read(directory / "output.log")[-1500:]
+    return SippRun(process.returncode, stats, logged, time.perf_counter() - started)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+# ---- the world ---------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    tenant_id: int
+    queue_id: int
+    supervisor: dict[str, str]
+    agents: list[tuple[int, str, str]]  # (user id, SIP username, password)
+
+
+async def populate(url: str, agents: int) -> World:
+    """A tenant with an admin, a supervisor, a queue and ``agents`` agents with devices."""
+    password_hash = await auth_service.hash_password(PASSWORD)
+    conn = await asyncpg.connect(url)
+    try:
+        tenant_id = await conn.fetchval(
+            "INSERT INTO tenants (slug, name, country, timezone, status, plan, licences, "
+            "version) VALUES ('load', 'load', 'FR', 'Europe/Paris', 'active', 'standard', $1, "
+            "1) RETURNING id",
+            agents,
+        )
+        for role in ("admin", "supervisor"):
+            await conn.execute(
+                "INSERT INTO users (tenant_id, email, display_name, role, password_hash, "
+                "disabled, version) VALUES ($1, $2, $2, $3, $4, false, 1)",
+                tenant_id,
+                f"{role}@load.example",
+                role,
+                password_hash,
+            )
+        queue_id = await conn.fetchval(
+            "INSERT INTO queues (tenant_id, name, strategy, ring_timeout, retry, "
+            "wrapup_time, music_on_hold, announce_position, announce_holdtime, "
+            "announce_frequency, weight, version) VALUES ($1, 'load', 'rrmemory', 15, 1, "
+            "0, 'default', false, false, 0, 0, 1) RETURNING id",
+            tenant_id,
+        )
+        made = []
+        for number in range(agents):
+            user_id = await conn.fetchval(
+                "INSERT INTO users (tenant_id, email, display_name, role, password_hash, "
+                "disabled, version) VALUES ($1, $2, $3, 'agent', 'x', false, 1) RETURNING id",
+                tenant_id,
+                f"a{number}@load.example",
+                f"Agent {number}",
+            )
+            sip_username = f"load-a{number}"
+            password = f"pw{number}x{tenant_id}"
+            await conn.execute(
+                "INSERT INTO agent_devices (tenant_id, user_id, sip_username, password_ha1, "
+                "extension, codecs, transport, max_contacts, version) VALUES ($1, $2, $3, "
+                "$4, $5, '{ulaw,alaw}', 'udp', 1, 1)",
+                tenant_id,
+                user_id,
+                sip_username,
+                sip_ha1(sip_username, password),
+                str(2000 + number),
+            )
+            await conn.execute(
+                "INSERT INTO queue_members (tenant_id, queue_id, user_id, penalty) "
+                "VALUES ($1, $2, $3, 0)",
+                tenant_id,
+                queue_id,
+                user_id,
+            )
+            made.append((user_id, sip_username, password))
+    finally:
+        await conn.close()
+    return World(tenant_id, queue_id, {}, made)
+
+
+async def ok(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 300:
+        raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def token(client: httpx.AsyncClient, email: str, tenant: str | None) -> dict[str, str]:
+    body = await ok(
+        await client.post(
+            "/api/v1/auth/token", json={"email": email, "password": PASSWORD, "tenant": tenant}
+        )
+    )
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+async def route_did(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], world: World
+) -> None:
+    """The number, its IVR (1: the queue) and the carrier's trunk, through the API."""
+    async with sessions() as session, session.begin():
+        await auth_service.create_operator(session, "op@operator.example", "Operator", PASSWORD)
+    operator = await token(client, "op@operator.example", None)
+    admin = await token(client, "admin@load.example", "load")
+    world.supervisor = await token(client, "supervisor@load.example", "load")
+    await ok(
+        await client.post(
+            "/api/v1/catalogue/numbers",
+            headers=operator,
+            json=[{"e164": DID, "monthly_price": "1.00", "currency": "EUR"}],
+        )
+    )
+    number = await ok(await client.post("/api/v1/numbers", headers=admin, json={"e164": DID}))
+    menu = await ok(
+        await client.post(
+            "/api/v1/ivrs",
+            headers=admin,
+            json={"name": "main", "options": {"1": {"type": "queue", "id": world.queue_id}}},
+        )
+    )
+    await ok(
+        await client.post(
+            "/api/v1/inbound-routes",
+            headers=admin,
+            json={"number_id": number["id"], "open_destination": {"type": "ivr", "id": menu["id"]}},
+        )
+    )
+    await ok(
+        await client.post(
+            "/api/v1/trunks",
+            headers=operator,
+            json={"name": "carrier", "host": CARRIER_IP, "country": "FR"},
+        )
+    )
+
+
+# ---- one step: calls at a rate, then their facts -----------------------------------------------
+
+
+@dataclass
+class Step:
+    rate: float
+    calls: int
+    failed: int
+    missing: int
+    lags_ms: list[float]
+    cpu_s: float
+    achieved: float  # sipp's own measure of the rate it placed the calls at
+
+
+async def facts_lags(
+    url: str, tenant_id: int, since: datetime, calls: int, done: asyncio.Event
+) -> list[float]:
+    """Poll, while the calls run and until ``calls`` answered queue calls entered after
+    ``since`` have their agent's CDR too (or ``FACTS_TIMEOUT`` after ``done``): each complete
+    call's lag from hang-up to both facts seen."""
+    conn = await asyncpg.connect(url)
+    seen: dict[str, float] = {}
+    ended_at: float | None = None
+    try:
+        while len(seen) < calls:
+            if done.is_set():
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > FACTS_TIMEOUT:
+                    break
+            rows = await conn.fetch(
+                "SELECT q.linkedid, extract(epoch FROM q.ended_at) AS ended FROM queue_calls q "
+                "WHERE q.tenant_id = $1 AND q.entered_at >= $2 AND q.outcome = 'answered' "
+                "AND q.agent_id IS NOT NULL AND EXISTS (SELECT 1 FROM cdrs c WHERE "
+                "c.tenant_id = $1 AND c.linkedid = q.linkedid AND c.agent_user_id IS NOT NULL)",
+                tenant_id,
+                since,
+            )
+            now = time.time()
+            for row in rows:
+                seen.setdefault(row["linkedid"], (now - float(row["ended"])) * 1000)
+            await asyncio.sleep(POLL)
+        if len(seen) < calls or max(seen.values(), default=0) > 1000:
+            outcomes = await conn.fetch(
+                "SELECT outcome, source, count(*) AS n, count(agent_id) AS agents FROM "
+                "queue_calls WHERE tenant_id = $1 AND entered_at >= $2 GROUP BY 1, 2",
+                tenant_id,
+                since,
+            )
+            legs = await conn.fetch(
+                "SELECT dcontext, lastapp, disposition, agent_user_id IS NOT NULL AS agent, "
+                "count(*) AS n FROM cdrs WHERE tenant_id = $1 AND started_at >= $2 "
+                "GROUP BY 1, 2, 3, 4",
+                tenant_id,
+                since,
+            )
+            print(
+                f"{calls - len(seen)} calls without their facts, "
+                f"{sum(lag > 1000 for lag in seen.values())} late by over 1 s; queue calls: "
+                f"{[dict(row) for row in outcomes]}; CDRs: {[dict(row) for row in legs]}",
+                file=sys.stderr,
+            )
+    finally:
+        await conn.close()
+    return list(seen.values())
+
+
+async def step(
+    work: Path, asterisk: str, service: str, rate: float, seconds: float, talk: float
+) -> SippRun:
+    calls = max(1, round(rate * seconds))
+    return await sipp(
+        work / f"{service}-{rate:g}-{time.monotonic_ns()}",
+        [
+            asterisk,
+            "-sf",
+            str(CALLER_SCENARIO),
+            "-s",
+            service,
+            "-key",
+            "caller",
+            CALLER,
+            "-m",
+            str(calls),
+            "-r",
+            f"{rate:g}",
+            "-l",
+            str(max(10, int(rate * (talk + 10)))),
+            "-i",
+            CARRIER_IP,
+            "-p",
+            str(free_port(socket.SOCK_DGRAM)),
+            "-mi",
+            CARRIER_IP,
+            "-mp",
+            str(_media_port()),
+            "-timeout",
+            f"{int(seconds + talk + 60)}s",
+        ],
+        limit_s=seconds + talk + 90,
+    )
+
+
+def _media_port() -> int:
+    while True:
+        port = udp_port()
+        if port % 2 == 0 and port < 65000:
+            return port
+
+
+def achieved(run: SippRun, calls: int, asked: float) -> float:
+    """The rate sipp placed the calls at: the calls over the time from the first call's start
+    to the last one's (sipp's run less its mean call's length); never above the rate asked,
+    below it when sipp or the machine could not keep up. (sipp's own ``CallRate`` divides by
+    the whole run, the last calls' length included.)"""
+    try:
+        h, m, sec, us = (int(part) for part in run.stats["CallLength(C)"].split(":"))
+    except (KeyError, ValueError):
+        return 0.0
+    placing = run.wall_s - (h * 3600 + m * 60 + sec + us / 1e6)
+    return round(min(asked, calls / placing) if placing > 0 else asked, 1)
+
+
+async def queue_members(runtime: Runtime) -> int:
+    events = await runtime.ami.action_list("QueueStatus", {})
+    return sum(1 for event in events if event.name == "QueueMember")
+
+
+@contextlib.asynccontextmanager
+async def agents_phones(
+    work: Path, asterisk: str, world: World, talk: float
+) -> AsyncIterator[None]:
+    """Every agent's device registered from one port, where one sipp then answers them all."""
+    port = udp_port()
+    rows = [
+        f"{name};[authentication username={name} password={password}];"
+        for _, name, password in world.agents
+    ]
+    injection = work / "agents.csv"
+    injection.write_text("SEQUENTIAL\n" + "\n".join(rows) + "\n")
+    registered = await sipp(
+        work / "register",
+        [
+            asterisk,
+            "-sf",
+            str(REGISTER_SCENARIO),
+            "-inf",
+            str(injection),
+            "-m",
+            str(len(rows)),
+            "-r",
+            "50",
+            "-i",
+            PHONES_IP,
+            "-p",
+            str(port),
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
+        limit_s=75,
+    )
+    if registered.returncode != 0:
+        raise RuntimeError(f"agents' phones did not register:\n{registered.output}")
+    stop = asyncio.Event()
+    answering = asyncio.create_task(
+        sipp(
+            work / "agents",
+            [
+                "-sf",
+                str(AGENT_SCENARIO),
+                "-i",
+                PHONES_IP,
+                "-p",
+                str(port),
+                "-mi",
+                PHONES_IP,
+                "-mp",
+                str(_media_port()),
+                "-d",
+                str(int(talk * 1000)),
+            ],
+            limit_s=24 * 3600,
+            stop=stop,
+        )
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await answering
+
+
+async def rising(
+    runner: Callable[[float], Awaitable[Step]], rates: list[float]
+) -> tuple[float, list[Step]]:
+    """Run ``runner(rate)`` at each rate until one fails: the highest rate that passed."""
+    best = 0.0
+    steps: list[Step] = []
+    for rate in rates:
+        result = await runner(rate)
+        steps.append(result)
+        if result.failed or result.missing:
+            break
+        best = rate
+    return best, steps
+
+
+async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
+    pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
+    sandbox: AsteriskSandbox | None = None
+    await pg.start()
+    try:
+        admin_conn = await asyncpg.connect(pg.url())
+        await admin_conn.execute("CREATE DATABASE bench")
+        await admin_conn.close()
+        url = pg.url("bench")
+        await migrate(url)
+        world = await populate(url, agents)
+        sandbox = AsteriskSandbox(
+            AsteriskSandboxConfig(
+                rootfs=Settings().asterisk_rootfs,
+                state_dir=work / "asterisk",
+                ami_port=free_port(),
+                ami_username="bench",
+                sip_port=udp_port(),
+            )
+        )
+        info = await sandbox.start()
+        asterisk = f"127.0.0.1:{sandbox.config.sip_port}"
+        ami = AmiConfig(
+            host="127.0.0.1",
+            port=info.ami_port,
+            username=info.ami_username,
+            secret=info.ami_secret,
+            ping_interval=5,
+            ping_timeout=10,
+            action_timeout=30,
+            connect_timeout=10,
+            backoff_max=1,
+        )
+        settings = Settings(agi_port=free_port(), data_dir=work)
+        endpoints = Endpoints(
+            database_url=url,
+            ami=ami,
+            config_dir=info.config_dir,
+            sounds_dir=info.sounds_dir,
+            queue_log=sandbox.log_dir / "queue_log",
+        )
+        app = create_app(settings, endpoints)
+        async with app.router.lifespan_context(app):
+            runtime: Runtime = app.state.runtime
+            await runtime.ami.wait_connected(30)
+            assert runtime.applier is not None and runtime.agents is not None
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://bench", timeout=60
+            ) as client:
+                await route_did(client, app.state.sessions, world)
+                runtime.applier.request({world.tenant_id})
+                await runtime.applier.settled()
+                async with agents_phones(work, asterisk, world, talk):
+                    for user_id, _, _ in world.agents:
+                        await ok(
+                            await client.post(
+                                f"/api/v1/agents/{user_id}/session", headers=world.supervisor
+                            )
+                        )
+                    await runtime.agents.settled()
+                    members = await queue_members(runtime)
+
+                    async def through_queue(rate: float) -> Step:
+                        since = datetime.now().astimezone()
+                        cpu = resource.getrusage(resource.RUSAGE_SELF)
+                        calls = max(1, round(rate * seconds))
+                        done = asyncio.Event()
+                        polling = asyncio.create_task(
+                            facts_lags(url, world.tenant_id, since, calls, done)
+                        )
+                        run = await step(work, asterisk, DID, rate, seconds, talk)
+                        done.set()
+                        lags = await polling
+                        after = resource.getrusage(resource.RUSAGE_SELF)
+                        used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+                        failed = run.count("FailedCall") + (0 if run.returncode == 0 else 1)
+                        return Step(
+                            rate,
+                            calls,
+                            failed,
+                            calls - len(lags),
+                            lags,
+                            used,
+                            achieved(run, calls, rate),
+                        )
+
+                    top, steps = await rising(through_queue, rates)
+
+                    # The limit: the same legs, straight from the carrier to an agent's phone.
+                    await runtime.ami.action(
+                        "DialplanExtensionAdd",
+                        {
+                            "Context": "graam-from-trunk",
+                            "Extension": LIMIT_NUMBER,
+                            "Priority": "1",
+                            "Application": "Dial",
+                            "ApplicationData": f"PJSIP/load-a${{RAND(0,{agents - 1})}}",
+                            "Replace": "yes",
+                        },
+                    )
+
+                    async def plain(rate: float) -> Step:
+                        run = await step(work, asterisk, LIMIT_NUMBER, rate, seconds, talk)
+                        failed = run.count("FailedCall") + (0 if run.returncode == 0 else 1)
+                        if failed:
+                            print(f"limit at {rate:g}/s: {run.output}", file=sys.stderr)
+                        calls = max(1, round(rate * seconds))
+                        return Step(rate, calls, failed, 0, [], 0.0, achieved(run, calls, rate))
+
+                    limit_top, limit_steps = await rising(plain, rates)
+        passed = [s for s in steps if s.rate <= top]
+        cps = max((s.achieved for s in passed), default=0.0)
+        limit_cps = max((s.achieved for s in limit_steps if s.rate <= limit_top), default=0.0)
+        lags = [lag for s in passed for lag in s.lags_ms] or [
+            lag for s in steps for lag in s.lags_ms
+        ]
+        calls = sum(s.calls for s in passed)
+        last = steps[-1]
+        return {
+            "bench": "call_load",
+            "agents": agents,
+            "queue_members": members,
+            "talk_s": talk,
+            "step_s": seconds,
+            "rates": [s.rate for s in steps],
+            "achieved": [s.achieved for s in steps],
+            "cps": cps,
+            "limit_cps": limit_cps,
+            "limit_rates": [s.rate for s in limit_steps],
+            "limit_achieved": [s.achieved for s in limit_steps],
+            "ratio_to_limit": round(cps / limit_cps, 2) if limit_cps else None,
+            "calls": calls,
+            "failed": last.failed if last.rate > top else 0,
+            "missing_facts": last.missing if last.rate > top else 0,
+            "first_failing_rate": last.rate if last.rate > top else None,
+            "facts_lag_p50_ms": round(statistics.median(lags), 1) if lags else None,
+            "facts_lag_p99_ms": round(percentile(lags, 0.99), 1) if lags else None,
+            "cpu_ms_per_call": round(sum(s.cpu_s for s in passed) * 1000 / calls, 2)
+            if calls
+            else None,
+        }
+    finally:
+        if sandbox is not None:
+            await sandbox.stop()
+        await pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="20 agents, rates 2 and 4, 5 s")
+    parser.add_argument("--agents", type=int, default=400)
+    parser.add_argument("--talk", type=float, default=3.0)
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="10,20,40,60,80,100,120,150")
+    args = parser.parse_args()
+    if args.quick:
+        result = asyncio.run(main(20, 2.0, 5.0, [2.0, 4.0]))
+    else:
+        rates = [float(rate) for rate in args.rates.split(",")]
+        result = asyncio.run(main(args.agents, args.talk, args.step_seconds, rates))
+    print(json.dumps(result))

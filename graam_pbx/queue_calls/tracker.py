@@ -88,6 +88,9 @@ class QueueEvent:
     caller_number: str = ""
     linkedid: str = ""
     exit_key: str | None = None
+    # The agent's channel (AMI AgentConnect/AgentComplete ``DestUniqueid``): it names the call
+    # when the caller's channel was gone before Asterisk published AgentComplete.
+    member_uniqueid: str = ""
 
 
 @dataclass
@@ -116,6 +119,7 @@ class QueueCallRow:
     left_at: datetime | None = None  # left the queue, outcome still unknown
     left_as: Outcome | None = field(default=None, repr=False)  # the outcome unless told
     held_since: datetime | None = field(default=None, repr=False)
+    member_uniqueid: str = field(default="", repr=False, compare=False)
 
 
 def queue_ids(queue: str) -> tuple[int, int] | None:
@@ -170,6 +174,8 @@ class Tracker:
         ids = queue_ids(event.queue)
         if ids is None:
             return []
+        if event.kind is Kind.COMPLETE and not event.uniqueid:
+            event = self._complete_without_caller(event)
         key = (event.uniqueid, event.queue)
         if event.kind is Kind.JOIN:
             return self._join(event, ids)
@@ -180,6 +186,7 @@ class Tracker:
             return []
         match event.kind:
             case Kind.CONNECT:
+                row.member_uniqueid = event.member_uniqueid
                 row.answered_at = event.at
                 row.left_at = None
                 row.left_as = None
@@ -220,6 +227,33 @@ class Tracker:
                 if row.agent_id is None:
                     row.agent_id = agent_of(event.member)
         return []
+
+    def _complete_without_caller(self, event: QueueEvent) -> QueueEvent:
+        """Asterisk publishes AgentComplete from the caller's latest snapshot; when the caller's
+        channel is already gone (a busy Asterisk), the event has no caller fields at all
+        (no ``Uniqueid``), only the agent's (``Dest…``). The answered call is then the one its
+        agent's channel was connected to (else the one of that member and that call)."""
+        answered = [
+            row
+            for row in self.open.values()
+            if row.queue_name == event.queue and row.answered_at is not None
+        ]
+        found = [
+            r
+            for r in answered
+            if event.member_uniqueid and r.member_uniqueid == event.member_uniqueid
+        ]
+        if not found:
+            found = [
+                r
+                for r in answered
+                if r.agent_id is not None
+                and r.agent_id == agent_of(event.member)
+                and (not event.linkedid or r.linkedid == event.linkedid)
+            ]
+        if len(found) != 1:
+            return event  # nothing certain: the queue_log backfill has the call
+        return replace(event, uniqueid=found[0].caller_uniqueid)
 
     def forget_open(self) -> None:
         """Asterisk restarted: the calls in progress are gone, their outcome never told."""
@@ -343,7 +377,13 @@ def event_from_ami(fields: Mapping[str, str], at: datetime) -> QueueEvent | None
         )
     if name == "AgentConnect":
         return QueueEvent(
-            Kind.CONNECT, at, uniqueid, queue, member, wait=_decimal(fields.get("HoldTime"))
+            Kind.CONNECT,
+            at,
+            uniqueid,
+            queue,
+            member,
+            wait=_decimal(fields.get("HoldTime")),
+            member_uniqueid=fields.get("DestUniqueid", ""),
         )
     if name == "AgentComplete":
         reason = fields.get("Reason", "")
@@ -356,6 +396,8 @@ def event_from_ami(fields: Mapping[str, str], at: datetime) -> QueueEvent | None
             wait=_decimal(fields.get("HoldTime")),
             talk=_decimal(fields.get("TalkTime")),
             outcome=Outcome.TRANSFERRED if reason == "transfer" else Outcome.ANSWERED,
+            linkedid=fields.get("Linkedid") or fields.get("DestLinkedid", ""),
+            member_uniqueid=fields.get("DestUniqueid", ""),
         )
     if name == "AgentRingNoAnswer":
         return QueueEvent(Kind.RING_NO_ANSWER, at, uniqueid, queue, member)

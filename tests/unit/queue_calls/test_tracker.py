@@ -58,6 +58,45 @@ def test_an_answered_call_has_its_agent_wait_talk_hold_and_ring_no_answer() -> N
     assert row.linkedid == "1796300000.11"
 
 
+def test_an_agent_complete_without_its_caller_closes_the_call_its_agent_answered() -> None:
+    first, second = replay("answered_complete_after_caller_gone.ami")
+    assert (first.caller_uniqueid, first.outcome, first.agent_id) == (
+        "1796300000.11",
+        Outcome.ANSWERED,
+        42,
+    )
+    assert (first.wait_seconds, first.talk_seconds) == (Decimal(2), Decimal(10))
+    assert first.ended_at == START + timedelta(seconds=12)
+    assert (second.caller_uniqueid, second.agent_id) == ("1796300000.21", 43)
+
+
+def test_an_agent_complete_without_any_channel_closes_the_call_of_its_member() -> None:
+    # Seen under load: neither the caller's nor the agent's channel was left when Asterisk
+    # published AgentComplete (only Queue, Interface, MemberName, HoldTime, TalkTime, Reason).
+    tracker = Tracker()
+    calls = {"1796300000.11": "agent-42", "1796300000.21": "agent-43"}
+    for second, (uniqueid, member) in enumerate(calls.items()):
+        join = {"Event": "QueueCallerJoin", "Uniqueid": uniqueid, "Queue": "t7-q3"}
+        connect = {"Event": "AgentConnect", "Uniqueid": uniqueid, "Queue": "t7-q3"}
+        connect |= {"MemberName": member, "HoldTime": "1"}
+        for fields in (join, connect):
+            event = event_from_ami(fields, START + timedelta(seconds=second))
+            assert event is not None
+            assert tracker.feed(event) == []
+    complete = {"Event": "AgentComplete", "Queue": "t7-q3", "Interface": "PJSIP/t7-a43"}
+    complete |= {"MemberName": "agent-43", "HoldTime": "1", "TalkTime": "2", "Reason": "agent"}
+    event = event_from_ami(complete, START + timedelta(seconds=4))
+    assert event is not None
+    (row,) = tracker.feed(event)
+    assert (row.caller_uniqueid, row.agent_id, row.outcome) == (
+        "1796300000.21",
+        43,
+        Outcome.ANSWERED,
+    )
+    assert row.talk_seconds == Decimal(2)
+    assert list(tracker.open) == [("1796300000.11", "t7-q3")]
+
+
 def test_a_caller_hanging_up_while_waiting_is_abandoned_with_position_and_wait() -> None:
     (row,) = replay("abandoned.ami")
     assert row.outcome is Outcome.ABANDONED

@@ -12,7 +12,7 @@ from graam_pbx.ami.errors import (
     AmiProtocolError,
     AmiTimeout,
 )
-from graam_pbx.ami.protocol import FieldValue, FrameDecoder, Message, encode_action
+from graam_pbx.ami.protocol import FieldValue, FrameDecoder, Message, encode_action, event_time
 from graam_pbx.ami.supervisor import AmiConfig, AmiState, AmiSupervisor, TransportFactory
 from graam_pbx.ami.transport import AmiTransport, StreamTransport, open_tcp
 
@@ -42,5 +42,6 @@ __all__ = [
     "Subscription",
     "TransportFactory",
     "encode_action",
+    "event_time",
     "open_tcp",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import contains, itemgetter
 from typing import TypeVar, overload
@@ -330,3 +331,22 @@ class FrameDecoder:
             return message
         self._fields.append(_header(line))
         return None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def event_time(message: Mapping[str, str], received: datetime) -> datetime:
+    """When Asterisk published an event: its ``Timestamp`` header (manager.conf
+    ``timestampevents = yes``: seconds since the epoch, a dot, microseconds), else
+    ``received`` (an Asterisk configured without it, or a header that is not such a time)."""
+    text = message.get("Timestamp")
+    if text is None:
+        return received
+    whole, dot, fraction = text.partition(".")
+    if not (whole.isdigit() and whole.isascii() and len(whole) <= 12):
+        return received
+    if dot and not (fraction.isdigit() and fraction.isascii() and len(fraction) <= 6):
+        return received
+    micros = int(fraction.ljust(6, "0")) if dot else 0
+    return _EPOCH + timedelta(seconds=int(whole), microseconds=micros)

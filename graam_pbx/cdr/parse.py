@@ -209,7 +209,8 @@ def _layout() -> re.Pattern[str]:
         f"{name}: {special.get(name, value if name in _READ else ignored)}" for name in _LAYOUT
     ]
     system_name = rf"(?:SystemName: (.{{0,{MAX_KEY_CHARS}}})\r\n)?"
-    head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n{system_name}"
+    # Timestamp: present when manager.conf has timestampevents = yes (shipped on).
+    head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n(?:Timestamp: {ignored}\r\n)?{system_name}"
     # The headers of legs (absent from an Asterisk still configured as before them).
     legs = (
         rf"(?:\r\nGraamTo: {value}\r\nGraamRefused: {value}"

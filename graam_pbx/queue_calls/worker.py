@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx import metrics
-from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
+from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription, event_time
 from graam_pbx.ami.actions import queue_status
 from graam_pbx.ami.bus import RESYNC_EVENT
 from graam_pbx.queue_calls.store import write_rows
@@ -220,7 +220,7 @@ class QueueCallWorker:
         fields: dict[str, str] = {}
         for name, value in message.fields:
             fields.setdefault(name, value)
-        event = event_from_ami(fields, datetime.now(UTC))
+        event = event_from_ami(fields, event_time(message, datetime.now(UTC)))
         if event is None:
             return None
         done = self.tracker.feed(event)

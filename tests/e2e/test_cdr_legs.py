@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.asterisk.applier import ConfigApplier
-from graam_pbx.cdr.parse import moment, seconds
+from graam_pbx.cdr.parse import _CDR_TEXT, moment, seconds
 from tests.conftest import RunningApp
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import (
@@ -111,6 +111,12 @@ async def test_the_agents_leg_of_a_queue_call_is_the_agents_own(
         cdr = await events.wait_for(
             lambda event: event.name == "Cdr" and event.get("GraamDevice") == device["sip_username"]
         )
+
+    # Asterisk's own event as framed from the stream takes the parser's hot path, its
+    # Timestamp header (manager.conf timestampevents = yes) included.
+    assert cdr.get("Timestamp"), cdr
+    assert cdr.block is not None
+    assert _CDR_TEXT.fullmatch(cdr.block) is not None, cdr.block
 
     (leg,) = await legs(client, admin, 1, agent_id=str(world.agent.user_id))
     assert leg["device"] == device["sip_username"], leg

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from graam_pbx.ami.errors import AmiInjectionError, AmiProtocolError
-from graam_pbx.ami.protocol import FrameDecoder, Message, encode_action
+from graam_pbx.ami.protocol import FrameDecoder, Message, encode_action, event_time
 
 from .scripted import GREETING, reads
 
@@ -207,3 +209,27 @@ def test_every_message_comes_out_with_the_read_that_completes_it(
         assert len(pieces) == sum(end <= cut for end in ends)
 
     assert [list(message.fields) for message in pieces] == messages
+
+
+RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("1796307771.001693", datetime(2026, 12, 3, 14, 22, 51, 1693, tzinfo=UTC)),
+        ("1796307771", datetime(2026, 12, 3, 14, 22, 51, tzinfo=UTC)),
+        ("1796307771.5", datetime(2026, 12, 3, 14, 22, 51, 500000, tzinfo=UTC)),
+        (None, RECEIVED),
+        ("", RECEIVED),
+        ("-1.000000", RECEIVED),
+        ("1796307771.1234567", RECEIVED),
+        ("١٧٩٦٣٠٧٧٧١.0", RECEIVED),
+        ("1e9", RECEIVED),
+    ],
+)
+def test_an_events_time_is_asterisks_timestamp_else_when_it_was_received(
+    stamp: str | None, expected: datetime
+) -> None:
+    fields = [("Event", "QueueCallerJoin")] + ([("Timestamp", stamp)] if stamp is not None else [])
+    assert event_time(Message(fields), RECEIVED) == expected

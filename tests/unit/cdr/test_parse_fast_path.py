@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graam_pbx.ami import FrameDecoder, Message
-from graam_pbx.cdr.parse import CdrRecord, MalformedCdr, record_from_event
+from graam_pbx.cdr.parse import _CDR_TEXT, CdrRecord, MalformedCdr, record_from_event
 
 RECORDING = Path(__file__).resolve().parents[2] / "data" / "ami_cdr_events.txt"
 GREETING = b"Asterisk Call Manager/11.0.0\r\n"
@@ -133,3 +133,14 @@ def test_a_framed_message_reads_like_one_built_from_headers() -> None:
     assert response.action_id == "7"
     event_without_id = _framed([("Event", "Newchannel"), ("Channel", "PJSIP/x")])
     assert event_without_id.action_id is None
+
+
+def test_an_event_with_asterisks_timestamp_takes_the_hot_path() -> None:
+    # manager.conf timestampevents = yes puts "Timestamp: <epoch>.<micros>" after Privilege.
+    message = _recorded()[0]
+    assert message.block is not None
+    head, _, rest = message.block.partition("\r\n")
+    privilege, _, rest = rest.partition("\r\n")
+    stamped = f"{head}\r\n{privilege}\r\nTimestamp: 1796307771.123456\r\n{rest}"
+    assert _CDR_TEXT.fullmatch(stamped) is not None
+    assert record_from_event(Message(stamped)) == record_from_event(message)

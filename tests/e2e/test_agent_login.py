@@ -17,7 +17,7 @@ import textwrap
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from graam_pbx.sandbox.ports import free_port
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sipp import SCENARIOS, Sipp, SippPool, free_udp_port
 from tests.factories import PASSWORD, TenantWorld, login, make_world, unique
+from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -157,15 +158,6 @@ async def queue_members(pbx: RunningApp, queues: list[str] | None = None) -> set
 def seats(made: Provisioned, logged_in: set[int]) -> set[tuple[str, str]]:
     queue = f"t{made.tenant_id}-q{made.queue_id}"
     return {(queue, f"PJSIP/{a.sip_username}") for a in made.agents if a.user_id in logged_in}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"no {what} within {timeout:g} s") from None
 
 
 @contextlib.asynccontextmanager
@@ -389,7 +381,7 @@ async def test_phone_codes_log_in_pause_and_log_out_and_asterisk_follows(
         (row,) = live.json()["items"]
         return bool(row["device_state"] == "NOT_INUSE" and row["on_call"] is False)
 
-    await eventually(idle_in_live_view, "registered, idle phone in the live view", timeout=10)
+    await until(idle_in_live_view, "registered, idle phone in the live view", timeout=10)
 
     await dial(tmp_path, asterisk, [first], "*472")  # pause, reason code 2
     await worker.settled()
@@ -580,7 +572,7 @@ async def test_after_an_asterisk_restart_every_agent_is_a_member_again_and_answe
                 return False
 
         # Every member back within 10 s of FullyBooted, or the wait fails.
-        await eventually(all_members, "queue members after the restart", timeout=10)
+        await until(all_members, "queue members after the restart", timeout=10)
     finally:
         await bus.unsubscribe(subscription)
 
@@ -591,7 +583,7 @@ async def test_after_an_asterisk_restart_every_agent_is_a_member_again_and_answe
         shown = await pbx.runtime.ami.command(f"pjsip show aor {answering.sip_username}")
         return " Avail " in shown
 
-    await eventually(phone_reachable, "reachable phone after the restart", timeout=20)
+    await until(phone_reachable, "reachable phone after the restart", timeout=20)
 
     call = await sipp.uac(
         "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}

@@ -17,7 +17,6 @@ from tests.e2e.test_agent_login import (
     configured,
     dial,
     end_and_terminate,
-    eventually,
     new_number_to_queue,
     new_tenant,
     prompts_by_device,
@@ -26,6 +25,7 @@ from tests.e2e.test_agent_login import (
     session_url,
 )
 from tests.integration.test_agent_states import Interval, assert_contiguous, timeline
+from tests.waiting import until
 
 REASONS = "/api/v1/pause-reasons"
 
@@ -46,7 +46,7 @@ async def wait_for_states(
         return states_of(seen) == expected
 
     try:
-        await eventually(arrived, "agent timeline", timeout=20)
+        await until(arrived, "agent timeline", timeout=20)
     except AssertionError:
         raise AssertionError(f"timeline {states_of(seen)} is not {expected}") from None
     return seen

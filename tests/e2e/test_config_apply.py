@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,15 +12,9 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import Asterisk, RunningApp
 from tests.factories import TenantWorld, make_world
 from tests.unit.test_wav import make_wav
+from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
-    """Wait for ``check`` to hold (the event is Asterisk's state changing)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
 
 
 async def cli(pbx: RunningApp, command: str) -> str:
@@ -51,7 +44,7 @@ async def test_a_new_device_is_a_pjsip_endpoint_and_an_extension(
     async def endpoint_loaded() -> bool:
         return "tenantid" in await cli(pbx, f"pjsip show endpoint {device['sip_username']}")
 
-    await eventually(endpoint_loaded)
+    await until(endpoint_loaded, "endpoint loaded", 10)
     shown = await cli(pbx, f"pjsip show endpoint {device['sip_username']}")
     assert f"t{world.tenant_id}" in shown
     dialplan = await cli(pbx, f"dialplan show 201@t{world.tenant_id}-internal")
@@ -90,14 +83,14 @@ async def test_an_ivr_digit_changed_through_the_api_is_live(
 
         return check
 
-    await eventually(await has_digit("1"))
+    await until(await has_digit("1"), "menu digit 1", 10)
     changed = await client.patch(
         f"/api/v1/ivrs/{menu.json()['id']}",
         headers=admin,
         json={"options": {"2": {"type": "queue", "id": queue["id"]}}},
     )
     assert changed.status_code == 200, changed.text
-    await eventually(await has_digit("2"))
+    await until(await has_digit("2"), "menu digit 2", 10)
     assert "'1' =>" not in await cli(pbx, f"dialplan show {context}")
     queues = await cli(pbx, f"queue show t{world.tenant_id}-q{queue['id']}")
     assert "strategy" in queues
@@ -122,7 +115,7 @@ async def test_suspension_refuses_outbound_and_termination_removes_everything(
     async def refuses() -> bool:
         return "suspended" in await cli(pbx, f"dialplan show {outbound}")
 
-    await eventually(refuses)
+    await until(refuses, "refusal", 10)
     terminated = await client.patch(
         tenant_url, headers=world.operator.headers, json={"status": "terminated"}
     )
@@ -133,7 +126,7 @@ async def test_suspension_refuses_outbound_and_termination_removes_everything(
         shown = await cli(pbx, f"pjsip show endpoint {device['sip_username']}")
         return not tenant_dir.exists() and "Unable to find object" in shown
 
-    await eventually(gone)
+    await until(gone, "removal from Asterisk", 10)
     assert "There is no existence" in await cli(pbx, f"dialplan show {outbound}")
 
 
@@ -153,7 +146,7 @@ async def test_an_uploaded_prompt_becomes_a_file_asterisk_plays(
     async def written() -> bool:
         return any(directory.glob(f"p{prompt.json()['id']}-*.wav"))
 
-    await eventually(written)
+    await until(written, "file written", 10)
     deleted = await client.delete(
         f"/api/v1/prompts/{prompt.json()['id']}", headers=world.admin.headers
     )
@@ -162,7 +155,7 @@ async def test_an_uploaded_prompt_becomes_a_file_asterisk_plays(
     async def removed() -> bool:
         return not any(directory.glob("*.wav"))
 
-    await eventually(removed)
+    await until(removed, "file removed", 10)
 
 
 async def test_generated_files_load_without_asterisk_errors(

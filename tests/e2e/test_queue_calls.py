@@ -8,8 +8,6 @@ routed to a queue called out of hours.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +37,7 @@ from tests.e2e.test_calls import (
     route_number,
 )
 from tests.factories import make_world
+from tests.waiting import until
 
 ONE_SECOND = timedelta(seconds=1)
 
@@ -46,15 +45,6 @@ ONE_SECOND = timedelta(seconds=1)
 def whole_second(at: datetime) -> datetime:
     """A time as queue_log writes it: the whole seconds, truncated."""
     return at.replace(microsecond=0)
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"no {what} within {timeout:g} s") from None
 
 
 async def rows_of(sessions: Sessions, tenant_id: int) -> list[QueueCall]:

@@ -20,9 +20,10 @@ from graam_pbx.sip_security.models import SipBlock
 from graam_pbx.sip_security.worker import ACL_NAME, SipSecurityWorker
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sipp import SippPool, SippResult
-from tests.e2e.test_agent_login import Sessions, eventually
+from tests.e2e.test_agent_login import Sessions
 from tests.e2e.test_calls import new_device
 from tests.factories import make_world
+from tests.waiting import until
 
 # Each role on an address of its own: Asterisk blocks by source address.
 ATTACKER_IP = "127.0.0.71"
@@ -90,7 +91,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
     async def blocked() -> bool:
         return await block_of(sessions, ATTACKER_IP) is not None
 
-    await eventually(blocked, f"block of {ATTACKER_IP}", WAIT)
+    await until(blocked, f"block of {ATTACKER_IP}", WAIT)
     block = await block_of(sessions, ATTACKER_IP)
     assert block is not None
     assert block.failures >= threshold
@@ -100,7 +101,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
     async def enforced() -> bool:
         return ATTACKER_IP in await denied_by_asterisk(pbx)
 
-    await eventually(enforced, f"{ATTACKER_IP} in Asterisk's deny list", WAIT)
+    await until(enforced, f"{ATTACKER_IP} in Asterisk's deny list", WAIT)
 
     # Asterisk's security log, for fail2ban, holds the same failures with their source.
     security_log = asterisk.sandbox.log_dir / "security.log"
@@ -113,7 +114,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
             for line in text.splitlines()
         )
 
-    await eventually(logged, f"failures of {ATTACKER_IP} in {security_log}", WAIT)
+    await until(logged, f"failures of {ATTACKER_IP} in {security_log}", WAIT)
 
     # The right password no longer helps the blocked source.
     refused = await sipp.uac(
@@ -149,7 +150,7 @@ async def test_a_brute_forcing_source_is_blocked_and_other_phones_keep_registeri
     async def let_in() -> bool:
         return ATTACKER_IP not in await denied_by_asterisk(pbx)
 
-    await eventually(let_in, f"{ATTACKER_IP} out of Asterisk's deny list", WAIT)
+    await until(let_in, f"{ATTACKER_IP} out of Asterisk's deny list", WAIT)
     again = await sipp.uac("register.xml", ip=ATTACKER_IP, service=name, auth=(name, right)).run()
     assert again.ok, again.describe()
 

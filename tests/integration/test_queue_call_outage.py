@@ -22,6 +22,7 @@ from graam_pbx.db import create_engine, session_factory
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.worker import QueueCallSettings, QueueCallWorker
 from tests.factories import make_world
+from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -63,15 +64,6 @@ class Relay:
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             self._writers.difference_update({writer, up_writer})
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"no {what} within {timeout:g} s") from None
 
 
 def _backfilled(worker: QueueCallWorker) -> Callable[[], Awaitable[bool]]:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from graam_pbx.deps import DbSession, Member, Reader
@@ -61,24 +61,66 @@ def _agent_out(row: service.AgentRow, zone: Any) -> AgentKpisOut:
     )
 
 
-@router.get("/queues", response_model=QueueStatsOut, responses=error_responses(401, 403, 404, 422))
-async def queue_stats(
+Row = TypeVar("Row", service.QueueRow, service.AgentRow)
+
+
+@dataclass(frozen=True)
+class _Report(Generic[Row]):
+    """A request's period and its figures: by bucket, and over the whole period."""
+
+    span: service.Period
+    rows: list[Row]
+    totals: list[Row]
+
+
+async def _queue_report(
     scope: Reader,
     session: DbSession,
     since: Since = None,
     until: Until = None,
     interval: IntervalParam = Interval.HOUR,
     queue_id: QueueFilter = None,
-) -> QueueStatsOut:
+) -> _Report[service.QueueRow]:
     span = await service.period(session, scope, since, until, interval)
     rows, totals = await service.queue_stats(session, scope, span, queue_id)
+    return _Report(span, rows, totals)
+
+
+async def _agent_report(
+    scope: Member,
+    session: DbSession,
+    since: Since = None,
+    until: Until = None,
+    interval: IntervalParam = Interval.HOUR,
+    agent_id: AgentFilter = None,
+) -> _Report[service.AgentRow]:
+    span = await service.period(session, scope, since, until, interval)
+    rows, totals = await service.agent_stats(session, scope, span, agent_id, datetime.now(UTC))
+    return _Report(span, rows, totals)
+
+
+QueueReport = Annotated[_Report[service.QueueRow], Depends(_queue_report)]
+AgentReport = Annotated[_Report[service.AgentRow], Depends(_agent_report)]
+
+
+def _csv(text: str, filename: str) -> Response:
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/queues", response_model=QueueStatsOut, responses=error_responses(401, 403, 404, 422))
+async def queue_stats(report: QueueReport) -> QueueStatsOut:
+    zone = report.span.zone
     return QueueStatsOut(
-        timezone=span.zone.key,
-        interval=interval,
-        since=span.since.astimezone(span.zone),
-        until=span.until.astimezone(span.zone),
-        buckets=[_queue_out(row, span.zone) for row in rows],
-        totals=[_queue_out(row, span.zone) for row in totals],
+        timezone=zone.key,
+        interval=report.span.interval,
+        since=report.span.since.astimezone(zone),
+        until=report.span.until.astimezone(zone),
+        buckets=[_queue_out(row, zone) for row in report.rows],
+        totals=[_queue_out(row, zone) for row in report.totals],
     )
 
 
@@ -87,41 +129,20 @@ async def queue_stats(
     response_class=Response,
     responses={**error_responses(401, 403, 404, 422), **CSV},
 )
-async def export_queue_stats(
-    scope: Reader,
-    session: DbSession,
-    since: Since = None,
-    until: Until = None,
-    interval: IntervalParam = Interval.HOUR,
-    queue_id: QueueFilter = None,
-) -> Response:
-    span = await service.period(session, scope, since, until, interval)
-    rows, _ = await service.queue_stats(session, scope, span, queue_id)
-    return Response(
-        service.queue_csv(rows, span.zone),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="queue-stats.csv"'},
-    )
+async def export_queue_stats(report: QueueReport) -> Response:
+    return _csv(service.queue_csv(report.rows, report.span.zone), "queue-stats.csv")
 
 
 @router.get("/agents", response_model=AgentStatsOut, responses=error_responses(401, 403, 404, 422))
-async def agent_stats(
-    scope: Member,
-    session: DbSession,
-    since: Since = None,
-    until: Until = None,
-    interval: IntervalParam = Interval.HOUR,
-    agent_id: AgentFilter = None,
-) -> AgentStatsOut:
-    span = await service.period(session, scope, since, until, interval)
-    rows, totals = await service.agent_stats(session, scope, span, agent_id, datetime.now(UTC))
+async def agent_stats(report: AgentReport) -> AgentStatsOut:
+    zone = report.span.zone
     return AgentStatsOut(
-        timezone=span.zone.key,
-        interval=interval,
-        since=span.since.astimezone(span.zone),
-        until=span.until.astimezone(span.zone),
-        buckets=[_agent_out(row, span.zone) for row in rows],
-        totals=[_agent_out(row, span.zone) for row in totals],
+        timezone=zone.key,
+        interval=report.span.interval,
+        since=report.span.since.astimezone(zone),
+        until=report.span.until.astimezone(zone),
+        buckets=[_agent_out(row, zone) for row in report.rows],
+        totals=[_agent_out(row, zone) for row in report.totals],
     )
 
 
@@ -130,21 +151,8 @@ async def agent_stats(
     response_class=Response,
     responses={**error_responses(401, 403, 404, 422), **CSV},
 )
-async def export_agent_stats(
-    scope: Member,
-    session: DbSession,
-    since: Since = None,
-    until: Until = None,
-    interval: IntervalParam = Interval.HOUR,
-    agent_id: AgentFilter = None,
-) -> Response:
-    span = await service.period(session, scope, since, until, interval)
-    rows, _ = await service.agent_stats(session, scope, span, agent_id, datetime.now(UTC))
-    return Response(
-        service.agent_csv(rows, span.zone),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="agent-stats.csv"'},
-    )
+async def export_agent_stats(report: AgentReport) -> Response:
+    return _csv(service.agent_csv(report.rows, report.span.zone), "agent-stats.csv")
 
 
 @router.get(

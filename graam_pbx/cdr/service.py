@@ -14,10 +14,11 @@ import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, distinct, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from graam_pbx.auth.principal import Principal, Role
 from graam_pbx.cdr.models import Cdr
@@ -74,6 +75,9 @@ _PLAIN_NUMBER = re.compile(r"\+?[0-9]+")
 CROSS_TENANT_ZONE = "UTC"
 
 
+_Row = TypeVar("_Row")
+
+
 @dataclass(frozen=True)
 class CdrScope:
     """Whose legs a request reads: one tenant's, or every tenant's (``tenant_id`` None).
@@ -87,6 +91,23 @@ class CdrScope:
     @property
     def role(self) -> Role:
         return self.principal.role
+
+    def restrict(
+        self,
+        statement: Select[_Row],
+        tenant: InstrumentedAttribute[Any],
+        agent: InstrumentedAttribute[Any],
+    ) -> Select[_Row]:
+        """``statement`` narrowed to the scope's tenant (every tenant's rows for an operator
+        reading across tenants) and, for an agent, to its own rows (``agent``: the column
+        holding the answering agent's user id)."""
+        if self.tenant_id is not None:
+            statement = statement.where(tenant == self.tenant_id)
+        elif self.role is not Role.OPERATOR:
+            raise AssertionError("only an operator reads across tenants")
+        if self.role is Role.AGENT:
+            statement = statement.where(agent == self.principal.user_id)
+        return statement
 
 
 async def reading_scope(
@@ -116,13 +137,7 @@ async def reading_scope(
 
 
 def _filtered(scope: CdrScope, filters: CdrFilters) -> Select[Cdr]:
-    statement = select(Cdr)
-    if scope.tenant_id is not None:
-        statement = statement.where(Cdr.tenant_id == scope.tenant_id)
-    elif scope.role is not Role.OPERATOR:
-        raise AssertionError("only an operator reads across tenants")
-    if scope.role is Role.AGENT:
-        statement = statement.where(Cdr.agent_user_id == scope.principal.user_id)
+    statement = scope.restrict(select(Cdr), Cdr.tenant_id, Cdr.agent_user_id)
     conditions: list[Any] = []
     if filters.since is not None:
         conditions.append(Cdr.started_at >= filters.since)

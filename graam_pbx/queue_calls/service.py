@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.auth.principal import Role
 from graam_pbx.cdr.service import CdrScope
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.schemas import QueueCallCursor, QueueCallFilters
@@ -51,13 +50,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _filtered(scope: CdrScope, filters: QueueCallFilters) -> Select[QueueCall]:
-    statement = select(QueueCall)
-    if scope.tenant_id is not None:
-        statement = statement.where(QueueCall.tenant_id == scope.tenant_id)
-    elif scope.role is not Role.OPERATOR:
-        raise AssertionError("only an operator reads across tenants")
-    if scope.role is Role.AGENT:
-        statement = statement.where(QueueCall.agent_id == scope.principal.user_id)
+    statement = scope.restrict(select(QueueCall), QueueCall.tenant_id, QueueCall.agent_id)
     conditions: list[Any] = []
     if filters.since is not None:
         conditions.append(QueueCall.entered_at >= filters.since)

@@ -110,6 +110,7 @@ class CdrRecord(NamedTuple):
 
 
 COLUMNS: tuple[str, ...] = CdrRecord._fields
+ANSWERED = "ANSWERED"  # Asterisk's disposition of an answered leg
 _COLUMNS_1 = 28  # a journaled record written before ``to_number`` and what follows it
 
 
@@ -121,7 +122,7 @@ def is_billable(
     return (
         direction == "outbound"
         and refusal_reason is None
-        and disposition == "ANSWERED"
+        and disposition == ANSWERED
         and billsec_us > 0
     )
 
@@ -377,6 +378,9 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
         if start_us <= agent_answer_us <= end_us:
             answered_us = agent_answer_us
             billsec_us = end_us - agent_answer_us
+    device = device or _rung_device(lastapp, dstchannel)
+    if device and disposition != ANSWERED:
+        answered_us, billsec_us = None, 0  # a ring nobody picked up
     tenant = account_tenant or tenantid_tenant  # the accountcode's, else the TenantID's
     refusal_reason = refused or None
     return _new_record(
@@ -555,6 +559,9 @@ def _record(
         if start_us <= agent_answer_us <= end_us:
             answered_us = agent_answer_us
             billsec_us = end_us - agent_answer_us
+    device = device or _rung_device(texts[6], texts[5])
+    if device and disposition != ANSWERED:
+        answered_us, billsec_us = None, 0  # a ring nobody picked up
     refusal_reason = refused or None
     return _new_record(
         CdrRecord,
@@ -585,6 +592,18 @@ def _record(
 
 
 _new_record = tuple.__new__  # CdrRecord._make without its length check: the tuples above
+
+
+def _rung_device(lastapp: str, dstchannel: str) -> str:
+    """The device a queue rang: the endpoint of its channel (``PJSIP/<endpoint>-<sequence>``).
+
+    The dialplan names the device of an answered leg (``GraamDevice``); Asterisk runs nothing
+    on a member's channel in time to name it on a ring left unanswered.
+    """
+    if lastapp != "Queue" or not dstchannel.startswith("PJSIP/"):
+        return ""
+    endpoint, dash, _ = dstchannel[6:].rpartition("-")
+    return endpoint if dash else ""
 
 
 def _epoch_us(name: str, text: str) -> int:

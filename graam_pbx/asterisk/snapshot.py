@@ -82,6 +82,8 @@ class QueueConf(NamedTuple):
     weight: int
     # Asterisk's own ServicelevelPerf counters judge by the same threshold as the KPIs.
     service_level_seconds: int = 20
+    join_empty: str = "yes"  # queues.models.JOIN_EMPTY
+    leave_when_empty: str = "no"  # queues.models.LEAVE_WHEN_EMPTY
 
 
 class IvrConf(NamedTuple):
@@ -429,6 +431,8 @@ def _tenant(
                 q["announce_frequency"],
                 q["weight"],
                 q["service_level_seconds"],
+                q["join_empty"],
+                q["leave_when_empty"],
             )
             for q in queues.get(tid, [])
         ),

@@ -16,6 +16,10 @@ from graam_pbx.db import Base, TenantOwned, Timestamped, Versioned
 from graam_pbx.destinations.models import DESTINATION_CHECK
 
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
+# Asterisk's joinempty / leavewhenempty: "loose" when the queue has no member, "strict" also
+# when every member is paused or unavailable; "yes" always joins, "no" never leaves.
+JOIN_EMPTY = ("yes", "loose", "strict")
+LEAVE_WHEN_EMPTY = ("no", "loose", "strict")
 
 
 class Queue(TenantOwned, Timestamped, Versioned, Base):
@@ -32,6 +36,13 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
         ),
         CheckConstraint(
             "short_abandon_seconds BETWEEN 0 AND 600", name="short_abandon_seconds_range"
+        ),
+        CheckConstraint(
+            "join_empty in ('" + "', '".join(JOIN_EMPTY) + "')", name="join_empty_known"
+        ),
+        CheckConstraint(
+            "leave_when_empty in ('" + "', '".join(LEAVE_WHEN_EMPTY) + "')",
+            name="leave_when_empty_known",
         ),
     )
 
@@ -58,6 +69,8 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
     # caller hanging up before the second is a short abandon.
     service_level_seconds: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
     short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    join_empty: Mapped[str] = mapped_column(String(8), default="yes", server_default="yes")
+    leave_when_empty: Mapped[str] = mapped_column(String(8), default="no", server_default="no")
 
 
 class QueueMember(TenantOwned, Base):

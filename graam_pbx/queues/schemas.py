@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graam_pbx.destinations.schemas import Destination, RoutedTo
 from graam_pbx.fields import Flag, NotNull, ObjectId, ObjectName
-from graam_pbx.queues.models import STRATEGIES, Queue
+from graam_pbx.queues.models import JOIN_EMPTY, LEAVE_WHEN_EMPTY, STRATEGIES, Queue
 
 
 class Strategy(StrEnum):
@@ -22,6 +22,34 @@ class Strategy(StrEnum):
 
 
 assert tuple(s.value for s in Strategy) == STRATEGIES  # noqa: S101
+
+
+class JoinEmpty(StrEnum):
+    """May a caller join when no member can answer? (Asterisk's ``joinempty``)"""
+
+    YES = "yes"  # always: the caller waits for a member to come
+    LOOSE = "loose"  # refused (outcome joinempty) when the queue has no member
+    STRICT = "strict"  # refused also when every member is paused or unavailable
+
+
+class LeaveWhenEmpty(StrEnum):
+    """Must waiting callers leave when no member can answer? (``leavewhenempty``)"""
+
+    NO = "no"  # never: they wait until answered, they give up or their max_wait
+    LOOSE = "loose"  # they leave (outcome leaveempty) when the queue has no member any more
+    STRICT = "strict"  # also when every member is paused or unavailable
+
+
+assert tuple(j.value for j in JoinEmpty) == JOIN_EMPTY  # noqa: S101
+assert tuple(v.value for v in LeaveWhenEmpty) == LEAVE_WHEN_EMPTY  # noqa: S101
+JOIN_EMPTY_HELP = (
+    "When no member can answer, a caller 'yes': joins anyway; 'loose': is refused if the queue "
+    "has no member; 'strict': also if every member is paused or unavailable (outcome joinempty)."
+)
+LEAVE_WHEN_EMPTY_HELP = (
+    "Waiting callers 'no': stay; 'loose': leave once the queue has no member; 'strict': also "
+    "once every member is paused or unavailable (outcome leaveempty, then the fallback)."
+)
 
 
 class QueueCreate(BaseModel):
@@ -66,6 +94,8 @@ class QueueCreate(BaseModel):
     short_abandon_seconds: int = Field(
         5, ge=0, le=600, description="A caller hanging up sooner is a short abandon."
     )
+    join_empty: JoinEmpty = Field(JoinEmpty.YES, description=JOIN_EMPTY_HELP)
+    leave_when_empty: LeaveWhenEmpty = Field(LeaveWhenEmpty.NO, description=LEAVE_WHEN_EMPTY_HELP)
 
 
 class QueueUpdate(BaseModel):
@@ -90,6 +120,10 @@ class QueueUpdate(BaseModel):
     weight: Annotated[int | None, NotNull] = Field(None, ge=0, le=100)
     service_level_seconds: Annotated[int | None, NotNull] = Field(None, ge=1, le=3600)
     short_abandon_seconds: Annotated[int | None, NotNull] = Field(None, ge=0, le=600)
+    join_empty: Annotated[JoinEmpty | None, NotNull] = Field(None, description=JOIN_EMPTY_HELP)
+    leave_when_empty: Annotated[LeaveWhenEmpty | None, NotNull] = Field(
+        None, description=LEAVE_WHEN_EMPTY_HELP
+    )
 
 
 class QueueOut(BaseModel):
@@ -108,6 +142,8 @@ class QueueOut(BaseModel):
     weight: int
     service_level_seconds: int
     short_abandon_seconds: int
+    join_empty: JoinEmpty
+    leave_when_empty: LeaveWhenEmpty
     version: int
     created_at: datetime
     updated_at: datetime
@@ -130,6 +166,8 @@ class QueueOut(BaseModel):
             weight=queue.weight,
             service_level_seconds=queue.service_level_seconds,
             short_abandon_seconds=queue.short_abandon_seconds,
+            join_empty=JoinEmpty(queue.join_empty),
+            leave_when_empty=LeaveWhenEmpty(queue.leave_when_empty),
             version=queue.version,
             created_at=queue.created_at,
             updated_at=queue.updated_at,

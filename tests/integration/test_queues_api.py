@@ -76,6 +76,8 @@ async def test_create_get_list_with_defaults(client: httpx.AsyncClient, sessions
         "weight": 0,
         "service_level_seconds": 20,
         "short_abandon_seconds": 5,
+        "join_empty": "yes",
+        "leave_when_empty": "no",
         "version": 1,
     }
     one = await client.get(f"/api/v1/queues/{queue['id']}", headers=world.admin.headers)
@@ -107,6 +109,8 @@ async def test_every_setting_and_a_fallback(client: httpx.AsyncClient, sessions:
         "announce_holdtime": True,
         "announce_frequency": 3600,
         "weight": 100,
+        "join_empty": "strict",
+        "leave_when_empty": "loose",
     }
     queue = await create(client, world, "/api/v1/queues", body)
     assert {k: queue[k] for k in body} == body
@@ -135,6 +139,9 @@ async def test_every_setting_and_a_fallback(client: httpx.AsyncClient, sessions:
         ({"fallback": {"type": "teleport", "id": 1}}, "body.fallback.type"),
         ({"fallback": {"type": "voicemail", "id": 1, "extra": 1}}, "body.fallback.extra"),
         ({"members": []}, "body.members"),
+        ({"join_empty": "no"}, "body.join_empty"),
+        ({"join_empty": None}, "body.join_empty"),
+        ({"leave_when_empty": "yes"}, "body.leave_when_empty"),
     ],
 )
 async def test_invalid_fields_are_named(

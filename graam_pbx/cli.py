@@ -38,6 +38,7 @@ from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
 from graam_pbx.settings import Settings, get_settings
 from graam_pbx.sip_security import service as sip_security_service
+from graam_pbx.stats import service as stats_service
 from graam_pbx.tenants.flows import first_run
 from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
 
@@ -54,6 +55,8 @@ sip_cli = typer.Typer(
     help="SIP sources blocked after failed authentications.", no_args_is_help=True
 )
 cli.add_typer(sip_cli, name="sip")
+stats_cli = typer.Typer(help="Call-centre statistics.", no_args_is_help=True)
+cli.add_typer(stats_cli, name="stats")
 
 EMBEDDED_DATABASE = "graam"
 # Where an existing Asterisk beside us reads generated files, unless configured.
@@ -530,6 +533,29 @@ def sip_unblock(
         )
 
     _with_database(_unblock)
+
+
+# ---- statistics ---------------------------------------------------------------------------
+
+
+@stats_cli.command("rebuild-rollup")
+def stats_rebuild_rollup(
+    tenant: Annotated[int | None, typer.Option(help="Only this tenant's queues.")] = None,
+    queue: Annotated[int | None, typer.Option(help="Only this queue.")] = None,
+) -> None:
+    """Recompute the queue KPIs' 15-minute rollup from the queue calls (kept by the
+    database as calls are written; this is for repairs and after bulk loads)."""
+
+    async def _rebuild(url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                written = await stats_service.rebuild_queue_rollup(session, tenant, queue)
+        finally:
+            await engine.dispose()
+        say("stats", f"rollup rebuilt: {written} rows of 15 minutes")
+
+    _with_database(_rebuild)
 
 
 # ---- asterisk sandbox ---------------------------------------------------------------------

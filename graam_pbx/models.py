@@ -19,6 +19,7 @@ from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.sip_security.models import SipBlock
+from graam_pbx.stats.models import QueueStatsRollup
 from graam_pbx.tenants.models import Tenant
 from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
 
@@ -45,6 +46,7 @@ __all__ = [
     "Queue",
     "QueueCall",
     "QueueMember",
+    "QueueStatsRollup",
     "RefreshToken",
     "Schedule",
     "SipBlock",

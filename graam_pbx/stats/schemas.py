@@ -32,8 +32,8 @@ class QueueKpisOut(BaseModel):
         description="Asterisk's ServicelevelPerf: answered within T / answered."
     )
     service_level_perf2: Decimal | None = Field(
-        description="Asterisk's ServicelevelPerf2: (answered + abandoned within T) / "
-        "(answered + abandoned)."
+        description="(answered + abandoned within T) / (answered + abandoned): Asterisk's "
+        "ServicelevelPerf2, except that Asterisk also counts time-outs as abandoned."
     )
     service_level_offered: Decimal | None = Field(
         description="Answered within T / (answered + abandoned)."

@@ -184,6 +184,14 @@ async def queue_staffing(
         Decimal | None,
         Query(gt=0, le=86400, description="Handling time instead of the measured one"),
     ] = None,
+    model: Annotated[
+        service.StaffingModel,
+        Query(description="erlang-a models callers who give up (README: Staffing)"),
+    ] = service.StaffingModel.ERLANG_C,
+    patience_seconds: Annotated[
+        Decimal | None,
+        Query(gt=0, le=86400, description="Erlang A: mean patience instead of the measured one"),
+    ] = None,
 ) -> StaffingOut:
     plan = await service.staffing(
         session,
@@ -196,10 +204,12 @@ async def queue_staffing(
         calls=calls,
         aht_seconds=aht_seconds,
         now=datetime.now(UTC),
+        model=model,
+        patience_seconds=patience_seconds,
     )
     return StaffingOut(
         queue_id=plan.queue_id,
-        model="erlang-c",
+        model=plan.model,
         interval=plan.interval,
         for_start=plan.for_start,
         for_end=plan.for_end,

@@ -2,7 +2,7 @@
 
 A small function of our own, in ``Decimal``: the PyPI packages found were unmaintained or
 float-only. Erlang C assumes callers never abandon (it overstaffs a queue whose callers
-give up); Erlang A, which models their patience, is not implemented.
+give up); ``erlang_a`` models their patience.
 """
 
 from __future__ import annotations

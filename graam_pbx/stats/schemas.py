@@ -93,7 +93,10 @@ class AgentStatsOut(BaseModel):
 
 class StaffingOut(BaseModel):
     queue_id: int
-    model: str = Field(description="erlang-c: callers are assumed never to abandon.")
+    model: str = Field(
+        description="erlang-c: callers are assumed never to abandon; erlang-a: they abandon "
+        "after a mean patience (asked for, and a patience known)."
+    )
     interval: Interval
     for_start: datetime = Field(description="The coming interval the plan is for.")
     for_end: datetime
@@ -108,3 +111,9 @@ class StaffingOut(BaseModel):
     service_level: Decimal = Field(description="Expected with that many agents.")
     probability_of_waiting: Decimal
     occupancy: Decimal
+    probability_of_abandon: Decimal | None = Field(
+        default=None, description="Erlang A: callers expected to give up."
+    )
+    patience_seconds: Decimal | None = Field(
+        default=None, description="Erlang A: the callers' mean patience used."
+    )

@@ -5,7 +5,9 @@ Every query is filtered on the scope's tenant; an agent reads only its own figur
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import enum
 import io
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +36,7 @@ from graam_pbx.db import get_in_tenant
 from graam_pbx.errors import Forbidden, Invalid
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queues.models import Queue
-from graam_pbx.stats import erlang
+from graam_pbx.stats import erlang, erlang_a
 from graam_pbx.stats.kpi import (
     OUTCOMES,
     AgentKpis,
@@ -557,6 +559,11 @@ async def _agent_outbound_sums(
 # ---- staffing -------------------------------------------------------------------------------
 
 
+class StaffingModel(enum.StrEnum):
+    ERLANG_C = "erlang-c"  # callers never abandon
+    ERLANG_A = "erlang-a"  # callers abandon after an exponential patience
+
+
 @dataclass(frozen=True)
 class StaffingPlan:
     queue_id: int
@@ -569,7 +576,8 @@ class StaffingPlan:
     aht_seconds: Decimal
     target_level: Decimal
     target_seconds: int
-    staffing: erlang.Staffing
+    model: StaffingModel  # the one used: Erlang A falls back to C when nobody abandoned
+    staffing: erlang.Staffing | erlang_a.StaffingA
 
 
 async def staffing(
@@ -584,8 +592,12 @@ async def staffing(
     calls: Decimal | None,
     aht_seconds: Decimal | None,
     now: datetime,
+    model: StaffingModel = StaffingModel.ERLANG_C,
+    patience_seconds: Decimal | None = None,
 ) -> StaffingPlan:
-    """Agents needed in the coming interval (Erlang C) from the last ``history`` intervals."""
+    """Agents needed in the coming interval from the last ``history`` intervals: Erlang C,
+    or Erlang A with the callers' mean patience (given, else measured: the recent callers'
+    waiting time over their abandons; with no abandon, Erlang C)."""
     _guard_queue_readers(scope)
     queue = await get_in_tenant(session, Queue, scope.tenant_id, queue_id)
     if interval not in (Interval.QUARTER, Interval.HOUR):
@@ -617,8 +629,27 @@ async def staffing(
         if aht_seconds > 0
         else Decimal(0)
     )
+    if model is StaffingModel.ERLANG_A and patience_seconds is None:
+        patience_seconds = erlang_a.patience_estimate(
+            recent.answered_wait + recent.abandoned_wait, recent.abandoned
+        )
+        if patience_seconds is not None and patience_seconds <= 0:
+            patience_seconds = None  # abandons at once: no patience to model
+    plan: erlang.Staffing | erlang_a.StaffingA
     try:
-        plan = erlang.agents_needed(traffic, aht_seconds, target_level, Decimal(seconds))
+        if model is StaffingModel.ERLANG_A and patience_seconds is not None:
+            # Up to a second of arithmetic for a thousand agents: off the event loop.
+            plan = await asyncio.to_thread(
+                erlang_a.agents_needed,
+                traffic,
+                aht_seconds,
+                patience_seconds,
+                target_level,
+                Decimal(seconds),
+            )
+        else:
+            model = StaffingModel.ERLANG_C
+            plan = erlang.agents_needed(traffic, aht_seconds, target_level, Decimal(seconds))
     except ValueError as err:
         raise Invalid("query.calls", str(err)) from err
     return StaffingPlan(
@@ -632,6 +663,7 @@ async def staffing(
         aht_seconds=aht_seconds,
         target_level=target_level,
         target_seconds=seconds,
+        model=model,
         staffing=plan,
     )
 

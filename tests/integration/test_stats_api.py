@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graam_pbx.agents.models import AgentStateInterval
 from graam_pbx.cdr.models import Cdr
 from graam_pbx.queue_calls.models import QueueCall
+from graam_pbx.stats import erlang_a
 from graam_pbx.stats.erlang import agents_needed, traffic_erlangs
 from graam_pbx.stats.kpi import (
     Interval,
@@ -362,6 +363,68 @@ async def test_staffing_from_recent_calls(client: httpx.AsyncClient, sessions: S
     assert plan["agents"] == expected.agents
     assert Decimal(plan["traffic_erlangs"]) == Decimal("0.3")
     assert datetime.fromisoformat(plan["for_start"]) == current + timedelta(minutes=15)
+
+
+async def test_staffing_with_callers_who_give_up(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    world = await make_world(client, sessions)
+    queue_id = await _queue(client, world, service_level_seconds=20)
+    current = bucket_start(datetime.now(UTC), Interval.QUARTER, PARIS)
+    answered = {"outcome": "answered", "agent_id": 1, "talk_seconds": "170", "wrapup_seconds": "10"}
+    calls = [
+        {
+            "entered_at": (current - timedelta(seconds=10 + 40 * n)).isoformat(),
+            **(answered if n % 3 else {"outcome": "abandoned"}),
+            "wait_seconds": "30",
+        }
+        for n in range(18)
+    ]
+    await _insert_calls(sessions, world, queue_id, calls)
+    path = f"/api/v1/stats/queues/{queue_id}/staffing"
+    headers = world.headers("supervisor")
+
+    async def plan_of(**params: Any) -> dict[str, Any]:
+        answer = await client.get(path, headers=headers, params={"history": 1, **params})
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    # 18 callers waited 30 s each, 6 gave up: a mean patience of 90 s. 12 answered, AHT 180.
+    plan = await plan_of(model="erlang-a")
+    assert plan["model"] == "erlang-a"
+    assert Decimal(plan["patience_seconds"]) == 90
+    traffic = traffic_erlangs(Decimal(18), 900, Decimal(180))
+    expected = erlang_a.agents_needed(
+        traffic, Decimal(180), Decimal(90), Decimal("0.8"), Decimal(20)
+    )
+    assert plan["agents"] == expected.agents
+    assert Decimal(plan["probability_of_abandon"]) == expected.probability_of_abandon
+    assert plan["agents"] <= (await plan_of())["agents"]  # Erlang C: nobody gives up
+    given = await plan_of(model="erlang-a", patience_seconds=600)
+    assert Decimal(given["patience_seconds"]) == 600
+
+    # Nobody gave up on another queue: no patience to model, Erlang C answers.
+    quiet = await _queue(client, world, service_level_seconds=20)
+    await _insert_calls(
+        sessions,
+        world,
+        quiet,
+        [
+            {
+                "entered_at": (current - timedelta(minutes=5)).isoformat(),
+                **answered,
+                "wait_seconds": "3",
+            }
+        ],
+    )
+    answer = await client.get(
+        f"/api/v1/stats/queues/{quiet}/staffing",
+        headers=headers,
+        params={"history": 1, "model": "erlang-a"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["model"], answer.json()["patience_seconds"]) == ("erlang-c", None)
 
 
 async def test_bad_input_is_422(client: httpx.AsyncClient, tenant_a: dict[str, Any]) -> None:

@@ -11,14 +11,18 @@ Asterisk 22 names the agent in its queue events by the member name the agent wor
 - ``ContactStatus`` ``Unreachable`` of a logged-in agent's device → ``unregistered``;
   ``Reachable`` again → the base state.
 
-Events are handled one at a time, in Asterisk's order, each in a short transaction of its own.
+Events are handled one at a time, in Asterisk's order. Those that queue up while a
+transaction runs are handled together in the next one (at most ``BATCH_EVENTS``), each in a
+savepoint of its own: a busy call centre costs a transaction per batch, not per event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +49,8 @@ EVENTS = (
 # Asterisk's device state "not in use" in QueueMemberStatus.
 NOT_INUSE = "1"
 STOP_TIMEOUT = 5.0
+BATCH_EVENTS = 200  # events handled in one transaction at most
+QUEUED_EVENTS = 10_000  # events waiting for a transaction at most (then dropped, logged)
 # Open wrap-ups and the seconds left of the longest wrap-up time of their tenant's queues.
 _OPEN_WRAPUPS = text(
     """
@@ -68,9 +74,18 @@ class AgentTimeline:
         self._subscription: Subscription | None = None
         self._wrapups: dict[int, asyncio.Task[None]] = {}  # agent → end of its wrap-up
         self._failing = False
+        # Agents known not to be ringing. Only AgentCalled here moves an agent into ringing,
+        # so one seen out of it (moved on, or found elsewhere) stays out until its next
+        # AgentCalled: the device back to not-in-use after every call (QueueMemberStatus) then
+        # costs no transaction that would find nothing to do.
+        self._not_ringing: set[int] = set()
+        self._queued: list[Message] = []
+        self._dropping = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self._batch_session: AsyncSession | None = None  # the drain task's transaction
 
     async def start(self) -> None:
-        self._subscription = self._bus.subscribe("agent-timeline", EVENTS, self.on_event)
+        self._subscription = self._bus.subscribe("agent-timeline", EVENTS, self._enqueue)
         try:
             await self._resume_wrapups()
         except Exception:
@@ -88,12 +103,55 @@ class AgentTimeline:
         if self._subscription is not None:
             await self._bus.unsubscribe(self._subscription)
             self._subscription = None
+        if self._drain_task is not None:
+            await asyncio.wait([self._drain_task], timeout=STOP_TIMEOUT)
         tasks = list(self._wrapups.values())
         self._wrapups = {}
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+
+    def _enqueue(self, message: Message) -> None:
+        """The bus's handler: queue the event for the drain task."""
+        if len(self._queued) >= QUEUED_EVENTS:
+            if not self._dropping:
+                log.warning("agent states behind: AMI events dropped")
+            self._dropping = True
+            return
+        self._dropping = False
+        self._queued.append(message)
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain(), name="agent-timeline")
+
+    async def _drain(self) -> None:
+        """Handle what is queued, ``BATCH_EVENTS`` at a time, each batch in one transaction."""
+        while self._queued:
+            batch = self._queued[:BATCH_EVENTS]
+            del self._queued[:BATCH_EVENTS]
+            try:
+                async with self._sessions() as session, session.begin():
+                    self._batch_session = session
+                    try:
+                        for message in batch:
+                            await self.on_event(message)
+                    finally:
+                        self._batch_session = None
+            except Exception:
+                # Rolled back: what this run believed of the agents' states may be wrong.
+                self._not_ringing.clear()
+                log.exception("agent states of %d AMI events not committed", len(batch))
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A savepoint of the drain task's transaction, else a transaction of its own."""
+        session = self._batch_session
+        if session is not None and asyncio.current_task() is self._drain_task:
+            async with session.begin_nested():
+                yield session
+        else:
+            async with self._sessions() as own, own.begin():
+                yield own
 
     async def on_event(self, message: Message) -> None:
         try:
@@ -118,6 +176,7 @@ class AgentTimeline:
             return
         tenant_id, queue_id, agent_id = int(queue[1]), int(queue[2]), int(member[1])
         if name == "AgentCalled":
+            self._not_ringing.discard(agent_id)
             await self._move(
                 tenant_id, agent_id, "ringing", only_from=states.BASE_STATES | {"wrap-up"}
             )
@@ -130,13 +189,16 @@ class AgentTimeline:
                 "on-call",
                 only_from=states.BASE_STATES | states.CALL_STATES | {"unregistered"},
             )
-        elif name in ("AgentRingNoAnswer", "AgentDump"):
-            await self._back_to_base(tenant_id, agent_id, only_from={"ringing"})
-        elif name == "QueueMemberStatus":
-            if message.get("Status") == NOT_INUSE:
+            self._not_ringing.add(agent_id)  # on a call, or not logged in
+        elif name in ("AgentRingNoAnswer", "AgentDump") or (
+            name == "QueueMemberStatus" and message.get("Status") == NOT_INUSE
+        ):
+            if agent_id not in self._not_ringing:
                 await self._back_to_base(tenant_id, agent_id, only_from={"ringing"})
+                self._not_ringing.add(agent_id)  # back to its base, or was not ringing
         elif name == "AgentComplete":
             await self._complete(tenant_id, queue_id, agent_id)
+            self._not_ringing.add(agent_id)
 
     async def _move(
         self,
@@ -147,7 +209,7 @@ class AgentTimeline:
         only_from: frozenset[str] | set[str] | None = None,
     ) -> bool:
         """Move a logged-in agent of this tenant; an agent not logged in has no call states."""
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             live = await session.scalar(
                 select(AgentSession.id).where(
                     AgentSession.tenant_id == tenant_id,
@@ -162,11 +224,11 @@ class AgentTimeline:
     async def _back_to_base(
         self, tenant_id: int, agent_id: int, *, only_from: frozenset[str] | set[str]
     ) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             await states.enter_base(session, tenant_id, agent_id, only_from=only_from)
 
     async def _complete(self, tenant_id: int, queue_id: int, agent_id: int) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             wrapup = await session.scalar(
                 select(Queue.wrapup_time).where(Queue.id == queue_id, Queue.tenant_id == tenant_id)
             )
@@ -201,7 +263,7 @@ class AgentTimeline:
     async def _contact(self, aor: str, status: str) -> None:
         if not _AOR.match(aor) or status not in ("Unreachable", "Reachable"):
             return
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             for tenant_id, agent_id in await states.live_agents_on_device(session, aor):
                 if status == "Unreachable":
                     await states.enter(

@@ -28,6 +28,7 @@ from graam_pbx import metrics
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
 from graam_pbx.ami.bus import RESYNC_EVENT
 from graam_pbx.cdr import backfill
+from graam_pbx.cdr.agent_legs import AGENT_CALLED, AGENT_CONNECT, HOLD_SECONDS, ConnectedAgents
 from graam_pbx.cdr.journal import Checkpoint, DeadLetters, Journal, JournalFull
 from graam_pbx.cdr.parse import CdrRecord, MalformedCdr, record_from_csv, record_from_event
 from graam_pbx.cdr.writer import CdrTable, DatabaseUnavailable
@@ -105,6 +106,9 @@ class CdrWorker:
         self.checkpoint_path = settings.state_dir / "csv-checkpoint.json"
         self._on_committed = on_committed
         self._pending: list[CdrRecord] = []
+        # Agents' channels answered in queues: a leg's CDR the dialplan could not attribute
+        # under load gets its agent from them (cdr/agent_legs.py).
+        self._connected_agents = ConnectedAgents()
         self._oldest_at = 0.0  # monotonic arrival of the oldest pending record
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -138,7 +142,7 @@ class CdrWorker:
         # Subscribe before anything awaits: AMI's first resync must find us listening.
         self._subscription = self._bus.subscribe(
             SUBSCRIBER,
-            [CDR_EVENT, RESYNC_EVENT, MARK_EVENT],
+            [CDR_EVENT, AGENT_CONNECT, AGENT_CALLED, RESYNC_EVENT, MARK_EVENT],
             self._on_event,
             maxsize=self._settings.subscriber_queue,
         )
@@ -163,6 +167,8 @@ class CdrWorker:
                     while subscription.backlog:  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
             await self._bus.unsubscribe(subscription)
+        for held in self._connected_agents.release_all():
+            self._add(held)
         if self._housekeeping_task is not None:
             self._housekeeping_task.cancel()
             await asyncio.wait([self._housekeeping_task])
@@ -212,18 +218,37 @@ class CdrWorker:
             self._request_backfill()
             return None
         if name == MARK_EVENT:
+            # Held CDRs came before the marker: handled before it, so the mark waits for them.
+            for held in self._connected_agents.release_all():
+                self._add(held)
             mark = self._mark
             if mark is not None and message.get("Mark") == str(mark.number):
                 mark.received = self._received
             return None
+        if name in (AGENT_CONNECT, AGENT_CALLED):
+            released = self._connected_agents.note(message)
+            if released is not None:
+                self._add(released)
+            return None
         try:
-            record = record_from_event(message)
+            parsed = record_from_event(message)
         except MalformedCdr as err:
             return self._dead_letter(err, "ami", [list(field) for field in message.fields])
+        record = self._connected_agents.attribute(parsed)
+        if record is None:  # held for its agent's AgentConnect
+            asyncio.get_running_loop().call_later(
+                HOLD_SECONDS, self._release_held, parsed.dstchannel
+            )
+            return None
         if len(self._pending) >= self._settings.max_pending and not self._stopping:
             return self._add_when_room(record)
         self._add(record)
         return None
+
+    def _release_held(self, channel: str) -> None:
+        record = self._connected_agents.release(channel)
+        if record is not None:
+            self._add(record)
 
     async def _add_when_room(self, record: CdrRecord) -> None:
         while len(self._pending) >= self._settings.max_pending and not self._stopping:

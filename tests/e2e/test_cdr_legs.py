@@ -28,6 +28,7 @@ from tests.e2e.test_calls import (
     add_queue_member,
     ami_events,
     created,
+    new_agent,
     new_device,
     new_number,
     new_trunk,
@@ -141,6 +142,57 @@ async def test_the_agents_leg_of_a_queue_call_is_the_agents_own(
     assert own["id"] == leg["id"], own
     (by_number,) = await legs(client, admin, 1, to=number["e164"])
     assert by_number["id"] == leg["id"], by_number
+
+
+async def test_an_agent_whose_phone_rang_unanswered_owns_that_leg(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    admin = world.admin.headers
+    other = await new_agent(client, world)
+    answering = await new_device(client, world, "201")
+    ringing = await new_device(client, world, "202", user_id=other)
+    queue = await created(
+        await client.post("/api/v1/queues", headers=admin, json={"name": "sales"})
+    )  # rings all its members at once
+    number = await new_number(client, world)
+    await route_number(client, world, number, {"type": "queue", "id": queue["id"]})
+    await new_trunk(client, world, CARRIER_IP)
+    await applier.settled()
+    answerer = await registered_phone(pbx, sipp, answering, "uas_answer_talk.xml")
+    await registered_phone(pbx, sipp, ringing, "queue_agent_rings.xml")
+    await add_queue_member(pbx, world, queue, answering, penalty=0)
+    # Named as an agent's login names it (agent-<user id>), as Asterisk announces its rings.
+    await pbx.runtime.ami.action(
+        "QueueAdd",
+        {
+            "Queue": f"t{world.tenant_id}-q{queue['id']}",
+            "Interface": f"PJSIP/{ringing['sip_username']}",
+            "MemberName": f"agent-{other}",
+        },
+    )
+
+    call = await sipp.uac(
+        "carrier_call_answered.xml", ip=CARRIER_IP, service=number["e164"], keys={"caller": CALLER}
+    ).run()
+    assert call.ok, call.describe()
+    answered = await answerer.wait()
+    assert answered.ok, answered.describe()
+
+    (taken,) = await legs(client, admin, 1, agent_id=str(world.agent.user_id))
+    assert (taken["device"], taken["disposition"]) == (answering["sip_username"], "answered")
+    (missed,) = await legs(client, admin, 1, agent_id=str(other))
+    assert missed["device"] == ringing["sip_username"], missed
+    assert missed["disposition"] == "no-answer", missed
+    assert (missed["answered_at"], Decimal(missed["billsec"])) == (None, 0), missed
+    assert (missed["queue_id"], missed["linkedid"]) == (queue["id"], taken["linkedid"]), missed
+    # Each agent reads its own leg of the call, and only it.
+    (own,) = await legs(client, world.agent.headers, 1)
+    assert own["id"] == taken["id"], own
 
 
 async def test_an_internal_call_is_to_the_extension_and_owned_by_its_agent(

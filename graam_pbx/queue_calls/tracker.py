@@ -23,8 +23,13 @@ from enum import StrEnum
 
 QUEUE_NAME = re.compile(r"^t([0-9]+)-q([0-9]+)$")
 AGENT_MEMBER = re.compile(r"^agent-([0-9]+)$")
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 STATUS_EVENT = "GraamQueueStatus"  # UserEvent sent by the dialplan after Queue()
 STATUS_LOG = "GRAAMSTATUS"  # the same, as a queue_log line (QueueLog())
+# The number the caller dialled: the inbound dialplan sets this channel variable, AMI shows it
+# on the caller's queue events (manager.conf ``channelvars``) and Queue() writes it in
+# queue_log's ENTERQUEUE line (its URL argument, never sent to a PJSIP phone).
+DID_VARIABLE = "GRAAM_DID"
 # A caller who left without an outcome waits this long for the dialplan's status.
 STATUS_GRACE = timedelta(seconds=30)
 MILLI = Decimal("0.001")
@@ -91,6 +96,8 @@ class QueueEvent:
     # The agent's channel (AMI AgentConnect/AgentComplete ``DestUniqueid``): it names the call
     # when the caller's channel was gone before Asterisk published AgentComplete.
     member_uniqueid: str = ""
+    did: str = ""  # the number the caller dialled (entry, status)
+    device: str = ""  # the answering device's SIP username (AMI AgentConnect ``Interface``)
 
 
 @dataclass
@@ -120,6 +127,9 @@ class QueueCallRow:
     left_as: Outcome | None = field(default=None, repr=False)  # the outcome unless told
     held_since: datetime | None = field(default=None, repr=False)
     member_uniqueid: str = field(default="", repr=False, compare=False)
+    # The answering device's SIP username (live only: queue_log does not name it; the store
+    # then takes the device the agent was logged in from).
+    device: str | None = None
 
 
 def queue_ids(queue: str) -> tuple[int, int] | None:
@@ -146,6 +156,9 @@ class Tracker:
         self.open: dict[tuple[str, str], QueueCallRow] = {}
         self._entries: dict[tuple[str, str], tuple[int, datetime]] = {}
         self._left: dict[str, set[str]] = {}  # caller uniqueid -> queues left, outcome unknown
+        # Ends of calls whose entry this tracker never saw (they joined before it started, or
+        # while AMI was away): their rows are only in queue_log, for the writer to read now.
+        self.unseen_ends = 0
 
     @property
     def entries(self) -> Mapping[tuple[str, str], tuple[int, datetime]]:
@@ -183,10 +196,13 @@ class Tracker:
             return self._status(event, ids)
         row = self.open.get(key)
         if row is None:
+            if event.kind in _ENDS:
+                self.unseen_ends += 1
             return []
         match event.kind:
             case Kind.CONNECT:
                 row.member_uniqueid = event.member_uniqueid
+                row.device = event.device or None
                 row.answered_at = event.at
                 row.left_at = None
                 row.left_as = None
@@ -287,6 +303,7 @@ class Tracker:
             caller_number=event.caller_number,
             entered_at=event.at,
             position_at_entry=event.position,
+            did=event.did if E164.match(event.did) else None,
         )
         return done
 
@@ -305,6 +322,8 @@ class Tracker:
             # Never in the queue: a row of its own, no wait.
             done = self._join(replace(event, kind=Kind.JOIN), ids)
             return done + self._close(key, event.at, outcome)
+        if outcome is not None:
+            self.unseen_ends += 1  # its GRAAMSTATUS line is in queue_log already
         return []
 
     def _hold(self, event: QueueEvent) -> None:
@@ -339,6 +358,10 @@ class Tracker:
         return [row]
 
 
+# Events that end a caller's stay in a queue.
+_ENDS = frozenset({Kind.COMPLETE, Kind.ABANDON, Kind.EXIT, Kind.ABANDON_OR_TIMEOUT})
+
+
 def _wait(event: QueueEvent, row: QueueCallRow) -> Decimal:
     if event.wait is not None:
         return event.wait.quantize(MILLI)
@@ -346,6 +369,35 @@ def _wait(event: QueueEvent, row: QueueCallRow) -> Decimal:
 
 
 # ---- AMI events ----------------------------------------------------------------------------
+
+
+def channel_variable(fields: Mapping[str, str], name: str) -> str:
+    """A channel variable of an AMI event (manager.conf ``channelvars``): the field
+    ``ChanVariable(<name>)`` (every variable, see ``ami_fields``), else the ``ChanVariable``
+    field when it is that variable."""
+    found = fields.get(f"ChanVariable({name})")
+    if found is not None:
+        return found
+    variable, _, value = fields.get("ChanVariable", "").partition("=")
+    return value if variable == name else ""
+
+
+def ami_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """An event's fields by name (the first of a repeated one), and each channel variable of
+    the caller's channel as ``ChanVariable(<name>)``."""
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name == "ChanVariable":
+            variable, _, found = value.partition("=")
+            fields.setdefault(f"ChanVariable({variable})", found)
+        fields.setdefault(name, value)
+    return fields
+
+
+def _device(interface: str) -> str:
+    """The SIP username of a member interface ``PJSIP/<username>``, else empty."""
+    tech, _, name = interface.partition("/")
+    return name if tech == "PJSIP" and "/" not in name else ""
 
 
 def event_from_ami(fields: Mapping[str, str], at: datetime) -> QueueEvent | None:
@@ -363,6 +415,7 @@ def event_from_ami(fields: Mapping[str, str], at: datetime) -> QueueEvent | None
             position=_int(fields.get("Position")),
             caller_number=fields.get("CallerIDNum", ""),
             linkedid=fields.get("Linkedid", ""),
+            did=channel_variable(fields, DID_VARIABLE),
         )
     if name == "QueueCallerLeave":
         return QueueEvent(Kind.LEAVE, at, uniqueid, queue)
@@ -384,6 +437,7 @@ def event_from_ami(fields: Mapping[str, str], at: datetime) -> QueueEvent | None
             member,
             wait=_decimal(fields.get("HoldTime")),
             member_uniqueid=fields.get("DestUniqueid", ""),
+            device=_device(fields.get("Interface", "")),
         )
     if name == "AgentComplete":
         reason = fields.get("Reason", "")
@@ -416,6 +470,7 @@ def event_from_ami(fields: Mapping[str, str], at: datetime) -> QueueEvent | None
             outcome=STATUS_OUTCOMES.get(fields.get("GraamStatus", "")),
             caller_number=fields.get("GraamCaller", ""),
             linkedid=fields.get("Linkedid", ""),
+            did=channel_variable(fields, DID_VARIABLE),
         )
     return None
 
@@ -446,9 +501,15 @@ def event_from_log(line: str) -> QueueEvent | None:
     at = datetime.fromtimestamp(int(parts[0]), UTC)
     uniqueid, queue, agent, name = parts[1], parts[2], parts[3], parts[4]
     data = [*parts[5:], "", "", "", "", ""]
-    if name == "ENTERQUEUE":
+    if name == "ENTERQUEUE":  # url (the DID, see DID_VARIABLE)|caller|position
         return QueueEvent(
-            Kind.JOIN, at, uniqueid, queue, position=_int(data[2]), caller_number=data[1]
+            Kind.JOIN,
+            at,
+            uniqueid,
+            queue,
+            position=_int(data[2]),
+            caller_number=data[1],
+            did=data[0],
         )
     if name == "CONNECT":
         return QueueEvent(Kind.CONNECT, at, uniqueid, queue, agent, wait=_decimal(data[0]))
@@ -494,6 +555,7 @@ def event_from_log(line: str) -> QueueEvent | None:
             queue,
             outcome=STATUS_OUTCOMES.get(data[0]),
             caller_number=data[1],
+            did=data[2],
         )
     return None
 

@@ -3,7 +3,8 @@
 - Live: queue events from the bus feed a ``Tracker``; each finished row is written within
   ``flush_delay`` (insert, nothing done on a key already there).
 - Asterisk's ``queue_log`` is the durable record: after every start, every AMI (re)connection,
-  events dropped by the bus, a failed write, and every ``backfill_interval``, the log is read
+  events dropped by the bus, a failed write, the end of a call whose entry was not seen live
+  (it entered before this process listened), and every ``backfill_interval``, the log is read
   from the checkpoint and every finished row in it is written too. The checkpoint moves only
   to the entry line of the oldest call still open in what was read, so a row is rebuilt
   whole; the key makes every repeat harmless. Postgres down or this process killed: the rows
@@ -37,6 +38,7 @@ from graam_pbx.queue_calls.tracker import (
     Kind,
     QueueCallRow,
     Tracker,
+    ami_fields,
     event_from_ami,
     event_from_log,
     queue_ids,
@@ -51,6 +53,8 @@ READ_CHUNK = 1 << 20
 # the same queue after the checkpoint is numbered on from them).
 ORDINALS_KEPT_SECONDS = 6 * 3600
 STALE_OPEN_CALL = timedelta(hours=12)
+# After the end of a call whose entry was never seen live, queue_log is read this much later.
+UNSEEN_END_DELAY = 0.5
 RESTART_LINE = "|NONE|NONE|NONE|QUEUESTART|"
 
 
@@ -58,7 +62,7 @@ RESTART_LINE = "|NONE|NONE|NONE|QUEUESTART|"
 class QueueCallSettings:
     queue_log: Path | None  # Asterisk's queue_log as this process sees it; None: no backfill
     state_dir: Path
-    flush_delay: float = 0.2
+    flush_delay: float = 0.1  # as the CDRs' batch delay: both facts of a call together
     backfill_interval: float = 60.0
     retry_interval: float = 1.0
     max_pending: int = 100_000
@@ -217,13 +221,16 @@ class QueueCallWorker:
                 self.tracker.forget_open()  # the queue_log has what was finished before
             self.request_backfill()
             return None
-        fields: dict[str, str] = {}
-        for name, value in message.fields:
-            fields.setdefault(name, value)
+        fields = ami_fields(message.fields)
         event = event_from_ami(fields, event_time(message, datetime.now(UTC)))
         if event is None:
             return None
+        unseen = self.tracker.unseen_ends
         done = self.tracker.feed(event)
+        if self.tracker.unseen_ends != unseen:
+            # A call that entered before this process listened ended: only queue_log has it.
+            # Read it shortly, once Asterisk has logged the end (it logs after the event).
+            asyncio.get_running_loop().call_later(UNSEEN_END_DELAY, self.request_backfill)
         if done:
             if len(self._pending) < self._settings.max_pending:
                 self._pending.extend(done)

@@ -1,6 +1,7 @@
 """Real calls through the real Asterisk at a rising rate, and the facts each one leaves.
 
 python -m bench.call_load [--quick] [--agents N] [--talk S] [--step-seconds S] [--rates R,R,...]
+                          [--profile FILE]
 
 Prints one JSON line. The whole control plane runs in this process as in production (the AMI
 writers of CDRs and queue calls, the agent worker, the config applier) against its own
@@ -8,10 +9,10 @@ embedded Postgres and Asterisk sandbox. A carrier (sipp, from 127.0.0.2) calls a
 number; its IVR takes the digit 1 the carrier presses and sends the call to a queue whose
 members are the tenant's agents, logged in through the API from devices registered by sipp
 (127.0.0.1); an agent's phone answers, talks ``--talk`` seconds and hangs up. Rates rise step
-by step (each step ``--step-seconds`` long); ``cps`` is the rate sipp actually placed the
-calls at (the calls over the time from the first start to the last, below the rate asked
-when sipp or the machine cannot keep up) in
-the fastest step in which every call succeeded (sipp's ``FailedCall`` 0) and every
+by step (each step ``--step-seconds`` long); ``cps`` is the rate the calls actually reached
+Asterisk at (the calls less one over the time from the first call's arrival to the last
+one's, read from their CDRs; below the rate asked when sipp or the machine cannot keep up)
+in the fastest step in which every call succeeded (sipp's ``FailedCall`` 0) and every
 call's facts reached Postgres: its row in ``queue_calls`` (answered, with its agent) and
 the CDR of the agent's leg (``agent_user_id`` set). ``facts_lag_*``: from a call's hang-up
 (the queue call's ``ended_at``) to both facts being queryable, seen by polling every 50 ms
@@ -24,6 +25,11 @@ that step (0 when every rate passed: then ``cps`` is the top of ``--rates``, not
 The limit, in the same run: the same callers, rates, agents' phones and talk time, to a number
 whose dialplan (added through AMI, no IVR, no queue, no control-plane step) ``Dial``s an
 agent's device directly; ``limit_cps``, measured the same way, with no failed call.
+
+An agent is busy for the ring, the talk and the queue's wrap-up (0 here): ``--agents`` must be
+at least rate x (talk + about 0.5 s); the default 500 agents talking 2 s allow about 200
+calls/s, path and limit alike. ``--profile FILE``: cProfile statistics of this process over
+the queue steps.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
 import resource
@@ -72,11 +79,16 @@ LIMIT_NUMBER = "7000"
 PASSWORD = "bench-call-load-password"  # noqa: S105 - a throwaway account of a throwaway database
 FACTS_TIMEOUT = 20.0
 POLL = 0.05
+ID_MARGIN = 200  # rows re-read by each poll, in case ids were committed out of order
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def _p99(values: list[float]) -> float | None:
+    return round(percentile(values, 0.99), 1) if values else None
 
 
 def udp_port() -> int:
@@ -298,18 +310,29 @@ class Step:
     failed: int
     missing: int
     lags_ms: list[float]
+    # Of the same calls, the lag of each fact alone: the queue call's row, the agent's CDR.
+    row_lags_ms: list[float]
+    cdr_lags_ms: list[float]
     cpu_s: float
     achieved: float  # sipp's own measure of the rate it placed the calls at
 
 
 async def facts_lags(
     url: str, tenant_id: int, since: datetime, calls: int, done: asyncio.Event
-) -> list[float]:
+) -> tuple[list[float], list[float], list[float]]:
     """Poll, while the calls run and until ``calls`` answered queue calls entered after
     ``since`` have their agent's CDR too (or ``FACTS_TIMEOUT`` after ``done``): each complete
-    call's lag from hang-up to both facts seen."""
+    call's lag from hang-up to both facts seen. Each poll reads only the rows written since
+    the last one (by id, with a margin for ids committed out of order), so the polling costs
+    Postgres the same at the end of a step as at its start."""
     conn = await asyncpg.connect(url)
     seen: dict[str, float] = {}
+    ended: dict[str, float] = {}  # linkedid -> hang-up (epoch) of answered queue calls
+    with_agent: set[str] = set()  # linkedids with the agent's CDR
+    row_seen: dict[str, float] = {}  # linkedid -> when its queue call was first read
+    cdr_seen: dict[str, float] = {}  # linkedid -> when its agent's CDR was first read
+    fresh: set[str] = set()  # linkedids read by this poll
+    last_call = last_cdr = 0
     ended_at: float | None = None
     try:
         while len(seen) < calls:
@@ -318,16 +341,35 @@ async def facts_lags(
                 if time.monotonic() - ended_at > FACTS_TIMEOUT:
                     break
             rows = await conn.fetch(
-                "SELECT q.linkedid, extract(epoch FROM q.ended_at) AS ended FROM queue_calls q "
-                "WHERE q.tenant_id = $1 AND q.entered_at >= $2 AND q.outcome = 'answered' "
-                "AND q.agent_id IS NOT NULL AND EXISTS (SELECT 1 FROM cdrs c WHERE "
-                "c.tenant_id = $1 AND c.linkedid = q.linkedid AND c.agent_user_id IS NOT NULL)",
+                "SELECT id, linkedid, extract(epoch FROM ended_at) AS ended FROM queue_calls "
+                "WHERE tenant_id = $1 AND id > $2 AND entered_at >= $3 "
+                "AND outcome = 'answered' AND agent_id IS NOT NULL",
                 tenant_id,
+                last_call - ID_MARGIN,
+                since,
+            )
+            legs = await conn.fetch(
+                "SELECT id, linkedid FROM cdrs WHERE tenant_id = $1 AND id > $2 "
+                "AND started_at >= $3 AND agent_user_id IS NOT NULL",
+                tenant_id,
+                last_cdr - ID_MARGIN,
                 since,
             )
             now = time.time()
             for row in rows:
-                seen.setdefault(row["linkedid"], (now - float(row["ended"])) * 1000)
+                last_call = max(last_call, row["id"])
+                ended[row["linkedid"]] = float(row["ended"])
+                row_seen.setdefault(row["linkedid"], now)
+                fresh.add(row["linkedid"])
+            for row in legs:
+                last_cdr = max(last_cdr, row["id"])
+                with_agent.add(row["linkedid"])
+                cdr_seen.setdefault(row["linkedid"], now)
+                fresh.add(row["linkedid"])
+            for linkedid in fresh:
+                if linkedid in ended and linkedid in with_agent and linkedid not in seen:
+                    seen[linkedid] = (now - ended[linkedid]) * 1000
+            fresh.clear()
             await asyncio.sleep(POLL)
         if len(seen) < calls or max(seen.values(), default=0) > 1000:
             outcomes = await conn.fetch(
@@ -343,15 +385,37 @@ async def facts_lags(
                 tenant_id,
                 since,
             )
+            unattributed = await conn.fetch(
+                "SELECT channel, dstchannel, device, queue_id, billsec FROM cdrs "
+                "WHERE tenant_id = $1 AND started_at >= $2 AND lastapp = 'Queue' "
+                "AND agent_user_id IS NULL LIMIT 3",
+                tenant_id,
+                since,
+            )
+            # Calls that never reached the queue (any tenant: one refused before its number's
+            # context has none), by where their CDRs ended.
+            elsewhere = await conn.fetch(
+                "SELECT dcontext, lastapp, disposition, tenant_id IS NULL AS no_tenant, "
+                "count(*) AS n FROM cdrs WHERE started_at >= $1 AND src = $2 "
+                "AND queue_id IS NULL GROUP BY 1, 2, 3, 4",
+                since,
+                CALLER,
+            )
             print(
+                f"outside the queue: {[dict(row) for row in elsewhere]}; "
                 f"{calls - len(seen)} calls without their facts, "
                 f"{sum(lag > 1000 for lag in seen.values())} late by over 1 s; queue calls: "
-                f"{[dict(row) for row in outcomes]}; CDRs: {[dict(row) for row in legs]}",
+                f"{[dict(row) for row in outcomes]}; CDRs: {[dict(row) for row in legs]}; "
+                f"queue legs without agent: {[dict(row) for row in unattributed]}",
                 file=sys.stderr,
             )
     finally:
         await conn.close()
-    return list(seen.values())
+    return (
+        list(seen.values()),
+        [(row_seen[linkedid] - ended[linkedid]) * 1000 for linkedid in seen],
+        [(cdr_seen[linkedid] - ended[linkedid]) * 1000 for linkedid in seen],
+    )
 
 
 async def step(
@@ -395,6 +459,33 @@ def _media_port() -> int:
         port = udp_port()
         if port % 2 == 0 and port < 65000:
             return port
+
+
+async def placed(url: str, since: datetime, calls: int, asked: float) -> float | None:
+    """The rate the calls reached Asterisk at: (calls - 1) over the time from the first call's
+    arrival to the last one's, each read from its CDRs (the carrier's channel: its uniqueid is
+    its linkedid, its start the INVITE's arrival), never above the rate asked; of the calls
+    whose CDRs are in Postgres within ``FACTS_TIMEOUT`` (None: fewer than two)."""
+    conn = await asyncpg.connect(url)
+    try:
+        deadline = time.monotonic() + FACTS_TIMEOUT
+        while True:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, extract(epoch FROM max(s) - min(s)) AS span FROM "
+                "(SELECT min(started_at) AS s FROM cdrs WHERE started_at >= $1 AND src = $2 "
+                "AND uniqueid = linkedid GROUP BY uniqueid) AS arrivals",
+                since,
+                CALLER,
+            )
+            arrived = int(row["n"]) if row is not None else 0
+            if arrived >= calls or time.monotonic() > deadline:
+                span = float(row["span"] or 0) if row is not None else 0.0
+                if arrived < 2 or span <= 0:
+                    return None
+                return round(min(asked, (arrived - 1) / span), 1)
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
 
 def achieved(run: SippRun, calls: int, asked: float) -> float:
@@ -495,7 +586,13 @@ async def rising(
     return best, steps
 
 
-async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> dict[str, Any]:
+async def main(
+    agents: int,
+    talk: float,
+    seconds: float,
+    rates: list[float],
+    profile: Path | None = None,
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
     sandbox: AsteriskSandbox | None = None
@@ -559,8 +656,12 @@ async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> 
                     await runtime.agents.settled()
                     members = await queue_members(runtime)
 
+                    profiler = cProfile.Profile() if profile is not None else None
+
                     async def through_queue(rate: float) -> Step:
                         since = datetime.now().astimezone()
+                        if profiler is not None:
+                            profiler.enable()
                         cpu = resource.getrusage(resource.RUSAGE_SELF)
                         calls = max(1, round(rate * seconds))
                         done = asyncio.Event()
@@ -569,21 +670,28 @@ async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> 
                         )
                         run = await step(work, asterisk, DID, rate, seconds, talk)
                         done.set()
-                        lags = await polling
+                        lags, row_lags, cdr_lags = await polling
+                        if profiler is not None:
+                            profiler.disable()
                         after = resource.getrusage(resource.RUSAGE_SELF)
                         used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
                         failed = run.count("FailedCall") + (0 if run.returncode == 0 else 1)
+                        rate_placed = await placed(url, since, calls, rate)
                         return Step(
                             rate,
                             calls,
                             failed,
                             calls - len(lags),
                             lags,
+                            row_lags,
+                            cdr_lags,
                             used,
-                            achieved(run, calls, rate),
+                            achieved(run, calls, rate) if rate_placed is None else rate_placed,
                         )
 
                     top, steps = await rising(through_queue, rates)
+                    if profiler is not None and profile is not None:
+                        profiler.dump_stats(profile)
 
                     # The limit: the same legs, straight from the carrier to an agent's phone.
                     await runtime.ami.action(
@@ -599,20 +707,31 @@ async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> 
                     )
 
                     async def plain(rate: float) -> Step:
+                        since = datetime.now().astimezone()
                         run = await step(work, asterisk, LIMIT_NUMBER, rate, seconds, talk)
                         failed = run.count("FailedCall") + (0 if run.returncode == 0 else 1)
                         if failed:
                             print(f"limit at {rate:g}/s: {run.output}", file=sys.stderr)
                         calls = max(1, round(rate * seconds))
-                        return Step(rate, calls, failed, 0, [], 0.0, achieved(run, calls, rate))
+                        rate_placed = await placed(url, since, calls - failed, rate)
+                        return Step(
+                            rate,
+                            calls,
+                            failed,
+                            0,
+                            [],
+                            [],
+                            [],
+                            0.0,
+                            achieved(run, calls, rate) if rate_placed is None else rate_placed,
+                        )
 
                     limit_top, limit_steps = await rising(plain, rates)
         passed = [s for s in steps if s.rate <= top]
         cps = max((s.achieved for s in passed), default=0.0)
         limit_cps = max((s.achieved for s in limit_steps if s.rate <= limit_top), default=0.0)
-        lags = [lag for s in passed for lag in s.lags_ms] or [
-            lag for s in steps for lag in s.lags_ms
-        ]
+        lagged = [s for s in passed if s.lags_ms] or steps
+        lags = [lag for s in lagged for lag in s.lags_ms]
         calls = sum(s.calls for s in passed)
         last = steps[-1]
         return {
@@ -634,6 +753,8 @@ async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> 
             "first_failing_rate": last.rate if last.rate > top else None,
             "facts_lag_p50_ms": round(statistics.median(lags), 1) if lags else None,
             "facts_lag_p99_ms": round(percentile(lags, 0.99), 1) if lags else None,
+            "queue_call_lag_p99_ms": _p99([lag for s in lagged for lag in s.row_lags_ms]),
+            "cdr_lag_p99_ms": _p99([lag for s in lagged for lag in s.cdr_lags_ms]),
             "cpu_ms_per_call": round(sum(s.cpu_s for s in passed) * 1000 / calls, 2)
             if calls
             else None,
@@ -648,14 +769,19 @@ async def main(agents: int, talk: float, seconds: float, rates: list[float]) -> 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20 agents, rates 2 and 4, 5 s")
-    parser.add_argument("--agents", type=int, default=400)
-    parser.add_argument("--talk", type=float, default=3.0)
+    parser.add_argument("--agents", type=int, default=500)
+    parser.add_argument("--talk", type=float, default=2.0)
     parser.add_argument("--step-seconds", type=float, default=10.0)
-    parser.add_argument("--rates", default="10,20,40,60,80,100,120,150")
+    parser.add_argument("--rates", default="10,20,40,60,80,100,120,150,180,200")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write cProfile statistics of this process over the queue steps to this file",
+    )
     args = parser.parse_args()
     if args.quick:
         result = asyncio.run(main(20, 2.0, 5.0, [2.0, 4.0]))
     else:
         rates = [float(rate) for rate in args.rates.split(",")]
-        result = asyncio.run(main(args.agents, args.talk, args.step_seconds, rates))
+        result = asyncio.run(main(args.agents, args.talk, args.step_seconds, rates, args.profile))
     print(json.dumps(result))

@@ -33,7 +33,6 @@ from tests.e2e.test_agent_login import (
     configured,
     dial,
     end_and_terminate,
-    eventually,
     new_tenant,
     prompts_by_device,
     queue_members,
@@ -41,6 +40,7 @@ from tests.e2e.test_agent_login import (
     register,
     session_url,
 )
+from tests.waiting import until
 
 RESULT = "GRAAM_AGENT_RESULT"
 
@@ -220,7 +220,7 @@ async def test_forged_agi_requests_change_nothing_and_the_real_phone_still_logs_
             and await live_channels(pbx, callee.sip_username)
         )
 
-    await eventually(both_channels_up, "the call's two channels")
+    await until(both_channels_up, "the call's two channels")
     (calling,) = await live_channels(pbx, caller.sip_username)
     (called,) = await live_channels(pbx, callee.sip_username)
     for script, arguments in (("login", ()), ("logout", ()), ("pause", ("3",))):

@@ -104,7 +104,11 @@ class AgentTimeline:
             await self._bus.unsubscribe(self._subscription)
             self._subscription = None
         if self._drain_task is not None:
-            await asyncio.wait([self._drain_task], timeout=STOP_TIMEOUT)
+            done, _ = await asyncio.wait([self._drain_task], timeout=STOP_TIMEOUT)
+            if not done:
+                # Stuck on the database: its batch rolls back rather than outlive the engine.
+                self._drain_task.cancel()
+                await asyncio.wait([self._drain_task])
         tasks = list(self._wrapups.values())
         self._wrapups = {}
         for task in tasks:

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -12,7 +13,7 @@ from graam_pbx.deps import DbSession, Member, Reader
 from graam_pbx.fields import MAX_ID, IsoDateTime
 from graam_pbx.rest import error_responses, id_path
 from graam_pbx.stats import service
-from graam_pbx.stats.kpi import Interval, local_label
+from graam_pbx.stats.kpi import Interval
 from graam_pbx.stats.schemas import (
     AgentKpisOut,
     AgentStatsOut,
@@ -42,20 +43,20 @@ CSV: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _queue_out(row: service.QueueRow, zone: Any) -> QueueKpisOut:
+def _queue_out(row: service.QueueRow, zone: ZoneInfo) -> QueueKpisOut:
     return QueueKpisOut(
-        bucket_start=datetime.fromisoformat(local_label(row.bucket_start, zone)),
-        bucket_end=datetime.fromisoformat(local_label(row.bucket_end, zone)),
+        bucket_start=row.bucket_start.astimezone(zone),
+        bucket_end=row.bucket_end.astimezone(zone),
         queue_id=row.queue_id,
         queue_name=row.queue_name,
         **asdict(row.kpis),
     )
 
 
-def _agent_out(row: service.AgentRow, zone: Any) -> AgentKpisOut:
+def _agent_out(row: service.AgentRow, zone: ZoneInfo) -> AgentKpisOut:
     return AgentKpisOut(
-        bucket_start=datetime.fromisoformat(local_label(row.bucket_start, zone)),
-        bucket_end=datetime.fromisoformat(local_label(row.bucket_end, zone)),
+        bucket_start=row.bucket_start.astimezone(zone),
+        bucket_end=row.bucket_end.astimezone(zone),
         agent_id=row.agent_id,
         **asdict(row.kpis),
     )

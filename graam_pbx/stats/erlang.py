@@ -21,6 +21,22 @@ def traffic_erlangs(calls: Decimal | int, period_seconds: Decimal | int, aht: De
     return Decimal(calls) * aht / Decimal(period_seconds)
 
 
+def _next_blocking(agents: int, traffic: Decimal, blocking: Decimal) -> Decimal:
+    # Erlang B's recursion B(0) = 1, B(n) = A*B(n-1) / (n + A*B(n-1)): it never overflows.
+    return traffic * blocking / (agents + traffic * blocking)
+
+
+def _waiting(agents: int, traffic: Decimal, blocking: Decimal) -> Decimal:
+    # Erlang C from Erlang B: C = n*B / (n - A*(1 - B)).
+    return agents * blocking / (agents - traffic * (1 - blocking))
+
+
+def _level(
+    agents: int, traffic: Decimal, waits: Decimal, aht: Decimal, target_seconds: Decimal
+) -> Decimal:
+    return 1 - waits * (-(agents - traffic) * target_seconds / aht).exp()
+
+
 def erlang_c(agents: int, traffic: Decimal) -> Decimal:
     """Probability that a caller waits (Erlang C), for ``agents`` > ``traffic``; else 1.
 
@@ -33,8 +49,8 @@ def erlang_c(agents: int, traffic: Decimal) -> Decimal:
         ctx.prec = 40
         b = Decimal(1)
         for n in range(1, agents + 1):
-            b = traffic * b / (n + traffic * b)
-        return agents * b / (agents - traffic * (1 - b))
+            b = _next_blocking(n, traffic, b)
+        return _waiting(agents, traffic, b)
 
 
 def service_level(agents: int, traffic: Decimal, aht: Decimal, target_seconds: Decimal) -> Decimal:
@@ -43,8 +59,7 @@ def service_level(agents: int, traffic: Decimal, aht: Decimal, target_seconds: D
         return Decimal(0)
     with localcontext() as ctx:
         ctx.prec = 40
-        waits = erlang_c(agents, traffic)
-        return 1 - waits * (-(agents - traffic) * target_seconds / aht).exp()
+        return _level(agents, traffic, erlang_c(agents, traffic), aht, target_seconds)
 
 
 @dataclass(frozen=True)
@@ -74,11 +89,11 @@ def agents_needed(
         agents = 0
         while True:
             agents += 1
-            blocking = traffic * blocking / (agents + traffic * blocking)
+            blocking = _next_blocking(agents, traffic, blocking)
             if agents <= traffic:
                 continue
-            waits = agents * blocking / (agents - traffic * (1 - blocking))
-            level = 1 - waits * (-(agents - traffic) * target_seconds / aht).exp()
+            waits = _waiting(agents, traffic, blocking)
+            level = _level(agents, traffic, waits, aht, target_seconds)
             if level >= target_level:
                 break
             if agents >= MAX_AGENTS:

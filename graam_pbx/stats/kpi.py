@@ -8,7 +8,7 @@ Seconds and ratios are ``Decimal``; each rounding is one named function.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -261,20 +261,24 @@ class StateSums:
             code = reason or ""
             self.paused_by_reason[code] = self.paused_by_reason.get(code, ZERO) + seconds
 
+    def __add__(self, other: StateSums) -> StateSums:
+        return StateSums(
+            _merged(self.seconds, other.seconds),
+            _merged(self.paused_by_reason, other.paused_by_reason),
+        )
+
+
+def _merged(one: dict[str, Decimal], other: dict[str, Decimal]) -> dict[str, Decimal]:
+    merged = dict(one)
+    for key, seconds in other.items():
+        merged[key] = merged.get(key, ZERO) + seconds
+    return merged
+
 
 def _seconds(delta: timedelta) -> Decimal:
     # timedelta is exact in microseconds: no float on the way.
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return Decimal(micros) / 1_000_000
-
-
-def clip_interval(
-    started_at: datetime, ended_at: datetime, since: datetime, until: datetime
-) -> Iterator[tuple[datetime, datetime]]:
-    """The part of [started_at, ended_at) inside [since, until), if any."""
-    start, end = max(started_at, since), min(ended_at, until)
-    if start < end:
-        yield start, end
 
 
 def sum_agent_states(
@@ -293,16 +297,19 @@ def sum_agent_states(
     sums: dict[tuple[datetime, int], StateSums] = {}
     for item in intervals:
         ended = item.ended_at if item.ended_at is not None else now
-        for start, end in clip_interval(item.started_at, ended, since, until):
-            bucket = bucket_start(start, interval, zone)
-            while bucket < end:
-                following = next_bucket(bucket, interval, zone)
-                piece = min(end, following) - max(start, bucket)
-                if piece > timedelta(0):
-                    sums.setdefault((bucket, item.agent_id), StateSums()).add(
-                        item.state, item.pause_reason_code, _seconds(piece)
-                    )
-                bucket = following
+        # The part of the interval inside [since, until), cut at the buckets' bounds.
+        start, end = max(item.started_at, since), min(ended, until)
+        if start >= end:
+            continue
+        bucket = bucket_start(start, interval, zone)
+        while bucket < end:
+            following = next_bucket(bucket, interval, zone)
+            piece = min(end, following) - max(start, bucket)
+            if piece > timedelta(0):
+                sums.setdefault((bucket, item.agent_id), StateSums()).add(
+                    item.state, item.pause_reason_code, _seconds(piece)
+                )
+            bucket = following
     return sums
 
 
@@ -382,6 +389,11 @@ class OutboundSums:
     attempts: int = 0
     answered: int = 0
     talk: Decimal = ZERO
+
+    def __add__(self, other: OutboundSums) -> OutboundSums:
+        return OutboundSums(
+            self.attempts + other.attempts, self.answered + other.answered, self.talk + other.talk
+        )
 
 
 @dataclass(frozen=True)

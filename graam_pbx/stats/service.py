@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import enum
+import functools
 import io
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,8 @@ from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queues.models import Queue
 from graam_pbx.stats import erlang, erlang_a
 from graam_pbx.stats.kpi import (
+    DEFAULT_SERVICE_LEVEL_SECONDS,
+    DEFAULT_SHORT_ABANDON_SECONDS,
     OUTCOMES,
     AgentKpis,
     Interval,
@@ -89,8 +92,10 @@ class Period:
     zone: ZoneInfo
     starts: list[datetime]
 
-    def end_of(self, start: datetime) -> datetime:
-        return next_bucket(start, self.interval, self.zone)
+    @functools.cached_property
+    def ends(self) -> list[datetime]:
+        """Each bucket's end: the next one's start (``buckets`` made them so), then one more."""
+        return [*self.starts[1:], next_bucket(self.starts[-1], self.interval, self.zone)]
 
 
 async def tenant_zone(session: AsyncSession, tenant_id: int) -> ZoneInfo:
@@ -121,14 +126,9 @@ async def period(
             datetime.now(UTC).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         )
     since = _aware(since, zone)
-    if until is None:
-        if not EARLIEST_YEAR <= since.year <= LATEST_YEAR:
-            raise Invalid("query.since", "must be between 1970 and 2199")
-        until = next_bucket(since, Interval.DAY, zone)
-    until = _aware(until, zone)
-    for name, moment in (("since", since), ("until", until)):
-        if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-            raise Invalid(f"query.{name}", "must be between 1970 and 2199")
+    _check_year("since", since)
+    until = next_bucket(since, Interval.DAY, zone) if until is None else _aware(until, zone)
+    _check_year("until", until)
     if until <= since:
         raise Invalid("query.until", "must be after since")
     if until - since > timedelta(days=3700):
@@ -147,6 +147,11 @@ async def period(
             f"{len(starts)} buckets of {interval.value}: {MAX_BUCKETS} at most, take a wider one",
         )
     return Period(since.astimezone(UTC), until.astimezone(UTC), interval, zone, starts)
+
+
+def _check_year(name: str, moment: datetime) -> None:
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise Invalid(f"query.{name}", f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
 
 
 def _bucket(at: Any, span: Period) -> ColumnElement[datetime]:
@@ -292,8 +297,8 @@ async def _raw_queue_sums(
     bucket = _bucket(qc.c.entered_at, span).label("bucket")
     answered = qc.c.outcome.in_(ANSWERED)
     abandoned = qc.c.outcome == "abandoned"
-    service_level = func.coalesce(Queue.service_level_seconds, 20)
-    short_abandon = func.coalesce(Queue.short_abandon_seconds, 5)
+    service_level = func.coalesce(Queue.service_level_seconds, DEFAULT_SERVICE_LEVEL_SECONDS)
+    short_abandon = func.coalesce(Queue.short_abandon_seconds, DEFAULT_SHORT_ABANDON_SECONDS)
 
     def count(condition: ColumnElement[bool]) -> Any:
         return func.count().filter(condition)
@@ -371,13 +376,12 @@ async def queue_stats(
         names.setdefault(queue_id, queue.name)
     rows: list[QueueRow] = []
     totals: list[QueueRow] = []
-    # Most buckets of a queue are empty (nights, a quiet queue): their KPIs, and the buckets'
-    # ends, are computed once per request, not once per bucket and queue.
-    ends = [span.end_of(start) for start in span.starts]
+    # Most buckets of a queue are empty (nights, a quiet queue): their KPIs are computed once
+    # per request, not once per bucket and queue.
     empty = queue_kpis(QueueSums())
     for qid in queue_ids:
         overall = QueueSums()
-        for start, end in zip(span.starts, ends, strict=True):
+        for start, end in zip(span.starts, span.ends, strict=True):
             item = sums.get((start, qid))
             kpis = empty
             if item is not None:
@@ -425,11 +429,10 @@ async def agent_stats(
     )
     rows: list[AgentRow] = []
     totals: list[AgentRow] = []
-    ends = [span.end_of(start) for start in span.starts]
     empty = agent_kpis(QueueSums(), StateSums(), OutboundSums())
     for aid in agent_ids:
         all_calls, all_states, all_out = QueueSums(), StateSums(), OutboundSums()
-        for start, end in zip(span.starts, ends, strict=True):
+        for start, end in zip(span.starts, span.ends, strict=True):
             key = (start, aid)
             if key not in calls and key not in states and key not in outbound:
                 rows.append(AgentRow(start, end, aid, empty))  # nothing in this bucket
@@ -437,16 +440,7 @@ async def agent_stats(
             c = calls.get(key, QueueSums())
             s = states.get(key, StateSums())
             o = outbound.get(key, OutboundSums())
-            all_calls = all_calls + c
-            for state, seconds in s.seconds.items():
-                all_states.seconds[state] = all_states.seconds.get(state, Decimal(0)) + seconds
-            for code, seconds in s.paused_by_reason.items():
-                all_states.paused_by_reason[code] = (
-                    all_states.paused_by_reason.get(code, Decimal(0)) + seconds
-                )
-            all_out = OutboundSums(
-                all_out.attempts + o.attempts, all_out.answered + o.answered, all_out.talk + o.talk
-            )
+            all_calls, all_states, all_out = all_calls + c, all_states + s, all_out + o
             rows.append(AgentRow(start, end, aid, agent_kpis(c, s, o)))
         totals.append(
             AgentRow(span.since, span.until, aid, agent_kpis(all_calls, all_states, all_out))
@@ -492,10 +486,9 @@ async def _agent_state_sums(
 ) -> dict[tuple[datetime, int], StateSums]:
     # Each interval is cut at the buckets' bounds in SQL (the buckets come from kpi, so a
     # 23- or 25-hour day is exactly that), and summed per state and pause reason.
-    ends = [span.end_of(start) for start in span.starts]
     grid = select(
         func.unnest(literal(span.starts, ARRAY(DateTime(timezone=True)))).label("b_start"),
-        func.unnest(literal(ends, ARRAY(DateTime(timezone=True)))).label("b_end"),
+        func.unnest(literal(span.ends, ARRAY(DateTime(timezone=True)))).label("b_end"),
     ).subquery("grid")
     si = state_intervals
     ended = func.coalesce(si.c.ended_at, literal(now, DateTime(timezone=True)))

@@ -45,7 +45,7 @@ class ConnectedAgents:
         # channel name -> (agent user id, device or None, answer in epoch microseconds or None)
         self._by_channel: dict[str, tuple[int, str | None, int | None]] = {}
         self._held: dict[str, CdrRecord] = {}  # peer channel name -> its leg's CDR
-        # channel name -> (agent user id, device or None) of every member's phone rung
+        # channel name -> (agent user id, device or None, None) of every member's phone rung
         self._called: dict[str, tuple[int, str | None, int | None]] = {}
 
     def __len__(self) -> int:

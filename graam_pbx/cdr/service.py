@@ -210,12 +210,12 @@ async def export_csv(
     """
     # The header goes out with the first rows, so that the first query runs before anything
     # is sent (an API route can still answer an error instead).
-    head = _csv_line(EXPORT_COLUMNS)
+    head = csv_line(EXPORT_COLUMNS)
     after: CdrCursor | None = None
     while True:
         async with sessions() as session:
             rows, after = await list_cdrs(session, scope, filters, after=after, limit=EXPORT_CHUNK)
-        yield head + "".join(_csv_line(_export_row(cdr)) for cdr in rows)
+        yield head + "".join(csv_line(_export_row(cdr)) for cdr in rows)
         head = ""
         if after is None:
             return
@@ -236,30 +236,30 @@ def _export_row(cdr: Cdr) -> tuple[object, ...]:
         billed_seconds(cdr.billsec),
         leg_disposition(cdr),
         cdr.direction or "",
-        _cell(cdr.src),
-        _cell(dialled(cdr)),
-        _cell(cdr.did or ""),
+        formula_safe(cdr.src),
+        formula_safe(dialled(cdr)),
+        formula_safe(cdr.did or ""),
         cdr.queue_id or "",
         cdr.agent_user_id or "",
-        _cell(cdr.clid),
-        _cell(cdr.channel),
-        _cell(cdr.dstchannel),
-        _cell(cdr.lastapp),
+        formula_safe(cdr.clid),
+        formula_safe(cdr.channel),
+        formula_safe(cdr.dstchannel),
+        formula_safe(cdr.lastapp),
         cdr.source,
         cdr.refusal_reason or "",
         "true" if cdr.billable else "false",
-        _cell(cdr.device or ""),
+        formula_safe(cdr.device or ""),
     )
 
 
-def _cell(text: str) -> str:
+def formula_safe(text: str) -> str:
     """A caller controls its caller ID: a spreadsheet must never run it as a formula."""
     if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text
 
 
-def _csv_line(values: Iterable[object]) -> str:
+def csv_line(values: Iterable[object]) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(values)
     return out.getvalue()

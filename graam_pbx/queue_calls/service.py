@@ -6,16 +6,15 @@ operators the tenant they act in or every tenant's (``graam_pbx.cdr.service.read
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.cdr.service import CdrScope
+from graam_pbx.cdr.parse import micros, moment
+from graam_pbx.cdr.service import CdrScope, csv_line, formula_safe
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.schemas import QueueCallCursor, QueueCallFilters
 
@@ -46,7 +45,6 @@ EXPORT_COLUMNS = (
     "exit_key",
     "source",
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _filtered(scope: CdrScope, filters: QueueCallFilters) -> Select[QueueCall]:
@@ -76,7 +74,7 @@ async def list_queue_calls(
     """One page of the scope's queue calls by entry time; the cursor of the next, if any."""
     statement = _filtered(scope, filters)
     if after is not None:
-        entered = _EPOCH + timedelta(microseconds=after.entered_us)
+        entered = moment(after.entered_us)
         statement = statement.where(
             tuple_(QueueCall.entered_at, QueueCall.id) > tuple_(entered, after.id)
         )
@@ -86,23 +84,21 @@ async def list_queue_calls(
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, QueueCallCursor(
-        entered_us=(last.entered_at - _EPOCH) // timedelta(microseconds=1), id=last.id
-    )
+    return rows, QueueCallCursor(entered_us=micros(last.entered_at), id=last.id)
 
 
 async def export_csv(
     sessions: async_sessionmaker[AsyncSession], scope: CdrScope, filters: QueueCallFilters
 ) -> AsyncIterator[str]:
     """The queue calls as CSV, a chunk per short transaction: memory stays flat."""
-    head = _csv_line(EXPORT_COLUMNS)
+    head = csv_line(EXPORT_COLUMNS)
     after: QueueCallCursor | None = None
     while True:
         async with sessions() as session:
             rows, after = await list_queue_calls(
                 session, scope, filters, after=after, limit=EXPORT_CHUNK
             )
-        yield head + "".join(_csv_line(_export_row(row)) for row in rows)
+        yield head + "".join(csv_line(_export_row(row)) for row in rows)
         head = ""
         if after is None:
             return
@@ -112,13 +108,9 @@ def _export_row(row: QueueCall) -> tuple[object, ...]:
     values: list[object] = []
     for name in EXPORT_COLUMNS:
         value = getattr(row, name)
-        values.append(
-            "" if value is None else value.isoformat() if isinstance(value, datetime) else value
-        )
+        if isinstance(value, str):
+            value = formula_safe(value)  # a caller sets its own number: never a formula
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        values.append("" if value is None else value)
     return tuple(values)
-
-
-def _csv_line(values: Iterable[object]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(values)
-    return out.getvalue()

@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-QUEUE_NAME = re.compile(r"^t([0-9]+)-q([0-9]+)$")
-AGENT_MEMBER = re.compile(r"^agent-([0-9]+)$")
+# Ids of 18 digits at most: below the columns' bigint (a row Postgres refuses blocks the writer).
+QUEUE_NAME = re.compile(r"^t([0-9]{1,18})-q([0-9]{1,18})$")
+AGENT_MEMBER = re.compile(r"^agent-([0-9]{1,18})$")
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 STATUS_EVENT = "GraamQueueStatus"  # UserEvent sent by the dialplan after Queue()
 STATUS_LOG = "GRAAMSTATUS"  # the same, as a queue_log line (QueueLog())
@@ -282,17 +283,22 @@ class Tracker:
         for key, row in list(self.open.items()):
             if row.left_at is not None and now - row.left_at >= STATUS_GRACE:
                 done.extend(self._close(key, row.left_at, row.left_as or Outcome.TIMEOUT))
+        # Oldest entry first (``_join``): the writer calls this at every wake-up, and a day of
+        # entries is millions at a call centre's rate; only those forgotten are visited.
         horizon = now - timedelta(days=1)
-        for key, (_, seen) in list(self._entries.items()):
-            if seen < horizon:
-                del self._entries[key]
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest][1] >= horizon:
+                break
+            del entries[oldest]
         return done
 
     def _join(self, event: QueueEvent, ids: tuple[int, int]) -> list[QueueCallRow]:
         key = (event.uniqueid, event.queue)
         done = self._close(key, event.at, Outcome.TIMEOUT) if key in self.open else []
-        count = self._entries.get(key, (0, event.at))[0] + 1
-        self._entries[key] = (count, event.at)
+        count = self._entries.pop(key, (0, event.at))[0] + 1
+        self._entries[key] = (count, event.at)  # moved last: ``expire`` reads from the front
         self.open[key] = QueueCallRow(
             tenant_id=ids[0],
             queue_id=ids[1],
@@ -327,8 +333,15 @@ class Tracker:
         return []
 
     def _hold(self, event: QueueEvent) -> None:
+        # Asterisk raises Hold on the channel whose phone put the other party on hold: the
+        # agent's (``member_uniqueid``) when the agent holds the caller, else the caller's.
+        if not event.uniqueid:
+            return
         for row in self.open.values():
-            if row.caller_uniqueid == event.uniqueid and row.answered_at is not None:
+            if row.answered_at is not None and event.uniqueid in (
+                row.caller_uniqueid,
+                row.member_uniqueid,
+            ):
                 if event.kind is Kind.HOLD and row.held_since is None:
                     row.held_since = event.at
                 elif event.kind is Kind.UNHOLD and row.held_since is not None:

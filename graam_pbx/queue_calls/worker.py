@@ -183,7 +183,6 @@ class QueueCallWorker:
         self._failing = False
         self._dropped_seen = 0
         self._gauged: set[tuple[str, str]] = set()
-        self.written_live = 0
         self.backfills = 0
 
     async def start(self) -> None:
@@ -210,8 +209,13 @@ class QueueCallWorker:
             await asyncio.wait(self._tasks)
         self._tasks = []
         if self._pending:
-            with contextlib.suppress(Exception):
+            try:
                 await self._write(self._pending, "ami")
+            except Exception as err:
+                log.warning(
+                    "queue calls not written at stop (queue_log has them)",
+                    extra={"rows": len(self._pending), "error": str(err)},
+                )
 
     # ---- events in --------------------------------------------------------------------------
 
@@ -271,7 +275,6 @@ class QueueCallWorker:
                     except BaseException:
                         self._pending[:0] = batch
                         raise
-                    self.written_live += len(batch)
                 if self._backfill_wanted or time.monotonic() >= next_backfill:
                     self._backfill_wanted = False
                     try:

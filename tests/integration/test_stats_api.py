@@ -478,3 +478,26 @@ async def test_bad_input_is_422(client: httpx.AsyncClient, tenant_a: dict[str, A
     await client.patch(
         f"/api/v1/queues/{tenant_a['queue_id']}", headers=headers, json={"short_abandon_seconds": 5}
     )
+
+
+async def test_the_queue_call_export_never_hands_a_spreadsheet_a_formula(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    world = await make_world(client, sessions)
+    queue_id = await _queue(client, world, service_level_seconds=20)
+    entered = datetime.now(UTC) - timedelta(hours=1)
+    await _insert_calls(
+        sessions,
+        world,
+        queue_id,
+        [{"entered_at": entered.isoformat(), "outcome": "abandoned", "wait_seconds": "9"}],
+    )
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE queue_calls SET caller_number = :number WHERE tenant_id = :tenant"),
+            {"number": '=HYPERLINK("http://example.invalid")', "tenant": world.tenant_id},
+        )
+    answer = await client.get("/api/v1/queue-calls/export.csv", headers=world.headers("admin"))
+    assert answer.status_code == 200, answer.text
+    (row,) = list(csv.DictReader(io.StringIO(answer.text)))
+    assert row["caller_number"] == "'=HYPERLINK(\"http://example.invalid\")"

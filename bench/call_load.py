@@ -57,6 +57,7 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.readings import percentile, queue_members
 from graam_pbx.agents.service import sip_ha1
 from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.app import Endpoints, Runtime, create_app
@@ -82,11 +83,6 @@ POLL = 0.05
 ID_MARGIN = 200  # rows re-read by each poll, in case ids were committed out of order
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 def _p99(values: list[float]) -> float | None:
     return round(percentile(values, 0.99), 1) if values else None
 
@@ -107,6 +103,11 @@ class SippRun:
 
     def count(self, statistic: str) -> int:
         return int(self.stats.get(f"{statistic}(C)", "0") or 0)
+
+    @property
+    def failed(self) -> int:
+        """Calls sipp counted failed, plus one for a run that did not end as written."""
+        return self.count("FailedCall") + (0 if self.returncode == 0 else 1)
 
 
 async def sipp(
@@ -442,7 +443,7 @@ async def step(
             "-i",
             CARRIER_IP,
             "-p",
-            str(free_port(socket.SOCK_DGRAM)),
+            str(udp_port()),
             "-mi",
             CARRIER_IP,
             "-mp",
@@ -499,11 +500,6 @@ def achieved(run: SippRun, calls: int, asked: float) -> float:
         return 0.0
     placing = run.wall_s - (h * 3600 + m * 60 + sec + us / 1e6)
     return round(min(asked, calls / placing) if placing > 0 else asked, 1)
-
-
-async def queue_members(runtime: Runtime) -> int:
-    events = await runtime.ami.action_list("QueueStatus", {})
-    return sum(1 for event in events if event.name == "QueueMember")
 
 
 @contextlib.asynccontextmanager
@@ -675,7 +671,7 @@ async def main(
                             profiler.disable()
                         after = resource.getrusage(resource.RUSAGE_SELF)
                         used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
-                        failed = run.count("FailedCall") + (0 if run.returncode == 0 else 1)
+                        failed = run.failed
                         rate_placed = await placed(url, since, calls, rate)
                         return Step(
                             rate,
@@ -709,7 +705,7 @@ async def main(
                     async def plain(rate: float) -> Step:
                         since = datetime.now().astimezone()
                         run = await step(work, asterisk, LIMIT_NUMBER, rate, seconds, talk)
-                        failed = run.count("FailedCall") + (0 if run.returncode == 0 else 1)
+                        failed = run.failed
                         if failed:
                             print(f"limit at {rate:g}/s: {run.output}", file=sys.stderr)
                         calls = max(1, round(rate * seconds))
@@ -752,7 +748,7 @@ async def main(
             "missing_facts": last.missing if last.rate > top else 0,
             "first_failing_rate": last.rate if last.rate > top else None,
             "facts_lag_p50_ms": round(statistics.median(lags), 1) if lags else None,
-            "facts_lag_p99_ms": round(percentile(lags, 0.99), 1) if lags else None,
+            "facts_lag_p99_ms": _p99(lags),
             "queue_call_lag_p99_ms": _p99([lag for s in lagged for lag in s.row_lags_ms]),
             "cdr_lag_p99_ms": _p99([lag for s in lagged for lag in s.cdr_lags_ms]),
             "cpu_ms_per_call": round(sum(s.cpu_s for s in passed) * 1000 / calls, 2)

@@ -38,6 +38,7 @@ import httpx
 import uvicorn
 from sqlalchemy import text
 
+from bench.readings import percentile, queue_members
 from graam_pbx.agents.service import sip_ha1
 from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.app import Endpoints, Runtime, create_app
@@ -50,11 +51,6 @@ from graam_pbx.settings import Settings
 
 AGENTS_PER_TENANT = 20
 PASSWORD = "bench-supervisor-password"  # noqa: S105 - a throwaway account of a throwaway database
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 # ---- the attempts, from separate processes ------------------------------------------------------
@@ -262,11 +258,6 @@ async def select_one_floor(runtime: Runtime, concurrency: int) -> list[float]:
         return (time.perf_counter() - started) * 1000
 
     return list(await asyncio.gather(*(one() for _ in range(concurrency))))
-
-
-async def queue_members(runtime: Runtime) -> int:
-    events = await runtime.ami.action_list("QueueStatus", {})
-    return sum(1 for event in events if event.name == "QueueMember")
 
 
 async def main(attempts: int, processes: int, paced_rate: float) -> dict[str, Any]:

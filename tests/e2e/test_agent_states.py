@@ -9,18 +9,15 @@ import httpx
 
 from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import Asterisk, RunningApp
+from tests.e2e.agent_tenant import answered_call, one_agent_queue, retire
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_agent_login import (
-    CARRIER_IP,
     Sessions,
     agi_commands,
     configured,
     dial,
-    end_and_terminate,
-    new_number_to_queue,
     new_tenant,
     prompts_by_device,
-    raw_connection,
     register,
     session_url,
 )
@@ -61,16 +58,8 @@ async def test_login_pause_a_queue_call_and_logout_make_the_timeline(
     sipp: SippPool,
     tmp_path: Path,
 ) -> None:
-    world, made = await new_tenant(pbx, client, sessions, licences=1, agents=1)
-    (agent,) = made.agents
-    conn = await raw_connection(pbx)
-    try:
-        # A wrap-up of one second after each call, so the timeline shows one.
-        await conn.execute("UPDATE queues SET wrapup_time = 1 WHERE id = $1", made.queue_id)
-    finally:
-        await conn.close()
-    did = await new_number_to_queue(client, world, made.queue_id)
-    await configured(applier, {world.tenant_id})
+    # A wrap-up of one second after each call, so the timeline shows one.
+    world, agent, did = await one_agent_queue(pbx, client, sessions, applier, wrapup_seconds=1)
     reason = await client.post(
         REASONS, headers=world.admin.headers, json={"code": "2", "label": "Lunch"}
     )
@@ -87,12 +76,7 @@ async def test_login_pause_a_queue_call_and_logout_make_the_timeline(
     assert worker is not None
     await worker.settled()
 
-    call = await sipp.uac(
-        "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}
-    ).run()
-    assert call.ok, call.describe()
-    answered = await phone.wait()
-    assert answered.ok, answered.describe()
+    await answered_call(sipp, did, phone)
     before_logout = [
         ("available", None),
         ("paused", "2"),
@@ -109,12 +93,7 @@ async def test_login_pause_a_queue_call_and_logout_make_the_timeline(
     assert states_of(intervals) == [*before_logout, ("logged-out", None)]
     assert_contiguous(intervals)
 
-    conn = await raw_connection(pbx)
-    try:
-        await end_and_terminate(conn, [world.tenant_id])
-    finally:
-        await conn.close()
-    applier.request({world.tenant_id})
+    await retire(pbx, applier, world.tenant_id)
 
 
 async def test_star_47_with_a_code_pauses_with_that_reason_and_an_unknown_code_is_refused(
@@ -171,9 +150,4 @@ async def test_star_47_with_a_code_pauses_with_that_reason_and_an_unknown_code_i
         ("logged-out", None),
     ]
     assert_contiguous(intervals)
-    conn = await raw_connection(pbx)
-    try:
-        await end_and_terminate(conn, [world.tenant_id])
-    finally:
-        await conn.close()
-    applier.request({world.tenant_id})
+    await retire(pbx, applier, world.tenant_id)

@@ -26,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graam_pbx.ami.protocol import Message
 from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import Asterisk, RunningApp
+from tests.e2e.phones import PHONES_IP as PHONES_IP  # where other tests import it from
+from tests.e2e.phones import reachable_phone
 from tests.e2e.sipp import Sipp, SippPool, header
 from tests.factories import PASSWORD, TenantWorld, make_world, unique
 
 Sessions = async_sessionmaker[AsyncSession]
 
-PHONES_IP = "127.0.0.1"
 CARRIER_IP = "127.0.0.2"  # calls in from the carrier
 CARRIER_UAS_IP = "127.0.0.3"  # the carrier's side of outbound calls
 CALLER = "+33612345678"  # who calls the tenant's numbers
@@ -174,38 +175,8 @@ async def route_number(
 async def registered_phone(
     pbx: RunningApp, sipp: SippPool, device: dict[str, Any], scenario: str = "uas_answer.xml"
 ) -> Sipp:
-    """The device registered from a sipp UAS running ``scenario``, and reachable.
-
-    Asterisk qualifies a new contact at once: the OPTIONS may reach the registering sipp, or
-    the UAS that replaced it on the same port; until one answers, Asterisk will not ring it.
-    """
-    name = device["sip_username"]
-    statuses: asyncio.Queue[str] = asyncio.Queue()
-
-    async def on_status(message: Message) -> None:
-        if message.get("AOR") == name:
-            statuses.put_nowait(message.get("ContactStatus", ""))
-
-    bus = pbx.runtime.bus
-    subscription = bus.subscribe(f"e2e-contact-{uuid.uuid4().hex}", ["ContactStatus"], on_status)
-    try:
-        registering = sipp.uac(
-            "register.xml", ip=PHONES_IP, service=name, auth=(name, device["password"])
-        )
-        registration = await registering.run()
-        assert registration.ok, registration.describe()
-        phone = await sipp.uas(scenario, ip=PHONES_IP, port=registering.port).start()
-        try:
-            async with asyncio.timeout(20):
-                while (status := await statuses.get()) != "Reachable":
-                    if status == "Unreachable":
-                        await pbx.runtime.ami.command(f"pjsip qualify {name}")
-        except TimeoutError:
-            ended = await phone.stop()
-            raise AssertionError(f"{name} never became reachable:\n{ended.describe()}") from None
-        return phone
-    finally:
-        await bus.unsubscribe(subscription)
+    """The device registered from a sipp UAS running ``scenario``, and reachable."""
+    return await reachable_phone(pbx.runtime.ami, pbx.runtime.bus, sipp, device, scenario)
 
 
 async def add_queue_member(

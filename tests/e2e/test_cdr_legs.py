@@ -7,7 +7,6 @@ them, and each test reads them through the API as a tenant's user would.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import datetime, timedelta
@@ -20,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.cdr.parse import _CDR_TEXT, moment, seconds
 from tests.conftest import RunningApp
+from tests.e2e.agent_tenant import add_agent_member
+from tests.e2e.listings import listed
+from tests.e2e.phones import PHONES_IP
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import (
     CALLER,
     CARRIER_IP,
-    PHONES_IP,
     add_queue_member,
     ami_events,
     created,
@@ -42,26 +43,10 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 async def legs(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
-    count: int,
-    timeout: float = 30,
-    **filters: str,
+    client: httpx.AsyncClient, headers: dict[str, str], count: int, **filters: str
 ) -> list[dict[str, Any]]:
     """The legs the API lists for ``filters`` once there are ``count`` of them."""
-    found: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                response = await client.get("/api/v1/cdrs", headers=headers, params=filters)
-                assert response.status_code == 200, response.text
-                found = response.json()["items"]
-                assert len(found) <= count, found
-                if len(found) == count:
-                    return found
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"{len(found)} of {count} legs within {timeout:g} s") from None
+    return await listed(client, headers, "/api/v1/cdrs", count, timeout=30, **filters)
 
 
 def micros_of(epoch: str) -> int:
@@ -166,15 +151,7 @@ async def test_an_agent_whose_phone_rang_unanswered_owns_that_leg(
     answerer = await registered_phone(pbx, sipp, answering, "uas_answer_talk.xml")
     await registered_phone(pbx, sipp, ringing, "queue_agent_rings.xml")
     await add_queue_member(pbx, world, queue, answering, penalty=0)
-    # Named as an agent's login names it (agent-<user id>), as Asterisk announces its rings.
-    await pbx.runtime.ami.action(
-        "QueueAdd",
-        {
-            "Queue": f"t{world.tenant_id}-q{queue['id']}",
-            "Interface": f"PJSIP/{ringing['sip_username']}",
-            "MemberName": f"agent-{other}",
-        },
-    )
+    await add_agent_member(pbx, world, queue, ringing)
 
     call = await sipp.uac(
         "carrier_call_answered.xml", ip=CARRIER_IP, service=number["e164"], keys={"caller": CALLER}

@@ -8,24 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
 
 from graam_pbx.asterisk.applier import ConfigApplier
-from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.worker import Checkpoint, read_log
 from tests.conftest import Asterisk, RunningApp
+from tests.e2e.agent_tenant import answered_call, one_agent_queue, retire
 from tests.e2e.sipp import SippPool
-from tests.e2e.test_agent_login import (
-    CARRIER_IP,
-    Sessions,
-    configured,
-    end_and_terminate,
-    new_number_to_queue,
-    new_tenant,
-    raw_connection,
-    register,
-    session_url,
-)
+from tests.e2e.test_agent_login import Sessions, register, session_url
+from tests.e2e.test_queue_calls import rows_of
 from tests.waiting import until
 
 
@@ -38,15 +28,7 @@ async def test_a_queue_call_has_its_did_answering_device_and_wrap_up(
     sipp: SippPool,
     tmp_path: Path,
 ) -> None:
-    world, made = await new_tenant(pbx, client, sessions, licences=1, agents=1)
-    (agent,) = made.agents
-    conn = await raw_connection(pbx)
-    try:
-        await conn.execute("UPDATE queues SET wrapup_time = 2 WHERE id = $1", made.queue_id)
-    finally:
-        await conn.close()
-    did = await new_number_to_queue(client, world, made.queue_id)
-    await configured(applier, {world.tenant_id})
+    world, agent, did = await one_agent_queue(pbx, client, sessions, applier, wrapup_seconds=2)
     phone = await register(tmp_path, asterisk, sipp, [agent], "uas_answer_hangup.xml")
     login = await client.post(session_url(agent.user_id), headers=world.supervisor.headers)
     assert login.status_code == 201, login.text
@@ -54,24 +36,13 @@ async def test_a_queue_call_has_its_did_answering_device_and_wrap_up(
     assert worker is not None
     await worker.settled()
 
-    call = await sipp.uac(
-        "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}
-    ).run()
-    assert call.ok, call.describe()
-    answered = await phone.wait()
-    assert answered.ok, answered.describe()
-
-    stored: list[QueueCall] = []
+    await answered_call(sipp, did, phone)
 
     async def written() -> bool:
-        nonlocal stored
-        async with sessions() as session:
-            statement = select(QueueCall).where(QueueCall.tenant_id == world.tenant_id)
-            stored = list((await session.scalars(statement)).all())
-        return len(stored) == 1
+        return len(await rows_of(sessions, world.tenant_id)) >= 1
 
     await until(written, "the queue call")
-    (row,) = stored
+    (row,) = await rows_of(sessions, world.tenant_id)
     assert (row.outcome, row.agent_id, row.source) == ("answered", agent.user_id, "ami")
     assert row.did == did
     assert row.device_id == agent.device_id
@@ -99,9 +70,4 @@ async def test_a_queue_call_has_its_did_answering_device_and_wrap_up(
         did,
     )
 
-    conn = await raw_connection(pbx)
-    try:
-        await end_and_terminate(conn, [world.tenant_id])
-    finally:
-        await conn.close()
-    applier.request({world.tenant_id})
+    await retire(pbx, applier, world.tenant_id)

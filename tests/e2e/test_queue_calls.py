@@ -21,6 +21,7 @@ from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.store import write_rows
 from graam_pbx.queue_calls.worker import Checkpoint, read_log
 from tests.conftest import Asterisk, RunningApp
+from tests.e2e.agent_tenant import add_agent_member
 from tests.e2e.sipp import SippPool, free_udp_port
 from tests.e2e.test_calls import (
     CALLER,
@@ -85,15 +86,7 @@ async def test_answered_abandoned_and_timed_out_calls_are_recorded_once_from_eit
     await new_trunk(client, world, CARRIER_IP)
     await applier.settled()
     phone = await registered_phone(pbx, sipp, device, "uas_answer_talk.xml")
-    # Members are dynamic; the agent worker names them agent-<user id>, as here.
-    await pbx.runtime.ami.action(
-        "QueueAdd",
-        {
-            "Queue": f"t{world.tenant_id}-q{sales['id']}",
-            "Interface": f"PJSIP/{device['sip_username']}",
-            "MemberName": f"agent-{agent_id}",
-        },
-    )
+    await add_agent_member(pbx, world, sales, device)  # members are dynamic
 
     # 1. Answered by the agent, who talks two seconds and hangs up.
     await call_queue(sipp, to_sales["e164"], "carrier_queue_hold.xml")

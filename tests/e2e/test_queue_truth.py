@@ -42,7 +42,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus, Message
+from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
 from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
 from graam_pbx.db import create_engine, session_factory
 from graam_pbx.queue_calls.worker import Checkpoint as QueueLogCheckpoint
@@ -53,10 +53,11 @@ from graam_pbx.sandbox.stack import asterisk_sandbox
 from graam_pbx.settings import Settings
 from tests.conftest import RunningApp, create_database, drop_database
 from tests.e2e.console import Console, start_command
-from tests.e2e.sipp import Sipp, SippPool, free_udp_port
+from tests.e2e.listings import every_item, listed
+from tests.e2e.phones import reachable_phone
+from tests.e2e.sipp import SippPool, free_udp_port
 from tests.e2e.test_calls import (
     CARRIER_IP,
-    PHONES_IP,
     closed_now,
     created,
     new_agent,
@@ -216,37 +217,6 @@ async def build_centre(client: httpx.AsyncClient, world: TenantWorld) -> Centre:
     )
 
 
-async def registered(plane: Plane, sipp: SippPool, device: dict[str, Any], scenario: str) -> Sipp:
-    """The device registered from a sipp UAS running ``scenario``, and reachable (Asterisk
-    qualifies a new contact at once; until one answers, it will not ring it)."""
-    name = device["sip_username"]
-    statuses: asyncio.Queue[str] = asyncio.Queue()
-
-    async def on_status(message: Message) -> None:
-        if message.get("AOR") == name:
-            statuses.put_nowait(message.get("ContactStatus", ""))
-
-    subscription = plane.bus.subscribe(f"truth-{uuid.uuid4().hex}", ["ContactStatus"], on_status)
-    try:
-        registering = sipp.uac(
-            "register.xml", ip=PHONES_IP, service=name, auth=(name, device["password"])
-        )
-        registration = await registering.run()
-        assert registration.ok, registration.describe()
-        phone = await sipp.uas(scenario, ip=PHONES_IP, port=registering.port).start()
-        try:
-            async with asyncio.timeout(20):
-                while (status := await statuses.get()) != "Reachable":
-                    if status == "Unreachable":
-                        await plane.ami.command(f"pjsip qualify {name}")
-        except TimeoutError:
-            ended = await phone.stop()
-            raise AssertionError(f"{name} never became reachable:\n{ended.describe()}") from None
-        return phone
-    finally:
-        await plane.bus.unsubscribe(subscription)
-
-
 async def log_in(plane: Plane, centre: Centre, device: dict[str, Any]) -> None:
     """The supervisor logs the device's agent in: the control plane makes it a member of
     the queue in Asterisk (``agent-<user id>``), as it will again after a restart."""
@@ -322,10 +292,10 @@ async def run_day(
 ) -> None:
     """The scenario: phones up, then the three phases; ``midway`` runs while the second
     phase's callers are in the queue, given the task of the short abandons' callers."""
-    await registered(plane, sipp, centre.overflow, "queue_agent_answers.xml")
-    await registered(plane, sipp, centre.rings, "queue_agent_rings.xml")
-    await registered(plane, sipp, centre.rejects, "queue_agent_rejects.xml")
-    await registered(plane, sipp, centre.answers, "queue_agent_answers.xml")
+    await reachable_phone(plane.ami, plane.bus, sipp, centre.overflow, "queue_agent_answers.xml")
+    await reachable_phone(plane.ami, plane.bus, sipp, centre.rings, "queue_agent_rings.xml")
+    await reachable_phone(plane.ami, plane.bus, sipp, centre.rejects, "queue_agent_rejects.xml")
+    await reachable_phone(plane.ami, plane.bus, sipp, centre.answers, "queue_agent_answers.xml")
     open_did, closed_did = centre.open_number["e164"], centre.closed_number["e164"]
 
     # 1. Nobody in the queue: refused (join_empty strict); and a call out of hours.
@@ -348,35 +318,6 @@ async def run_day(
     for _ in range(truth.answered.calls):
         await member_free(plane, centre, centre.answers)
         await call(sipp, open_did, truth.answered, calls=1)
-
-
-async def listed(
-    client: httpx.AsyncClient, headers: dict[str, str], path: str, count: int, **filters: str
-) -> list[dict[str, Any]]:
-    """Every item ``path`` lists for ``filters`` once there are ``count`` (never more)."""
-    found: list[dict[str, Any]] = []
-
-    async def complete() -> bool:
-        nonlocal found
-        found = []
-        cursor: str | None = None
-        while True:
-            params = {**filters, "limit": "200", **({"cursor": cursor} if cursor else {})}
-            response = await client.get(path, headers=headers, params=params)
-            assert response.status_code == 200, response.text
-            page = response.json()
-            found.extend(page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        assert len(found) <= count, (len(found), count, found)
-        return len(found) == count
-
-    try:
-        await until(complete, f"{count} items of {path} {filters}", timeout=45)
-    except AssertionError:
-        raise AssertionError(f"{len(found)} of {count} items of {path} {filters}") from None
-    return found
 
 
 def seconds(value: str) -> Decimal:
@@ -452,29 +393,14 @@ async def check_legs(client: httpx.AsyncClient, centre: Centre, truth: Day) -> N
     assert {leg["disposition"] for leg in fallbacks} == {"answered"}, fallbacks
     assert {leg["device"] for leg in fallbacks} == {centre.overflow["sip_username"]}
     for device in (centre.rings, centre.rejects):
-        response = await client.get(
-            path, headers=admin, params={"agent_id": str(device["user_id"]), "limit": "200"}
-        )
-        assert response.status_code == 200, response.text
-        legs = response.json()["items"]
+        legs = await every_item(client, admin, path, agent_id=str(device["user_id"]))
         # Asterisk logs no CDR of a member's unanswered ring (cdr.conf ``unanswered = no``).
         assert "answered" not in {leg["disposition"] for leg in legs}, legs
 
 
 async def every_leg(client: httpx.AsyncClient, centre: Centre) -> list[dict[str, Any]]:
     """Every leg of the tenant, every page."""
-    legs: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
-        response = await client.get(
-            "/api/v1/cdrs", headers=centre.world.admin.headers, params=params
-        )
-        assert response.status_code == 200, response.text
-        page = response.json()
-        legs.extend(page["items"])
-        if not (cursor := page.get("next_cursor")):
-            return legs
+    return await every_item(client, centre.world.admin.headers, "/api/v1/cdrs")
 
 
 async def check_every_call_has_legs(

@@ -1,0 +1,53 @@
+"""Phones registered from sipp and reachable through Asterisk, whichever control plane (the
+session's app, or a ``graam-pbx run`` of a test's own) holds the AMI connection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from graam_pbx.ami import AmiSupervisor, EventBus, Message
+from tests.e2e.sipp import Sipp, SippPool
+
+PHONES_IP = "127.0.0.1"
+
+
+async def reachable_phone(
+    ami: AmiSupervisor,
+    bus: EventBus,
+    sipp: SippPool,
+    device: dict[str, Any],
+    scenario: str = "uas_answer.xml",
+) -> Sipp:
+    """The device registered from a sipp UAS running ``scenario``, and reachable.
+
+    Asterisk qualifies a new contact at once: the OPTIONS may reach the registering sipp, or
+    the UAS that replaced it on the same port; until one answers, Asterisk will not ring it.
+    """
+    name = device["sip_username"]
+    statuses: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_status(message: Message) -> None:
+        if message.get("AOR") == name:
+            statuses.put_nowait(message.get("ContactStatus", ""))
+
+    subscription = bus.subscribe(f"e2e-contact-{uuid.uuid4().hex}", ["ContactStatus"], on_status)
+    try:
+        registering = sipp.uac(
+            "register.xml", ip=PHONES_IP, service=name, auth=(name, device["password"])
+        )
+        registration = await registering.run()
+        assert registration.ok, registration.describe()
+        phone = await sipp.uas(scenario, ip=PHONES_IP, port=registering.port).start()
+        try:
+            async with asyncio.timeout(20):
+                while (status := await statuses.get()) != "Reachable":
+                    if status == "Unreachable":
+                        await ami.command(f"pjsip qualify {name}")
+        except TimeoutError:
+            ended = await phone.stop()
+            raise AssertionError(f"{name} never became reachable:\n{ended.describe()}") from None
+        return phone
+    finally:
+        await bus.unsubscribe(subscription)

@@ -555,6 +555,17 @@ async def test_an_outbound_call_leaves_with_the_tenants_caller_id(
     assert f"<sip:{number['e164']}@" in (header(invite, "From") or ""), invite
 
 
+async def suspend(client: httpx.AsyncClient, world: TenantWorld, applier: ConfigApplier) -> None:
+    """The operator suspends the tenant (non-payment), and Asterisk has the change."""
+    suspended = await client.patch(
+        f"/api/v1/tenants/{world.tenant_id}",
+        headers=world.operator.headers,
+        json={"status": "suspended"},
+    )
+    assert suspended.status_code == 200, suspended.text
+    await applier.settled()
+
+
 async def test_a_suspended_tenant_hears_why_and_its_call_never_reaches_the_carrier(
     pbx: RunningApp,
     client: httpx.AsyncClient,
@@ -564,13 +575,7 @@ async def test_a_suspended_tenant_hears_why_and_its_call_never_reaches_the_carri
 ) -> None:
     world = await make_world(client, sessions)
     device, _, carrier = await outbound_setup(client, world, sipp)
-    suspended = await client.patch(
-        f"/api/v1/tenants/{world.tenant_id}",
-        headers=world.operator.headers,
-        json={"status": "suspended"},
-    )
-    assert suspended.status_code == 200, suspended.text
-    await applier.settled()
+    await suspend(client, world, applier)
     await carrier.start()
 
     call = await sipp.uac(

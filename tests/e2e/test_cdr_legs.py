@@ -36,6 +36,7 @@ from tests.e2e.test_calls import (
     outbound_setup,
     registered_phone,
     route_number,
+    suspend,
 )
 from tests.factories import TenantWorld, make_world
 
@@ -230,13 +231,7 @@ async def test_a_suspended_tenants_outbound_call_is_refused_and_never_billed(
 ) -> None:
     world = await make_world(client, sessions)
     device, _, _ = await outbound_setup(client, world, sipp)
-    suspended = await client.patch(
-        f"/api/v1/tenants/{world.tenant_id}",
-        headers=world.operator.headers,
-        json={"status": "suspended"},
-    )
-    assert suspended.status_code == 200, suspended.text
-    await applier.settled()
+    await suspend(client, world, applier)
     await refused_call(sipp, device, "+33145678901")
 
     (leg,) = await legs(client, world.admin.headers, 1, disposition="refused")

@@ -58,12 +58,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.readings import percentile, queue_members
+from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.agents.service import sip_ha1
-from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import migrate
-from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import Settings
@@ -600,28 +600,10 @@ async def main(
         url = pg.url("bench")
         await migrate(url)
         world = await populate(url, agents)
-        sandbox = AsteriskSandbox(
-            AsteriskSandboxConfig(
-                rootfs=Settings().asterisk_rootfs,
-                state_dir=work / "asterisk",
-                ami_port=free_port(),
-                ami_username="bench",
-                sip_port=udp_port(),
-            )
-        )
+        sandbox = asterisk_sandbox(work / "asterisk", sip_port=udp_port())
         info = await sandbox.start()
         asterisk = f"127.0.0.1:{sandbox.config.sip_port}"
-        ami = AmiConfig(
-            host="127.0.0.1",
-            port=info.ami_port,
-            username=info.ami_username,
-            secret=info.ami_secret,
-            ping_interval=5,
-            ping_timeout=10,
-            action_timeout=30,
-            connect_timeout=10,
-            backoff_max=1,
-        )
+        ami = ami_config(info)
         settings = Settings(agi_port=free_port(), data_dir=work)
         endpoints = Endpoints(
             database_url=url,

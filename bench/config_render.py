@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -24,14 +23,13 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.ami import AmiSupervisor, EventBus
-from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.db import create_engine, migrate
-from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
-from graam_pbx.settings import Settings
 
 AGENTS, QUEUES, DIDS = 20, 3, 5
 HA1 = "0123456789abcdef0123456789abcdef"
@@ -292,32 +290,13 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
 
         # Asterisk's own reload time at this size, from the generated files.
         state = work / "asterisk"
-        sandbox = AsteriskSandbox(
-            AsteriskSandboxConfig(
-                rootfs=Settings().asterisk_rootfs,
-                state_dir=state,
-                ami_port=free_port(),
-                ami_username="bench",
-                sip_port=free_port(socket.SOCK_DGRAM),
-            )
-        )
+        sandbox = asterisk_sandbox(state)
         info = await sandbox.start()
         shutil.copytree(config_dir, info.config_dir, dirs_exist_ok=True)
         bus = EventBus()
         await bus.start()
         ami = AmiSupervisor(
-            AmiConfig(
-                host="127.0.0.1",
-                port=info.ami_port,
-                username=info.ami_username,
-                secret=info.ami_secret,
-                ping_interval=30,
-                ping_timeout=30,
-                action_timeout=300,
-                connect_timeout=10,
-                backoff_max=1,
-            ),
-            bus,
+            ami_config(info, ping_interval=30, ping_timeout=30, action_timeout=300), bus
         )
         await ami.start()
         await ami.wait_connected(30)

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -39,12 +38,12 @@ import uvicorn
 from sqlalchemy import text
 
 from bench.readings import percentile, queue_members
+from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.agents.service import sip_ha1
-from graam_pbx.ami.supervisor import AmiConfig
 from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import migrate
-from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import Settings
@@ -273,27 +272,9 @@ async def main(attempts: int, processes: int, paced_rate: float) -> dict[str, An
         await migrate(url)
         tenants = -(-attempts // AGENTS_PER_TENANT) * 2  # half the agents log in per run
         licences, made = await populate(url, tenants)
-        sandbox = AsteriskSandbox(
-            AsteriskSandboxConfig(
-                rootfs=Settings().asterisk_rootfs,
-                state_dir=work / "asterisk",
-                ami_port=free_port(),
-                ami_username="bench",
-                sip_port=free_port(socket.SOCK_DGRAM),
-            )
-        )
+        sandbox = asterisk_sandbox(work / "asterisk")
         info = await sandbox.start()
-        ami = AmiConfig(
-            host="127.0.0.1",
-            port=info.ami_port,
-            username=info.ami_username,
-            secret=info.ami_secret,
-            ping_interval=5,
-            ping_timeout=10,
-            action_timeout=30,
-            connect_timeout=10,
-            backoff_max=1,
-        )
+        ami = ami_config(info)
         settings = Settings(agi_port=free_port(), data_dir=work)
         endpoints = Endpoints(
             database_url=url, ami=ami, config_dir=info.config_dir, sounds_dir=info.sounds_dir

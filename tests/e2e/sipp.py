@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import re
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,22 +27,46 @@ UAS_DONE = 97  # sipp's "stopped by an internal command": the scenario's final s
 _serial = itertools.count(1)
 
 
+# Ports handed out lately, by (address, port): the process they were meant for may not have
+# bound them yet, and the kernel would offer them again to the next caller.
+_HANDED_OUT: dict[tuple[str, int], float] = {}
+HANDED_OUT_SECONDS = 120.0
+# sipp binds its audio RTP at -mp, RTCP at -mp + 1, and video at the two ports after.
+MEDIA_SPAN = 4
+
+
+def _bindable(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_udp_port(ip: str, *, pair: bool = False) -> int:
-    """A UDP port free on ``ip`` now; with ``pair``, an even one whose next (RTCP) is free too."""
+    """A UDP port free on ``ip`` now and not handed out in the last ``HANDED_OUT_SECONDS``;
+    with ``pair``, an even one whose next three (RTCP, then sipp's video pair) are too. Many
+    sipp processes start at once: each must get ports no other was given."""
+    now = time.monotonic()
+    for key, at in list(_HANDED_OUT.items()):
+        if now - at > HANDED_OUT_SECONDS:
+            del _HANDED_OUT[key]
+    span = MEDIA_SPAN if pair else 1
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind((ip, 0))
             port = int(probe.getsockname()[1])
-            if not pair:
-                return port
-            if port % 2 or port >= 65534:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:
-                try:
-                    rtcp.bind((ip, port + 1))
-                except OSError:
-                    continue
-            return port
+        if pair and (port % 2 or port + span > 65536):
+            continue
+        ports = range(port, port + span)
+        if any((ip, each) in _HANDED_OUT for each in ports):
+            continue
+        if not all(_bindable(ip, each) for each in ports[1:]):
+            continue
+        for each in ports:
+            _HANDED_OUT[(ip, each)] = now
+        return port
 
 
 _SCREEN_ROW = re.compile(r"^\s+(\S+)\s+(-+>|<-+)\s+\d+\s+(\d+)", re.MULTILINE)

@@ -28,7 +28,7 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.phones import PHONES_IP as PHONES_IP  # where other tests import it from
 from tests.e2e.phones import reachable_phone
-from tests.e2e.sipp import Sipp, SippPool, header
+from tests.e2e.sipp import Sipp, SippPool, SippResult, header
 from tests.factories import PASSWORD, TenantWorld, make_world, unique
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -523,17 +523,26 @@ async def outbound_setup(
     return device, number, carrier
 
 
-async def outbound_invite(sipp: SippPool, device: dict[str, Any], carrier: Sipp) -> str:
-    """The device calls +33145678901 and the carrier answers: the INVITE the carrier got."""
-    await carrier.start()
+async def phone_call(
+    sipp: SippPool, device: dict[str, Any], number: str, scenario: str = "uac_call.xml"
+) -> SippResult:
+    """The device's phone dials ``number`` (authenticated as the device); the call went as
+    ``scenario`` says (answered, or hung up on by Asterisk)."""
     call = await sipp.uac(
-        "uac_call.xml",
+        scenario,
         ip=PHONES_IP,
-        service="+33145678901",
+        service=number,
         auth=(device["sip_username"], device["password"]),
         keys={"caller": device["sip_username"]},
     ).run()
     assert call.ok, call.describe()
+    return call
+
+
+async def outbound_invite(sipp: SippPool, device: dict[str, Any], carrier: Sipp) -> str:
+    """The device calls +33145678901 and the carrier answers: the INVITE the carrier got."""
+    await carrier.start()
+    await phone_call(sipp, device, "+33145678901")
     answered = await carrier.wait()
     assert answered.ok, answered.describe()
     (invite,) = answered.received("INVITE")
@@ -578,14 +587,7 @@ async def test_a_suspended_tenant_hears_why_and_its_call_never_reaches_the_carri
     await suspend(client, world, applier)
     await carrier.start()
 
-    call = await sipp.uac(
-        "uac_call_hungup.xml",
-        ip=PHONES_IP,
-        service="+33145678901",
-        auth=(device["sip_username"], device["password"]),
-        keys={"caller": device["sip_username"]},
-    ).run()
-    assert call.ok, call.describe()
+    call = await phone_call(sipp, device, "+33145678901", "uac_call_hungup.xml")
     (bye,) = call.received("BYE")
     assert header(bye, "Reason") == "Q.850;cause=21", bye  # the refusal after the announcement
     untouched = await carrier.stop()

@@ -21,7 +21,6 @@ from graam_pbx.cdr.parse import _CDR_TEXT, moment, seconds
 from tests.conftest import RunningApp
 from tests.e2e.agent_tenant import add_agent_member
 from tests.e2e.listings import listed
-from tests.e2e.phones import PHONES_IP
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import (
     CALLER,
@@ -34,6 +33,7 @@ from tests.e2e.test_calls import (
     new_number,
     new_trunk,
     outbound_setup,
+    phone_call,
     registered_phone,
     route_number,
     suspend,
@@ -185,14 +185,7 @@ async def test_an_internal_call_is_to_the_extension_and_owned_by_its_agent(
     callee = await new_device(client, world, "202")
     await applier.settled()
     phone = await registered_phone(pbx, sipp, callee)
-    call = await sipp.uac(
-        "uac_call.xml",
-        ip=PHONES_IP,
-        service="202",
-        auth=(caller["sip_username"], caller["password"]),
-        keys={"caller": caller["sip_username"]},
-    ).run()
-    assert call.ok, call.describe()
+    await phone_call(sipp, caller, "202")
     assert (await phone.wait()).ok
 
     (leg,) = await legs(client, world.admin.headers, 1, to="202")
@@ -204,14 +197,7 @@ async def test_an_internal_call_is_to_the_extension_and_owned_by_its_agent(
 
 
 async def refused_call(sipp: SippPool, device: dict[str, Any], number: str) -> None:
-    call = await sipp.uac(
-        "uac_call_hungup.xml",
-        ip=PHONES_IP,
-        service=number,
-        auth=(device["sip_username"], device["password"]),
-        keys={"caller": device["sip_username"]},
-    ).run()
-    assert call.ok, call.describe()
+    await phone_call(sipp, device, number, "uac_call_hungup.xml")
 
 
 def assert_counted_apart(items: list[dict[str, Any]], direction: str, refused: int) -> None:

@@ -10,12 +10,8 @@ from graam_pbx.deps import DbSession
 from graam_pbx.errors import Invalid
 from graam_pbx.fields import MAX_ID, IsoDateTime
 from graam_pbx.queue_calls import service
-from graam_pbx.queue_calls.schemas import (
-    OutcomeName,
-    QueueCallCursor,
-    QueueCallFilters,
-    QueueCallOut,
-)
+from graam_pbx.queue_calls.schemas import QueueCallCursor, QueueCallFilters, QueueCallOut
+from graam_pbx.queue_calls.tracker import Outcome
 from graam_pbx.rest import MAX_PAGE, CursorParam, Page, error_responses, started_stream
 
 # Scoped like call records: admins and supervisors their tenant, agents the calls they
@@ -32,7 +28,7 @@ def queue_call_filters(
     ] = None,
     queue_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     agent_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user id")] = None,
-    outcome: OutcomeName | None = None,
+    outcome: Outcome | None = None,
 ) -> QueueCallFilters:
     if since is not None and until is not None and until <= since:
         raise Invalid("query.until", "must be after since")

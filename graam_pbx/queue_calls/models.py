@@ -18,18 +18,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base
+from graam_pbx.queue_calls.tracker import Outcome
 
-OUTCOMES = (
-    "answered",
-    "abandoned",
-    "timeout",
-    "full",
-    "joinempty",
-    "leaveempty",
-    "closed",
-    "exitkey",
-    "transferred",
-)
+OUTCOMES = tuple(outcome.value for outcome in Outcome)  # the tracker's, in its order
 
 
 class QueueCall(Base):

@@ -5,25 +5,13 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from graam_pbx.errors import Invalid
 from graam_pbx.fields import MAX_ID
 from graam_pbx.queue_calls.models import QueueCall
-
-
-class OutcomeName(StrEnum):
-    ANSWERED = "answered"
-    ABANDONED = "abandoned"
-    TIMEOUT = "timeout"
-    FULL = "full"
-    JOINEMPTY = "joinempty"
-    LEAVEEMPTY = "leaveempty"
-    CLOSED = "closed"
-    EXITKEY = "exitkey"
-    TRANSFERRED = "transferred"
+from graam_pbx.queue_calls.tracker import Outcome
 
 
 @dataclass(frozen=True)
@@ -32,7 +20,7 @@ class QueueCallFilters:
     until: datetime | None = None
     queue_id: int | None = None
     agent_id: int | None = None
-    outcome: OutcomeName | None = None
+    outcome: Outcome | None = None
 
 
 class QueueCallCursor(BaseModel):
@@ -86,7 +74,7 @@ class QueueCallOut(BaseModel):
     hold_seconds: Decimal
     wrapup_seconds: Decimal
     ring_no_answer: int
-    outcome: OutcomeName
+    outcome: Outcome
     abandon_position: int | None
     exit_key: str | None
     source: str

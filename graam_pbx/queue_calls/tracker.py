@@ -33,6 +33,9 @@ STATUS_LOG = "GRAAMSTATUS"  # the same, as a queue_log line (QueueLog())
 DID_VARIABLE = "GRAAM_DID"
 # A caller who left without an outcome waits this long for the dialplan's status.
 STATUS_GRACE = timedelta(seconds=30)
+# An answered call closed by its caller's hang-up (``Tracker.feed``) waits this long for its
+# AgentComplete, which then changes nothing.
+COMPLETE_GRACE = timedelta(seconds=60)
 MILLI = Decimal("0.001")
 
 
@@ -128,6 +131,7 @@ class QueueCallRow:
     left_as: Outcome | None = field(default=None, repr=False)  # the outcome unless told
     held_since: datetime | None = field(default=None, repr=False)
     member_uniqueid: str = field(default="", repr=False, compare=False)
+    agent_gone_at: datetime | None = field(default=None, repr=False, compare=False)
     # The answering device's SIP username (live only: queue_log does not name it; the store
     # then takes the device the agent was logged in from).
     device: str | None = None
@@ -150,13 +154,34 @@ def seconds(start: datetime, end: datetime) -> Decimal:
     )
 
 
+@dataclass(frozen=True)
+class _HungUp:
+    """An answered call closed at a hang-up before its AgentComplete came."""
+
+    queue: str
+    agent_id: int | None
+    member_uniqueid: str
+    wait: Decimal
+    at: datetime
+
+
 class Tracker:
-    """The queue calls in progress; ``feed`` returns the rows an event finished."""
+    """The queue calls in progress; ``feed`` returns the rows an event finished.
+
+    An answered call ends with its AgentComplete, or else with its caller's ``Hangup``: a busy
+    Asterisk publishes AgentComplete from channel snapshots, and once both channels are gone
+    the event names neither (``_complete_without_caller``) or is not published at all. The
+    call is then closed at the first of its two channels' hang-ups, and an AgentComplete
+    coming after that changes nothing.
+    """
 
     def __init__(self) -> None:
         self.open: dict[tuple[str, str], QueueCallRow] = {}
         self._entries: dict[tuple[str, str], tuple[int, datetime]] = {}
         self._left: dict[str, set[str]] = {}  # caller uniqueid -> queues left, outcome unknown
+        self._answered: dict[str, tuple[str, str]] = {}  # caller uniqueid -> its answered call
+        self._agent_legs: dict[str, tuple[str, str]] = {}  # agent's channel -> its call
+        self._hung_up: dict[tuple[str, str], _HungUp] = {}  # closed, AgentComplete not seen
         # Ends of calls whose entry this tracker never saw (they joined before it started, or
         # while AMI was away): their rows are only in queue_log, for the writer to read now.
         self.unseen_ends = 0
@@ -175,7 +200,7 @@ class Tracker:
             self._hold(event)
             return []
         if event.kind is Kind.HANGUP:
-            done: list[QueueCallRow] = []
+            done = self._hangup_answered(event)
             for queue in self._left.pop(event.uniqueid, set()):
                 row = self.open.get((event.uniqueid, queue))
                 if row is not None and row.left_at is not None:
@@ -189,7 +214,10 @@ class Tracker:
         if ids is None:
             return []
         if event.kind is Kind.COMPLETE and not event.uniqueid:
-            event = self._complete_without_caller(event)
+            found = self._complete_without_caller(event)
+            if found is None:
+                return []  # its call was closed at the hang-up
+            event = found
         key = (event.uniqueid, event.queue)
         if event.kind is Kind.JOIN:
             return self._join(event, ids)
@@ -197,11 +225,16 @@ class Tracker:
             return self._status(event, ids)
         row = self.open.get(key)
         if row is None:
+            if event.kind is Kind.COMPLETE and self._hung_up.pop(key, None) is not None:
+                return []
             if event.kind in _ENDS:
                 self.unseen_ends += 1
             return []
         match event.kind:
             case Kind.CONNECT:
+                self._answered[event.uniqueid] = key
+                if event.member_uniqueid:
+                    self._agent_legs[event.member_uniqueid] = key
                 row.member_uniqueid = event.member_uniqueid
                 row.device = event.device or None
                 row.answered_at = event.at
@@ -245,37 +278,67 @@ class Tracker:
                     row.agent_id = agent_of(event.member)
         return []
 
-    def _complete_without_caller(self, event: QueueEvent) -> QueueEvent:
+    def _complete_without_caller(self, event: QueueEvent) -> QueueEvent | None:
         """Asterisk publishes AgentComplete from the caller's latest snapshot; when the caller's
         channel is already gone (a busy Asterisk), the event has no caller fields at all
-        (no ``Uniqueid``), only the agent's (``Dest…``). The answered call is then the one its
-        agent's channel was connected to (else the one of that member and that call)."""
+        (no ``Uniqueid``), only the agent's (``Dest…``), or none. The answered call is then the
+        one its agent's channel was connected to, else the one of that member (and that call,
+        and that wait when the member has more than one). The event with the caller found, or
+        None when that call was already closed at a hang-up."""
         answered = [
-            row
+            (row.caller_uniqueid, row.member_uniqueid, row.agent_id, row.linkedid, row.wait_seconds)
             for row in self.open.values()
             if row.queue_name == event.queue and row.answered_at is not None
         ]
-        found = [
-            r
-            for r in answered
-            if event.member_uniqueid and r.member_uniqueid == event.member_uniqueid
+        answered += [
+            (key[0], done.member_uniqueid, done.agent_id, "", done.wait)
+            for key, done in self._hung_up.items()
+            if done.queue == event.queue
         ]
+        found = [r for r in answered if event.member_uniqueid and r[1] == event.member_uniqueid]
         if not found:
+            agent = agent_of(event.member)
             found = [
                 r
                 for r in answered
-                if r.agent_id is not None
-                and r.agent_id == agent_of(event.member)
-                and (not event.linkedid or r.linkedid == event.linkedid)
+                if r[2] is not None
+                and r[2] == agent
+                and (not event.linkedid or not r[3] or r[3] == event.linkedid)
             ]
+            if len(found) > 1 and event.wait is not None:
+                found = [r for r in found if r[4] == event.wait]
         if len(found) != 1:
             return event  # nothing certain: the queue_log backfill has the call
-        return replace(event, uniqueid=found[0].caller_uniqueid)
+        key = (found[0][0], event.queue)
+        if self._hung_up.pop(key, None) is not None:
+            return None
+        return replace(event, uniqueid=found[0][0])
+
+    def _hangup_answered(self, event: QueueEvent) -> list[QueueCallRow]:
+        """The agent's channel hung up: note when. The caller's: its answered call is over
+        (when no AgentComplete came first), at the first of the two hang-ups."""
+        key = self._agent_legs.pop(event.uniqueid, None)
+        row = self.open.get(key) if key is not None else None
+        if row is not None and row.agent_gone_at is None:
+            row.agent_gone_at = event.at
+        key = self._answered.get(event.uniqueid)
+        row = self.open.get(key) if key is not None else None
+        if key is None or row is None or row.answered_at is None:
+            return []
+        end = min(event.at, row.agent_gone_at or event.at)
+        row.talk_seconds = seconds(row.answered_at, end)
+        self._hung_up[key] = _HungUp(
+            row.queue_name, row.agent_id, row.member_uniqueid, row.wait_seconds, end
+        )
+        return self._close(key, end, Outcome.ANSWERED)
 
     def forget_open(self) -> None:
         """Asterisk restarted: the calls in progress are gone, their outcome never told."""
         self.open.clear()
         self._left.clear()
+        self._answered.clear()
+        self._agent_legs.clear()
+        self._hung_up.clear()
 
     def expire(self, now: datetime) -> list[QueueCallRow]:
         """Rows whose caller left without an outcome and whose status never came: timeout."""
@@ -283,6 +346,13 @@ class Tracker:
         for key, row in list(self.open.items()):
             if row.left_at is not None and now - row.left_at >= STATUS_GRACE:
                 done.extend(self._close(key, row.left_at, row.left_as or Outcome.TIMEOUT))
+        # Oldest first (insertion order) here too.
+        hung_up = self._hung_up
+        while hung_up:
+            oldest_call = next(iter(hung_up))
+            if now - hung_up[oldest_call].at < COMPLETE_GRACE:
+                break
+            del hung_up[oldest_call]
         # Oldest entry first (``_join``): the writer calls this at every wake-up, and a day of
         # entries is millions at a call centre's rate; only those forgotten are visited.
         horizon = now - timedelta(days=1)
@@ -357,6 +427,10 @@ class Tracker:
 
     def _close(self, key: tuple[str, str], at: datetime, outcome: Outcome) -> list[QueueCallRow]:
         row = self.open.pop(key)
+        if self._answered.get(row.caller_uniqueid) == key:
+            del self._answered[row.caller_uniqueid]
+        if row.member_uniqueid and self._agent_legs.get(row.member_uniqueid) == key:
+            del self._agent_legs[row.member_uniqueid]
         queues = self._left.get(row.caller_uniqueid)
         if queues is not None:
             queues.discard(row.queue_name)

@@ -97,6 +97,50 @@ def test_an_agent_complete_without_any_channel_closes_the_call_of_its_member() -
     assert list(tracker.open) == [("1796300000.11", "t7-q3")]
 
 
+def feed(tracker: Tracker, at: float, **fields: str) -> list[QueueCallRow]:
+    event = event_from_ami(fields, START + timedelta(seconds=at))
+    assert event is not None
+    return tracker.feed(event)
+
+
+def connect(tracker: Tracker, at: float, caller: str, agent_leg: str, wait: int) -> None:
+    assert feed(tracker, at - wait, Event="QueueCallerJoin", Uniqueid=caller, Queue="t7-q3") == []
+    connected = {"Uniqueid": caller, "DestUniqueid": agent_leg, "Queue": "t7-q3"}
+    connected |= {"MemberName": "agent-42", "HoldTime": str(wait)}
+    assert feed(tracker, at, Event="AgentConnect", **connected) == []
+
+
+def test_an_answered_call_whose_agent_complete_never_comes_ends_at_the_first_hang_up() -> None:
+    # Seen under load: AgentConnect, then the two channels' Hangup and no AgentComplete.
+    tracker = Tracker()
+    connect(tracker, 3, "1796300000.11", "1796300000.13", wait=3)
+    assert feed(tracker, 5.25, Event="Hangup", Uniqueid="1796300000.13") == []
+    (row,) = feed(tracker, 5.5, Event="Hangup", Uniqueid="1796300000.11")
+    assert (row.outcome, row.agent_id, row.wait_seconds) == (Outcome.ANSWERED, 42, Decimal(3))
+    assert row.talk_seconds == Decimal("2.250")
+    assert row.ended_at == START + timedelta(seconds=5.25)
+    assert tracker.open == {}
+    # Its AgentComplete coming late after all (with its caller, or without any channel) is the
+    # same call's: nothing more, and no backfill asked for.
+    complete = {"Queue": "t7-q3", "MemberName": "agent-42", "HoldTime": "3", "TalkTime": "2"}
+    assert feed(tracker, 5.6, Event="AgentComplete", **complete) == []
+    assert tracker.unseen_ends == 0
+
+
+def test_a_late_agent_complete_without_channels_is_told_apart_by_its_wait() -> None:
+    tracker = Tracker()
+    connect(tracker, 3, "1796300000.11", "1796300000.13", wait=3)
+    assert len(feed(tracker, 5, Event="Hangup", Uniqueid="1796300000.11")) == 1
+    # The same agent already has the next call when the first one's AgentComplete comes.
+    connect(tracker, 10, "1796300000.21", "1796300000.23", wait=5)
+    late = {"Queue": "t7-q3", "MemberName": "agent-42", "TalkTime": "2", "Reason": "caller"}
+    assert feed(tracker, 10.1, Event="AgentComplete", HoldTime="3", **late) == []
+    assert list(tracker.open) == [("1796300000.21", "t7-q3")]
+    (row,) = feed(tracker, 12, Event="AgentComplete", HoldTime="5", **late)
+    assert (row.caller_uniqueid, row.talk_seconds) == ("1796300000.21", Decimal(2))
+    assert tracker.unseen_ends == 0
+
+
 def test_a_caller_hanging_up_while_waiting_is_abandoned_with_position_and_wait() -> None:
     (row,) = replay("abandoned.ami")
     assert row.outcome is Outcome.ABANDONED
@@ -203,6 +247,35 @@ def test_a_backfill_resumes_at_the_oldest_open_call_and_numbers_reentries_on(
     with log.open("a") as file:
         file.write("1796300011|1796300000.77|t7-q3|NONE|ENTER")
     assert read_log(log, second.checkpoint).rows == []
+
+
+def test_a_row_left_to_the_live_writer_is_read_again_next_time(tmp_path: Path) -> None:
+    log = tmp_path / "queue_log"
+    answered = "1796300000|1796300000.11|t7-q3|NONE|ENTERQUEUE||+33612345678|1\n"
+    log.write_text(
+        answered + "1796300001|1796300001.21|t7-q3|NONE|ENTERQUEUE||+33612345679|2\n"
+        "1796300002|1796300001.21|t7-q3|NONE|ABANDON|2|2|1\n"
+        "1796300003|1796300000.11|t7-q3|agent-42|CONNECT|3|1796300003.15|1\n"
+        "1796300009|1796300000.11|t7-q3|agent-42|COMPLETECALLER|3|6|1\n"
+    )
+    # The answered call is the live writer's: left, and the checkpoint stays at its entry.
+    first = read_log(log, Checkpoint(), lambda row: row.caller_uniqueid == "1796300000.11")
+    assert [row.caller_uniqueid for row in first.rows] == ["1796300001.21"]
+    assert first.checkpoint.offset == 0
+    # Not written live after all: the next read has it (and the abandon again, harmless).
+    second = read_log(log, first.checkpoint)
+    assert [row.caller_uniqueid for row in second.rows] == ["1796300001.21", "1796300000.11"]
+    assert second.checkpoint.offset == log.stat().st_size
+    # A re-entry whose first stay is deferred: the checkpoint stays at that stay's entry.
+    with log.open("a") as file:
+        file.write(
+            "1796300010|1796300010.31|t7-q3|NONE|ENTERQUEUE||+33612345670|1\n"
+            "1796300012|1796300010.31|t7-q3|NONE|ENTERQUEUE||+33612345670|1\n"
+            "1796300013|1796300010.31|t7-q3|NONE|ABANDON|1|1|1\n"
+        )
+    third = read_log(log, second.checkpoint, lambda row: row.entry == 1)
+    assert [(row.caller_uniqueid, row.entry) for row in third.rows] == [("1796300010.31", 2)]
+    assert third.checkpoint.offset == second.checkpoint.offset
 
 
 def test_gauges_per_queue_or_one_series(tmp_path: Path) -> None:

@@ -9,6 +9,10 @@
   to the entry line of the oldest call still open in what was read, so a row is rebuilt
   whole; the key makes every repeat harmless. Postgres down or this process killed: the rows
   are in the log, and written at the next backfill that succeeds.
+- The two run as two tasks: a backfill (a read of the log and its writes) never holds the live
+  rows back. The keys written in the last ``WRITTEN_KEPT_SECONDS`` are remembered, and a
+  backfill writes only the rows not among them: under load, what it re-reads was mostly
+  written live already.
 - Gauges: every ``metrics_interval`` seconds, ``QueueStatus`` gives each queue's waiting
   callers, longest wait and available/paused members.
 """
@@ -21,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +60,18 @@ STALE_OPEN_CALL = timedelta(hours=12)
 # After the end of a call whose entry was never seen live, queue_log is read this much later.
 UNSEEN_END_DELAY = 0.5
 RESTART_LINE = "|NONE|NONE|NONE|QUEUESTART|"
+# A row the live tracker still has open when the log already has its end is left to the live
+# writer (its times to the millisecond, the log's to the second) for this long after its end.
+LIVE_FIRST = timedelta(seconds=30)
+# Keys written (live or backfilled) remembered this long, at most this many.
+WRITTEN_KEPT_SECONDS = 600.0
+WRITTEN_KEPT_MAX = 500_000
+
+RowKey = tuple[int, str, str, int]  # the table's unique key: tenant, caller, queue, entry
+
+
+def row_key(row: QueueCallRow) -> RowKey:
+    return (row.tenant_id, row.caller_uniqueid, row.queue_name, row.entry)
 
 
 @dataclass(frozen=True)
@@ -102,10 +118,14 @@ class BackfillResult:
     checkpoint: Checkpoint
 
 
-def read_log(queue_log: Path, checkpoint: Checkpoint) -> BackfillResult:
+def read_log(
+    queue_log: Path, checkpoint: Checkpoint, defer: Callable[[QueueCallRow], bool] | None = None
+) -> BackfillResult:
     """Every row finished in the log after ``checkpoint``, and the checkpoint to keep next.
 
-    A log rotated or truncated since (another inode, or shorter) is read from its start.
+    A log rotated or truncated since (another inode, or shorter) is read from its start. A
+    finished row ``defer`` says to leave is not returned, and is kept ahead of the checkpoint
+    like a call still open (a later read returns it).
     """
     try:
         stat = queue_log.stat()
@@ -121,6 +141,7 @@ def read_log(queue_log: Path, checkpoint: Checkpoint) -> BackfillResult:
         uniqueid, _, queue = key.partition("|")
         tracker.seed(uniqueid, queue, int(count), datetime.fromtimestamp(epoch, UTC))
     joins: dict[tuple[str, str], list[int]] = {}  # offsets of entry lines read
+    deferred: list[int] = []  # offsets of the entry lines of rows deferred
     rows: list[QueueCallRow] = []
     offset = start
     last_at: datetime | None = None
@@ -139,9 +160,19 @@ def read_log(queue_log: Path, checkpoint: Checkpoint) -> BackfillResult:
             if event is None:
                 continue
             last_at = event.at if last_at is None else max(last_at, event.at)
+            call = (event.uniqueid, event.queue)
+            entered = joins.get(call, [])
             if event.kind is Kind.JOIN:
-                joins.setdefault((event.uniqueid, event.queue), []).append(line_offset)
-            rows.extend(tracker.feed(event))
+                joins[call] = [*entered, line_offset]
+            for row in tracker.feed(event):
+                if defer is None or not defer(row):
+                    rows.append(row)
+                    continue
+                # Its entry line: the latest read for its key (the one before, when this
+                # very line is its re-entry), else this line (a status that never joined).
+                at = entered if (row.caller_uniqueid, row.queue_name) == call else None
+                at = at if at is not None else joins.get((row.caller_uniqueid, row.queue_name))
+                deferred.append(at[-1] if at else line_offset)
     # A call open for longer than any call lasts (its end never logged) holds nothing back.
     horizon = last_at - STALE_OPEN_CALL if last_at is not None else None
     open_joins = [
@@ -149,7 +180,7 @@ def read_log(queue_log: Path, checkpoint: Checkpoint) -> BackfillResult:
         for key, row in tracker.open.items()
         if joins.get(key) and (horizon is None or row.entered_at >= horizon)
     ]
-    keep = min(open_joins, default=offset)
+    keep = min(open_joins + deferred, default=offset)
     # Ordinals of entries before the new checkpoint: re-read lines are counted again.
     counts: dict[str, list[float]] = {}
     for (uniqueid, queue), (count, seen) in tracker.entries.items():
@@ -176,11 +207,14 @@ class QueueCallWorker:
         self.checkpoint_path = settings.state_dir / "queue-log-checkpoint.json"
         self.tracker = Tracker()
         self._pending: list[QueueCallRow] = []
+        self._writing: list[QueueCallRow] = []  # the live batch being written
         self._wake = asyncio.Event()
-        self._backfill_wanted = True
+        self._backfill_wake = asyncio.Event()
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._failing = False
+        self._live_failing = False
+        self._backfill_failing = False
+        self._written: dict[RowKey, float] = {}  # key -> when written (monotonic), oldest first
         self._dropped_seen = 0
         self._gauged: set[tuple[str, str]] = set()
         self.backfills = 0
@@ -189,8 +223,11 @@ class QueueCallWorker:
         self._subscription = self._bus.subscribe(
             SUBSCRIBER, [*AMI_EVENTS, RESYNC_EVENT], self._on_event, maxsize=100_000
         )
-        self._backfill_wanted = True
-        self._tasks = [asyncio.create_task(self._write_loop(), name="queue-calls-writer")]
+        self._backfill_wake.set()
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name="queue-calls-writer"),
+            asyncio.create_task(self._backfill_loop(), name="queue-calls-backfill"),
+        ]
         if self._ami is not None:
             self._tasks.append(asyncio.create_task(self._gauge_loop(), name="queue-gauges"))
 
@@ -238,84 +275,126 @@ class QueueCallWorker:
         if done:
             if len(self._pending) < self._settings.max_pending:
                 self._pending.extend(done)
+                self._wake.set()
             else:
-                self._backfill_wanted = True  # the log has them
-            self._wake.set()
+                self.request_backfill()  # the log has them
         return None
 
     @property
     def failing(self) -> bool:
         """True while writes to Postgres fail (the rows wait in memory and in queue_log)."""
-        return self._failing
+        return self._live_failing or self._backfill_failing
 
     def request_backfill(self) -> None:
-        self._backfill_wanted = True
-        self._wake.set()
+        self._backfill_wake.set()
 
     # ---- writer -----------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        next_backfill = 0.0
+        """The live rows: written ``flush_delay`` after the first one is pending."""
         while True:
             self._wake.clear()
-            timeout = max(0.0, next_backfill - time.monotonic())
-            if not self._pending and not self._backfill_wanted:
+            if not self._pending:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(timeout, self._settings.flush_delay * 10)):
+                    async with asyncio.timeout(self._settings.flush_delay * 10):
                         await self._wake.wait()
             await asyncio.sleep(self._settings.flush_delay if self._pending else 0)
-            ok = True
             try:
                 self._watch_drops()
                 self._pending.extend(self.tracker.expire(datetime.now(UTC)))
                 if self._pending:
                     batch, self._pending = self._pending, []
+                    self._writing = batch
                     try:
                         await self._write(batch, "ami")
                     except BaseException:
                         self._pending[:0] = batch
                         raise
-                if self._backfill_wanted or time.monotonic() >= next_backfill:
-                    self._backfill_wanted = False
-                    try:
-                        await self._backfill()
-                    except BaseException:
-                        self._backfill_wanted = True
-                        raise
-                    next_backfill = time.monotonic() + self._settings.backfill_interval
+                    finally:
+                        self._writing = []
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                ok = False
-                if not self._failing:
+                if not self._live_failing:
                     log.warning("queue calls not written; retrying", extra={"error": str(err)})
-                self._failing = True
+                self._live_failing = True
+                self.request_backfill()  # once Postgres is back, the log has them too
                 await asyncio.sleep(self._settings.retry_interval)
-            if ok and self._failing:
+                continue
+            if self._live_failing:
                 log.info("queue calls written again")
-                self._failing = False
+                self._live_failing = False
+
+    async def _backfill_loop(self) -> None:
+        """A backfill when asked for, else every ``backfill_interval``; retried until it
+        succeeds."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.backfill_interval):
+                    await self._backfill_wake.wait()
+            self._backfill_wake.clear()
+            try:
+                await self._backfill()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                if not self._backfill_failing:
+                    log.warning("queue calls not backfilled; retrying", extra={"error": str(err)})
+                self._backfill_failing = True
+                self._backfill_wake.set()
+                await asyncio.sleep(self._settings.retry_interval)
+                continue
+            if self._backfill_failing:
+                log.info("queue calls backfilled again")
+                self._backfill_failing = False
 
     async def _write(self, rows: list[QueueCallRow], source: str) -> None:
         async with self._sessions() as session, session.begin():
             await write_rows(session, rows, source)
         metrics.QUEUE_CALLS_WRITTEN.labels(source=source).inc(len(rows))
+        now = time.monotonic()
+        written = self._written
+        for row in rows:
+            key = row_key(row)
+            written.pop(key, None)  # moved last: the front is the oldest
+            written[key] = now
+        while written and (
+            len(written) > WRITTEN_KEPT_MAX
+            or now - next(iter(written.values())) > WRITTEN_KEPT_SECONDS
+        ):
+            del written[next(iter(written))]
 
     async def _backfill(self) -> None:
         queue_log = self._settings.queue_log
         if queue_log is None:
             return
         checkpoint = await asyncio.to_thread(Checkpoint.load, self.checkpoint_path)
-        result = await asyncio.to_thread(read_log, queue_log, checkpoint)
-        for start in range(0, len(result.rows), 5000):
-            await self._write(result.rows[start : start + 5000], "queue_log")
+        result = await asyncio.to_thread(read_log, queue_log, checkpoint, self._live_first())
+        missing = [row for row in result.rows if row_key(row) not in self._written]
+        for start in range(0, len(missing), 5000):
+            await self._write(missing[start : start + 5000], "queue_log")
         await asyncio.to_thread(result.checkpoint.save, self.checkpoint_path)
         self.backfills += 1
+
+    def _live_first(self) -> Callable[[QueueCallRow], bool]:
+        """Which rows a backfill leaves to the live writer: those it is writing or will write
+        (pending), and those the live tracker still has open that ended less than
+        ``LIVE_FIRST`` ago (their end is on its way). A snapshot: the log is read in a thread.
+        Written live, the next backfill finds them written; else it writes them."""
+        live = {row_key(row) for row in (*self._pending, *self._writing)}
+        live.update(row_key(row) for row in self.tracker.open.values())
+        horizon = datetime.now(UTC) - LIVE_FIRST
+
+        def defer(row: QueueCallRow) -> bool:
+            return row_key(row) in live and (row.ended_at is None or row.ended_at > horizon)
+
+        return defer
 
     def _watch_drops(self) -> None:
         subscription = self._subscription
         if subscription is not None and subscription.dropped != self._dropped_seen:
             self._dropped_seen = subscription.dropped
-            self._backfill_wanted = True
+            self.request_backfill()
 
     # ---- gauges -----------------------------------------------------------------------------
 

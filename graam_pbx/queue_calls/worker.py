@@ -119,13 +119,17 @@ class BackfillResult:
 
 
 def read_log(
-    queue_log: Path, checkpoint: Checkpoint, defer: Callable[[QueueCallRow], bool] | None = None
+    queue_log: Path,
+    checkpoint: Checkpoint,
+    defer: Callable[[QueueCallRow], bool] | None = None,
+    now: float | None = None,
 ) -> BackfillResult:
     """Every row finished in the log after ``checkpoint``, and the checkpoint to keep next.
 
     A log rotated or truncated since (another inode, or shorter) is read from its start. A
     finished row ``defer`` says to leave is not returned, and is kept ahead of the checkpoint
-    like a call still open (a later read returns it).
+    like a call still open (a later read returns it). ``now`` (epoch seconds, default the
+    clock's) dates the entry ordinals kept.
     """
     try:
         stat = queue_log.stat()
@@ -136,7 +140,7 @@ def read_log(
     if stat.st_ino != checkpoint.inode or stat.st_size < start:
         start = 0
     tracker = Tracker()
-    now = time.time()
+    now = time.time() if now is None else now
     for key, (count, epoch) in ordinals.items():
         uniqueid, _, queue = key.partition("|")
         tracker.seed(uniqueid, queue, int(count), datetime.fromtimestamp(epoch, UTC))

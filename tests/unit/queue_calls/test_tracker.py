@@ -229,7 +229,8 @@ def test_a_backfill_resumes_at_the_oldest_open_call_and_numbers_reentries_on(
     log.write_text(
         "".join(lines[: cut + 3]) + "1796300009|1796300000.99|t7-q3|NONE|ENTERQUEUE||1|1\n"
     )
-    first = read_log(log, Checkpoint())
+    now = 1796300020.0  # the entry ordinals kept are those of entries seen in the last 6 h
+    first = read_log(log, Checkpoint(), now=now)
     assert len(first.rows) == 5  # answered, abandoned, timeout, joinempty, first stay
     # The last call is still waiting: the next read starts at its entry line.
     assert first.checkpoint.offset == log.stat().st_size - len(
@@ -238,7 +239,7 @@ def test_a_backfill_resumes_at_the_oldest_open_call_and_numbers_reentries_on(
     with log.open("a") as file:
         file.write("1796300010|1796300000.99|t7-q3|NONE|ABANDON|1|1|1\n")
         file.writelines(lines[cut + 3 :])
-    second = read_log(log, first.checkpoint)
+    second = read_log(log, first.checkpoint, now=now)
     assert [(row.caller_uniqueid, row.entry, row.outcome) for row in second.rows] == [
         ("1796300000.99", 1, Outcome.ABANDONED),
         ("1796300000.41", 2, Outcome.ABANDONED),
@@ -246,7 +247,7 @@ def test_a_backfill_resumes_at_the_oldest_open_call_and_numbers_reentries_on(
     # Nothing new: nothing read again, and a half-written line waits for its end.
     with log.open("a") as file:
         file.write("1796300011|1796300000.77|t7-q3|NONE|ENTER")
-    assert read_log(log, second.checkpoint).rows == []
+    assert read_log(log, second.checkpoint, now=now).rows == []
 
 
 def test_a_row_left_to_the_live_writer_is_read_again_next_time(tmp_path: Path) -> None:
@@ -259,11 +260,12 @@ def test_a_row_left_to_the_live_writer_is_read_again_next_time(tmp_path: Path) -
         "1796300009|1796300000.11|t7-q3|agent-42|COMPLETECALLER|3|6|1\n"
     )
     # The answered call is the live writer's: left, and the checkpoint stays at its entry.
-    first = read_log(log, Checkpoint(), lambda row: row.caller_uniqueid == "1796300000.11")
+    now = 1796300020.0
+    first = read_log(log, Checkpoint(), lambda row: row.caller_uniqueid == "1796300000.11", now=now)
     assert [row.caller_uniqueid for row in first.rows] == ["1796300001.21"]
     assert first.checkpoint.offset == 0
     # Not written live after all: the next read has it (and the abandon again, harmless).
-    second = read_log(log, first.checkpoint)
+    second = read_log(log, first.checkpoint, now=now)
     assert [row.caller_uniqueid for row in second.rows] == ["1796300001.21", "1796300000.11"]
     assert second.checkpoint.offset == log.stat().st_size
     # A re-entry whose first stay is deferred: the checkpoint stays at that stay's entry.
@@ -273,7 +275,7 @@ def test_a_row_left_to_the_live_writer_is_read_again_next_time(tmp_path: Path) -
             "1796300012|1796300010.31|t7-q3|NONE|ENTERQUEUE||+33612345670|1\n"
             "1796300013|1796300010.31|t7-q3|NONE|ABANDON|1|1|1\n"
         )
-    third = read_log(log, second.checkpoint, lambda row: row.entry == 1)
+    third = read_log(log, second.checkpoint, lambda row: row.entry == 1, now=now)
     assert [(row.caller_uniqueid, row.entry) for row in third.rows] == [("1796300010.31", 2)]
     assert third.checkpoint.offset == second.checkpoint.offset
 

@@ -2,9 +2,10 @@
 
 Sessions (login, pause, resume, logout) and Asterisk's events (a queue ringing an agent,
 the agent answering, the call ending, the phone unreachable) move an agent from one state to
-the next. Each move closes the agent's open interval and opens the next at the same instant,
-in one statement, under a per-agent transaction lock: two moves of one agent never
-interleave, so intervals are contiguous, never overlap, and at most one is open.
+the next. Each move closes the agent's open interval and opens the next at the same instant, under a
+per-agent transaction lock, in one call of the database function ``agent_state_enter``
+(migration 0012): two moves of one agent never interleave, so intervals are contiguous,
+never overlap, and at most one is open.
 
 Only a login and a session's end move an agent unconditionally; every other move names the
 states it may leave (``only_from``), never ``logged-out``: an Asterisk event read before a
@@ -32,24 +33,36 @@ State = Literal[
 BASE_STATES: frozenset[str] = frozenset({"available", "paused"})
 CALL_STATES: frozenset[str] = frozenset({"ringing", "on-call", "wrap-up"})
 
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('graam-agent-state', :agent_id))")
-_OPEN = text(
-    "SELECT id, state, pause_reason_code FROM agent_state_intervals "
-    "WHERE agent_id = :agent_id AND ended_at IS NULL"
+# One statement per move (migration 0012_agent_state_enter): the agent's session when asked,
+# the per-agent lock, its open interval, then close-and-open at the same instant.
+_ENTER = text(
+    "SELECT agent_state_enter(:tenant_id, :agent_id, :state, :code, "
+    "CAST(:only_from AS text[]), :session)"
 )
-# Close and open in one statement: the new interval starts exactly when the old one ends
-# (never before it started, whatever the clocks of earlier transactions said).
-_CLOSE_AND_OPEN = text(
-    """
-    WITH closed AS (
-        UPDATE agent_state_intervals SET ended_at = greatest(clock_timestamp(), started_at)
-        WHERE id = :open_id RETURNING ended_at
+Session = Literal["any", "live", "base"]
+
+
+async def _enter(
+    session: AsyncSession,
+    tenant_id: int,
+    agent_id: int,
+    state: State,
+    code: str | None,
+    only_from: Collection[str] | None,
+    which: Session,
+) -> bool:
+    moved = await session.scalar(
+        _ENTER,
+        {
+            "tenant_id": tenant_id,
+            "agent_id": agent_id,
+            "state": state,
+            "code": code,
+            "only_from": sorted(only_from) if only_from is not None else None,
+            "session": which,
+        },
     )
-    INSERT INTO agent_state_intervals (tenant_id, agent_id, state, pause_reason_code, started_at)
-    VALUES (:tenant_id, :agent_id, :state, :code,
-            coalesce((SELECT ended_at FROM closed), clock_timestamp()))
-    """
-)
+    return bool(moved)
 
 
 async def enter(
@@ -63,28 +76,19 @@ async def enter(
 ) -> bool:
     """Move the agent to ``state`` (True), unless it is already there or, with ``only_from``,
     its current state is not one of those (False). An agent without any interval yet moves."""
-    code = pause_reason_code if state == "paused" else None
-    await session.execute(_LOCK, {"agent_id": agent_id})
-    current = (await session.execute(_OPEN, {"agent_id": agent_id})).one_or_none()
-    if current is None:
-        if state == "logged-out":
-            return False  # nothing to close: a timeline starts at a login
-    else:
-        if only_from is not None and current.state not in only_from:
-            return False
-        if current.state == state and current.pause_reason_code == code:
-            return False
-    await session.execute(
-        _CLOSE_AND_OPEN,
-        {
-            "open_id": current.id if current is not None else None,
-            "tenant_id": tenant_id,
-            "agent_id": agent_id,
-            "state": state,
-            "code": code,
-        },
-    )
-    return True
+    return await _enter(session, tenant_id, agent_id, state, pause_reason_code, only_from, "any")
+
+
+async def enter_live(
+    session: AsyncSession,
+    tenant_id: int,
+    agent_id: int,
+    state: State,
+    *,
+    only_from: Collection[str] | None = None,
+) -> bool:
+    """``enter``, for an agent logged in to this tenant only (else False)."""
+    return await _enter(session, tenant_id, agent_id, state, None, only_from, "live")
 
 
 async def enter_base(
@@ -95,21 +99,7 @@ async def enter_base(
     only_from: Collection[str] | None = None,
 ) -> bool:
     """Move a logged-in agent to its base state (paused with its reason, else available)."""
-    live = (
-        await session.execute(
-            select(AgentSession.paused, AgentSession.pause_reason).where(
-                AgentSession.tenant_id == tenant_id,
-                AgentSession.user_id == agent_id,
-                AgentSession.ended_at.is_(None),
-            )
-        )
-    ).one_or_none()
-    if live is None:
-        return False
-    paused, reason = live
-    if paused:
-        return await enter(session, tenant_id, agent_id, "paused", reason, only_from=only_from)
-    return await enter(session, tenant_id, agent_id, "available", only_from=only_from)
+    return await _enter(session, tenant_id, agent_id, "available", None, only_from, "base")
 
 
 async def live_agents_on_device(session: AsyncSession, sip_username: str) -> list[tuple[int, int]]:

@@ -12,8 +12,10 @@ Asterisk 22 names the agent in its queue events by the member name the agent wor
   ``Reachable`` again → the base state.
 
 Events are handled one at a time, in Asterisk's order. Those that queue up while a
-transaction runs are handled together in the next one (at most ``BATCH_EVENTS``), each in a
-savepoint of its own: a busy call centre costs a transaction per batch, not per event.
+transaction runs are handled together in the next one (at most ``BATCH_EVENTS``): a busy call
+centre costs a transaction per batch, not per event, and a move costs one statement
+(``states``). Should an event of a batch fail, the batch is rolled back and its events are
+handled again one transaction each, so that one bad event spoils no other.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents import states
-from graam_pbx.agents.models import AgentSession
 from graam_pbx.ami import EventBus, Message, Subscription
 from graam_pbx.queues.models import Queue
 
@@ -129,7 +130,8 @@ class AgentTimeline:
             self._drain_task = asyncio.create_task(self._drain(), name="agent-timeline")
 
     async def _drain(self) -> None:
-        """Handle what is queued, ``BATCH_EVENTS`` at a time, each batch in one transaction."""
+        """Handle what is queued, ``BATCH_EVENTS`` at a time, each batch in one transaction
+        (should it fail: each of its events in a transaction of its own)."""
         while self._queued:
             batch = self._queued[:BATCH_EVENTS]
             del self._queued[:BATCH_EVENTS]
@@ -138,21 +140,25 @@ class AgentTimeline:
                     self._batch_session = session
                     try:
                         for message in batch:
-                            await self.on_event(message)
+                            await self._follow(message)
                     finally:
                         self._batch_session = None
             except Exception:
                 # Rolled back: what this run believed of the agents' states may be wrong.
                 self._not_ringing.clear()
-                log.exception("agent states of %d AMI events not committed", len(batch))
+                for message in batch:
+                    await self.on_event(message)
+            else:
+                if self._failing:
+                    log.info("agent states from AMI events recovered")
+                self._failing = False
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        """A savepoint of the drain task's transaction, else a transaction of its own."""
+        """The drain task's batch transaction, else a transaction of its own."""
         session = self._batch_session
         if session is not None and asyncio.current_task() is self._drain_task:
-            async with session.begin_nested():
-                yield session
+            yield session
         else:
             async with self._sessions() as own, own.begin():
                 yield own
@@ -214,16 +220,7 @@ class AgentTimeline:
     ) -> bool:
         """Move a logged-in agent of this tenant; an agent not logged in has no call states."""
         async with self._transaction() as session:
-            live = await session.scalar(
-                select(AgentSession.id).where(
-                    AgentSession.tenant_id == tenant_id,
-                    AgentSession.user_id == agent_id,
-                    AgentSession.ended_at.is_(None),
-                )
-            )
-            if live is None:
-                return False
-            return await states.enter(session, tenant_id, agent_id, state, only_from=only_from)
+            return await states.enter_live(session, tenant_id, agent_id, state, only_from=only_from)
 
     async def _back_to_base(
         self, tenant_id: int, agent_id: int, *, only_from: frozenset[str] | set[str]

@@ -1,0 +1,88 @@
+"""an agent's state move in one statement: agent_state_enter()
+
+Revision ID: 0012_agent_state_enter
+Revises: 0011_stats_rollup
+Create Date: 2026-12-03
+
+A move of an agent's state timeline (``graam_pbx/agents/states.py``) was four statements from
+the control plane (the agent's live session, the per-agent lock, its open interval, then
+close-and-open): at a busy call centre's rate of queue events, most of the control plane's
+time. ``agent_state_enter()`` does the same in one call. In a VOLATILE PL/pgSQL function every
+statement takes a new snapshot (READ COMMITTED), so the open interval is read after the lock
+is held, as before: two moves of one agent never interleave.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0012_agent_state_enter"
+down_revision: str | None = "0011_stats_rollup"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+FUNCTION = """
+CREATE FUNCTION agent_state_enter(
+    p_tenant bigint, p_agent bigint, p_state text, p_code text, p_only_from text[],
+    p_session text
+) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+-- p_session: 'any' (move whatever the agent's session), 'live' (only an agent with a live
+-- session of this tenant), 'base' (the same, to its base state: paused with its reason,
+-- else available; p_state and p_code are then ignored).
+DECLARE
+    v_state text := p_state;
+    v_code text := CASE WHEN p_state = 'paused' THEN p_code END;
+    v_paused boolean;
+    v_reason text;
+    v_open_id bigint;
+    v_open_state text;
+    v_open_code text;
+BEGIN
+    IF p_session <> 'any' THEN
+        SELECT paused, pause_reason INTO v_paused, v_reason FROM agent_sessions
+        WHERE tenant_id = p_tenant AND user_id = p_agent AND ended_at IS NULL
+        LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+        IF p_session = 'base' THEN
+            v_state := CASE WHEN v_paused THEN 'paused' ELSE 'available' END;
+            v_code := CASE WHEN v_paused THEN v_reason END;
+        END IF;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('graam-agent-state', p_agent));
+    SELECT id, state, pause_reason_code INTO v_open_id, v_open_state, v_open_code
+    FROM agent_state_intervals WHERE agent_id = p_agent AND ended_at IS NULL;
+    IF NOT FOUND THEN
+        IF v_state = 'logged-out' THEN
+            RETURN false;  -- nothing to close: a timeline starts at a login
+        END IF;
+    ELSE
+        IF p_only_from IS NOT NULL AND NOT (v_open_state = ANY (p_only_from)) THEN
+            RETURN false;
+        END IF;
+        IF v_open_state = v_state AND v_open_code IS NOT DISTINCT FROM v_code THEN
+            RETURN false;
+        END IF;
+    END IF;
+    -- Close and open in one statement: the new interval starts exactly when the old one
+    -- ends (never before it started, whatever the clocks of earlier transactions said).
+    WITH closed AS (
+        UPDATE agent_state_intervals SET ended_at = greatest(clock_timestamp(), started_at)
+        WHERE id = v_open_id RETURNING ended_at
+    )
+    INSERT INTO agent_state_intervals (tenant_id, agent_id, state, pause_reason_code, started_at)
+    VALUES (p_tenant, p_agent, v_state, v_code,
+            coalesce((SELECT ended_at FROM closed), clock_timestamp()));
+    RETURN true;
+END
+$$
+"""
+
+
+def upgrade() -> None:
+    op.execute(FUNCTION)
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION agent_state_enter(bigint, bigint, text, text, text[], text)")

@@ -607,20 +607,14 @@ async def agents_phones(
         await answering
 
 
-async def rising(
-    runner: Callable[[float], Awaitable[Step]], rates: list[float]
-) -> tuple[float, list[Step]]:
-    """Run ``runner(rate)`` at each rate until one misses the targets: the highest rate that
-    met them."""
-    best = 0.0
+async def rising(runner: Callable[[float], Awaitable[Step]], rates: list[float]) -> list[Step]:
+    """Run ``runner(rate)`` at each rate until one misses the targets (the last step)."""
     steps: list[Step] = []
     for rate in rates:
-        result = await runner(rate)
-        steps.append(result)
-        if not result.met_targets:
+        steps.append(await runner(rate))
+        if not steps[-1].met_targets:
             break
-        best = rate
-    return best, steps
+    return steps
 
 
 async def main(
@@ -718,7 +712,7 @@ async def main(
                             achieved(run, calls, rate) if rate_placed is None else rate_placed,
                         )
 
-                    top, steps = await rising(through_queue, rates)
+                    steps = await rising(through_queue, rates)
                     if profiler is not None and profile is not None:
                         profiler.dump_stats(profile)
 
@@ -755,10 +749,10 @@ async def main(
                             achieved(run, calls, rate) if rate_placed is None else rate_placed,
                         )
 
-                    limit_top, limit_steps = await rising(plain, rates)
-        passed = [s for s in steps if s.rate <= top]
+                    limit_steps = await rising(plain, rates)
+        passed = [s for s in steps if s.met_targets]  # all but the last, or all
         cps = max((s.achieved for s in passed), default=0.0)
-        limit_cps = max((s.achieved for s in limit_steps if s.rate <= limit_top), default=0.0)
+        limit_cps = max((s.achieved for s in limit_steps if s.met_targets), default=0.0)
         lagged = [s for s in passed if s.lags_ms] or steps
         lags = [lag for s in lagged for lag in s.lags_ms]
         calls = sum(s.calls for s in passed)
@@ -777,9 +771,9 @@ async def main(
             "limit_achieved": [s.achieved for s in limit_steps],
             "ratio_to_limit": round(cps / limit_cps, 2) if limit_cps else None,
             "calls": calls,
-            "failed": last.failed if last.rate > top else 0,
-            "missing_facts": last.missing if last.rate > top else 0,
-            "first_failing_rate": last.rate if last.rate > top else None,
+            "failed": 0 if last.met_targets else last.failed,
+            "missing_facts": 0 if last.met_targets else last.missing,
+            "first_failing_rate": None if last.met_targets else last.rate,
             "lag_target_ms": LAG_TARGET_MS,
             "lag_p99_ms_by_step": [s.lag_p99_ms for s in steps],
             "facts_lag_p50_ms": round(statistics.median(lags), 1) if lags else None,

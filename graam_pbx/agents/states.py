@@ -102,6 +102,18 @@ async def enter_base(
     return await _enter(session, tenant_id, agent_id, "available", None, only_from, "base")
 
 
+_COMPLETE = text("SELECT agent_state_complete(:tenant_id, :queue_id, :agent_id)")
+
+
+async def complete(session: AsyncSession, tenant_id: int, queue_id: int, agent_id: int) -> int:
+    """The agent's call from this queue ended: into wrap-up for the queue's wrap-up time, else
+    back to its base state, from ``on-call`` only. The seconds of the wrap-up entered, else 0."""
+    seconds = await session.scalar(
+        _COMPLETE, {"tenant_id": tenant_id, "queue_id": queue_id, "agent_id": agent_id}
+    )
+    return int(seconds or 0)
+
+
 async def live_agents_on_device(session: AsyncSession, sip_username: str) -> list[tuple[int, int]]:
     """(tenant, agent) of the live sessions on the device with this SIP username."""
     rows = await session.execute(

@@ -26,12 +26,11 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents import states
 from graam_pbx.ami import EventBus, Message, Subscription
-from graam_pbx.queues.models import Queue
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +229,8 @@ class AgentTimeline:
 
     async def _complete(self, tenant_id: int, queue_id: int, agent_id: int) -> None:
         async with self._transaction() as session:
-            wrapup = await session.scalar(
-                select(Queue.wrapup_time).where(Queue.id == queue_id, Queue.tenant_id == tenant_id)
-            )
-            if not wrapup:
-                await states.enter_base(session, tenant_id, agent_id, only_from={"on-call"})
-                return
-        if await self._move(tenant_id, agent_id, "wrap-up", only_from={"on-call"}):
+            wrapup = await states.complete(session, tenant_id, queue_id, agent_id)
+        if wrapup:
             self._start_wrapup_timer(tenant_id, agent_id, wrapup)
 
     def _start_wrapup_timer(self, tenant_id: int, agent_id: int, seconds: float) -> None:

@@ -1,4 +1,4 @@
-"""an agent's state move in one statement: agent_state_enter()
+"""an agent's state move in one statement: agent_state_enter(), agent_state_complete()
 
 Revision ID: 0012_agent_state_enter
 Revises: 0011_stats_rollup
@@ -9,7 +9,9 @@ the control plane (the agent's live session, the per-agent lock, its open interv
 close-and-open): at a busy call centre's rate of queue events, most of the control plane's
 time. ``agent_state_enter()`` does the same in one call. In a VOLATILE PL/pgSQL function every
 statement takes a new snapshot (READ COMMITTED), so the open interval is read after the lock
-is held, as before: two moves of one agent never interleave.
+is held, as before: two moves of one agent never interleave. ``agent_state_complete()`` is
+the move at the end of a queue call: to ``wrap-up`` when the queue has a wrap-up time (its
+seconds returned, for the timer that ends it), else to the agent's base state.
 """
 
 from collections.abc import Sequence
@@ -80,9 +82,33 @@ $$
 """
 
 
+COMPLETE = """
+CREATE FUNCTION agent_state_complete(p_tenant bigint, p_queue bigint, p_agent bigint)
+RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+-- An agent's queue call ended: the seconds of the wrap-up it entered, else 0 (back to its
+-- base state, or not moved: not on that call any more, or not logged in).
+DECLARE
+    v_wrapup integer;
+BEGIN
+    SELECT wrapup_time INTO v_wrapup FROM queues WHERE id = p_queue AND tenant_id = p_tenant;
+    IF coalesce(v_wrapup, 0) <= 0 THEN
+        PERFORM agent_state_enter(p_tenant, p_agent, 'available', NULL, ARRAY['on-call'], 'base');
+        RETURN 0;
+    END IF;
+    IF agent_state_enter(p_tenant, p_agent, 'wrap-up', NULL, ARRAY['on-call'], 'live') THEN
+        RETURN v_wrapup;
+    END IF;
+    RETURN 0;
+END
+$$
+"""
+
+
 def upgrade() -> None:
     op.execute(FUNCTION)
+    op.execute(COMPLETE)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION agent_state_complete(bigint, bigint, bigint)")
     op.execute("DROP FUNCTION agent_state_enter(bigint, bigint, text, text, text[], text)")

@@ -16,7 +16,9 @@ Services never commit: a move lives or dies with the change that caused it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import select, text
@@ -37,32 +39,8 @@ CALL_STATES: frozenset[str] = frozenset({"ringing", "on-call", "wrap-up"})
 # the per-agent lock, its open interval, then close-and-open at the same instant.
 _ENTER = text(
     "SELECT agent_state_enter(:tenant_id, :agent_id, :state, :code, "
-    "CAST(:only_from AS text[]), :session)"
+    "CAST(:only_from AS text[]), 'any')"
 )
-Session = Literal["any", "live", "base"]
-
-
-async def _enter(
-    session: AsyncSession,
-    tenant_id: int,
-    agent_id: int,
-    state: State,
-    code: str | None,
-    only_from: Collection[str] | None,
-    which: Session,
-) -> bool:
-    moved = await session.scalar(
-        _ENTER,
-        {
-            "tenant_id": tenant_id,
-            "agent_id": agent_id,
-            "state": state,
-            "code": code,
-            "only_from": sorted(only_from) if only_from is not None else None,
-            "session": which,
-        },
-    )
-    return bool(moved)
 
 
 async def enter(
@@ -76,42 +54,60 @@ async def enter(
 ) -> bool:
     """Move the agent to ``state`` (True), unless it is already there or, with ``only_from``,
     its current state is not one of those (False). An agent without any interval yet moves."""
-    return await _enter(session, tenant_id, agent_id, state, pause_reason_code, only_from, "any")
-
-
-async def enter_live(
-    session: AsyncSession,
-    tenant_id: int,
-    agent_id: int,
-    state: State,
-    *,
-    only_from: Collection[str] | None = None,
-) -> bool:
-    """``enter``, for an agent logged in to this tenant only (else False)."""
-    return await _enter(session, tenant_id, agent_id, state, None, only_from, "live")
-
-
-async def enter_base(
-    session: AsyncSession,
-    tenant_id: int,
-    agent_id: int,
-    *,
-    only_from: Collection[str] | None = None,
-) -> bool:
-    """Move a logged-in agent to its base state (paused with its reason, else available)."""
-    return await _enter(session, tenant_id, agent_id, "available", None, only_from, "base")
-
-
-_COMPLETE = text("SELECT agent_state_complete(:tenant_id, :queue_id, :agent_id)")
-
-
-async def complete(session: AsyncSession, tenant_id: int, queue_id: int, agent_id: int) -> int:
-    """The agent's call from this queue ended: into wrap-up for the queue's wrap-up time, else
-    back to its base state, from ``on-call`` only. The seconds of the wrap-up entered, else 0."""
-    seconds = await session.scalar(
-        _COMPLETE, {"tenant_id": tenant_id, "queue_id": queue_id, "agent_id": agent_id}
+    moved = await session.scalar(
+        _ENTER,
+        {
+            "tenant_id": tenant_id,
+            "agent_id": agent_id,
+            "state": state,
+            "code": pause_reason_code,
+            "only_from": sorted(only_from) if only_from is not None else None,
+        },
     )
-    return int(seconds or 0)
+    return bool(moved)
+
+
+_APPLY = text("SELECT agent_state_apply(CAST(:moves AS jsonb))")
+MoveKind = Literal["any", "live", "base", "complete"]
+
+
+@dataclass(frozen=True)
+class Move:
+    """One move for ``apply``. ``any``: as ``enter``; ``live``: the same for an agent logged
+    in to this tenant only; ``base``: such an agent to its base state (paused with its
+    reason, else available; ``state`` is ignored); ``complete``: its call from ``queue_id``
+    ended, into wrap-up for the queue's wrap-up time, else to its base state, from
+    ``on-call`` only."""
+
+    kind: MoveKind
+    tenant_id: int
+    agent_id: int
+    state: State = "available"
+    pause_reason_code: str | None = None
+    only_from: frozenset[str] | None = None
+    queue_id: int | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "tenant": self.tenant_id,
+            "agent": self.agent_id,
+            "state": self.state,
+            "code": self.pause_reason_code,
+            "only_from": sorted(self.only_from) if self.only_from is not None else None,
+            "queue": self.queue_id,
+        }
+
+
+async def apply(session: AsyncSession, moves: Sequence[Move]) -> list[int]:
+    """Make the moves in their order, in one statement. Each one's result: for a
+    ``complete``, the seconds of the wrap-up it entered (else 0); else 1 when it moved."""
+    if not moves:
+        return []
+    results = await session.scalar(
+        _APPLY, {"moves": json.dumps([move.as_json() for move in moves])}
+    )
+    return [int(result) for result in results or []]
 
 
 async def live_agents_on_device(session: AsyncSession, sip_username: str) -> list[tuple[int, int]]:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -83,6 +83,7 @@ class AgentTimeline:
         self._dropping = False
         self._drain_task: asyncio.Task[None] | None = None
         self._batch_session: AsyncSession | None = None  # the drain task's transaction
+        self._plan: list[states.Move] | None = None  # its moves, made together at its end
 
     async def start(self) -> None:
         self._subscription = self._bus.subscribe("agent-timeline", EVENTS, self._enqueue)
@@ -130,37 +131,59 @@ class AgentTimeline:
 
     async def _drain(self) -> None:
         """Handle what is queued, ``BATCH_EVENTS`` at a time, each batch in one transaction
-        (should it fail: each of its events in a transaction of its own)."""
+        whose moves are made in one statement at its end (should it fail: each of its events
+        in a transaction of its own)."""
         while self._queued:
             batch = self._queued[:BATCH_EVENTS]
             del self._queued[:BATCH_EVENTS]
+            plan: list[states.Move] = []
             try:
                 async with self._sessions() as session, session.begin():
-                    self._batch_session = session
+                    self._batch_session, self._plan = session, plan
                     try:
                         for message in batch:
                             await self._follow(message)
                     finally:
-                        self._batch_session = None
+                        self._batch_session, self._plan = None, None
+                    results = await states.apply(session, plan)
             except Exception:
                 # Rolled back: what this run believed of the agents' states may be wrong.
                 self._not_ringing.clear()
                 for message in batch:
                     await self.on_event(message)
             else:
+                self._after(plan, results)
                 if self._failing:
                     log.info("agent states from AMI events recovered")
                 self._failing = False
+
+    def _in_batch(self) -> bool:
+        return self._batch_session is not None and asyncio.current_task() is self._drain_task
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
         """The drain task's batch transaction, else a transaction of its own."""
         session = self._batch_session
-        if session is not None and asyncio.current_task() is self._drain_task:
+        if session is not None and self._in_batch():
             yield session
         else:
             async with self._sessions() as own, own.begin():
                 yield own
+
+    async def _make(self, *moves: states.Move) -> None:
+        """Into the drain task's batch (made at its end), else made now."""
+        if self._plan is not None and self._in_batch():
+            self._plan.extend(moves)
+            return
+        async with self._sessions() as session, session.begin():
+            results = await states.apply(session, moves)
+        self._after(moves, results)
+
+    def _after(self, moves: Sequence[states.Move], results: Sequence[int]) -> None:
+        """Once made: a wrap-up entered ends after its seconds."""
+        for move, result in zip(moves, results, strict=True):
+            if move.kind == "complete" and result:
+                self._start_wrapup_timer(move.tenant_id, move.agent_id, result)
 
     async def on_event(self, message: Message) -> None:
         try:
@@ -216,22 +239,18 @@ class AgentTimeline:
         state: states.State,
         *,
         only_from: frozenset[str] | set[str] | None = None,
-    ) -> bool:
+    ) -> None:
         """Move a logged-in agent of this tenant; an agent not logged in has no call states."""
-        async with self._transaction() as session:
-            return await states.enter_live(session, tenant_id, agent_id, state, only_from=only_from)
+        frozen = frozenset(only_from) if only_from is not None else None
+        await self._make(states.Move("live", tenant_id, agent_id, state, only_from=frozen))
 
     async def _back_to_base(
         self, tenant_id: int, agent_id: int, *, only_from: frozenset[str] | set[str]
     ) -> None:
-        async with self._transaction() as session:
-            await states.enter_base(session, tenant_id, agent_id, only_from=only_from)
+        await self._make(states.Move("base", tenant_id, agent_id, only_from=frozenset(only_from)))
 
     async def _complete(self, tenant_id: int, queue_id: int, agent_id: int) -> None:
-        async with self._transaction() as session:
-            wrapup = await states.complete(session, tenant_id, queue_id, agent_id)
-        if wrapup:
-            self._start_wrapup_timer(tenant_id, agent_id, wrapup)
+        await self._make(states.Move("complete", tenant_id, agent_id, queue_id=queue_id))
 
     def _start_wrapup_timer(self, tenant_id: int, agent_id: int, seconds: float) -> None:
         self._end_wrapup_timer(agent_id)
@@ -259,16 +278,11 @@ class AgentTimeline:
         if not _AOR.match(aor) or status not in ("Unreachable", "Reachable"):
             return
         async with self._transaction() as session:
-            for tenant_id, agent_id in await states.live_agents_on_device(session, aor):
-                if status == "Unreachable":
-                    await states.enter(
-                        session,
-                        tenant_id,
-                        agent_id,
-                        "unregistered",
-                        only_from=states.BASE_STATES | states.CALL_STATES,
-                    )
-                else:
-                    await states.enter_base(
-                        session, tenant_id, agent_id, only_from={"unregistered"}
-                    )
+            agents = await states.live_agents_on_device(session, aor)
+        if status == "Unreachable":
+            away = states.BASE_STATES | states.CALL_STATES
+            moves = [states.Move("any", t, a, "unregistered", only_from=away) for t, a in agents]
+        else:
+            back = frozenset({"unregistered"})
+            moves = [states.Move("base", t, a, only_from=back) for t, a in agents]
+        await self._make(*moves)

@@ -1,4 +1,4 @@
-"""an agent's state move in one statement: agent_state_enter(), agent_state_complete()
+"""agents' state moves in one statement: agent_state_enter(), _complete(), _apply()
 
 Revision ID: 0012_agent_state_enter
 Revises: 0011_stats_rollup
@@ -12,6 +12,8 @@ statement takes a new snapshot (READ COMMITTED), so the open interval is read af
 is held, as before: two moves of one agent never interleave. ``agent_state_complete()`` is
 the move at the end of a queue call: to ``wrap-up`` when the queue has a wrap-up time (its
 seconds returned, for the timer that ends it), else to the agent's base state.
+``agent_state_apply()`` makes a list of moves in its order (the queue events that arrived
+together) and returns each one's result: a batch of events costs one statement.
 """
 
 from collections.abc import Sequence
@@ -104,11 +106,45 @@ $$
 """
 
 
+APPLY = """
+CREATE FUNCTION agent_state_apply(p_moves jsonb) RETURNS integer[] LANGUAGE plpgsql VOLATILE
+AS $$
+-- Each move: {"kind": "any"|"live"|"base"|"complete", "tenant", "agent", "state", "code",
+-- "only_from": [states] or null, "queue" (complete)}. Its result: agent_state_complete's
+-- seconds for a complete, else 1 (moved) or 0.
+DECLARE
+    v_move jsonb;
+    v_results integer[] := '{}';
+BEGIN
+    FOR v_move IN
+        SELECT e FROM jsonb_array_elements(p_moves) WITH ORDINALITY AS t (e, n) ORDER BY n
+    LOOP
+        IF v_move ->> 'kind' = 'complete' THEN
+            v_results := v_results || agent_state_complete(
+                (v_move ->> 'tenant')::bigint, (v_move ->> 'queue')::bigint,
+                (v_move ->> 'agent')::bigint);
+        ELSE
+            v_results := v_results || CASE WHEN agent_state_enter(
+                (v_move ->> 'tenant')::bigint, (v_move ->> 'agent')::bigint,
+                v_move ->> 'state', v_move ->> 'code',
+                CASE WHEN jsonb_typeof(v_move -> 'only_from') = 'array'
+                     THEN ARRAY(SELECT jsonb_array_elements_text(v_move -> 'only_from')) END,
+                v_move ->> 'kind') THEN 1 ELSE 0 END;
+        END IF;
+    END LOOP;
+    RETURN v_results;
+END
+$$
+"""
+
+
 def upgrade() -> None:
     op.execute(FUNCTION)
     op.execute(COMPLETE)
+    op.execute(APPLY)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION agent_state_apply(jsonb)")
     op.execute("DROP FUNCTION agent_state_complete(bigint, bigint, bigint)")
     op.execute("DROP FUNCTION agent_state_enter(bigint, bigint, text, text, text[], text)")

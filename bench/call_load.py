@@ -12,7 +12,8 @@ members are the tenant's agents, logged in through the API from devices register
 by step (each step ``--step-seconds`` long); ``cps`` is the rate the calls actually reached
 Asterisk at (the calls less one over the time from the first call's arrival to the last
 one's, read from their CDRs; below the rate asked when sipp or the machine cannot keep up)
-in the fastest step that met every target: every call succeeded (sipp's ``FailedCall`` 0),
+in the fastest step that met every target: sipp counted every call successful (a call it
+counted neither successful nor failed, still unanswered when it stopped, is a failed one),
 every call's facts reached Postgres (its row in ``queue_calls``, answered, with its agent,
 and the CDR of the agent's leg, ``agent_user_id`` set), and the step's facts lag p99 was
 under ``LAG_TARGET_MS`` (1 s). ``facts_lag_*``: from a call's hang-up (the queue call's
@@ -110,10 +111,13 @@ class SippRun:
     def count(self, statistic: str) -> int:
         return int(self.stats.get(f"{statistic}(C)", "0") or 0)
 
-    @property
-    def failed(self) -> int:
-        """Calls sipp counted failed, plus one for a run that did not end as written."""
-        return self.count("FailedCall") + (0 if self.returncode == 0 else 1)
+    def failed(self, calls: int) -> int:
+        """Of ``calls`` placed: those sipp counted failed, those it counted neither failed nor
+        successful (still unanswered when it stopped), plus one for a run that did not end
+        as written."""
+        ended = self.count("SuccessfulCall") + self.count("FailedCall")
+        unended = max(0, calls - ended)
+        return self.count("FailedCall") + unended + (0 if self.returncode == 0 else 1)
 
 
 async def sipp(
@@ -692,11 +696,11 @@ async def main(
                             profiler.disable()
                         after = resource.getrusage(resource.RUSAGE_SELF)
                         used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
-                        failed = run.failed
-                        if len(lags) < calls:
+                        failed = run.failed(calls)
+                        if len(lags) < calls or failed:
                             print(
                                 f"at {rate:g}/s sipp: {run.count('SuccessfulCall')} successful, "
-                                f"{run.count('FailedCall')} failed of {calls}",
+                                f"{run.count('FailedCall')} failed of {calls}: {run.output}",
                                 file=sys.stderr,
                             )
                         rate_placed = await placed(url, since, calls, rate)
@@ -732,10 +736,10 @@ async def main(
                     async def plain(rate: float) -> Step:
                         since = datetime.now().astimezone()
                         run = await step(work, asterisk, LIMIT_NUMBER, rate, seconds, talk)
-                        failed = run.failed
+                        calls = max(1, round(rate * seconds))
+                        failed = run.failed(calls)
                         if failed:
                             print(f"limit at {rate:g}/s: {run.output}", file=sys.stderr)
-                        calls = max(1, round(rate * seconds))
                         rate_placed = await placed(url, since, calls - failed, rate)
                         return Step(
                             rate,

@@ -273,3 +273,42 @@ async def test_concurrent_pauses_and_resumes_leave_one_open_interval(
     last = intervals[-1]
     assert (last.state == "paused") is live.json()["paused"]
     assert last.code == live.json()["pause_reason"]
+
+
+async def test_a_batch_of_moves_is_made_in_its_order_in_one_statement(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    world = await make_world(client, sessions, licences=1)
+    agent = await new_agent(client, world)
+    absent = await new_agent(client, world)  # never logged in
+    supervisor = world.supervisor.headers
+    assert (await client.post(session_url(agent), headers=supervisor)).status_code == 201
+    queue = await client.post(
+        "/api/v1/queues", headers=world.admin.headers, json={"name": "w", "wrapup_time": 7}
+    )
+    assert queue.status_code == 201, queue.text
+    tenant, user = world.tenant_id, agent.user_id
+    moves = [
+        states.Move("live", tenant, user, "ringing", only_from=states.BASE_STATES),
+        states.Move("live", tenant, user, "on-call", only_from=frozenset({"ringing"})),
+        states.Move("complete", tenant, user, queue_id=queue.json()["id"]),
+        states.Move("any", tenant, user, "ringing", only_from=frozenset({"available"})),
+        states.Move("base", tenant, user, only_from=frozenset({"wrap-up"})),
+        states.Move("live", tenant, absent.user_id, "ringing"),
+        states.Move("base", tenant, absent.user_id),
+    ]
+    async with sessions() as session, session.begin():
+        results = await states.apply(session, moves)
+    # Ringing, on call, 7 s of wrap-up; not ringing out of wrap-up; back to available; an
+    # agent not logged in has no call states and no base.
+    assert results == [1, 1, 7, 0, 1, 0, 0]
+    intervals = await timeline(sessions, user)
+    assert [i.state for i in intervals] == [
+        "available",
+        "ringing",
+        "on-call",
+        "wrap-up",
+        "available",
+    ]
+    assert_contiguous(intervals)
+    assert await timeline(sessions, absent.user_id) == []

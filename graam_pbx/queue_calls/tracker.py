@@ -15,6 +15,7 @@ dialplan reports it after ``Queue()`` both as a ``GraamQueueStatus`` user event 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -177,11 +178,14 @@ class Tracker:
 
     def __init__(self) -> None:
         self.open: dict[tuple[str, str], QueueCallRow] = {}
-        self._entries: dict[tuple[str, str], tuple[int, datetime]] = {}
+        # Oldest first (``expire`` trims it from its front; an OrderedDict, as a dict trimmed
+        # from its front rescans its deleted slots at every look at its first key).
+        self._entries: OrderedDict[tuple[str, str], tuple[int, datetime]] = OrderedDict()
         self._left: dict[str, set[str]] = {}  # caller uniqueid -> queues left, outcome unknown
         self._answered: dict[str, tuple[str, str]] = {}  # caller uniqueid -> its answered call
         self._agent_legs: dict[str, tuple[str, str]] = {}  # agent's channel -> its call
-        self._hung_up: dict[tuple[str, str], _HungUp] = {}  # closed, AgentComplete not seen
+        # Closed, AgentComplete not seen; oldest first (``expire`` trims it from its front).
+        self._hung_up: OrderedDict[tuple[str, str], _HungUp] = OrderedDict()
         # Ends of calls whose entry this tracker never saw (they joined before it started, or
         # while AMI was away): their rows are only in queue_log, for the writer to read now.
         self.unseen_ends = 0
@@ -348,27 +352,22 @@ class Tracker:
                 done.extend(self._close(key, row.left_at, row.left_as or Outcome.TIMEOUT))
         # Oldest first (insertion order) here too.
         hung_up = self._hung_up
-        while hung_up:
-            oldest_call = next(iter(hung_up))
-            if now - hung_up[oldest_call].at < COMPLETE_GRACE:
-                break
-            del hung_up[oldest_call]
+        while hung_up and now - next(iter(hung_up.values())).at >= COMPLETE_GRACE:
+            hung_up.popitem(last=False)
         # Oldest entry first (``_join``): the writer calls this at every wake-up, and a day of
         # entries is millions at a call centre's rate; only those forgotten are visited.
         horizon = now - timedelta(days=1)
         entries = self._entries
-        while entries:
-            oldest = next(iter(entries))
-            if entries[oldest][1] >= horizon:
-                break
-            del entries[oldest]
+        while entries and next(iter(entries.values()))[1] < horizon:
+            entries.popitem(last=False)
         return done
 
     def _join(self, event: QueueEvent, ids: tuple[int, int]) -> list[QueueCallRow]:
         key = (event.uniqueid, event.queue)
         done = self._close(key, event.at, Outcome.TIMEOUT) if key in self.open else []
-        count = self._entries.pop(key, (0, event.at))[0] + 1
-        self._entries[key] = (count, event.at)  # moved last: ``expire`` reads from the front
+        count = self._entries.get(key, (0, event.at))[0] + 1
+        self._entries[key] = (count, event.at)
+        self._entries.move_to_end(key)  # ``expire`` reads from the front
         self.open[key] = QueueCallRow(
             tenant_id=ids[0],
             queue_id=ids[1],

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -218,7 +219,9 @@ class QueueCallWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._live_failing = False
         self._backfill_failing = False
-        self._written: dict[RowKey, float] = {}  # key -> when written (monotonic), oldest first
+        # Key -> when written (monotonic), oldest first. An OrderedDict: a dict trimmed from its
+        # front costs a scan of the slots already deleted at every look at its first key.
+        self._written: OrderedDict[RowKey, float] = OrderedDict()
         self._dropped_seen = 0
         self._gauged: set[tuple[str, str]] = set()
         self.backfills = 0
@@ -360,13 +363,13 @@ class QueueCallWorker:
         written = self._written
         for row in rows:
             key = row_key(row)
-            written.pop(key, None)  # moved last: the front is the oldest
             written[key] = now
+            written.move_to_end(key)  # the front is the oldest
         while written and (
             len(written) > WRITTEN_KEPT_MAX
             or now - next(iter(written.values())) > WRITTEN_KEPT_SECONDS
         ):
-            del written[next(iter(written))]
+            written.popitem(last=False)
 
     async def _backfill(self) -> None:
         queue_log = self._settings.queue_log

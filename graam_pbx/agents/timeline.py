@@ -180,10 +180,16 @@ class AgentTimeline:
         self._after(moves, results)
 
     def _after(self, moves: Sequence[states.Move], results: Sequence[int]) -> None:
-        """Once made: a wrap-up entered ends after its seconds."""
+        """Once made: a wrap-up entered ends after its seconds, unless its agent already
+        moved on in the same moves (its AgentConnect, planned earlier, cancelled no timer)."""
+        wrapups: dict[int, tuple[int, int]] = {}  # agent -> (tenant, seconds) still in wrap-up
         for move, result in zip(moves, results, strict=True):
             if move.kind == "complete" and result:
-                self._start_wrapup_timer(move.tenant_id, move.agent_id, result)
+                wrapups[move.agent_id] = (move.tenant_id, result)
+            elif result:
+                wrapups.pop(move.agent_id, None)  # out of its wrap-up (a move from it)
+        for agent_id, (tenant_id, seconds) in wrapups.items():
+            self._start_wrapup_timer(tenant_id, agent_id, seconds)
 
     async def on_event(self, message: Message) -> None:
         try:

@@ -689,8 +689,10 @@ async def main(
                                 asyncio.run, facts_lags(url, world.tenant_id, since, calls, done)
                             )
                         )
-                        run = await step(work, asterisk, DID, rate, seconds, talk)
-                        done.set()
+                        try:
+                            run = await step(work, asterisk, DID, rate, seconds, talk)
+                        finally:
+                            done.set()  # a thread is not cancelled: it must stop by itself
                         lags, row_lags, cdr_lags = await polling
                         if profiler is not None:
                             profiler.disable()

@@ -23,6 +23,8 @@ from tests.factories import TenantWorld, fields_of, make_world
 from tests.integration.test_agent_sessions import new_agent, session_url
 
 Sessions = async_sessionmaker[AsyncSession]
+# An agent's states through a queue call answered and wrapped up.
+A_CALL_WITH_WRAP_UP = ["available", "ringing", "on-call", "wrap-up", "available"]
 REASONS = "/api/v1/pause-reasons"
 
 
@@ -240,13 +242,7 @@ async def test_a_wrap_up_left_open_by_a_stopped_control_plane_ends_at_the_next_s
                 await asyncio.sleep(0.05)
     finally:
         await timeline_of_next_run.stop()
-    assert [i.state for i in intervals] == [
-        "available",
-        "ringing",
-        "on-call",
-        "wrap-up",
-        "available",
-    ]
+    assert [i.state for i in intervals] == A_CALL_WITH_WRAP_UP
     assert_contiguous(intervals)
 
 
@@ -303,12 +299,6 @@ async def test_a_batch_of_moves_is_made_in_its_order_in_one_statement(
     # agent not logged in has no call states and no base.
     assert results == [1, 1, 7, 0, 1, 0, 0]
     intervals = await timeline(sessions, user)
-    assert [i.state for i in intervals] == [
-        "available",
-        "ringing",
-        "on-call",
-        "wrap-up",
-        "available",
-    ]
+    assert [i.state for i in intervals] == A_CALL_WITH_WRAP_UP
     assert_contiguous(intervals)
     assert await timeline(sessions, absent.user_id) == []

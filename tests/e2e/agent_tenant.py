@@ -9,9 +9,7 @@ import httpx
 
 from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import RunningApp
-from tests.e2e.sipp import Sipp, SippPool
 from tests.e2e.test_agent_login import (
-    CARRIER_IP,
     Phone,
     Sessions,
     configured,
@@ -59,16 +57,6 @@ async def one_agent_queue(
     did = await new_number_to_queue(client, world, made.queue_id)
     await configured(applier, {world.tenant_id})
     return world, agent, did
-
-
-async def answered_call(sipp: SippPool, did: str, phone: Sipp) -> None:
-    """The carrier calls ``did`` and presses 1; the agent's ``phone`` answers."""
-    call = await sipp.uac(
-        "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}
-    ).run()
-    assert call.ok, call.describe()
-    answered = await phone.wait()
-    assert answered.ok, answered.describe()
 
 
 async def retire(pbx: RunningApp, applier: ConfigApplier, tenant_id: int) -> None:

@@ -36,7 +36,7 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.db import plain_url
 from graam_pbx.sandbox.ports import free_port
 from tests.conftest import Asterisk, RunningApp
-from tests.e2e.sipp import SCENARIOS, Sipp, SippPool, free_udp_port
+from tests.e2e.sipp import SCENARIOS, Sipp, SippPool, SippResult, free_udp_port
 from tests.factories import PASSWORD, TenantWorld, login, make_world, unique
 from tests.waiting import until
 
@@ -321,6 +321,18 @@ async def dial(
     assert exit_code == 0, logged
 
 
+async def answered_call(sipp: SippPool, did: str, phone: Sipp) -> SippResult:
+    """The carrier calls ``did`` and presses 1; the agent's ``phone`` answers. What the
+    phone saw."""
+    call = await sipp.uac(
+        "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}
+    ).run()
+    assert call.ok, call.describe()
+    answered = await phone.wait()
+    assert answered.ok, answered.describe()
+    return answered
+
+
 async def new_tenant(
     pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions, licences: int, agents: int
 ) -> tuple[TenantWorld, Provisioned]:
@@ -585,12 +597,7 @@ async def test_after_an_asterisk_restart_every_agent_is_a_member_again_and_answe
 
     await until(phone_reachable, "reachable phone after the restart", timeout=20)
 
-    call = await sipp.uac(
-        "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}
-    ).run()
-    assert call.ok, call.describe()
-    answered = await phone.wait()
-    assert answered.ok, answered.describe()
+    answered = await answered_call(sipp, did, phone)
     assert len(answered.received("INVITE")) == 1
     conn = await raw_connection(pbx)
     try:

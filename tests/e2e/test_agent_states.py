@@ -9,11 +9,12 @@ import httpx
 
 from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import Asterisk, RunningApp
-from tests.e2e.agent_tenant import answered_call, one_agent_queue, retire
+from tests.e2e.agent_tenant import one_agent_queue, retire
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_agent_login import (
     Sessions,
     agi_commands,
+    answered_call,
     configured,
     dial,
     new_tenant,

@@ -12,9 +12,9 @@ import httpx
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.queue_calls.worker import Checkpoint, read_log
 from tests.conftest import Asterisk, RunningApp
-from tests.e2e.agent_tenant import answered_call, one_agent_queue, retire
+from tests.e2e.agent_tenant import one_agent_queue, retire
 from tests.e2e.sipp import SippPool
-from tests.e2e.test_agent_login import Sessions, register, session_url
+from tests.e2e.test_agent_login import Sessions, answered_call, register, session_url
 from tests.e2e.test_queue_calls import rows_of
 from tests.waiting import until
 

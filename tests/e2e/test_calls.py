@@ -385,6 +385,32 @@ def closed_now(closure: str) -> dict[str, Any]:
     return {"name": "holiday", "weekly": ALWAYS_OPEN, "holidays": holidays}
 
 
+async def closed_number(
+    client: httpx.AsyncClient,
+    world: TenantWorld,
+    closure: str,
+    open_destination: dict[str, Any],
+    closed_destination: dict[str, Any],
+) -> dict[str, Any]:
+    """A new number whose route's schedule is closed now (``closed_now``): its calls go to
+    ``closed_destination``."""
+    closed = await created(
+        await client.post(
+            "/api/v1/schedules", headers=world.admin.headers, json=closed_now(closure)
+        )
+    )
+    number = await new_number(client, world)
+    await route_number(
+        client,
+        world,
+        number,
+        open_destination,
+        schedule_id=closed["id"],
+        closed_destination=closed_destination,
+    )
+    return number
+
+
 @pytest.mark.parametrize("closure", ["no-opening-hours", "holiday-today"])
 async def test_a_closed_number_takes_a_voicemail_message(
     pbx: RunningApp,
@@ -400,17 +426,12 @@ async def test_a_closed_number_takes_a_voicemail_message(
     # Open, the number would queue the caller for ever: nobody is in this queue.
     queue = await created(await client.post("/api/v1/queues", headers=admin, json={"name": "q"}))
     box = await new_voicemail_box(client, world)
-    closed = await created(
-        await client.post("/api/v1/schedules", headers=admin, json=closed_now(closure))
-    )
-    number = await new_number(client, world)
-    await route_number(
+    number = await closed_number(
         client,
         world,
-        number,
+        closure,
         {"type": "queue", "id": queue["id"]},
-        schedule_id=closed["id"],
-        closed_destination={"type": "voicemail", "id": box["id"]},
+        {"type": "voicemail", "id": box["id"]},
     )
     await new_trunk(client, world, CARRIER_IP)
     await applier.settled()

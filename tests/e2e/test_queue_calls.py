@@ -27,7 +27,7 @@ from tests.e2e.test_calls import (
     CALLER,
     CARRIER_IP,
     Sessions,
-    closed_now,
+    closed_number,
     created,
     leave_message,
     new_device,
@@ -206,17 +206,12 @@ async def test_a_queue_number_called_out_of_hours_is_a_closed_queue_call(
     admin = world.admin.headers
     queue = await created(await client.post("/api/v1/queues", headers=admin, json={"name": "q"}))
     box = await new_voicemail_box(client, world)
-    closed = await created(
-        await client.post("/api/v1/schedules", headers=admin, json=closed_now("no-opening-hours"))
-    )
-    number = await new_number(client, world)
-    await route_number(
+    number = await closed_number(
         client,
         world,
-        number,
+        "no-opening-hours",
         {"type": "queue", "id": queue["id"]},
-        schedule_id=closed["id"],
-        closed_destination={"type": "voicemail", "id": box["id"]},
+        {"type": "voicemail", "id": box["id"]},
     )
     await new_trunk(client, world, CARRIER_IP)
     await applier.settled()

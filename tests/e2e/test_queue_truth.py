@@ -51,6 +51,7 @@ from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
 from graam_pbx.sandbox.stack import asterisk_sandbox
 from graam_pbx.settings import Settings
+from tests.ami_connection import connected_ami
 from tests.conftest import RunningApp, create_database, drop_database
 from tests.e2e.console import Console, start_command
 from tests.e2e.listings import every_item, listed
@@ -58,7 +59,7 @@ from tests.e2e.phones import reachable_phone
 from tests.e2e.sipp import SippPool, free_udp_port
 from tests.e2e.test_calls import (
     CARRIER_IP,
-    closed_now,
+    closed_number,
     created,
     new_agent,
     new_device,
@@ -191,17 +192,12 @@ async def build_centre(client: httpx.AsyncClient, world: TenantWorld) -> Centre:
         )
     open_number = await new_number(client, world)
     await route_number(client, world, open_number, {"type": "queue", "id": queue["id"]})
-    closed = await created(
-        await client.post("/api/v1/schedules", headers=admin, json=closed_now("no-opening-hours"))
-    )
-    closed_number = await new_number(client, world)
-    await route_number(
+    out_of_hours = await closed_number(
         client,
         world,
-        closed_number,
+        "no-opening-hours",
         {"type": "queue", "id": queue["id"]},
-        schedule_id=closed["id"],
-        closed_destination={"type": "extension", "id": overflow["id"]},
+        {"type": "extension", "id": overflow["id"]},
     )
     await new_trunk(client, world, CARRIER_IP)
     return Centre(
@@ -209,7 +205,7 @@ async def build_centre(client: httpx.AsyncClient, world: TenantWorld) -> Centre:
         queue=queue,
         queue_name=f"t{world.tenant_id}-q{queue['id']}",
         open_number=open_number,
-        closed_number=closed_number,
+        closed_number=out_of_hours,
         answers=answers,
         rings=rings,
         rejects=rejects,
@@ -645,16 +641,8 @@ async def ami_of(plane: ControlPlane) -> AsyncIterator[tuple[AmiSupervisor, Even
     """The test's own AMI connection to the control plane's Asterisk (which outlives it)."""
     settings = plane.settings()
     config = AmiConfig.from_settings(settings, secret=plane.env["GRAAM_AMI_SECRET"])
-    bus = EventBus()
-    ami = AmiSupervisor(config, bus)
-    await bus.start()
-    await ami.start()
-    try:
-        await ami.wait_connected(timeout=30)
-        yield ami, bus
-    finally:
-        await ami.stop()
-        await bus.stop()
+    async with connected_ami(config, timeout=30) as connection:
+        yield connection
 
 
 async def settled(client: httpx.AsyncClient, world: TenantWorld) -> None:

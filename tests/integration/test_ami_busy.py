@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 
-from graam_pbx.ami import AmiSupervisor, AmiTransport, EventBus, FrameDecoder, open_tcp
+from graam_pbx.ami import AmiSupervisor, AmiTransport, FrameDecoder, open_tcp
+from tests.ami_connection import connected_ami
 from tests.conftest import Asterisk
 
 CONTEXT = "graam-test-busy"
@@ -71,19 +72,11 @@ async def tapped_ami(
         transports.append(transport)
         return transport
 
-    bus = EventBus()
-    await bus.start()
     config = dataclasses.replace(
         asterisk.ami_config(), ping_interval=0.1, ping_timeout=PING_TIMEOUT, action_timeout=10.0
     )
-    supervisor = AmiSupervisor(config, bus, transport_factory=factory)
-    await supervisor.start()
-    try:
-        await supervisor.wait_connected(timeout=20)
+    async with connected_ami(config, timeout=20, transport_factory=factory) as (supervisor, _):
         yield supervisor, transports
-    finally:
-        await supervisor.stop()
-        await bus.stop()
 
 
 async def test_a_ping_behind_a_long_action_keeps_the_connection(

@@ -22,6 +22,7 @@ it is; whatever is held when the worker stops is written too).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from graam_pbx.cdr.parse import ANSWERED, CdrRecord, is_billable
@@ -35,6 +36,7 @@ _TIMESTAMP = re.compile(r"^([0-9]{1,12})\.([0-9]{6})$")
 # the dialplan wrote it).
 MAX_REMEMBERED = 200_000
 HOLD_SECONDS = 5.0
+Remembered = OrderedDict[str, tuple[int, str | None, int | None]]
 
 
 class ConnectedAgents:
@@ -42,11 +44,13 @@ class ConnectedAgents:
 
     def __init__(self, max_remembered: int = MAX_REMEMBERED) -> None:
         self._max = max_remembered
-        # channel name -> (agent user id, device or None, answer in epoch microseconds or None)
-        self._by_channel: dict[str, tuple[int, str | None, int | None]] = {}
+        # channel name -> (agent user id, device or None, answer in epoch microseconds or None);
+        # oldest first. OrderedDicts: a dict trimmed from its front rescans its deleted slots
+        # at every look at its first key.
+        self._by_channel: Remembered = OrderedDict()
         self._held: dict[str, CdrRecord] = {}  # peer channel name -> its leg's CDR
         # channel name -> (agent user id, device or None, None) of every member's phone rung
-        self._called: dict[str, tuple[int, str | None, int | None]] = {}
+        self._called: Remembered = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._by_channel)
@@ -100,16 +104,13 @@ class ConnectedAgents:
 
 
 def _remember(
-    into: dict[str, tuple[int, str | None, int | None]],
-    channel: str,
-    found: tuple[int, str | None, int | None],
-    most: int,
+    into: Remembered, channel: str, found: tuple[int, str | None, int | None], most: int
 ) -> None:
     """Remember ``found`` for ``channel`` as the newest, forgetting the oldest past ``most``."""
-    into.pop(channel, None)
     into[channel] = found
+    into.move_to_end(channel)
     while len(into) > most:
-        del into[next(iter(into))]
+        into.popitem(last=False)
 
 
 def _with_agent(record: CdrRecord, found: tuple[int, str | None, int | None]) -> CdrRecord:

@@ -18,9 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base
-from graam_pbx.queue_calls.tracker import Outcome
-
-OUTCOMES = tuple(outcome.value for outcome in Outcome)  # the tracker's, in its order
+from graam_pbx.queue_calls.tracker import OUTCOMES
 
 
 class QueueCall(Base):

@@ -52,6 +52,9 @@ class Outcome(StrEnum):
     TRANSFERRED = "transferred"
 
 
+OUTCOMES = tuple(outcome.value for outcome in Outcome)  # their names, in their order
+
+
 # QUEUESTATUS values (app_queue) and the outcome each means.
 STATUS_OUTCOMES: Mapping[str, Outcome] = {
     "TIMEOUT": Outcome.TIMEOUT,

@@ -15,12 +15,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from graam_pbx.queue_calls.tracker import Outcome
+from graam_pbx.queue_calls.tracker import OUTCOMES
 
 DEFAULT_SERVICE_LEVEL_SECONDS = 20
 DEFAULT_SHORT_ABANDON_SECONDS = 5
 
-OUTCOMES = tuple(outcome.value for outcome in Outcome)  # the tracker's, in its order
 STATES = ("available", "ringing", "on-call", "wrap-up", "paused", "unregistered", "logged-out")
 # Time an agent is at the queue's disposal (occupancy's denominator), and busy with calls.
 STAFFED_STATES = ("available", "ringing", "on-call", "wrap-up")

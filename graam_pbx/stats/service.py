@@ -36,12 +36,12 @@ from graam_pbx.cdr.models import Cdr
 from graam_pbx.db import get_in_tenant
 from graam_pbx.errors import Forbidden, Invalid
 from graam_pbx.queue_calls.models import QueueCall
+from graam_pbx.queue_calls.tracker import OUTCOMES
 from graam_pbx.queues.models import Queue
 from graam_pbx.stats import erlang, erlang_a
 from graam_pbx.stats.kpi import (
     DEFAULT_SERVICE_LEVEL_SECONDS,
     DEFAULT_SHORT_ABANDON_SECONDS,
-    OUTCOMES,
     AgentKpis,
     Interval,
     OutboundSums,

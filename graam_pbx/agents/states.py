@@ -35,38 +35,9 @@ State = Literal[
 BASE_STATES: frozenset[str] = frozenset({"available", "paused"})
 CALL_STATES: frozenset[str] = frozenset({"ringing", "on-call", "wrap-up"})
 
-# One statement per move (migration 0012_agent_state_enter): the agent's session when asked,
-# the per-agent lock, its open interval, then close-and-open at the same instant.
-_ENTER = text(
-    "SELECT agent_state_enter(:tenant_id, :agent_id, :state, :code, "
-    "CAST(:only_from AS text[]), 'any')"
-)
-
-
-async def enter(
-    session: AsyncSession,
-    tenant_id: int,
-    agent_id: int,
-    state: State,
-    pause_reason_code: str | None = None,
-    *,
-    only_from: Collection[str] | None = None,
-) -> bool:
-    """Move the agent to ``state`` (True), unless it is already there or, with ``only_from``,
-    its current state is not one of those (False). An agent without any interval yet moves."""
-    moved = await session.scalar(
-        _ENTER,
-        {
-            "tenant_id": tenant_id,
-            "agent_id": agent_id,
-            "state": state,
-            "code": pause_reason_code,
-            "only_from": sorted(only_from) if only_from is not None else None,
-        },
-    )
-    return bool(moved)
-
-
+# One statement for any number of moves (migration 0012_agent_state_enter): for each, in
+# order, the agent's session when asked, the per-agent lock, its open interval, then
+# close-and-open at the same instant.
 _APPLY = text("SELECT agent_state_apply(CAST(:moves AS jsonb))")
 MoveKind = Literal["any", "live", "base", "complete"]
 
@@ -108,6 +79,23 @@ async def apply(session: AsyncSession, moves: Sequence[Move]) -> list[int]:
         _APPLY, {"moves": json.dumps([move.as_json() for move in moves])}
     )
     return [int(result) for result in results or []]
+
+
+async def enter(
+    session: AsyncSession,
+    tenant_id: int,
+    agent_id: int,
+    state: State,
+    pause_reason_code: str | None = None,
+    *,
+    only_from: Collection[str] | None = None,
+) -> bool:
+    """Move the agent to ``state`` (True), unless it is already there or, with ``only_from``,
+    its current state is not one of those (False). An agent without any interval yet moves."""
+    frozen = frozenset(only_from) if only_from is not None else None
+    move = Move("any", tenant_id, agent_id, state, pause_reason_code, frozen)
+    (moved,) = await apply(session, [move])
+    return moved == 1
 
 
 async def live_agents_on_device(session: AsyncSession, sip_username: str) -> list[tuple[int, int]]:

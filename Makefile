@@ -16,12 +16,13 @@ venv: $(STAMP)
 
 # Debian packages the sandbox (`run`, `asterisk-up`) and the tests need, installed only when
 # missing: debootstrap makes the sandbox's root, unshare and nsenter (util-linux) run it, sipp
-# (sip-tester) places the tests' calls.
+# (sip-tester) places the tests' calls, chromium renders the console in the browser tests.
 system-deps:
 	@missing=""; \
 	command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
 	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

@@ -41,7 +41,7 @@ from graam_pbx.cdr.worker import CdrSettings, CdrWorker
 from graam_pbx.config_status import api as config_status_api
 from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
-from graam_pbx.errors import DatabaseBusy, GraamError
+from graam_pbx.errors import DatabaseBusy, GraamError, Invalid
 from graam_pbx.files import configured_access
 from graam_pbx.ivr import api as ivr_api
 from graam_pbx.moh import api as moh_api
@@ -63,6 +63,8 @@ from graam_pbx.voicemail.mail import SmtpRelay
 from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
 from graam_pbx.voicemail.spool import VoicemailSpool
 from graam_pbx.voicemail.worker import VoicemailNotifier
+from graam_pbx.web import routes as console
+from graam_pbx.web.errors import console_error, console_not_found, is_console_path
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +306,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     _install_health_routes(app)
     for router in API_ROUTERS:
         app.include_router(router)
+    # The web console: pages under /, beside the API (its own error pages, same services).
+    console.install(app)
     app.add_middleware(
         AdmissionLimit, prefix="/api/v1/agents/", limit=settings.agent_session_concurrency
     )
@@ -354,7 +358,9 @@ def error_body(
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GraamError)
-    async def graam_error(_: Request, exc: GraamError) -> JSONResponse:
+    async def graam_error(request: Request, exc: GraamError) -> Response:
+        if is_console_path(request.url.path):
+            return console_error(request, exc)
         headers = (
             {"Retry-After": str(exc.details["retry_after"])}
             if exc.status_code in (429, 503) and "retry_after" in exc.details
@@ -367,7 +373,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(sqlalchemy_errors.TimeoutError)
-    async def pool_timeout(request: Request, exc: sqlalchemy_errors.TimeoutError) -> JSONResponse:
+    async def pool_timeout(request: Request, exc: sqlalchemy_errors.TimeoutError) -> Response:
         # No pooled connection freed within the pool's time-out: the process is overloaded,
         # not broken; the client is told to come back instead of getting a 500.
         metrics.DB_POOL_TIMEOUTS.inc()
@@ -375,18 +381,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         return await graam_error(request, busy)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": ".".join(str(p) for p in err.get("loc", ())), "reason": err.get("msg", "")}
             for err in exc.errors()
         ]
+        if is_console_path(request.url.path):
+            first = errors[0] if errors else {"field": "body", "reason": "not valid"}
+            return console_error(request, Invalid(first["field"], first["reason"]))
         return JSONResponse(
             error_body("validation-failed", "the request is not valid", {"errors": errors}),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and is_console_path(request.url.path):
+            return console_not_found(request)
         if exc.status_code == 400:
             # FastAPI's only 400: a body it could not parse (a broken multipart form). Bad
             # input is a 422 naming the field, like every other.

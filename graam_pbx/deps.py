@@ -103,11 +103,17 @@ def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Scope]]:
     """A dependency: the caller's scope, if its role is one of ``roles`` (operators always)."""
 
     async def check(scope: TenantScope) -> Scope:
-        if scope.role is not Role.OPERATOR and scope.role not in roles:
-            raise Forbidden(f"a {scope.role} may not do this")
-        return scope
+        return ensure_role(scope, roles)
 
     return check
+
+
+def ensure_role(scope: Scope, roles: tuple[Role, ...]) -> Scope:
+    """``scope``, if its caller's role is one of ``roles`` (operators always): the one rule of
+    who may do what, for the API's routes and the console's pages alike."""
+    if scope.role is not Role.OPERATOR and scope.role not in roles:
+        raise Forbidden(f"a {scope.role} may not do this")
+    return scope
 
 
 def operator_only() -> Callable[..., Coroutine[Any, Any, Principal]]:

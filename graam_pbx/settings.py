@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     )
     access_token_ttl: int = Field(900, description="Seconds an access token is valid.")
     refresh_token_ttl: int = Field(30 * 86400, description="Seconds a refresh token is valid.")
+    web_session_ttl: int = Field(
+        12 * 3600, ge=60, description="Seconds a console login lasts (then the user logs in again)."
+    )
     login_max_failures: int = Field(
         5, ge=1, description="Failed logins of one account within login_window before throttling."
     )

@@ -27,6 +27,7 @@ class User(Timestamped, Versioned, Base):
         CheckConstraint("role in ('operator', 'admin', 'supervisor', 'agent')", name="role_known"),
         # Operators have no tenant, every other role has one.
         CheckConstraint("(role = 'operator') = (tenant_id IS NULL)", name="operator_has_no_tenant"),
+        CheckConstraint("locale in ('en', 'fr')", name="locale_known"),
         Index(
             "uq_users_tenant_email",
             "tenant_id",
@@ -54,6 +55,8 @@ class User(Timestamped, Versioned, Base):
     # Raised when the password is reset, the role changes or the user is disabled: access
     # tokens carry it, and one issued before the change is refused.
     token_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The console language the user chose; None: the browser's Accept-Language decides.
+    locale: Mapped[str | None] = mapped_column(String(5))
 
 
 class ApiKey(Base):
@@ -103,6 +106,25 @@ class RefreshToken(Base):
     # The user's token_epoch at issue: a login or refresh that a revocation overtook issues a
     # token that no longer works.
     token_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class WebSession(Base):
+    """A console login: the browser's cookie holds the token, only its hash is kept here.
+
+    Unlike an access token it can be taken back: logging out revokes the row.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_epoch: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The attempts throttling counts: failures whose password was checked, or is being checked

@@ -15,12 +15,12 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth import passwords, throttle
-from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
+from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User, WebSession
 from graam_pbx.auth.principal import CREDENTIAL_AREAS, Area, Principal, Role, Scope
 from graam_pbx.auth.schemas import ApiKeyCreate, PasswordChange, UserCreate, UserUpdate
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
@@ -35,6 +35,8 @@ _TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
 API_KEY_PREFIX = "gk_"
 # An API key's last use is written at most this often (each write locks the key's row).
 _LAST_USE_RESOLUTION = timedelta(minutes=1)
+# The console's languages; the first is the default.
+LOCALES = ("en", "fr")
 
 
 class LoginFailed(Unauthorized):
@@ -102,7 +104,31 @@ async def login(
     tenant_slug: str | None,
     address: str | None,
 ) -> Tokens:
-    """Check a password login, throttled per account and per address across processes.
+    """Check a password login (throttled, see ``checked_login``) and issue the API's tokens."""
+    user = await checked_login(
+        session,
+        settings,
+        gate,
+        email=email,
+        password=password,
+        tenant_slug=tenant_slug,
+        address=address,
+    )
+    return await _issue(session, settings, key, user)
+
+
+async def checked_login(
+    session: AsyncSession,
+    settings: Settings,
+    gate: throttle.LoginGate,
+    *,
+    email: str,
+    password: str,
+    tenant_slug: str | None,
+    address: str | None,
+) -> User:
+    """The user a password login names, throttled per account and per address across
+    processes; the one check behind the API's tokens and the console's sessions.
 
     The attempt is reserved in one short transaction and its outcome recorded in another: no
     database connection is held while the password is verified. Every try is kept.
@@ -134,7 +160,7 @@ async def login(
         await _attempt(session, gate, decision, user, "disabled")
         raise LoginFailed("this account is disabled")
     await _attempt(session, gate, decision, user, "ok")
-    return await _issue(session, settings, key, user)
+    return user
 
 
 async def refresh(session: AsyncSession, settings: Settings, key: str, token: str) -> Tokens:
@@ -245,6 +271,70 @@ async def list_login_attempts(
     slug = select(Tenant.slug).where(Tenant.id == tenant_id).scalar_subquery()
     statement = select(LoginAttempt).where(LoginAttempt.tenant_slug == slug)
     return await keyset_page(session, statement, LoginAttempt.id, after_id, limit)
+
+
+# ---- console sessions -----------------------------------------------------------------------
+
+
+async def open_web_session(session: AsyncSession, settings: Settings, user: User) -> str:
+    """A new console session of a checked login: the cookie's token (only its hash is kept)."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            user_id=user.id,
+            token_hash=_digest(token),
+            token_epoch=user.token_epoch,
+            expires_at=datetime.now(UTC) + timedelta(seconds=settings.web_session_ttl),
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def principal_from_web_session(session: AsyncSession, token: str) -> Principal:
+    """The user behind a console session's cookie, as a bearer token's would be checked."""
+    row = await session.execute(
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.token_hash == _digest(token))
+    )
+    found = row.first()
+    if found is None:
+        raise Unauthorized("no such console session")
+    web, user = found
+    if web.revoked_at is not None or web.expires_at <= datetime.now(UTC):
+        raise Unauthorized("the console session ended")
+    if user.disabled:
+        raise Unauthorized("this account is disabled")
+    if web.token_epoch != user.token_epoch:
+        raise Unauthorized("the console session was revoked (password, role or account changed)")
+    return Principal(
+        user.id, Role(user.role), user.tenant_id, user.email, token_epoch=user.token_epoch
+    )
+
+
+async def close_web_session(session: AsyncSession, token: str) -> None:
+    """Log a console session out: its cookie no longer works, here or anywhere."""
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.token_hash == _digest(token), WebSession.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
+async def user_locale(session: AsyncSession, principal: Principal) -> str | None:
+    """The console language the caller chose (None: none chosen)."""
+    locale: str | None = await session.scalar(
+        select(User.locale).where(User.id == principal.user_id)
+    )
+    return locale
+
+
+async def set_user_locale(session: AsyncSession, principal: Principal, locale: str) -> None:
+    """Remember the console language the caller chose (``en`` or ``fr``)."""
+    if locale not in LOCALES:
+        raise Invalid("body.locale", f"must be one of {', '.join(LOCALES)}")
+    await session.execute(update(User).where(User.id == principal.user_id).values(locale=locale))
 
 
 # ---- who is calling -------------------------------------------------------------------------

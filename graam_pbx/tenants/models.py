@@ -20,6 +20,7 @@ class Tenant(Timestamped, Versioned, Base):
     __tablename__ = "tenants"
     __table_args__ = (
         CheckConstraint("licences >= 0", name="licences_not_negative"),
+        CheckConstraint("licence_ceiling >= 0", name="licence_ceiling_not_negative"),
         CheckConstraint(
             "status in ('active', 'suspended', 'terminating', 'terminated')", name="status_known"
         ),
@@ -34,4 +35,6 @@ class Tenant(Timestamped, Versioned, Base):
     status: Mapped[str] = mapped_column(String(16), default=TenantStatus.ACTIVE.value)
     plan: Mapped[str] = mapped_column(String(64), default="standard")
     licences: Mapped[int] = mapped_column(Integer, default=0)
+    # The most licences the tenant's admin may hold, set by the operator (None: no ceiling).
+    licence_ceiling: Mapped[int | None] = mapped_column(Integer)
     ends_on: Mapped[date | None] = mapped_column(Date)  # set while terminating

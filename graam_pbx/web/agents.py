@@ -1,0 +1,7 @@
+"""Console page(s): agents (being built)."""
+
+from __future__ import annotations
+
+from graam_pbx.web.viewer import console_router
+
+router = console_router()

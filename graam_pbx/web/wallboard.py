@@ -1,0 +1,7 @@
+"""Console page(s): wallboard (being built)."""
+
+from __future__ import annotations
+
+from graam_pbx.web.viewer import console_router
+
+router = console_router()

@@ -174,6 +174,7 @@ async def _announce(server: _Server, settings: Settings) -> None:
         f"http://{settings.api_host}:{settings.api_port}  (OpenAPI: /docs, "
         "health: /readyz, metrics: /metrics); Ctrl-C stops everything",
     )
+    say("console", f"http://{settings.api_host}:{settings.api_port}/  (log in as any user above)")
     runtime = server.config.app.state.runtime  # type: ignore[union-attr]
     try:
         await runtime.ami.wait_connected(timeout=15)

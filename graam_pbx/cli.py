@@ -165,6 +165,11 @@ class _Server(uvicorn.Server):
         if self.should_exit:
             self.force_exit = True
         self.should_exit = True
+        # uvicorn waits for open responses before the lifespan ends: live streams end now.
+        runtime = getattr(getattr(self.config.app, "state", None), "runtime", None)
+        live = getattr(runtime, "live", None)
+        if live is not None:
+            live.close_streams()
 
 
 async def _announce(server: _Server, settings: Settings) -> None:

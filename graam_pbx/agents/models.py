@@ -64,7 +64,7 @@ class AgentSession(TenantOwned, Base):
         Index(
             "ix_agent_sessions_live_tenant", "tenant_id", postgresql_where=text("ended_at IS NULL")
         ),
-        CheckConstraint("source in ('api', 'phone')", name="source_known"),
+        CheckConstraint("source in ('api', 'phone', 'web')", name="source_known"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

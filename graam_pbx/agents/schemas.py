@@ -136,7 +136,7 @@ class AgentSessionOut(BaseModel):
     id: int
     user_id: int
     device_id: int | None
-    source: str = Field(description="api or phone: where the login came from.")
+    source: str = Field(description="api, phone or web (the console): where the login came from.")
     started_at: datetime
     paused: bool
     pause_reason: str | None

@@ -31,7 +31,7 @@ from graam_pbx.metrics import AGENT_SESSIONS_ENDED, LICENCE_REFUSALS
 from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.tenants.models import Tenant, TenantStatus
 
-Source = Literal["api", "phone"]
+Source = Literal["api", "phone", "web"]  # web: the console's "My day" page
 EndReason = Literal["logout", "forced", "unregistered", "unreachable", "max-length"]
 
 # Asterisk's device states of a device that is on a call (the live view's "on_call").

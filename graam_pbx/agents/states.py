@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graam_pbx.agents.models import AgentDevice, AgentSession
+from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateInterval, PauseReason
+from graam_pbx.auth.models import User
 
 State = Literal[
     "available", "ringing", "on-call", "wrap-up", "paused", "unregistered", "logged-out"
@@ -106,3 +108,47 @@ async def live_agents_on_device(session: AsyncSession, sip_username: str) -> lis
         .where(AgentDevice.sip_username == sip_username, AgentSession.ended_at.is_(None))
     )
     return [(tenant_id, user_id) for tenant_id, user_id in rows]
+
+
+@dataclass(frozen=True)
+class AgentNow:
+    """An agent as a wallboard shows it: its name, its state since when, why when paused."""
+
+    agent_id: int
+    name: str
+    state: str
+    since: datetime
+    pause_reason_code: str | None
+    pause_reason_label: str | None  # from the tenant's catalogue (None: a free reason)
+
+
+async def agents_now(
+    session: AsyncSession, tenant_id: int, agent_ids: Collection[int] | None = None
+) -> list[AgentNow]:
+    """The tenant's agents that ever logged in (those of ``agent_ids`` only, when given), each
+    in its current state, named, with its pause reason's label."""
+    statement = (
+        select(
+            AgentStateInterval.agent_id,
+            User.display_name,
+            AgentStateInterval.state,
+            AgentStateInterval.started_at,
+            AgentStateInterval.pause_reason_code,
+            PauseReason.label,
+        )
+        .join(User, User.id == AgentStateInterval.agent_id)
+        .outerjoin(
+            PauseReason,
+            (PauseReason.tenant_id == AgentStateInterval.tenant_id)
+            & (PauseReason.code == AgentStateInterval.pause_reason_code),
+        )
+        .where(
+            AgentStateInterval.tenant_id == tenant_id,
+            AgentStateInterval.ended_at.is_(None),
+            User.tenant_id == tenant_id,
+        )
+    )
+    if agent_ids is not None:
+        statement = statement.where(AgentStateInterval.agent_id.in_(list(agent_ids)))
+    rows = await session.execute(statement)
+    return [AgentNow(*row) for row in rows]

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -65,6 +65,10 @@ _OPEN_WRAPUPS = text(
 )
 
 
+# Told every committed batch of moves and their results (as ``states.apply`` returns them).
+MovesListener = Callable[[Sequence[states.Move], Sequence[int]], None]
+
+
 class AgentTimeline:
     """Follows Asterisk's events into ``agent_state_intervals``."""
 
@@ -84,6 +88,8 @@ class AgentTimeline:
         self._drain_task: asyncio.Task[None] | None = None
         self._batch_session: AsyncSession | None = None  # the drain task's transaction
         self._plan: list[states.Move] | None = None  # its moves, made together at its end
+        # Who hears the committed moves (the live wallboards); each must return at once.
+        self.listeners: list[MovesListener] = []
 
     async def start(self) -> None:
         self._subscription = self._bus.subscribe("agent-timeline", EVENTS, self._enqueue)
@@ -190,6 +196,11 @@ class AgentTimeline:
                 wrapups.pop(move.agent_id, None)  # out of its wrap-up (a move from it)
         for agent_id, (tenant_id, seconds) in wrapups.items():
             self._start_wrapup_timer(tenant_id, agent_id, seconds)
+        for listener in self.listeners:
+            try:
+                listener(moves, results)
+            except Exception:
+                log.exception("a listener of agent moves failed")
 
     async def on_event(self, message: Message) -> None:
         try:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -118,6 +118,9 @@ class AgentWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._checks: set[asyncio.Task[None]] = set()
         self.passes = 0
+        # Who hears the tenants of committed logins, logouts and pauses (the live wallboards,
+        # beside the timeline's own ``listeners``); each must return at once.
+        self.session_listeners: list[Callable[[set[int]], None]] = []
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -158,7 +161,13 @@ class AgentWorker:
         if tenant_ids is None:
             self._full = True
         else:
-            self._pending |= set(tenant_ids)
+            tenants = set(tenant_ids)
+            self._pending |= tenants
+            for listener in self.session_listeners:
+                try:
+                    listener(tenants)
+                except Exception:
+                    log.exception("a listener of agent sessions failed")
         self._idle.clear()
         self._wake.set()
 

@@ -225,6 +225,9 @@ class QueueCallWorker:
         self._dropped_seen = 0
         self._gauged: set[tuple[str, str]] = set()
         self.backfills = 0
+        # Who hears the tenants whose queue calls were just committed (the live wallboards'
+        # figures); each must return at once.
+        self.listeners: list[Callable[[set[int]], None]] = []
 
     async def start(self) -> None:
         self._subscription = self._bus.subscribe(
@@ -359,6 +362,13 @@ class QueueCallWorker:
         async with self._sessions() as session, session.begin():
             await write_rows(session, rows, source)
         metrics.QUEUE_CALLS_WRITTEN.labels(source=source).inc(len(rows))
+        if rows and self.listeners:
+            tenants = {row.tenant_id for row in rows}
+            for listener in self.listeners:
+                try:
+                    listener(tenants)
+                except Exception:
+                    log.exception("a listener of queue calls failed")
         now = time.monotonic()
         written = self._written
         for row in rows:

@@ -44,6 +44,16 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
             "leave_when_empty in ('" + "', '".join(LEAVE_WHEN_EMPTY) + "')",
             name="leave_when_empty_known",
         ),
+        CheckConstraint(
+            "wallboard_waiting_warn BETWEEN 1 AND wallboard_waiting_alarm "
+            "AND wallboard_waiting_alarm <= 10000",
+            name="wallboard_waiting_order",
+        ),
+        CheckConstraint(
+            "wallboard_wait_warn_seconds BETWEEN 1 AND wallboard_wait_alarm_seconds "
+            "AND wallboard_wait_alarm_seconds <= 86400",
+            name="wallboard_wait_order",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -71,6 +81,16 @@ class Queue(TenantOwned, Timestamped, Versioned, Base):
     short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     join_empty: Mapped[str] = mapped_column(String(8), default="yes", server_default="yes")
     leave_when_empty: Mapped[str] = mapped_column(String(8), default="no", server_default="no")
+    # The wallboard's colours: warn (amber) then alarm (red) at so many callers waiting, or
+    # at so long a wait for the longest waiting caller.
+    wallboard_waiting_warn: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    wallboard_waiting_alarm: Mapped[int] = mapped_column(Integer, default=6, server_default="6")
+    wallboard_wait_warn_seconds: Mapped[int] = mapped_column(
+        Integer, default=30, server_default="30"
+    )
+    wallboard_wait_alarm_seconds: Mapped[int] = mapped_column(
+        Integer, default=90, server_default="90"
+    )
 
 
 class QueueMember(TenantOwned, Base):

@@ -96,6 +96,18 @@ class QueueCreate(BaseModel):
     )
     join_empty: JoinEmpty = Field(JoinEmpty.YES, description=JOIN_EMPTY_HELP)
     leave_when_empty: LeaveWhenEmpty = Field(LeaveWhenEmpty.NO, description=LEAVE_WHEN_EMPTY_HELP)
+    wallboard_waiting_warn: int = Field(
+        3, ge=1, le=10000, description="Callers waiting that turn the wallboard amber."
+    )
+    wallboard_waiting_alarm: int = Field(
+        6, ge=1, le=10000, description="Callers waiting that turn it red (not below the warning)."
+    )
+    wallboard_wait_warn_seconds: int = Field(
+        30, ge=1, le=86400, description="Longest wait (seconds) that turns the wallboard amber."
+    )
+    wallboard_wait_alarm_seconds: int = Field(
+        90, ge=1, le=86400, description="Longest wait that turns it red (not below the warning)."
+    )
 
 
 class QueueUpdate(BaseModel):
@@ -124,6 +136,10 @@ class QueueUpdate(BaseModel):
     leave_when_empty: Annotated[LeaveWhenEmpty | None, NotNull] = Field(
         None, description=LEAVE_WHEN_EMPTY_HELP
     )
+    wallboard_waiting_warn: Annotated[int | None, NotNull] = Field(None, ge=1, le=10000)
+    wallboard_waiting_alarm: Annotated[int | None, NotNull] = Field(None, ge=1, le=10000)
+    wallboard_wait_warn_seconds: Annotated[int | None, NotNull] = Field(None, ge=1, le=86400)
+    wallboard_wait_alarm_seconds: Annotated[int | None, NotNull] = Field(None, ge=1, le=86400)
 
 
 class QueueOut(BaseModel):
@@ -144,6 +160,10 @@ class QueueOut(BaseModel):
     short_abandon_seconds: int
     join_empty: JoinEmpty
     leave_when_empty: LeaveWhenEmpty
+    wallboard_waiting_warn: int
+    wallboard_waiting_alarm: int
+    wallboard_wait_warn_seconds: int
+    wallboard_wait_alarm_seconds: int
     version: int
     created_at: datetime
     updated_at: datetime
@@ -168,6 +188,10 @@ class QueueOut(BaseModel):
             short_abandon_seconds=queue.short_abandon_seconds,
             join_empty=JoinEmpty(queue.join_empty),
             leave_when_empty=LeaveWhenEmpty(queue.leave_when_empty),
+            wallboard_waiting_warn=queue.wallboard_waiting_warn,
+            wallboard_waiting_alarm=queue.wallboard_waiting_alarm,
+            wallboard_wait_warn_seconds=queue.wallboard_wait_warn_seconds,
+            wallboard_wait_alarm_seconds=queue.wallboard_wait_alarm_seconds,
             version=queue.version,
             created_at=queue.created_at,
             updated_at=queue.updated_at,

@@ -34,6 +34,7 @@ async def create_queue(session: AsyncSession, scope: Scope, data: QueueCreate) -
     values = data.model_dump(mode="json", exclude={"fallback"})
     queue = Queue(tenant_id=scope.tenant_id, moh_class_id=_class_id(moh_class), **values)
     _set_fallback(queue, data.fallback)
+    _check_wallboard_thresholds(queue)
     session.add(queue)
     await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", data.name)})
     await audit.record(session, scope, "create", "queue", queue.id, data.model_dump(mode="json"))
@@ -73,6 +74,7 @@ async def update_queue(
         queue.moh_class_id = _class_id(moh_class)
     for field, value in changes.items():
         setattr(queue, field, value)
+    _check_wallboard_thresholds(queue)
     await flush_or_conflict(session, taken={_UNIQUE_NAME: ("name", queue.name)})
     await audit.record(
         session,
@@ -94,6 +96,20 @@ async def delete_queue(session: AsyncSession, scope: Scope, queue_id: int) -> No
     await session.delete(queue)
     await session.flush()
     await audit.record(session, scope, "delete", "queue", queue_id, {"name": queue.name})
+
+
+def _check_wallboard_thresholds(queue: Queue) -> None:
+    """A wallboard warning comes before (or with) its alarm."""
+    if queue.wallboard_waiting_warn > queue.wallboard_waiting_alarm:
+        raise Invalid(
+            "body.wallboard_waiting_warn",
+            f"must not exceed wallboard_waiting_alarm ({queue.wallboard_waiting_alarm})",
+        )
+    if queue.wallboard_wait_warn_seconds > queue.wallboard_wait_alarm_seconds:
+        raise Invalid(
+            "body.wallboard_wait_warn_seconds",
+            f"must not exceed wallboard_wait_alarm_seconds ({queue.wallboard_wait_alarm_seconds})",
+        )
 
 
 def _class_id(moh_class: MohClass | None) -> int | None:

@@ -1,7 +1,176 @@
-"""Console page(s): wallboard (being built)."""
+"""The Wallboard: per queue the callers waiting, the longest wait and its colour level, today's
+figures and the agents needed; the agents by state with their time in state and pause reason.
+
+Both the page's first render and its stream (``/live/wallboard``, Server-Sent Events) come
+from the control plane's live boards (``graam_pbx.live``): built from its own state when the
+tenant's first viewer arrives, serialised once per change for every viewer of the tenant;
+nothing here asks Asterisk. Admins and supervisors (operators acting in a tenant) only.
+"""
 
 from __future__ import annotations
 
-from graam_pbx.web.viewer import console_router
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from graam_pbx.errors import Unavailable
+from graam_pbx.live.wallboards import Wallboards
+from graam_pbx.web.render import page
+from graam_pbx.web.viewer import Supervising, Viewer, console_router
 
 router = console_router()
+
+HEARTBEAT = 15.0  # seconds between two comments on a quiet stream (proxies keep it open)
+RETRY_MS = 1000  # how soon a browser reconnects after the stream broke
+
+
+def _(text: str) -> str:
+    """An English text for the French catalogue (and its check); translated when rendered."""
+    return text
+
+
+STATE_LABELS = {
+    "available": _("Available"),
+    "ringing": _("Ringing"),
+    "on-call": _("On a call"),
+    "wrap-up": _("Wrap-up"),
+    "paused": _("Paused"),
+    "unregistered": _("Phone unreachable"),
+    "logged-out": _("Logged out"),
+}
+LEVEL_LABELS = {"ok": _("OK"), "warn": _("Warning"), "alarm": _("Alarm")}
+ALERT_TEXTS = {
+    "waiting": _("{queue}: {count} waiting ({level})"),
+    "longest_wait": _("{queue}: a caller has waited {wait} ({level})"),
+}
+STATUS_TEXTS = {
+    "static": _("As of {time}"),
+    "connecting": _("Connecting…"),
+    "live": _("Live"),
+    "reconnecting": _("Reconnecting…"),
+}
+OTHER_TEXTS = (_("no reason"), _("No queue yet."), _("No agent has logged in yet."))
+
+
+def _live(request: Request) -> Wallboards:
+    live: Wallboards | None = getattr(request.app.state.runtime, "live", None)
+    if live is None:
+        raise Unavailable("the wallboards are not running")
+    return live
+
+
+def script_texts(viewer: Viewer) -> dict[str, Any]:
+    """What the page's script writes, in the viewer's language."""
+    gettext = viewer.texts.gettext
+    return {
+        "locale": viewer.texts.locale,
+        "states": {key: gettext(text) for key, text in STATE_LABELS.items()},
+        "levels": {key: gettext(text) for key, text in LEVEL_LABELS.items()},
+        "alerts": {key: gettext(text) for key, text in ALERT_TEXTS.items()},
+        "status": {key: gettext(text) for key, text in STATUS_TEXTS.items()},
+        "no_reason": gettext("no reason"),
+        "no_queue": gettext("No queue yet."),
+        "no_agent": gettext("No agent has logged in yet."),
+    }
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _ratio(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
+
+
+@router.get("/wallboard")
+async def wallboard_page(request: Request, viewer: Supervising) -> HTMLResponse:
+    board = await _live(request).board(viewer.scope.tenant_id)
+    now = datetime.now(UTC)
+    texts = viewer.texts
+    queues = [
+        {
+            **queue,
+            "level_text": texts.gettext(LEVEL_LABELS[queue["level"]]),
+            "longest_wait": texts.duration(queue["longest_wait_s"]) if queue["waiting"] else "—",
+            "service_level": texts.percent(_ratio(queue["today"]["service_level"])),
+            "abandon_rate": texts.percent(_ratio(queue["today"]["abandon_rate"])),
+            "asa": texts.duration(_ratio(queue["today"]["asa_s"])),
+        }
+        for queue in board["queues"]
+    ]
+    names = {queue["id"]: queue["name"] for queue in queues}
+    alerts = [
+        texts.gettext(
+            ALERT_TEXTS[alert["kind"]],
+            queue=names.get(alert["queue_id"], ""),
+            count=next(q["waiting"] for q in queues if q["id"] == alert["queue_id"]),
+            wait=next(q["longest_wait"] for q in queues if q["id"] == alert["queue_id"]),
+            level=texts.gettext(LEVEL_LABELS[alert["level"]]),
+        )
+        for alert in board["alerts"]
+    ]
+    agents = []
+    for agent in board["agents"]:
+        since = _moment(agent["since"])
+        agents.append(
+            {
+                **agent,
+                "state_text": texts.gettext(STATE_LABELS.get(agent["state"], agent["state"])),
+                "in_state": texts.duration(now - since if since else None),
+                "reason_text": _reason(viewer, agent),
+            }
+        )
+    return page(
+        request,
+        viewer,
+        "wallboard.html",
+        title=texts.gettext("Wallboard"),
+        board=board,
+        queues=queues,
+        agents=agents,
+        alerts=alerts,
+        status_text=texts.gettext(STATUS_TEXTS["static"], time=texts.time(now, "medium")),
+        stream=viewer.link("/live/wallboard"),
+        board_json=json.dumps(board, separators=(",", ":")),
+        texts_json=json.dumps(script_texts(viewer), separators=(",", ":"), ensure_ascii=False),
+    )
+
+
+def _reason(viewer: Viewer, agent: dict[str, Any]) -> str:
+    if agent["state"] != "paused":
+        return ""
+    code, label = agent["pause_reason"], agent["pause_label"]
+    if not code:
+        return viewer.texts.gettext("no reason")
+    return f"{code} · {label}" if label else str(code)
+
+
+@router.get("/live/wallboard")
+async def wallboard_stream(request: Request, viewer: Supervising) -> StreamingResponse:
+    """The tenant's board as Server-Sent Events: the whole board at once, then at each change
+    (``event: board``, ``id:`` its sequence number); a comment when nothing happened for
+    ``HEARTBEAT`` seconds. The stream ends when the control plane stops."""
+    live = _live(request)
+    watcher = await live.watch(viewer.scope.tenant_id)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            while True:
+                frame = await watcher.next(HEARTBEAT)
+                if watcher.closed:
+                    return
+                yield frame if frame is not None else b": heartbeat\n\n"
+        finally:
+            live.leave(watcher)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

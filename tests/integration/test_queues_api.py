@@ -78,6 +78,10 @@ async def test_create_get_list_with_defaults(client: httpx.AsyncClient, sessions
         "short_abandon_seconds": 5,
         "join_empty": "yes",
         "leave_when_empty": "no",
+        "wallboard_waiting_warn": 3,
+        "wallboard_waiting_alarm": 6,
+        "wallboard_wait_warn_seconds": 30,
+        "wallboard_wait_alarm_seconds": 90,
         "version": 1,
     }
     one = await client.get(f"/api/v1/queues/{queue['id']}", headers=world.admin.headers)
@@ -142,6 +146,12 @@ async def test_every_setting_and_a_fallback(client: httpx.AsyncClient, sessions:
         ({"join_empty": "no"}, "body.join_empty"),
         ({"join_empty": None}, "body.join_empty"),
         ({"leave_when_empty": "yes"}, "body.leave_when_empty"),
+        ({"wallboard_waiting_warn": 0}, "body.wallboard_waiting_warn"),
+        ({"wallboard_waiting_alarm": 10001}, "body.wallboard_waiting_alarm"),
+        ({"wallboard_wait_alarm_seconds": 86401}, "body.wallboard_wait_alarm_seconds"),
+        # A warning after its alarm (the other at its default: 6 callers, 90 seconds).
+        ({"wallboard_waiting_warn": 7}, "body.wallboard_waiting_warn"),
+        ({"wallboard_wait_warn_seconds": 91}, "body.wallboard_wait_warn_seconds"),
     ],
 )
 async def test_invalid_fields_are_named(
@@ -233,10 +243,24 @@ async def test_update_with_etags_nulls_and_no_fallback_to_itself(
         ({"ring_timeout": None}, "body.ring_timeout"),
         ({"weight": 1000}, "body.weight"),
         ({"id": 5}, "body.id"),
+        ({"wallboard_waiting_alarm": 2}, "body.wallboard_waiting_warn"),
+        ({"wallboard_wait_alarm_seconds": 29}, "body.wallboard_wait_warn_seconds"),
+        ({"wallboard_waiting_warn": None}, "body.wallboard_waiting_warn"),
     ]:
         response = await client.patch(url, headers=world.admin.headers, json=body)
         assert response.status_code == 422, (body, response.text)
         assert fields_of(response) == {field}
+
+    # Both thresholds moved together: a warning no later than its alarm.
+    thresholds = {
+        "wallboard_waiting_warn": 1,
+        "wallboard_waiting_alarm": 2,
+        "wallboard_wait_warn_seconds": 10,
+        "wallboard_wait_alarm_seconds": 10,
+    }
+    moved = await client.patch(url, headers=world.admin.headers, json=thresholds)
+    assert moved.status_code == 200, moved.text
+    assert {k: moved.json()[k] for k in thresholds} == thresholds
 
 
 async def test_delete_refused_while_a_destination(

@@ -151,3 +151,27 @@ E164 = Annotated[
     AfterValidator(_e164),
     Field(examples=["+33142685300"], description="E.164: '+', country code, number"),
 ]
+
+
+def _message_text(text: str) -> str:
+    # Several lines and tabs belong to a message; other control characters do not.
+    if any(
+        (unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") and c not in "\n\r\t")
+        or c in _BIDI_CONTROLS
+        for c in text
+    ):
+        raise ValueError("control characters are not allowed")
+    text = text.strip()
+    if not text:
+        raise ValueError("may not be empty")
+    return text
+
+
+# A free text of several lines written by a person (a support message, a notice's body):
+# shown in pages (escaped there), never written into Asterisk configuration.
+MessageText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=10_000),
+    AfterValidator(_message_text),
+    Field(examples=["Calls to our main number ring nobody since 9:00."]),
+]

@@ -13,6 +13,7 @@ from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User
 from graam_pbx.cdr.models import Cdr
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
+from graam_pbx.notices.models import Notice
 from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.queue_calls.models import QueueCall
@@ -20,6 +21,7 @@ from graam_pbx.queues.models import Queue, QueueMember
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.sip_security.models import SipBlock
 from graam_pbx.stats.models import QueueStatsRollup
+from graam_pbx.support.models import SupportMessage, SupportRequest
 from graam_pbx.tenants.models import Tenant
 from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
 
@@ -39,6 +41,7 @@ __all__ = [
     "LoginAttempt",
     "MohClass",
     "MohClassPrompt",
+    "Notice",
     "OutboundRoute",
     "PauseReason",
     "PhoneNumber",
@@ -50,6 +53,8 @@ __all__ = [
     "RefreshToken",
     "Schedule",
     "SipBlock",
+    "SupportMessage",
+    "SupportRequest",
     "Tenant",
     "Trunk",
     "User",

@@ -255,7 +255,7 @@ class Settings(BaseSettings):
         86400.0, gt=0, description="Seconds after which a message not yet e-mailed is not sent."
     )
     smtp_host: str | None = Field(
-        None, description="SMTP relay for voicemail e-mails; unset: no e-mail is sent."
+        None, description="SMTP relay for every e-mail (voicemail, support); unset: none sent."
     )
     smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP relay.")
     smtp_username: str | None = Field(None, description="SMTP login; unset: no AUTH.")
@@ -265,6 +265,11 @@ class Settings(BaseSettings):
         "graam-pbx@localhost", description="Sender address of voicemail e-mails."
     )
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds for one SMTP conversation.")
+    support_email: str | None = Field(
+        None,
+        description="The operator's support address: new support requests and clients' "
+        "messages are e-mailed there; unset: said once in the log, nothing sent.",
+    )
 
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")

@@ -2,51 +2,21 @@
 
 The control plane sends it rather than Asterisk (``mailcmd``): Asterisk's host needs no mail
 transfer agent, a relay that is down is retried, and what was sent is remembered in Postgres.
-The stdlib's blocking ``smtplib`` runs in a thread: one short conversation per message needs
-no asynchronous client.
+The relay and how a message is handed to it are the control plane's one way to send mail
+(``graam_pbx.mail``); this module only writes the voicemail e-mail.
 """
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from graam_pbx.settings import Settings
+from graam_pbx.mail import SmtpRelay, send
 from graam_pbx.voicemail.spool import MessageInfo
 
-
-@dataclass(frozen=True)
-class SmtpRelay:
-    """Where and how voicemail e-mails leave."""
-
-    host: str
-    port: int
-    sender: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in a log line
-    starttls: bool = False
-    timeout: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpRelay | None:
-        """The configured relay, or None when ``GRAAM_SMTP_HOST`` is unset."""
-        if not settings.smtp_host:
-            return None
-        return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.smtp_from,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            starttls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout,
-        )
-
-    def describe(self) -> str:
-        return f"{self.host}:{self.port}{' (STARTTLS)' if self.starttls else ''}"
+# The relay's names, where the voicemail code and its tests have always found them.
+__all__ = ["BoxAddress", "SmtpRelay", "compose", "send"]
 
 
 @dataclass(frozen=True)
@@ -87,17 +57,3 @@ def compose(relay: SmtpRelay, box: BoxAddress, message: MessageInfo, audio: byte
         audio, maintype="audio", subtype="wav", filename=f"voicemail-{box.number}-{stamp}.wav"
     )
     return mail
-
-
-def send(relay: SmtpRelay, mail: EmailMessage) -> None:
-    """Hand ``mail`` to the relay (blocking: run it in a thread); raises on any refusal."""
-    with smtplib.SMTP(relay.host, relay.port, timeout=relay.timeout) as smtp:
-        smtp.ehlo()
-        if relay.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo()
-        if relay.username:
-            smtp.login(relay.username, relay.password or "")
-        refused = smtp.send_message(mail)
-        if refused:
-            raise smtplib.SMTPRecipientsRefused(refused)

@@ -25,8 +25,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import RESYNC_EVENT, EventBus, Message, Subscription
+from graam_pbx.mail import SmtpRelay, send
 from graam_pbx.metrics import VOICEMAIL_EMAILS, VOICEMAIL_RELAY_CONFIGURED
-from graam_pbx.voicemail.mail import BoxAddress, SmtpRelay, compose, send
+from graam_pbx.voicemail.mail import BoxAddress, compose
 from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
 from graam_pbx.voicemail.spool import StoredMessage, VoicemailSpool
 

@@ -22,6 +22,8 @@ from graam_pbx.auth.principal import READ_METHODS, Principal, Role, Scope
 from graam_pbx.deps import DbSession, client_address, ensure_role
 from graam_pbx.errors import Forbidden, Invalid, NotFound, Unauthorized
 from graam_pbx.fields import MAX_ID
+from graam_pbx.notices import service as notices_service
+from graam_pbx.notices.models import Notice
 from graam_pbx.tenants.models import Tenant
 from graam_pbx.web.i18n import UTC_ZONE, Texts, choose_locale
 from graam_pbx.web.session import (
@@ -50,6 +52,8 @@ class Viewer:
     texts: Texts
     csrf: str
     address: str | None
+    # The operator's notices shown to a tenant's user on every page (none for operators).
+    notices: tuple[Notice, ...] = ()
 
     @property
     def role(self) -> Role:
@@ -102,7 +106,19 @@ async def current_viewer(request: Request, session: DbSession) -> Viewer:
         ZoneInfo(tenant.timezone) if tenant is not None else UTC_ZONE,
     )
     signing_key: str = request.app.state.runtime.signing_key
-    return Viewer(principal, tenant, texts, csrf_token(signing_key, token), client_address(request))
+    notices = (
+        tuple(await notices_service.current_notices(session, tenant.id))
+        if tenant is not None and not principal.is_operator
+        else ()
+    )
+    return Viewer(
+        principal,
+        tenant,
+        texts,
+        csrf_token(signing_key, token),
+        client_address(request),
+        notices,
+    )
 
 
 AnyViewer = Annotated[Viewer, Depends(current_viewer)]

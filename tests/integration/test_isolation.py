@@ -114,6 +114,25 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
         "/api/v1/auth/api-keys", headers={"Authorization": f"Bearer {token}"}, json={"name": "k"}
     )
     demo.ids["key_id"] = key.json()["id"]
+    support_request = await client.post(
+        "/api/v1/support-requests",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"subject": "Help", "body": "Nothing rings.", "priority": "high"},
+    )
+    assert support_request.status_code == 201, support_request.text
+    demo.ids["request_id"] = support_request.json()["id"]
+    notice = await client.post(
+        "/api/v1/notices",
+        headers=world.operator.headers,
+        json={
+            "title": "For A only",
+            "body": "A change.",
+            "effective_on": "2099-01-01",
+            "tenant_ids": [demo.tenant_id],
+        },
+    )
+    assert notice.status_code == 201, notice.text
+    demo.ids["notice_id"] = notice.json()["id"]
     return demo, world
 
 
@@ -243,6 +262,8 @@ async def test_no_list_shows_another_tenants_objects(
         "/api/v1/api-keys": "key_id",
         "/api/v1/pause-reasons": "reason_id",
         "/api/v1/queue-calls": "queue_call_id",
+        "/api/v1/support-requests": "request_id",
+        "/api/v1/notices": "notice_id",
     }
     for method, path in _routes():
         if method != "GET" or "{" in path or path == "/api/v1/auth/me":

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import string
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents.models import AgentDevice
@@ -111,6 +111,18 @@ async def list_devices(
     if user_id is not None:
         statement = statement.where(AgentDevice.user_id == user_id)
     return await keyset_page(session, statement, AgentDevice.id, after_id, limit)
+
+
+async def count_devices(session: AsyncSession, scope: Scope) -> int:
+    """How many devices ``list_devices`` pages through (without a user filter)."""
+    statement = (
+        select(func.count())
+        .select_from(AgentDevice)
+        .where(AgentDevice.tenant_id == scope.tenant_id)
+    )
+    if scope.role is Role.AGENT:
+        statement = statement.where(AgentDevice.user_id == scope.principal.user_id)
+    return int(await session.scalar(statement) or 0)
 
 
 async def get_device(session: AsyncSession, scope: Scope, device_id: int) -> AgentDevice:

@@ -714,6 +714,14 @@ async def list_users(
     return await keyset_page(session, statement, User.id, after_id, limit)
 
 
+async def count_users(session: AsyncSession, scope: Scope) -> int:
+    """How many users ``list_users`` pages through (without a role filter)."""
+    statement = select(func.count()).select_from(User).where(User.tenant_id == scope.tenant_id)
+    if scope.role is Role.AGENT:
+        statement = statement.where(User.id == scope.principal.user_id)
+    return int(await session.scalar(statement) or 0)
+
+
 async def get_user(session: AsyncSession, scope: Scope, user_id: int) -> User:
     if scope.role is Role.AGENT and user_id != scope.principal.user_id:
         raise NotFound(f"no user {user_id}")

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,6 +194,16 @@ async def list_numbers(
         status,
     )
     return await keyset_page(session, statement, PhoneNumber.id, after_id, limit)
+
+
+async def count_numbers(session: AsyncSession, scope: Scope) -> int:
+    """How many numbers the tenant holds (what ``list_numbers`` pages through unfiltered)."""
+    statement = (
+        select(func.count())
+        .select_from(PhoneNumber)
+        .where(PhoneNumber.tenant_id == scope.tenant_id)
+    )
+    return int(await session.scalar(statement) or 0)
 
 
 async def get_number(session: AsyncSession, scope: Scope, number_id: int) -> PhoneNumber:

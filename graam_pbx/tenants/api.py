@@ -91,17 +91,20 @@ async def get_licences(tenant_id: TenantId, principal: Caller, session: DbSessio
         tenant_id=tenant.id,
         licences=tenant.licences,
         in_use=await service.licences_in_use(session, tenant.id),
+        licence_ceiling=tenant.licence_ceiling,
     )
 
 
 @router.put(
     "/{tenant_id}/licences",
     response_model=LicencesOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 async def set_licences(
     tenant_id: TenantId, body: LicencesUpdate, principal: Caller, session: DbSession
 ) -> LicencesOut:
+    """Change the licences at once (audited). An admin may not raise them above the
+    operator's `licence_ceiling`: 409 `licence-ceiling` naming `body.licences`."""
     if principal.role not in (Role.OPERATOR, Role.ADMIN):
         raise Forbidden(f"a {principal.role} may not change licences")
     tenant = await service.set_licences(session, principal, tenant_id, body.licences)
@@ -109,4 +112,5 @@ async def set_licences(
         tenant_id=tenant.id,
         licences=tenant.licences,
         in_use=await service.licences_in_use(session, tenant.id),
+        licence_ceiling=tenant.licence_ceiling,
     )

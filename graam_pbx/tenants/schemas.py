@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from graam_pbx.fields import Country, DisplayText, NotNull, ObjectName, Slug, Timezone
 from graam_pbx.tenants.models import TenantStatus
 
+CEILING_DESCRIPTION = (
+    "The most licences the tenant's admin may hold, set by the operator (null: no ceiling)."
+)
+
 
 class TenantCreate(BaseModel):
     model_config = ConfigDict(
@@ -21,6 +25,7 @@ class TenantCreate(BaseModel):
                     "timezone": "Europe/Paris",
                     "plan": "standard",
                     "licences": 10,
+                    "licence_ceiling": 50,
                 }
             ]
         },
@@ -32,13 +37,20 @@ class TenantCreate(BaseModel):
     timezone: Timezone
     plan: ObjectName = "standard"
     licences: int = Field(0, ge=0, le=100_000, strict=True)
+    licence_ceiling: int | None = Field(
+        None, ge=0, le=100_000, strict=True, description=CEILING_DESCRIPTION
+    )
 
 
 class TenantUpdate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"status": "terminating", "ends_on": "2027-01-31"}, {"plan": "premium"}]
+            "examples": [
+                {"status": "terminating", "ends_on": "2027-01-31"},
+                {"plan": "premium"},
+                {"licence_ceiling": 50},
+            ]
         },
     )
 
@@ -48,6 +60,9 @@ class TenantUpdate(BaseModel):
     plan: Annotated[ObjectName | None, NotNull] = None
     status: Annotated[TenantStatus | None, NotNull] = None
     ends_on: date | None = Field(None, description="With status terminating: the last day.")
+    licence_ceiling: int | None = Field(
+        None, ge=0, le=100_000, strict=True, description=CEILING_DESCRIPTION + " Null removes it."
+    )
 
 
 class TenantOut(BaseModel):
@@ -61,6 +76,7 @@ class TenantOut(BaseModel):
     status: TenantStatus
     plan: str
     licences: int
+    licence_ceiling: int | None
     ends_on: date | None
     version: int
     created_at: datetime
@@ -71,6 +87,7 @@ class LicencesOut(BaseModel):
     tenant_id: int
     licences: int = Field(description="Concurrent agents the tenant may have logged in.")
     in_use: int = Field(description="Agents logged in now.")
+    licence_ceiling: int | None = Field(description=CEILING_DESCRIPTION)
 
 
 class LicencesUpdate(BaseModel):

@@ -9,9 +9,24 @@ from graam_pbx.agents.models import AgentSession
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Principal
 from graam_pbx.db import ensure_version, flush_or_conflict, keyset_page
-from graam_pbx.errors import Invalid, NotFound
+from graam_pbx.errors import GraamError, Invalid, NotFound
 from graam_pbx.tenants.models import Tenant, TenantStatus
 from graam_pbx.tenants.schemas import TenantCreate, TenantUpdate
+
+
+class AboveLicenceCeiling(GraamError):
+    """An admin asked for more licences than the ceiling its operator set."""
+
+    status_code = 409
+    error_id = "licence-ceiling"
+
+    def __init__(self, ceiling: int) -> None:
+        reason = f"above the licence ceiling of {ceiling} set by the operator"
+        super().__init__(
+            f"body.licences: {reason}",
+            errors=[{"field": "body.licences", "reason": reason}],
+            licence_ceiling=ceiling,
+        )
 
 
 def _visible(principal: Principal, tenant_id: int) -> bool:
@@ -51,6 +66,7 @@ async def create_tenant(session: AsyncSession, principal: Principal, data: Tenan
         timezone=data.timezone,
         plan=data.plan,
         licences=data.licences,
+        licence_ceiling=data.licence_ceiling,
         status=TenantStatus.ACTIVE.value,
     )
     session.add(tenant)
@@ -87,11 +103,23 @@ async def update_tenant(
 async def set_licences(
     session: AsyncSession, principal: Principal, tenant_id: int, licences: int
 ) -> Tenant:
-    """Change the licence count at once; lowering it never logs anyone out."""
+    """Change the licence count at once; lowering it never logs anyone out.
+
+    An admin may not raise it above the operator's ceiling (lowering is always allowed);
+    the operator, who sets the ceiling, may.
+    """
     tenant = await get_tenant(session, principal, tenant_id)
     # Row lock: logins count licences under the same lock, so none sees a half-made change.
     await session.refresh(tenant, with_for_update=True)
     before = tenant.licences
+    ceiling = tenant.licence_ceiling
+    if (
+        not principal.is_operator
+        and ceiling is not None
+        and licences > ceiling
+        and licences > before
+    ):
+        raise AboveLicenceCeiling(ceiling)
     tenant.licences = licences
     await session.flush()
     await audit.record(
@@ -114,3 +142,16 @@ async def licences_in_use(session: AsyncSession, tenant_id: int) -> int:
         )
     )
     return int(count or 0)
+
+
+async def licences_in_use_by_tenant(session: AsyncSession, tenant_ids: list[int]) -> dict[int, int]:
+    """``licences_in_use`` of several tenants in one query (a tenant with none: 0)."""
+    if not tenant_ids:
+        return {}
+    rows = await session.execute(
+        select(AgentSession.tenant_id, func.count())
+        .where(AgentSession.tenant_id.in_(tenant_ids), AgentSession.ended_at.is_(None))
+        .group_by(AgentSession.tenant_id)
+    )
+    counted = {int(tenant_id): int(count) for tenant_id, count in rows}
+    return {tenant_id: counted.get(tenant_id, 0) for tenant_id in tenant_ids}

@@ -44,7 +44,10 @@ from graam_pbx.db import create_engine, plain_url, session_factory
 from graam_pbx.errors import DatabaseBusy, GraamError, Invalid
 from graam_pbx.files import configured_access
 from graam_pbx.ivr import api as ivr_api
+from graam_pbx.live.wallboards import Wallboards
+from graam_pbx.mail import SmtpRelay
 from graam_pbx.moh import api as moh_api
+from graam_pbx.notices import api as notices_api
 from graam_pbx.numbers import api as numbers_api
 from graam_pbx.prompts import api as prompts_api
 from graam_pbx.queue_calls import api as queue_calls_api
@@ -57,9 +60,9 @@ from graam_pbx.settings import Settings, get_settings
 from graam_pbx.sip_security import api as sip_security_api
 from graam_pbx.sip_security.worker import BlockPolicy, SipSecurityWorker
 from graam_pbx.stats import api as stats_api
+from graam_pbx.support import api as support_api
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
-from graam_pbx.voicemail.mail import SmtpRelay
 from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
 from graam_pbx.voicemail.spool import VoicemailSpool
 from graam_pbx.voicemail.worker import VoicemailNotifier
@@ -88,6 +91,8 @@ API_ROUTERS: list[APIRouter] = [
     config_status_api.router,
     sip_security_api.router,
     stats_api.router,
+    support_api.router,
+    notices_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -143,6 +148,7 @@ class Runtime:
     cdr: CdrWorker | None = None
     queue_calls: QueueCallWorker | None = None
     voicemail_spool: VoicemailSpool | None = None
+    live: Wallboards | None = None
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -260,6 +266,10 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             file_access=file_access,
         )
         app.state.sip_security = sip_security
+        # The wallboards: waiting callers from AMI's queue events, agents' states from the
+        # timeline's committed moves, figures when queue calls are written; pushed to viewers.
+        live = Wallboards(session_factory(engine), bus, ami, agents=agents, queue_calls=queue_calls)
+        runtime.live = live
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
         # The applier subscribes to AMI's resync before AMI first connects; the agent worker
         # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
@@ -276,6 +286,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             notifier,
             trunk_resolver,
             sip_security,
+            live,
         ]
         started: list[Component] = []
         try:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.principal import READ_METHODS, Principal, Role, Scope
@@ -35,6 +36,8 @@ from graam_pbx.web.session import (
     same_origin,
     tokens_match,
 )
+
+_ID_DIGITS = len(str(MAX_ID))
 
 
 class LoginRequired(Unauthorized):
@@ -83,6 +86,19 @@ def request_texts(
 
 async def current_viewer(request: Request, session: DbSession) -> Viewer:
     """The console session's user; an operator names the tenant they act in by ``?tenant=``."""
+    return await _resolve_viewer(request, session)
+
+
+async def detached_viewer(request: Request) -> Viewer:
+    """``current_viewer`` read in a short transaction of its own, released before the route
+    runs: for live streams and pages that wait on the live boards, which take a connection of
+    their own to build a board (holding the request's meanwhile would let a crowd of viewers
+    reconnecting at once take the whole pool and starve the builds they wait for)."""
+    async with request.app.state.sessions() as session, session.begin():
+        return await _resolve_viewer(request, session)
+
+
+async def _resolve_viewer(request: Request, session: AsyncSession) -> Viewer:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired("log in to the console")
@@ -94,7 +110,9 @@ async def current_viewer(request: Request, session: DbSession) -> Viewer:
     if principal.is_operator:
         asked = request.query_params.get("tenant")
         if asked:
-            if not asked.isdigit() or not 1 <= int(asked) <= MAX_ID:
+            # isdecimal: what int() reads ("²" is a digit it refuses); the length keeps int()
+            # within its own limit on digits.
+            if not (asked.isdecimal() and len(asked) <= _ID_DIGITS and 1 <= int(asked) <= MAX_ID):
                 raise Invalid("query.tenant", "must be a tenant id")
             tenant_id = int(asked)
     tenant = await session.get(Tenant, tenant_id) if tenant_id is not None else None
@@ -134,6 +152,16 @@ def page_for(*roles: Role) -> Callable[..., Coroutine[Any, Any, Viewer]]:
     return check
 
 
+def live_page_for(*roles: Role) -> Callable[..., Coroutine[Any, Any, Viewer]]:
+    """``page_for`` without holding the request's transaction (``detached_viewer``)."""
+
+    async def check(viewer: Annotated[Viewer, Depends(detached_viewer)]) -> Viewer:
+        ensure_role(viewer.scope, roles)
+        return viewer
+
+    return check
+
+
 def operator_page() -> Callable[..., Coroutine[Any, Any, Viewer]]:
     """A dependency: the viewer, if they are a platform operator."""
 
@@ -147,6 +175,7 @@ def operator_page() -> Callable[..., Coroutine[Any, Any, Viewer]]:
 
 # The usual sets, as the API's (deps.py): operators are always let in.
 Supervising = Annotated[Viewer, Depends(page_for(Role.ADMIN, Role.SUPERVISOR))]
+LiveSupervising = Annotated[Viewer, Depends(live_page_for(Role.ADMIN, Role.SUPERVISOR))]
 AdminViewer = Annotated[Viewer, Depends(page_for(Role.ADMIN))]
 MemberViewer = Annotated[Viewer, Depends(page_for(Role.ADMIN, Role.SUPERVISOR, Role.AGENT))]
 AgentViewer = Annotated[Viewer, Depends(page_for(Role.AGENT))]

@@ -10,18 +10,19 @@ nothing here asks Asterisk. Admins and supervisors (operators acting in a tenant
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from graam_pbx.errors import Unavailable
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.web.render import page
-from graam_pbx.web.viewer import Supervising, Viewer, console_router
+from graam_pbx.web.viewer import LiveSupervising, Viewer, console_router
 
 router = console_router()
 
@@ -88,7 +89,7 @@ def _ratio(text: str | None) -> Decimal | None:
 
 
 @router.get("/wallboard")
-async def wallboard_page(request: Request, viewer: Supervising) -> HTMLResponse:
+async def wallboard_page(request: Request, viewer: LiveSupervising) -> HTMLResponse:
     board = await _live(request).board(viewer.scope.tenant_id)
     now = datetime.now(UTC)
     texts = viewer.texts
@@ -103,17 +104,19 @@ async def wallboard_page(request: Request, viewer: Supervising) -> HTMLResponse:
         }
         for queue in board["queues"]
     ]
-    names = {queue["id"]: queue["name"] for queue in queues}
-    alerts = [
-        texts.gettext(
-            ALERT_TEXTS[alert["kind"]],
-            queue=names.get(alert["queue_id"], ""),
-            count=next(q["waiting"] for q in queues if q["id"] == alert["queue_id"]),
-            wait=next(q["longest_wait"] for q in queues if q["id"] == alert["queue_id"]),
-            level=texts.gettext(LEVEL_LABELS[alert["level"]]),
+    by_id = {queue["id"]: queue for queue in queues}
+    alerts = []
+    for alert in board["alerts"]:
+        queue = by_id[alert["queue_id"]]
+        alerts.append(
+            texts.gettext(
+                ALERT_TEXTS[alert["kind"]],
+                queue=queue["name"],
+                count=queue["waiting"],
+                wait=queue["longest_wait"],
+                level=texts.gettext(LEVEL_LABELS[alert["level"]]),
+            )
         )
-        for alert in board["alerts"]
-    ]
     agents = []
     for agent in board["agents"]:
         since = _moment(agent["since"])
@@ -151,7 +154,7 @@ def _reason(viewer: Viewer, agent: dict[str, Any]) -> str:
 
 
 @router.get("/live/wallboard")
-async def wallboard_stream(request: Request, viewer: Supervising) -> StreamingResponse:
+async def wallboard_stream(request: Request, viewer: LiveSupervising) -> StreamingResponse:
     """The tenant's board as Server-Sent Events: the whole board at once, then at each change
     (``event: board``, ``id:`` its sequence number); a comment when nothing happened for
     ``HEARTBEAT`` seconds. The stream ends when the control plane stops."""
@@ -159,18 +162,31 @@ async def wallboard_stream(request: Request, viewer: Supervising) -> StreamingRe
     watcher = await live.watch(viewer.scope.tenant_id)
 
     async def events() -> AsyncIterator[bytes]:
-        try:
-            yield f"retry: {RETRY_MS}\n\n".encode()
-            while True:
-                frame = await watcher.next(HEARTBEAT)
-                if watcher.closed:
-                    return
-                yield frame if frame is not None else b": heartbeat\n\n"
-        finally:
-            live.leave(watcher)
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        while True:
+            frame = await watcher.next(HEARTBEAT)
+            if watcher.closed:
+                return
+            yield frame if frame is not None else b": heartbeat\n\n"
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(events(), on_end=lambda: live.leave(watcher))
+
+
+class EventStream(StreamingResponse):
+    """A stream of Server-Sent Events that calls ``on_end`` however it ends: also when its
+    body never started (the client left first) or was left suspended (cut while sending),
+    where a ``finally`` in the body would wait for the garbage collector, or never run."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_end: Callable[[], None]) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self._on_end = on_end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_end()

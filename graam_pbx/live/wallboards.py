@@ -102,6 +102,14 @@ class Viewer:
         return frame
 
 
+class _Build:
+    """A board being built: the lock its builder holds, and how many build or wait."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class _Watched:
     """A built board and who watches it."""
 
@@ -144,17 +152,16 @@ class Wallboards:
         # Every tenant's waiting callers: tenant -> queue -> caller's uniqueid -> entered.
         self.waiting: dict[int, dict[int, dict[str, datetime]]] = {}
         self._watched: dict[int, _Watched] = {}
-        self._building: dict[int, asyncio.Lock] = {}
+        self._building: dict[int, _Build] = {}
         self._dirty: set[int] = set()
         self._publish_handle: asyncio.TimerHandle | None = None
         self._agents_pending: dict[int, set[int] | None] = {}  # None: all of the tenant's
         self._agents_wake = asyncio.Event()
         self._figures_wake = asyncio.Event()
         self._seed_wake = asyncio.Event()
-        # While a seed's QueueStatus is in flight: what joined and left meanwhile.
-        self._seeding = False
-        self._seed_joined: dict[tuple[int, int, str], datetime] = {}
-        self._seed_left: set[tuple[int, int, str]] = set()
+        # While a seed's QueueStatus is in flight: each caller that joined (when) or left
+        # (None) meanwhile, its last event winning (None: no seed in flight).
+        self._seed_seen: dict[tuple[int, int, str], datetime | None] | None = None
         self._subscription: Subscription | None = None
         self._dropped_seen = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -264,9 +271,14 @@ class Wallboards:
         watched = self._watched.get(tenant_id)
         if watched is not None:
             return watched
-        lock = self._building.setdefault(tenant_id, asyncio.Lock())
+        # Kept while anyone builds or waits to: one build at a time, even after a failed one,
+        # and the moves committed meanwhile are kept for it (``_on_moves``).
+        build = self._building.get(tenant_id)
+        if build is None:
+            build = self._building[tenant_id] = _Build()
+        build.users += 1
         try:
-            async with lock:
+            async with build.lock:
                 watched = self._watched.get(tenant_id)
                 if watched is None:
                     # Boards' numbers keep growing across restarts: milliseconds at the build.
@@ -281,8 +293,9 @@ class Wallboards:
                     if tenant_id in self._agents_pending:
                         self._agents_wake.set()  # moves committed while it was being read
         finally:
-            if not lock.locked():
-                self._building.pop(tenant_id, None)
+            build.users -= 1
+            if not build.users:
+                del self._building[tenant_id]
         return watched
 
     # ---- changes --------------------------------------------------------------------------
@@ -332,16 +345,16 @@ class Wallboards:
         if name == "QueueCallerJoin":
             entered = event_time(message, datetime.now(UTC))
             self.waiting.setdefault(tenant_id, {}).setdefault(queue_id, {})[uniqueid] = entered
-            if self._seeding:
-                self._seed_joined[key] = entered
+            if self._seed_seen is not None:
+                self._seed_seen[key] = entered
             watched = self._watched.get(tenant_id)
             if watched is not None and queue_id not in watched.board.queues:
                 watched.figures_due = True  # a queue the board does not know yet
                 self._figures_wake.set()
         else:  # left: answered, gone elsewhere, or gave up
             self._forget(tenant_id, queue_id, uniqueid)
-            if self._seeding:
-                self._seed_left.add(key)
+            if self._seed_seen is not None:
+                self._seed_seen[key] = None
         self._mark(tenant_id)
         self._watch_drops()
 
@@ -389,7 +402,8 @@ class Wallboards:
         minus what left while it was asked."""
         if self._ami is None:
             return
-        self._seeding, self._seed_joined, self._seed_left = True, {}, set()
+        seen: dict[tuple[int, int, str], datetime | None] = {}
+        self._seed_seen = seen
         try:
             async with asyncio.timeout(SEED_TIMEOUT):
                 messages = await ami_actions.queue_status(self._ami)
@@ -401,16 +415,16 @@ class Wallboards:
                 ids = queue_ids(message.get("Queue", ""))
                 uniqueid = message.get("Uniqueid", "")
                 wait = message.get("Wait", "0") or "0"
-                if ids is None or not uniqueid or not wait.isdigit():
+                if ids is None or not uniqueid or not wait.isdecimal():  # what int() reads
                     continue
                 entered = datetime.fromtimestamp(received.timestamp() - int(wait), UTC)
                 fresh.setdefault(ids[0], {}).setdefault(ids[1], {})[uniqueid] = entered
-            for (tenant_id, queue_id, uniqueid), entered in self._seed_joined.items():
-                fresh.setdefault(tenant_id, {}).setdefault(queue_id, {})[uniqueid] = entered
-            for tenant_id, queue_id, uniqueid in self._seed_left:
-                callers = fresh.get(tenant_id, {}).get(queue_id)
-                if callers is not None:
+            for (tenant_id, queue_id, uniqueid), last in seen.items():
+                callers = fresh.setdefault(tenant_id, {}).setdefault(queue_id, {})
+                if last is None:
                     callers.pop(uniqueid, None)
+                else:
+                    callers[uniqueid] = last
             fresh = {
                 tenant: {queue: callers for queue, callers in queues.items() if callers}
                 for tenant, queues in fresh.items()
@@ -418,7 +432,7 @@ class Wallboards:
             before = set(self.waiting)
             self.waiting = {tenant: queues for tenant, queues in fresh.items() if queues}
         finally:
-            self._seeding, self._seed_joined, self._seed_left = False, {}, set()
+            self._seed_seen = None
         for tenant_id in before | set(self.waiting):
             self._mark(tenant_id)
         self.seeds += 1
@@ -522,11 +536,14 @@ class Wallboards:
             if (watched.figures_due and age >= self._figures_interval) or age >= REFRESH_INTERVAL:
                 watched.figures_due = False
                 watched.figures_at = now
+                if age >= REFRESH_INTERVAL:
+                    # By the agents' task: a read of them all, begun before a move and ended
+                    # after its own read, would put the agent back in its old state.
+                    self._agents_pending[tenant_id] = None
+                    self._agents_wake.set()
                 try:
                     await self._read_setup(watched.board)
                     await self._read_figures(watched.board)
-                    if age >= REFRESH_INTERVAL:
-                        await self._read_agents(watched.board, None)
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -3,9 +3,15 @@ waiting callers followed from AMI's queue events, and a slow viewer keeping only
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
+import pytest
+from starlette.requests import ClientDisconnect
 
 from graam_pbx.ami import EventBus, Message
 from graam_pbx.live.board import (
@@ -19,6 +25,7 @@ from graam_pbx.live.board import (
     sse_frame,
 )
 from graam_pbx.live.wallboards import Viewer, Wallboards
+from graam_pbx.web.wallboard import EventStream
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 SALES = QueueSetup(7, "sales", waiting_warn=2, waiting_alarm=4, wait_warn_seconds=30,
@@ -144,3 +151,93 @@ async def test_waiting_callers_follow_the_queue_events_of_every_tenant() -> None
     assert {t: {q: set(c) for q, c in qs.items()} for t, qs in live.waiting.items()} == {
         3: {7: {"1.2"}}
     }
+
+
+class QueueStatusMeanwhile:
+    """Asterisk answering ``QueueStatus`` with ``entries`` (queue, uniqueid), while ``meanwhile``
+    queue events reach the wallboards."""
+
+    def __init__(
+        self, live: Wallboards, entries: list[tuple[str, str]], meanwhile: list[Message]
+    ) -> None:
+        self.live, self.entries, self.meanwhile = live, entries, meanwhile
+
+    async def action_list(self, name: str, fields: object = None, **_: object) -> list[Message]:
+        assert name == "QueueStatus"
+        for message in self.meanwhile:
+            self.live._on_event(message)
+        return [
+            Message([("Event", "QueueEntry"), ("Queue", q), ("Uniqueid", u), ("Wait", "5")])
+            for q, u in self.entries
+        ]
+
+
+async def test_a_seed_keeps_what_joined_and_left_while_it_was_asked_last_event_winning() -> None:
+    live = Wallboards(None, EventBus(), None)  # type: ignore[arg-type]
+    live._on_event(queue_event("QueueCallerJoin", "t3-q7", "gone.before"))  # its leave was missed
+    live._ami = QueueStatusMeanwhile(  # type: ignore[assignment]
+        live,
+        [("t3-q7", "1.1"), ("t3-q7", "1.2"), ("t3-q7", "1.3")],
+        [
+            queue_event("QueueCallerLeave", "t3-q7", "1.1"),  # left after Asterisk's answer
+            queue_event("QueueCallerJoin", "t4-q9", "2.1"),  # joined after it
+            queue_event("QueueCallerLeave", "t3-q7", "1.3"),  # left, then came back
+            queue_event("QueueCallerJoin", "t3-q7", "1.3"),
+        ],
+    )
+    await live._seed()
+    assert {t: {q: set(c) for q, c in qs.items()} for t, qs in live.waiting.items()} == {
+        3: {7: {"1.2", "1.3"}},
+        4: {9: {"2.1"}},
+    }
+
+
+async def test_one_board_for_all_who_wait_for_it_even_after_a_failed_build() -> None:
+    live = Wallboards(None, EventBus(), None)  # type: ignore[arg-type]
+    started: asyncio.Queue[Board] = asyncio.Queue()  # each build, as it reads
+    outcomes: asyncio.Queue[Exception | None] = asyncio.Queue()  # how each read ends
+
+    async def read_setup(board: Board) -> None:
+        await started.put(board)
+        failure = await outcomes.get()
+        if failure is not None:
+            raise failure
+
+    async def read_nothing(board: Board, *_: object) -> None:
+        del board
+
+    live._read_setup = read_setup  # type: ignore[method-assign]
+    live._read_agents = read_nothing  # type: ignore[method-assign]
+    live._read_figures = read_nothing  # type: ignore[method-assign]
+    async with asyncio.timeout(10):
+        first = asyncio.create_task(live._board(3))
+        second = asyncio.create_task(live._board(3))
+        await started.get()  # the first builds, the second waits for it
+        await outcomes.put(OSError("database gone"))
+        await started.get()  # the first failed: the second builds
+        third = asyncio.create_task(live._board(3))  # and a third comes meanwhile
+        await outcomes.put(None)
+        with pytest.raises(OSError):
+            await first
+        assert await second is await third is live._watched[3]
+    assert started.empty()  # built once after the failure, not once per viewer
+    assert not live._building
+
+
+async def test_a_stream_ends_its_watch_even_when_its_body_never_started() -> None:
+    ended: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"never sent"
+
+    stream = EventStream(body(), on_end=lambda: ended.append(True))
+
+    async def receive() -> dict[str, str]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        raise OSError("the client is gone")
+
+    with contextlib.suppress(ClientDisconnect, OSError):
+        await stream({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
+    assert ended == [True]

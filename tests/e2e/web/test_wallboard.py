@@ -216,6 +216,10 @@ async def test_after_a_control_plane_restart_the_page_reconnects_and_shows_the_t
         # Back by itself, with the new process's board: the caller still waits (read from
         # Asterisk at its start), the agent still paused for lunch (from the database).
         await expect(status).to_have_text("Live", timeout=SEEN_WITHIN_MS)
+        # "Live" is shown when the stream opens; its first board follows.
+        await expect(page.locator("#wallboard")).not_to_have_attribute(
+            "data-seq", str(seq_before), timeout=SEEN_WITHIN_MS
+        )
         seq_after = int(await page.locator("#wallboard").get_attribute("data-seq") or 0)
         assert seq_after > seq_before
         await expect(field(page, queue, "waiting")).to_have_text("1", timeout=SEEN_WITHIN_MS)

@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
@@ -35,6 +35,8 @@ _TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
 API_KEY_PREFIX = "gk_"
 # An API key's last use is written at most this often (each write locks the key's row).
 _LAST_USE_RESOLUTION = timedelta(minutes=1)
+# Ended console sessions are kept this long (then deleted at the user's next login).
+_ENDED_SESSIONS_KEPT = timedelta(days=1)
 # The console's languages; the first is the default.
 LOCALES = ("en", "fr")
 
@@ -277,7 +279,20 @@ async def list_login_attempts(
 
 
 async def open_web_session(session: AsyncSession, settings: Settings, user: User) -> str:
-    """A new console session of a checked login: the cookie's token (only its hash is kept)."""
+    """A new console session of a checked login: the cookie's token (only its hash is kept).
+
+    The user's sessions that ended a day ago or more are deleted on the way: the table holds
+    only live sessions and recent ones, however often users log in.
+    """
+    await session.execute(
+        delete(WebSession).where(
+            WebSession.user_id == user.id,
+            or_(
+                WebSession.expires_at < func.now() - _ENDED_SESSIONS_KEPT,
+                WebSession.revoked_at < func.now() - _ENDED_SESSIONS_KEPT,
+            ),
+        )
+    )
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -324,10 +339,9 @@ async def close_web_session(session: AsyncSession, token: str) -> None:
 
 async def user_locale(session: AsyncSession, principal: Principal) -> str | None:
     """The console language the caller chose (None: none chosen)."""
-    locale: str | None = await session.scalar(
-        select(User.locale).where(User.id == principal.user_id)
-    )
-    return locale
+    # By primary key: the console session's check has just loaded the user, no second query.
+    user = await session.get(User, principal.user_id)
+    return user.locale if user is not None else None
 
 
 async def set_user_locale(session: AsyncSession, principal: Principal, locale: str) -> None:
@@ -706,9 +720,7 @@ async def list_users(
     limit: int,
 ) -> tuple[list[User], int | None]:
     """The tenant's users; an agent sees only itself."""
-    statement = select(User).where(User.tenant_id == scope.tenant_id)
-    if scope.role is Role.AGENT:
-        statement = statement.where(User.id == scope.principal.user_id)
+    statement = _users_seen(scope)
     if role is not None:
         statement = statement.where(User.role == role.value)
     return await keyset_page(session, statement, User.id, after_id, limit)
@@ -716,10 +728,16 @@ async def list_users(
 
 async def count_users(session: AsyncSession, scope: Scope) -> int:
     """How many users ``list_users`` pages through (without a role filter)."""
-    statement = select(func.count()).select_from(User).where(User.tenant_id == scope.tenant_id)
+    counted = select(func.count()).select_from(_users_seen(scope).subquery())
+    return int(await session.scalar(counted) or 0)
+
+
+def _users_seen(scope: Scope) -> Select[User]:
+    # The one rule of which users a caller sees, for the list and its count alike.
+    statement = select(User).where(User.tenant_id == scope.tenant_id)
     if scope.role is Role.AGENT:
         statement = statement.where(User.id == scope.principal.user_id)
-    return int(await session.scalar(statement) or 0)
+    return statement
 
 
 async def get_user(session: AsyncSession, scope: Scope, user_id: int) -> User:

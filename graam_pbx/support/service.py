@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Principal, Role, Scope
 from graam_pbx.errors import Conflict, Forbidden, NotFound
 from graam_pbx.support.models import SupportMessage, SupportRequest
@@ -27,6 +29,8 @@ from graam_pbx.tenants.models import Tenant
 
 # Who may see a tenant's requests besides operators: the API's "Supervising" roles.
 CLIENT_ROLES = (Role.ADMIN, Role.SUPERVISOR)
+
+Selected = TypeVar("Selected")
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,14 @@ async def file_request(
         raise Forbidden("clients file support requests; operators answer them")
     _ensure_reader(scope.principal)
     created = now or datetime.now(UTC)
+    # The user's address, never the caller's label: an API key's label is its name.
+    requester_email = await session.scalar(
+        select(User.email).where(User.id == scope.principal.user_id)
+    )
     request = SupportRequest(
         tenant_id=scope.tenant_id,
         requester_user_id=scope.principal.user_id,
-        requester_email=scope.principal.label,
+        requester_email=requester_email,
         subject=data.subject,
         priority=data.priority.value,
         status=Status.OPEN.value,
@@ -86,14 +94,7 @@ async def get_request(
     session: AsyncSession, principal: Principal, request_id: int
 ) -> SupportRequest:
     """The request, if the caller may see it: operators any, clients their tenant's only."""
-    _ensure_reader(principal)
-    statement = select(SupportRequest).where(SupportRequest.id == request_id)
-    if not principal.is_operator:
-        statement = statement.where(SupportRequest.tenant_id == principal.tenant_id)
-    found = await session.scalar(statement)
-    if found is None:
-        raise missing(request_id)
-    return found
+    return await _found(session, principal, request_id)
 
 
 def missing(request_id: int) -> NotFound:
@@ -133,22 +134,13 @@ async def list_requests(
 
     Operators see every tenant's (``tenant_id`` narrows it); a client only its own tenant's.
     """
-    _ensure_reader(principal)
-    now = now or datetime.now(UTC)
-    statement = select(SupportRequest)
-    if not principal.is_operator:
-        tenant_id = principal.tenant_id
-    if tenant_id is not None:
+    statement = _seen_by(principal, select(SupportRequest))
+    if tenant_id is not None and principal.is_operator:  # a client: its own, whatever named
         statement = statement.where(SupportRequest.tenant_id == tenant_id)
     if status is not None:
         statement = statement.where(SupportRequest.status == status.value)
-    overdue = and_(
-        SupportRequest.answered_at.is_(None),
-        SupportRequest.status != Status.CLOSED.value,
-        SupportRequest.due_at < now,
-    )
     statement = statement.order_by(
-        case((overdue, 0), else_=1),
+        case((_overdue(now or datetime.now(UTC)), 0), else_=1),
         case((SupportRequest.status == Status.CLOSED.value, 1), else_=0),
         SupportRequest.due_at,
         SupportRequest.id,
@@ -159,14 +151,7 @@ async def list_requests(
 
 async def count_overdue(session: AsyncSession, principal: Principal) -> int:
     """How many requests the caller may see are overdue now."""
-    _ensure_reader(principal)
-    statement = select(func.count()).where(
-        SupportRequest.answered_at.is_(None),
-        SupportRequest.status != Status.CLOSED.value,
-        SupportRequest.due_at < func.now(),
-    )
-    if not principal.is_operator:
-        statement = statement.where(SupportRequest.tenant_id == principal.tenant_id)
+    statement = _seen_by(principal, select(func.count()).where(_overdue(func.now())))
     return int(await session.scalar(statement) or 0)
 
 
@@ -180,7 +165,8 @@ async def add_message(
 ) -> Posted:
     """A message in the conversation: the operator's answers the request (the requester is
     told), the client's puts it back in the operator's hands (the operator is told)."""
-    request = await _locked(session, principal, request_id)
+    # The row is locked so that two answers at once set answered_at once.
+    request = await _found(session, principal, request_id, lock=True)
     if request.status == Status.CLOSED.value:
         raise Conflict(f"support request {request_id} is closed")
     written = now or datetime.now(UTC)
@@ -198,7 +184,7 @@ async def close_request(
     session: AsyncSession, principal: Principal, request_id: int, *, now: datetime | None = None
 ) -> SupportRequest:
     """The operator closes a request (closing twice changes nothing)."""
-    request = await _locked(session, principal, request_id)  # another tenant's: NotFound
+    request = await _found(session, principal, request_id, lock=True)  # another's: NotFound
     if not principal.is_operator:
         raise Forbidden("only the operator closes support requests")
     if request.status != Status.CLOSED.value:
@@ -208,16 +194,31 @@ async def close_request(
     return request
 
 
-async def _locked(session: AsyncSession, principal: Principal, request_id: int) -> SupportRequest:
-    # The row is locked so that two answers at once set answered_at once.
-    _ensure_reader(principal)
-    statement = select(SupportRequest).where(SupportRequest.id == request_id).with_for_update()
-    if not principal.is_operator:
-        statement = statement.where(SupportRequest.tenant_id == principal.tenant_id)
-    found = await session.scalar(statement)
+async def _found(
+    session: AsyncSession, principal: Principal, request_id: int, *, lock: bool = False
+) -> SupportRequest:
+    statement = _seen_by(principal, select(SupportRequest).where(SupportRequest.id == request_id))
+    found = await session.scalar(statement.with_for_update() if lock else statement)
     if found is None:
         raise missing(request_id)
     return found
+
+
+def _seen_by(principal: Principal, statement: Select[Selected]) -> Select[Selected]:
+    # The one rule of whose requests a caller sees: operators every tenant's, clients their own.
+    _ensure_reader(principal)
+    if principal.is_operator:
+        return statement
+    return statement.where(SupportRequest.tenant_id == principal.tenant_id)
+
+
+def _overdue(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    # ``is_overdue`` in SQL.
+    return and_(
+        SupportRequest.answered_at.is_(None),
+        SupportRequest.status != Status.CLOSED.value,
+        SupportRequest.due_at < now,
+    )
 
 
 async def _add(

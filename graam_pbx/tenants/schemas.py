@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from graam_pbx.fields import Country, DisplayText, NotNull, ObjectName, Slug, Timezone
 from graam_pbx.tenants.models import TenantStatus
 
+# The most licences a tenant may hold, and the highest ceiling (the console's forms say it).
+MAX_LICENCES = 100_000
 CEILING_DESCRIPTION = (
     "The most licences the tenant's admin may hold, set by the operator (null: no ceiling)."
 )
@@ -36,9 +38,9 @@ class TenantCreate(BaseModel):
     country: Country
     timezone: Timezone
     plan: ObjectName = "standard"
-    licences: int = Field(0, ge=0, le=100_000, strict=True)
+    licences: int = Field(0, ge=0, le=MAX_LICENCES, strict=True)
     licence_ceiling: int | None = Field(
-        None, ge=0, le=100_000, strict=True, description=CEILING_DESCRIPTION
+        None, ge=0, le=MAX_LICENCES, strict=True, description=CEILING_DESCRIPTION
     )
 
 
@@ -61,7 +63,11 @@ class TenantUpdate(BaseModel):
     status: Annotated[TenantStatus | None, NotNull] = None
     ends_on: date | None = Field(None, description="With status terminating: the last day.")
     licence_ceiling: int | None = Field(
-        None, ge=0, le=100_000, strict=True, description=CEILING_DESCRIPTION + " Null removes it."
+        None,
+        ge=0,
+        le=MAX_LICENCES,
+        strict=True,
+        description=CEILING_DESCRIPTION + " Null removes it.",
     )
 
 
@@ -93,4 +99,4 @@ class LicencesOut(BaseModel):
 class LicencesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"licences": 25}]})
 
-    licences: int = Field(ge=0, le=100_000, strict=True)
+    licences: int = Field(ge=0, le=MAX_LICENCES, strict=True)

@@ -20,7 +20,7 @@ from graam_pbx.deps import DbSession
 from graam_pbx.notices import service as notices_service
 from graam_pbx.numbers import service as numbers_service
 from graam_pbx.tenants import service as tenants_service
-from graam_pbx.tenants.schemas import LicencesUpdate
+from graam_pbx.tenants.schemas import MAX_LICENCES, LicencesUpdate
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import AdminViewer, Viewer, console_router
 
@@ -28,7 +28,6 @@ router = console_router()
 
 # The first page of each table: the count says how many there are in all.
 TABLE_ROWS = 50
-MAX_LICENCES = 100_000  # LicencesUpdate's own bound, said in the form's message
 
 
 def licences_error(viewer: Viewer, text: str) -> tuple[int | None, str | None]:

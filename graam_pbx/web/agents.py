@@ -18,7 +18,7 @@ from graam_pbx.agents import pause_reasons, sessions, states
 from graam_pbx.agents.schemas import SessionPause
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import GraamError, Invalid, NotFound
-from graam_pbx.fields import MAX_ID
+from graam_pbx.web.forms import form_id
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import Supervising, Viewer, console_router
 
@@ -166,21 +166,29 @@ async def agents_page(
     return await _agents_page(request, session, viewer, done=done)
 
 
+def asked_pause(paused: bool, reason: str) -> SessionPause:
+    """A pause asked for on a page, checked as the API checks it (a bad reason: 422 on it)."""
+    try:
+        return SessionPause(paused=paused, reason=reason or None)
+    except ValidationError as err:
+        raise Invalid("body.reason", "letters, digits, ' ', '_', '.', '-'; up to 64") from err
+
+
 def _agent_id(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+    agent = form_id(raw)
+    if agent is None:
         raise NotFound("no such agent")
-    return int(raw)
+    return agent
 
 
-def _refusal(viewer: Viewer, error: GraamError) -> str:
-    """What a refused change says on the page."""
+def _refusal(viewer: Viewer, error: GraamError, reason: str = "") -> str:
+    """What a refused change says on the page (``reason``: the pause reason asked for)."""
     gettext = viewer.texts.gettext
     if isinstance(error, Invalid) and error.details.get("errors"):
         field = error.details["errors"][0]
         if str(field.get("field", "")).endswith("reason"):
-            return gettext(
-                "This pause reason is not in the catalogue: {reason}", reason=field["reason"]
-            )
+            # The code asked for, not the service's English explanation of the refusal.
+            return gettext("This pause reason is not in the catalogue: {reason}", reason=reason)
     if isinstance(error, NotFound):
         return gettext("This agent is not logged in any more.")
     return gettext("The change was refused: {message}", message=error.message)
@@ -220,10 +228,7 @@ async def change_pause(
     try:
         if action not in ("pause", "resume"):
             raise Invalid("body.change", "must be resume, pause or pause:<code>")
-        try:
-            asked = SessionPause(paused=action == "pause", reason=reason or None)
-        except ValidationError as err:
-            raise Invalid("body.reason", "letters, digits, ' ', '_', '.', '-'; up to 64") from err
+        asked = asked_pause(action == "pause", reason)
         async with session.begin_nested():
             await sessions.set_paused(
                 session, viewer.scope, agent, asked.paused, asked.reason, source="web"
@@ -234,7 +239,7 @@ async def change_pause(
             session,
             viewer,
             status=error.status_code,
-            error=_refusal(viewer, error),
+            error=_refusal(viewer, error, reason),
             error_agent=agent,
         )
     done = "paused" if asked.paused else "resumed"

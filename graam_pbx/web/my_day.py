@@ -9,19 +9,23 @@ from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents import service as devices_service
 from graam_pbx.agents import sessions, states
-from graam_pbx.agents.schemas import SessionPause
 from graam_pbx.auth.principal import Role
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import GraamError, Invalid
-from graam_pbx.fields import MAX_ID
 from graam_pbx.stats import service as stats_service
 from graam_pbx.stats.kpi import STATES, AgentKpis, Interval
-from graam_pbx.web.agents import PAGE_SIZE, STATE_LABELS, pause_catalogue, reason_text
+from graam_pbx.web.agents import (
+    PAGE_SIZE,
+    STATE_LABELS,
+    asked_pause,
+    pause_catalogue,
+    reason_text,
+)
+from graam_pbx.web.forms import form_id
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import AgentViewer, Viewer, console_router
 
@@ -106,9 +110,10 @@ async def my_day_page(
 def _device_id(raw: str) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+    device = form_id(raw)
+    if device is None:
         raise Invalid("body.device_id", "must be one of your devices")
-    return int(raw)
+    return device
 
 
 def _field_errors(viewer: Viewer, error: GraamError) -> dict[str, str]:
@@ -159,10 +164,7 @@ async def my_day_action(
             elif action == "logout":
                 await sessions.logout(session, viewer.scope, user_id, source="web")
             elif action in ("pause", "resume"):
-                try:
-                    asked = SessionPause(paused=action == "pause", reason=reason or None)
-                except ValidationError as err:
-                    raise Invalid("body.reason", "not a pause reason") from err
+                asked = asked_pause(action == "pause", reason)
                 await sessions.set_paused(
                     session, viewer.scope, user_id, asked.paused, asked.reason, source="web"
                 )

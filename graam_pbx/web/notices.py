@@ -19,7 +19,8 @@ from graam_pbx.errors import Invalid
 from graam_pbx.notices import service as notices_service
 from graam_pbx.notices.schemas import NoticeCreate
 from graam_pbx.tenants import service as tenants_service
-from graam_pbx.web.render import page
+from graam_pbx.web.forms import form_id
+from graam_pbx.web.render import form_errors, page
 from graam_pbx.web.viewer import OperatorViewer, Viewer, console_router
 
 router = console_router()
@@ -95,27 +96,30 @@ async def publish_notice(
     audience: Annotated[str, Form(max_length=10)] = "all",
     tenant_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    chosen = [t for t in (tenant_ids or []) if t.isdigit()]
+    ids = [form_id(t) for t in tenant_ids or []]
+    chosen = [i for i in ids if i is not None]
     typed = {
         "title": title,
         "body": body,
         "effective_on": effective_on,
         "audience": "some" if audience == "some" else "all",
-        "tenant_ids": [int(t) for t in chosen],
+        "tenant_ids": chosen,
     }
     rules = field_rules(viewer)
+    if len(chosen) != len(ids):  # a box that names no tenant: refused, never dropped
+        errors = {"tenant_ids": rules["tenant_ids"]}
+        return await notices_page(request, viewer, session, status=422, typed=typed, errors=errors)
     try:
         data = NoticeCreate.model_validate(
             {
                 "title": title.strip(),
                 "body": body,
                 "effective_on": effective_on.strip(),
-                "tenant_ids": [int(t) for t in chosen] if typed["audience"] == "some" else None,
+                "tenant_ids": chosen if typed["audience"] == "some" else None,
             }
         )
     except ValidationError as err:
-        fields = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
-        errors = {f: rules[f] for f in fields if f in rules}
+        errors = form_errors(err, rules)
         return await notices_page(request, viewer, session, status=422, typed=typed, errors=errors)
     try:
         async with session.begin_nested():

@@ -20,15 +20,13 @@ from graam_pbx.errors import Conflict, NotFound
 from graam_pbx.fields import MAX_ID
 from graam_pbx.tenants import service as tenants_service
 from graam_pbx.tenants.models import TenantStatus
-from graam_pbx.tenants.schemas import TenantCreate, TenantUpdate
-from graam_pbx.web.render import page
+from graam_pbx.tenants.schemas import MAX_LICENCES, TenantCreate, TenantUpdate
+from graam_pbx.web.render import form_errors, page
 from graam_pbx.web.viewer import OperatorViewer, Viewer, console_router
 
 router = console_router()
 
 PAGE_ROWS = 50
-MAX_LICENCES = 100_000  # TenantCreate's bound on licences and their ceiling
-CREATE_FIELDS = ("slug", "name", "country", "timezone", "plan", "licences", "licence_ceiling")
 # What the operator may switch a tenant to from this page, from the status it has.
 STATUS_SWITCHES = {
     TenantStatus.ACTIVE.value: TenantStatus.SUSPENDED,
@@ -72,10 +70,6 @@ def parse_count(text: str, *, optional: bool) -> int | str | None:
         return int(raw)
     except ValueError:
         return raw
-
-
-def refused_fields(err: ValidationError) -> set[str]:
-    return {str(error["loc"][0]) for error in err.errors() if error["loc"]}
 
 
 async def tenants_page(
@@ -181,7 +175,7 @@ async def create_tenant(
             }
         )
     except ValidationError as err:
-        errors = {f: rules[f] for f in refused_fields(err) if f in rules}
+        errors = form_errors(err, rules)
         return await tenants_page(request, viewer, session, status=422, typed=typed, errors=errors)
     try:
         async with session.begin_nested():  # a refused slug leaves the transaction usable

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import ValidationError
 
 from graam_pbx.auth.principal import Role
 from graam_pbx.web.i18n import Texts
@@ -79,6 +80,12 @@ def navigation(viewer: Viewer) -> list[tuple[str, str]]:
         link = viewer.link(item.path) if item.in_tenant else item.path
         items.append((link, viewer.texts.gettext(item.label)))
     return items
+
+
+def form_errors(err: ValidationError, rules: dict[str, str]) -> dict[str, str]:
+    """The message shown beside each form field the schema refused: that field's rule."""
+    fields = {str(error["loc"][0]) for error in err.errors() if error["loc"]}
+    return {field: rules[field] for field in fields if field in rules}
 
 
 def render(template: str, texts: Texts, **values: Any) -> str:

@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graam_pbx.auth import service as auth_service
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import Invalid
-from graam_pbx.fields import MAX_ID
 from graam_pbx.queues import service as queues_service
 from graam_pbx.rest import MAX_PAGE
 from graam_pbx.stats import service as stats_service
 from graam_pbx.stats.kpi import STATES, Interval, QueueKpis, QueueSums, queue_kpis
+from graam_pbx.web.agents import STATE_LABELS
+from graam_pbx.web.forms import form_id
 from graam_pbx.web.i18n import Texts
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import Supervising, Viewer, console_router
@@ -45,15 +46,6 @@ INTERVAL_LABELS = {
     Interval.HOUR: "Hour",
     Interval.DAY: "Day",
     Interval.MONTH: "Month",
-}
-STATE_LABELS = {
-    "available": "Available",
-    "ringing": "Ringing",
-    "on-call": "On a call",
-    "wrap-up": "Wrap-up",
-    "paused": "Paused",
-    "unregistered": "Phone unreachable",
-    "logged-out": "Logged out",
 }
 QUERY_FIELDS = ("period", "interval", "queue", "agent", "from", "to")
 # The service's field names (``query.x``) as the form's.
@@ -91,10 +83,10 @@ def _id(form: ReportForm, name: str, texts: Texts) -> int | None:
     value = form.raw.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+    ident = form_id(value)
+    if ident is None:
         form.errors[name] = texts.gettext("Choose one from the list.")
-        return None
-    return int(value)
+    return ident
 
 
 def _date(form: ReportForm, name: str, texts: Texts) -> date | None:
@@ -198,9 +190,10 @@ async def report_period(
 # ---- what the page shows --------------------------------------------------------------------
 
 
-def _period_text(texts: Texts, form: ReportForm) -> str:
-    first, after = period_dates(form, texts.now().date())
-    last = after - timedelta(days=1)
+def _period_text(texts: Texts, span: stats_service.Period) -> str:
+    # The days of the figures shown (not of a second reading of the clock).
+    first = span.since.astimezone(span.zone).date()
+    last = span.until.astimezone(span.zone).date() - timedelta(days=1)
     if first == last:
         return texts.date(first, "full")
     return texts.gettext("{since} to {until}", since=texts.date(first), until=texts.date(last))
@@ -344,7 +337,7 @@ async def reports(request: Request, viewer: Supervising, session: DbSession) -> 
             states=[(s, texts.gettext(STATE_LABELS[s])) for s in states],
             chart=chart_data(texts, form.interval, span.starts, interval_kpis),
             bucket_label=lambda start: _bucket_label(texts, start, form.interval),
-            period_text=_period_text(texts, form),
+            period_text=_period_text(texts, span),
         )
     return page(
         request,

@@ -26,7 +26,7 @@ from graam_pbx.support.schemas import (
     SupportMessageCreate,
     SupportRequestCreate,
 )
-from graam_pbx.web.render import page
+from graam_pbx.web.render import form_errors, page
 from graam_pbx.web.viewer import OperatorViewer, Supervising, Viewer, console_router
 
 router = console_router()
@@ -46,12 +46,6 @@ def field_rules(viewer: Viewer) -> dict[str, str]:
         "body": gettext("1 to 10,000 characters."),
         "priority": gettext("Choose high, medium or low."),
     }
-
-
-def refused(viewer: Viewer, err: ValidationError) -> dict[str, str]:
-    rules = field_rules(viewer)
-    fields = {str(error["loc"][0]) for error in err.errors() if error["loc"]}
-    return {f: rules[f] for f in fields if f in rules}
 
 
 def _after_commit(request: Request, posted: support_service.Posted) -> BackgroundTasks:
@@ -113,7 +107,12 @@ async def file_request(
         )
     except ValidationError as err:
         return await requests_page(
-            request, viewer, session, status=422, typed=typed, errors=refused(viewer, err)
+            request,
+            viewer,
+            session,
+            status=422,
+            typed=typed,
+            errors=form_errors(err, field_rules(viewer)),
         )
     posted = await support_service.file_request(session, viewer.scope, data)
     return RedirectResponse(
@@ -217,7 +216,7 @@ async def _write(
             operator_view=operator_view,
             status=422,
             typed=body,
-            error=refused(viewer, err).get("body"),
+            error=form_errors(err, field_rules(viewer)).get("body"),
         )
     try:
         posted = await support_service.add_message(session, viewer.principal, found.id, data.body)

@@ -22,10 +22,10 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.principal import READ_METHODS, Principal, Role, Scope
 from graam_pbx.deps import DbSession, client_address, ensure_role
 from graam_pbx.errors import Forbidden, Invalid, NotFound, Unauthorized
-from graam_pbx.fields import MAX_ID
 from graam_pbx.notices import service as notices_service
 from graam_pbx.notices.models import Notice
 from graam_pbx.tenants.models import Tenant
+from graam_pbx.web.forms import form_id
 from graam_pbx.web.i18n import UTC_ZONE, Texts, choose_locale
 from graam_pbx.web.session import (
     CSRF_FIELD,
@@ -36,8 +36,6 @@ from graam_pbx.web.session import (
     same_origin,
     tokens_match,
 )
-
-_ID_DIGITS = len(str(MAX_ID))
 
 
 class LoginRequired(Unauthorized):
@@ -110,11 +108,9 @@ async def _resolve_viewer(request: Request, session: AsyncSession) -> Viewer:
     if principal.is_operator:
         asked = request.query_params.get("tenant")
         if asked:
-            # isdecimal: what int() reads ("²" is a digit it refuses); the length keeps int()
-            # within its own limit on digits.
-            if not (asked.isdecimal() and len(asked) <= _ID_DIGITS and 1 <= int(asked) <= MAX_ID):
+            tenant_id = form_id(asked)
+            if tenant_id is None:
                 raise Invalid("query.tenant", "must be a tenant id")
-            tenant_id = int(asked)
     tenant = await session.get(Tenant, tenant_id) if tenant_id is not None else None
     if tenant_id is not None and tenant is None:
         raise NotFound(f"no tenant {tenant_id}")

@@ -165,6 +165,7 @@ async def test_licences_change_is_audited(
         "tenant_id": world.tenant_id,
         "licences": 3,
         "in_use": 0,
+        "licence_ceiling": None,
     }
     changed = await client.put(url, headers=world.admin.headers, json={"licences": 7})
     assert changed.json()["licences"] == 7

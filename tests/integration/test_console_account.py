@@ -134,6 +134,11 @@ async def test_only_admins_and_operators_see_the_account(
         )
         assert done.status_code == 303
         assert done.headers["location"] == f"/account?saved=1&tenant={world.tenant_id}"
+        # Not a tenant id: refused naming the query, never a server error ("²" is a digit
+        # Python's int() does not read; 5000 digits are past its limit).
+        for asked in ("abc", "0", "\u00b2", "9" * 5000):
+            refused = await browser.get("/account", params={"tenant": asked})
+            assert refused.status_code == 422, (asked[:10], refused.status_code)
     assert (await licences(client, world))["licences"] == 9
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -167,3 +168,38 @@ async def test_the_login_page_speaks_the_browsers_language(client: httpx.AsyncCl
 def test_every_navigation_entry_names_roles_the_api_knows() -> None:
     for item in NAV:
         assert set(item.roles) <= set(Role)
+
+
+async def test_a_new_login_deletes_the_users_sessions_that_ended_a_day_ago(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from sqlalchemy import func, select, update
+
+    from graam_pbx.auth.models import WebSession
+
+    world = await make_world(client, sessions)
+    async with console_client(client) as browser:
+        assert (await log_in(browser, world, "admin")).status_code == 303
+        assert (await log_in(browser, world, "admin")).status_code == 303
+    async with sessions() as session, session.begin():
+        rows = (
+            await session.scalars(
+                select(WebSession).where(WebSession.user_id == world.admin.user_id)
+            )
+        ).all()
+        assert len(rows) == 2
+        # One ended two days ago; the other is still live.
+        await session.execute(
+            update(WebSession)
+            .where(WebSession.id == rows[0].id)
+            .values(expires_at=func.now() - timedelta(days=2))
+        )
+    async with console_client(client) as browser:
+        assert (await log_in(browser, world, "admin")).status_code == 303
+    async with sessions() as session:
+        left = (
+            await session.scalars(
+                select(WebSession.id).where(WebSession.user_id == world.admin.user_id)
+            )
+        ).all()
+    assert rows[0].id not in left and rows[1].id in left and len(left) == 2

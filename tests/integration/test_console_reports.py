@@ -139,6 +139,7 @@ async def test_a_bad_period_or_interval_is_said_next_to_its_field(
             {"period": "someday"},
             {"interval": "week"},
             {"queue": "x"},
+            {"queue": "²"},  # a digit int() does not read
             {"period": "custom", "from": "18/11/2026", "to": "2026-11-18"},
             {"period": "custom", "from": "9999-12-31", "to": "9999-12-31"},
             {"period": "custom"},

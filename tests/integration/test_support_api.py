@@ -69,6 +69,25 @@ async def test_a_request_is_due_by_its_prioritys_delay(
     assert message["author"] == world.supervisor.email
 
 
+async def test_a_request_filed_with_an_api_key_is_answered_to_its_users_address(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    made = await client.post(
+        "/api/v1/auth/api-keys",
+        headers=world.admin.headers,
+        json={"name": "helpdesk-sync", "read_only": False},
+    )
+    assert made.status_code == 201, made.text
+    answer = await client.post(
+        URL,
+        headers={"Authorization": f"Bearer {made.json()['key']}"},
+        json={"subject": "From our helpdesk", "body": "Nothing rings.", "priority": "low"},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["requester_email"] == world.admin.email
+
+
 async def test_the_operator_answers_and_closes_and_overdue_goes_first(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -1,12 +1,6 @@
 // The console's shared script: small enhancements over pages that work without it.
 "use strict";
 (function () {
-  // A language picker submits itself; its button is for browsers without script.
-  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
-    const button = select.form && select.form.querySelector("button");
-    if (button) button.hidden = true;
-    select.addEventListener("change", () => select.form.submit());
-  }
   // A form that asks first (data-confirm="question").
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {

@@ -22,6 +22,11 @@
   const labels = data.labels;
   const x = labels.map((_, i) => i);
   const numbers = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
+  // The series hold 0 to 100; the locale places the sign ("80%", "80 %") as the tables do.
+  const percents = new Intl.NumberFormat(data.locale, {
+    style: "percent",
+    maximumFractionDigits: 1,
+  });
   const COLOURS = {
     offered: "#0b5cad",
     answered: "#1d6b32",
@@ -44,7 +49,7 @@
   }
   const units = {
     count: (v) => (v == null ? "—" : numbers.format(v)),
-    percent: (v) => (v == null ? "—" : numbers.format(v) + " %"),
+    percent: (v) => (v == null ? "—" : percents.format(v / 100)),
     duration: clock,
   };
 

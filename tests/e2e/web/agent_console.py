@@ -3,12 +3,10 @@ straight to a page, the agent's session as the API sees it."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Page
 
-from tests.e2e.web.browser import SEEN_WITHIN_MS
+from tests.e2e.web.browser import log_in
 from tests.factories import PASSWORD, TenantWorld, unique
 
 
@@ -39,12 +37,7 @@ async def add_pause_reason(
 
 async def log_in_to(page: Page, console: str, path: str, world: TenantWorld, email: str) -> None:
     """Log in through the form straight to ``path`` (whatever the role's landing page)."""
-    await page.goto(f"{console}/login?next={quote(path, safe='')}")
-    await page.get_by_label("Tenant").fill(world.slug)
-    await page.get_by_label("E-mail").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=SEEN_WITHIN_MS)
+    await log_in(page, console, world.slug, email, PASSWORD, next_path=path)
 
 
 async def api_session(client: httpx.AsyncClient, world: TenantWorld) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from playwright.async_api import Page, expect
 
@@ -32,15 +33,35 @@ def screenshot_path(name: str) -> Path:
     return ARTIFACTS / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:150] + ".png")
 
 
-async def log_in(page: Page, console: str, tenant: str | None, email: str, password: str) -> None:
-    """Log in through the console's form, as a user would, and wait for the landing page."""
-    await page.goto(f"{console}/login")
+# The login form's words in each language: tenant, e-mail, password, log in; then log out.
+LOGIN_WORDS = {
+    "en": ("Tenant", "E-mail", "Password", "Log in", "Log out"),
+    "fr": ("Client", "E-mail", "Mot de passe", "Se connecter", "Se déconnecter"),
+}
+
+
+async def log_in(
+    page: Page,
+    console: str,
+    tenant: str | None,
+    email: str,
+    password: str,
+    *,
+    next_path: str | None = None,
+    language: str = "en",
+) -> None:
+    """Log in through the console's form, as a user would, and wait for the landing page (or
+    ``next_path``, whatever the role's landing page). ``language``: the page's, as the
+    browser's locale chose it."""
+    tenant_label, email_label, password_label, submit, log_out = LOGIN_WORDS[language]
+    query = f"?next={quote(next_path, safe='')}" if next_path else ""
+    await page.goto(f"{console}/login{query}")
     if tenant:
-        await page.get_by_label("Tenant").fill(tenant)
-    await page.get_by_label("E-mail").fill(email)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=SEEN_WITHIN_MS)
+        await page.get_by_label(tenant_label).fill(tenant)
+    await page.get_by_label(email_label).fill(email)
+    await page.get_by_label(password_label).fill(password)
+    await page.get_by_role("button", name=submit).click()
+    await expect(page.get_by_role("button", name=log_out)).to_be_visible(timeout=SEEN_WITHIN_MS)
 
 
 async def accessibility_violations(page: Page) -> list[dict[str, Any]]:

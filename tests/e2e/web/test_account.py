@@ -10,21 +10,11 @@ import httpx
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.e2e.web.agent_console import give_device
 from tests.e2e.web.browser import SEEN_WITHIN_MS, assert_accessible, log_in, save_screenshot
 from tests.factories import PASSWORD, Actor, TenantWorld, login, make_world, unique
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def give_device(
-    client: httpx.AsyncClient, world: TenantWorld, user_id: int, extension: str
-) -> None:
-    made = await client.post(
-        "/api/v1/devices",
-        headers=world.admin.headers,
-        json={"user_id": user_id, "name": unique("desk"), "extension": extension},
-    )
-    assert made.status_code == 201, made.text
 
 
 async def another_agent(client: httpx.AsyncClient, world: TenantWorld) -> Actor:
@@ -153,14 +143,7 @@ async def test_the_account_page_in_french(
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     try:
-        await page.goto(f"{console}/login")
-        await page.get_by_label("Client").fill(world.slug)
-        await page.get_by_label("E-mail").fill(world.admin.email)
-        await page.get_by_label("Mot de passe").fill(PASSWORD)
-        await page.get_by_role("button", name="Se connecter").click()
-        await expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible(
-            timeout=SEEN_WITHIN_MS
-        )
+        await log_in(page, console, world.slug, world.admin.email, PASSWORD, language="fr")
         await page.goto(f"{console}/account")
         await expect(page.locator("html")).to_have_attribute("lang", "fr")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Compte")

@@ -112,7 +112,7 @@ async def test_changes_to_an_agent_gone_or_with_a_reason_gone_are_refused_clearl
         await row.get_by_role("button", name="Apply").click()
     assert (await answer.value).status == 422
     await expect(page.get_by_role("alert")).to_contain_text(
-        "This pause reason is not in the catalogue"
+        "This pause reason is not in the catalogue: 3"
     )
     await expect(row).to_contain_text("2 · Lunch")  # nothing changed
     await assert_accessible(page)
@@ -148,11 +148,15 @@ async def test_the_agents_page_in_french(
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1400, "height": 900})
     page = await context.new_page()
     try:
-        await page.goto(f"{console}/login?next=%2Fagents")
-        await page.get_by_label("Client").fill(world.slug)
-        await page.get_by_label("E-mail").fill(world.supervisor.email)
-        await page.get_by_label("Mot de passe").fill(PASSWORD)
-        await page.get_by_role("button", name="Se connecter").click()
+        await log_in(
+            page,
+            console,
+            world.slug,
+            world.supervisor.email,
+            PASSWORD,
+            next_path="/agents",
+            language="fr",
+        )
         await expect(page.get_by_role("heading", name="Agents")).to_be_visible(
             timeout=SEEN_WITHIN_MS
         )

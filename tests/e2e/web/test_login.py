@@ -44,3 +44,34 @@ async def test_the_login_page_in_french(browser: Browser, console: str) -> None:
         await page.screenshot(path=str(screenshot_path("login_fr")), full_page=True)
     finally:
         await context.close()
+
+
+async def test_a_user_chooses_french_and_keeps_it_over_the_browsers_language(
+    browser: Browser,
+    console: str,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    world = await make_world(client, sessions)
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    try:
+        await log_in(page, console, world.slug, world.supervisor.email, PASSWORD)
+        await page.get_by_label("Language").select_option("fr")
+        # Choosing is not yet changing (WCAG 3.2.2): the page changes on the button only.
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        await page.get_by_role("button", name="Change language").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "fr")
+        await expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
+        await assert_accessible(page)
+        await page.get_by_role("button", name="Se déconnecter").click()
+        # An English browser: the login form is in English; once the user is known, the
+        # user's own choice wins.
+        await expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        await page.get_by_label("Tenant").fill(world.slug)
+        await page.get_by_label("E-mail").fill(world.supervisor.email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_role("link", name="Rapports")).to_be_visible()
+    finally:
+        await context.close()

@@ -163,11 +163,7 @@ async def test_my_day_in_french(
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     try:
-        await page.goto(f"{console}/login")
-        await page.get_by_label("Client").fill(world.slug)
-        await page.get_by_label("E-mail").fill(world.agent.email)
-        await page.get_by_label("Mot de passe").fill(PASSWORD)
-        await page.get_by_role("button", name="Se connecter").click()
+        await log_in(page, console, world.slug, world.agent.email, PASSWORD, language="fr")
         await expect(page.get_by_role("heading", name="Ma journée")).to_be_visible(
             timeout=SEEN_WITHIN_MS
         )

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.support.models import SupportRequest
 from tests.e2e.web.browser import (
-    SEEN_WITHIN_MS,
     assert_accessible,
     log_in,
     save_screenshot,
@@ -150,7 +149,7 @@ async def test_an_overdue_request_shows_as_overdue_in_french_too(
     french = await browser.new_context(locale="fr-FR")
     page_fr = await french.new_page()
     try:
-        await log_in_fr(page_fr, console, world.slug, world.admin.email)
+        await log_in(page_fr, console, world.slug, world.admin.email, PASSWORD, language="fr")
         await page_fr.goto(f"{console}/support")
         await expect(page_fr.locator("html")).to_have_attribute("lang", "fr")
         await expect(page_fr.get_by_role("heading", name="Déposer une demande")).to_be_visible()
@@ -161,14 +160,3 @@ async def test_an_overdue_request_shows_as_overdue_in_french_too(
         await save_screenshot(page_fr, "support_fr")
     finally:
         await french.close()
-
-
-async def log_in_fr(page: Page, console: str, tenant: str, email: str) -> None:
-    await page.goto(f"{console}/login")
-    await page.get_by_label("Client").fill(tenant)
-    await page.get_by_label("E-mail").fill(email)
-    await page.get_by_label("Mot de passe").fill(PASSWORD)
-    await page.get_by_role("button", name="Se connecter").click()
-    await expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible(
-        timeout=SEEN_WITHIN_MS
-    )

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from graam_pbx.errors import Unavailable
 from graam_pbx.live.wallboards import Wallboards
+from graam_pbx.web.agents import STATE_LABELS, reason_text
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import LiveSupervising, Viewer, console_router
 
@@ -35,15 +36,6 @@ def _(text: str) -> str:
     return text
 
 
-STATE_LABELS = {
-    "available": _("Available"),
-    "ringing": _("Ringing"),
-    "on-call": _("On a call"),
-    "wrap-up": _("Wrap-up"),
-    "paused": _("Paused"),
-    "unregistered": _("Phone unreachable"),
-    "logged-out": _("Logged out"),
-}
 LEVEL_LABELS = {"ok": _("OK"), "warn": _("Warning"), "alarm": _("Alarm")}
 ALERT_TEXTS = {
     "waiting": _("{queue}: {count} waiting ({level})"),
@@ -148,9 +140,7 @@ def _reason(viewer: Viewer, agent: dict[str, Any]) -> str:
     if agent["state"] != "paused":
         return ""
     code, label = agent["pause_reason"], agent["pause_label"]
-    if not code:
-        return viewer.texts.gettext("no reason")
-    return f"{code} · {label}" if label else str(code)
+    return reason_text(viewer, code, {code: label} if code and label else {})
 
 
 @router.get("/live/wallboard")

@@ -48,9 +48,14 @@ async def test_metrics_expose_ami_and_pool(running_app: RunningApp) -> None:
 
 
 async def test_unknown_route_has_the_error_shape(running_app: RunningApp) -> None:
-    response = await running_app.client.get("/no-such-route")
+    response = await running_app.client.get("/api/v1/no-such-route")
     assert response.status_code == 404
     assert response.json() == {"error_id": "not-found", "message": "Not Found", "details": {}}
+    # Outside the API, paths are the web console's: its own page says there is no such page.
+    page = await running_app.client.get("/no-such-route")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is no such page." in page.text
 
 
 async def test_asterisk_stop_and_start_is_noticed_and_recovered(

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -22,6 +22,20 @@ from graam_pbx.fields import MAX_ID
 Item = TypeVar("Item")
 
 MAX_PAGE = 200
+
+
+async def every_page(
+    read: Callable[[int | None], Awaitable[tuple[list[Item], int | None]]],
+) -> list[Item]:
+    """Every row of a keyset-paged service list: ``read(after_id)``, from the start (None)
+    to the page that names no next."""
+    rows: list[Item] = []
+    after: int | None = None
+    while True:
+        page, after = await read(after)
+        rows.extend(page)
+        if after is None:
+            return rows
 
 
 class Page(BaseModel, Generic[Item]):

@@ -60,12 +60,14 @@ async def request_detail(session: AsyncSession, request: SupportRequest) -> Supp
     )
 
 
-def _posted(
-    request: Request, background: BackgroundTasks, posted: service.Posted
-) -> BackgroundTasks:
+async def _posted(
+    session: AsyncSession, request: Request, background: BackgroundTasks, posted: service.Posted
+) -> JSONResponse:
+    """The request as it now stands (201), its e-mail sent once the response is out."""
+    body = await request_detail(session, posted.request)
     # The response's background runs once the transaction has committed (DbSession).
     background.add_task(notify.dispatch, request.app.state.runtime.settings, posted.notification)
-    return background
+    return JSONResponse(body.model_dump(mode="json"), status_code=201, background=background)
 
 
 @router.post(
@@ -88,12 +90,7 @@ async def file_request(
         raise Forbidden("clients file support requests; operators answer them")
     scope = Scope(principal.tenant_id, principal, client_address(request))
     posted = await service.file_request(session, scope, data)
-    body = await request_detail(session, posted.request)
-    return JSONResponse(
-        body.model_dump(mode="json"),
-        status_code=201,
-        background=_posted(request, background, posted),
-    )
+    return await _posted(session, request, background, posted)
 
 
 @router.get(
@@ -157,12 +154,7 @@ async def add_message(
     background: BackgroundTasks,
 ) -> JSONResponse:
     posted = await service.add_message(session, principal, request_id, data.body)
-    body = await request_detail(session, posted.request)
-    return JSONResponse(
-        body.model_dump(mode="json"),
-        status_code=201,
-        background=_posted(request, background, posted),
-    )
+    return await _posted(session, request, background, posted)
 
 
 @router.post(

@@ -18,6 +18,7 @@ from graam_pbx.agents import pause_reasons, sessions, states
 from graam_pbx.agents.schemas import SessionPause
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import GraamError, Invalid, NotFound
+from graam_pbx.rest import every_page
 from graam_pbx.web.forms import form_id
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import Supervising, Viewer, console_router
@@ -59,15 +60,12 @@ class _DeviceStates(Protocol):
 
 async def pause_catalogue(session: AsyncSession, viewer: Viewer) -> dict[str, str]:
     """The tenant's pause reasons, code → label, in the catalogue's order."""
-    catalogue: dict[str, str] = {}
-    after: int | None = None
-    while True:
-        rows, after = await pause_reasons.list_pause_reasons(
+    rows = await every_page(
+        lambda after: pause_reasons.list_pause_reasons(
             session, viewer.scope, after_id=after, limit=PAGE_SIZE
         )
-        catalogue.update((row.code, row.label) for row in rows)
-        if after is None:
-            return catalogue
+    )
+    return {row.code: row.label for row in rows}
 
 
 def reason_text(viewer: Viewer, code: str | None, catalogue: dict[str, str]) -> str:
@@ -98,15 +96,11 @@ async def connected_agents(
     request: Request, session: AsyncSession, viewer: Viewer
 ) -> list[AgentLine]:
     """Every live session of the tenant, with Asterisk's device state and the timeline's state."""
-    rows: list[sessions.LiveSession] = []
-    after: int | None = None
-    while True:
-        page_rows, after = await sessions.list_live_sessions(
+    rows = await every_page(
+        lambda after: sessions.list_live_sessions(
             session, viewer.scope, after_id=after, limit=PAGE_SIZE
         )
-        rows.extend(page_rows)
-        if after is None:
-            break
+    )
     worker: _DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
     devices = await worker.device_states(r.sip_username for r in rows) if worker and rows else {}
     current = {

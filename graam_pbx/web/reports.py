@@ -20,7 +20,7 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import Invalid
 from graam_pbx.queues import service as queues_service
-from graam_pbx.rest import MAX_PAGE
+from graam_pbx.rest import MAX_PAGE, every_page
 from graam_pbx.stats import service as stats_service
 from graam_pbx.stats.kpi import STATES, Interval, QueueKpis, QueueSums, queue_kpis
 from graam_pbx.web.agents import STATE_LABELS
@@ -258,27 +258,21 @@ def chart_data(
 
 
 async def _all_queues(session: AsyncSession, viewer: Viewer) -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
-    after: int | None = None
-    while True:
-        queues, after = await queues_service.list_queues(
+    queues = await every_page(
+        lambda after: queues_service.list_queues(
             session, viewer.scope, after_id=after, limit=MAX_PAGE
         )
-        found.extend((queue.id, queue.name) for queue in queues)
-        if after is None:
-            return found
+    )
+    return [(queue.id, queue.name) for queue in queues]
 
 
 async def _user_names(session: AsyncSession, viewer: Viewer) -> dict[int, str]:
-    names: dict[int, str] = {}
-    after: int | None = None
-    while True:
-        users, after = await auth_service.list_users(
+    users = await every_page(
+        lambda after: auth_service.list_users(
             session, viewer.scope, role=None, after_id=after, limit=MAX_PAGE
         )
-        names.update((user.id, user.display_name) for user in users)
-        if after is None:
-            return names
+    )
+    return {user.id: user.display_name for user in users}
 
 
 async def _combined(

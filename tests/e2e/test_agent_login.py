@@ -321,12 +321,21 @@ async def dial(
     assert exit_code == 0, logged
 
 
+def carrier_caller(sipp: SippPool, did: str, **options: Any) -> Sipp:
+    """The carrier's caller who dials ``did`` and presses 1 (not started yet)."""
+    return sipp.uac(
+        "carrier_press_1.xml",
+        ip=CARRIER_IP,
+        service=did,
+        keys={"caller": "+33612345678"},
+        **options,
+    )
+
+
 async def answered_call(sipp: SippPool, did: str, phone: Sipp) -> SippResult:
     """The carrier calls ``did`` and presses 1; the agent's ``phone`` answers. What the
     phone saw."""
-    call = await sipp.uac(
-        "carrier_press_1.xml", ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}
-    ).run()
+    call = await carrier_caller(sipp, did).run()
     assert call.ok, call.describe()
     answered = await phone.wait()
     assert answered.ok, answered.describe()

@@ -1,13 +1,15 @@
-"""What the Agents and My day browser tests share: an agent's device, pause reasons, a login
-straight to a page, the agent's session as the API sees it."""
+"""What the Agents and My day browser tests share: an agent's device, pause reasons, a tenant
+with both, a login straight to a page, a page refused, the agent's session as the API sees
+it."""
 
 from __future__ import annotations
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.e2e.web.browser import log_in
-from tests.factories import PASSWORD, TenantWorld, unique
+from tests.factories import PASSWORD, TenantWorld, make_world, unique
 
 
 async def give_device(
@@ -35,9 +37,26 @@ async def add_pause_reason(
     return reason_id
 
 
+async def lunch_world(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> TenantWorld:
+    """A tenant whose agent has a device (extension 201) and whose catalogue has 2 · Lunch."""
+    world = await make_world(client, sessions)
+    await give_device(client, world, world.agent.user_id)
+    await add_pause_reason(client, world, "2", "Lunch")
+    return world
+
+
 async def log_in_to(page: Page, console: str, path: str, world: TenantWorld, email: str) -> None:
     """Log in through the form straight to ``path`` (whatever the role's landing page)."""
     await log_in(page, console, world.slug, email, PASSWORD, next_path=path)
+
+
+async def assert_forbidden(page: Page, url: str) -> None:
+    """``url`` answers 403 with the console's page that says so."""
+    response = await page.goto(url)
+    assert response is not None and response.status == 403
+    await expect(page.get_by_role("alert")).to_contain_text("You may not see this page")
 
 
 async def api_session(client: httpx.AsyncClient, world: TenantWorld) -> dict[str, object]:

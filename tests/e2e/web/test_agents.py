@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents.models import AgentSession
-from tests.e2e.web.agent_console import add_pause_reason, give_device, log_in_to
+from tests.e2e.web.agent_console import add_pause_reason, assert_forbidden, log_in_to, lunch_world
 from tests.e2e.web.browser import SEEN_WITHIN_MS, assert_accessible, log_in, save_screenshot
 from tests.factories import PASSWORD, TenantWorld, make_world
 
@@ -33,9 +33,7 @@ async def api_login_and_pause(client: httpx.AsyncClient, world: TenantWorld, cod
 async def test_the_supervisor_sees_a_pause_changes_it_and_forces_a_logout(
     browser: Browser, console: str, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    world = await make_world(client, sessions)
-    await give_device(client, world, world.agent.user_id)
-    await add_pause_reason(client, world, "2", "Lunch")
+    world = await lunch_world(client, sessions)
     await add_pause_reason(client, world, "3", "Training")
     agent_context = await browser.new_context(locale="en-GB")
     supervisor_context = await browser.new_context(
@@ -97,9 +95,7 @@ async def test_the_supervisor_sees_a_pause_changes_it_and_forces_a_logout(
 async def test_changes_to_an_agent_gone_or_with_a_reason_gone_are_refused_clearly(
     page: Page, console: str, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    world = await make_world(client, sessions)
-    await give_device(client, world, world.agent.user_id)
-    await add_pause_reason(client, world, "2", "Lunch")
+    world = await lunch_world(client, sessions)
     training = await add_pause_reason(client, world, "3", "Training")
     await api_login_and_pause(client, world, "2")
 
@@ -133,17 +129,13 @@ async def test_an_agent_may_not_open_the_agents_page(
 ) -> None:
     world = await make_world(client, sessions)
     await log_in(page, console, world.slug, world.agent.email, PASSWORD)
-    response = await page.goto(f"{console}/agents")
-    assert response is not None and response.status == 403
-    await expect(page.get_by_role("alert")).to_contain_text("You may not see this page")
+    await assert_forbidden(page, f"{console}/agents")
 
 
 async def test_the_agents_page_in_french(
     browser: Browser, console: str, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    world = await make_world(client, sessions)
-    await give_device(client, world, world.agent.user_id)
-    await add_pause_reason(client, world, "2", "Lunch")
+    world = await lunch_world(client, sessions)
     await api_login_and_pause(client, world, "2")
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1400, "height": 900})
     page = await context.new_page()

@@ -12,8 +12,10 @@ from graam_pbx.agents.models import AgentStateEvent
 from tests.e2e.web.agent_console import (
     add_pause_reason,
     api_session,
+    assert_forbidden,
     give_device,
     log_in_to,
+    lunch_world,
 )
 from tests.e2e.web.browser import (
     SEEN_WITHIN_MS,
@@ -29,9 +31,7 @@ Sessions = async_sessionmaker[AsyncSession]
 async def test_an_agent_logs_in_pauses_with_a_reason_resumes_and_logs_out(
     page: Page, console: str, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    world = await make_world(client, sessions)
-    await give_device(client, world, world.agent.user_id)
-    await add_pause_reason(client, world, "2", "Lunch")
+    world = await lunch_world(client, sessions)
     training = await add_pause_reason(client, world, "3", "Training")
 
     await log_in(page, console, world.slug, world.agent.email, PASSWORD)
@@ -149,17 +149,13 @@ async def test_my_day_is_an_agents_page(
 ) -> None:
     world = await make_world(client, sessions)
     await log_in_to(page, console, "/agents", world, world.supervisor.email)
-    response = await page.goto(f"{console}/my-day")
-    assert response is not None and response.status == 403
-    await expect(page.get_by_role("alert")).to_contain_text("You may not see this page")
+    await assert_forbidden(page, f"{console}/my-day")
 
 
 async def test_my_day_in_french(
     browser: Browser, console: str, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    world = await make_world(client, sessions)
-    await give_device(client, world, world.agent.user_id)
-    await add_pause_reason(client, world, "2", "Lunch")
+    world = await lunch_world(client, sessions)
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     try:
@@ -183,9 +179,7 @@ async def test_my_day_in_french(
 async def test_an_agent_pauses_from_my_day_and_the_supervisors_wallboard_shows_it(
     browser: Browser, console: str, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    world = await make_world(client, sessions)
-    await give_device(client, world, world.agent.user_id)
-    await add_pause_reason(client, world, "2", "Lunch")
+    world = await lunch_world(client, sessions)
     supervisor_context = await browser.new_context(
         locale="en-GB", viewport={"width": 1400, "height": 900}
     )

@@ -25,8 +25,8 @@ from tests.conftest import Asterisk, RunningApp, start_app
 from tests.e2e.agent_tenant import one_agent_queue, retire
 from tests.e2e.sipp import Sipp, SippPool
 from tests.e2e.test_agent_login import (
-    CARRIER_IP,
     Sessions,
+    carrier_caller,
     configured,
     new_tenant,
     register,
@@ -63,9 +63,7 @@ async def paused_agent_scene(
     tmp_path: Path,
 ) -> Scene:
     world, agent, did = await one_agent_queue(pbx, client, sessions, applier, wrapup_seconds=0)
-    admin, supervisor = world.admin.headers, world.supervisor.headers
-    reason = await client.post(REASONS, headers=admin, json=LUNCH)
-    assert reason.status_code == 201, reason.text
+    admin = world.admin.headers
     (queue,) = (await client.get("/api/v1/queues", headers=admin)).json()["items"]
     # Amber from the first caller, red from the second.
     changed = await client.patch(
@@ -75,10 +73,17 @@ async def paused_agent_scene(
     )
     assert changed.status_code == 200, changed.text
     phone = await register(tmp_path, asterisk, sipp, [agent], "uas_answer_talk_long.xml")
-    login = await client.post(session_url(agent.user_id), headers=supervisor)
-    assert login.status_code == 201, login.text
-    await pause(client, world, agent.user_id, paused=True)
+    await paused_for_lunch(client, world, agent.user_id)
     return Scene(world, agent.user_id, queue["id"], did, phone)
+
+
+async def paused_for_lunch(client: httpx.AsyncClient, world: TenantWorld, agent_id: int) -> None:
+    """The catalogue's reason 2 · Lunch; the agent logged in by its supervisor, paused for it."""
+    reason = await client.post(REASONS, headers=world.admin.headers, json=LUNCH)
+    assert reason.status_code == 201, reason.text
+    login = await client.post(session_url(agent_id), headers=world.supervisor.headers)
+    assert login.status_code == 201, login.text
+    await pause(client, world, agent_id, paused=True)
 
 
 async def pause(client: httpx.AsyncClient, world: TenantWorld, agent_id: int, paused: bool) -> None:
@@ -93,13 +98,7 @@ async def pause(client: httpx.AsyncClient, world: TenantWorld, agent_id: int, pa
 
 async def waiting_caller(sipp: SippPool, did: str) -> Sipp:
     """A carrier's caller who presses 1 and waits in the queue until an agent hangs up."""
-    return await sipp.uac(
-        "carrier_press_1.xml",
-        ip=CARRIER_IP,
-        service=did,
-        keys={"caller": "+33612345678"},
-        timeout=120,
-    ).start()
+    return await carrier_caller(sipp, did, timeout=120).start()
 
 
 async def open_wallboard(page: Page, console: str, world: TenantWorld) -> None:
@@ -375,11 +374,7 @@ async def test_the_wallboard_in_french(
 ) -> None:
     world, made = await new_tenant(pbx, client, sessions, licences=1, agents=1)
     (agent,) = made.agents
-    reason = await client.post(REASONS, headers=world.admin.headers, json=LUNCH)
-    assert reason.status_code == 201, reason.text
-    login = await client.post(session_url(agent.user_id), headers=world.supervisor.headers)
-    assert login.status_code == 201, login.text
-    await pause(client, world, agent.user_id, paused=True)
+    await paused_for_lunch(client, world, agent.user_id)
 
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
     page = await context.new_page()

@@ -48,6 +48,7 @@ from graam_pbx.live.board import (
 from graam_pbx.queue_calls.tracker import queue_ids
 from graam_pbx.queue_calls.worker import QueueCallWorker
 from graam_pbx.queues import service as queues_service
+from graam_pbx.rest import every_page
 from graam_pbx.stats import service as stats_service
 from graam_pbx.stats.kpi import Interval
 
@@ -55,7 +56,12 @@ log = logging.getLogger(__name__)
 
 EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon")
 SUBSCRIBER = "wallboards"
-COALESCE = 0.005  # seconds a change waits for the next before its board is sent
+# Seconds a change waits for the next before its board is sent: none beyond the events the
+# bus hands over together (its subscriber takes what is queued in one go), which change the
+# board once.
+COALESCE = 0.0
+HEARTBEAT = 15.0  # seconds between two comments on a quiet stream (proxies keep it open)
+HEARTBEAT_FRAME = b": heartbeat\n\n"
 FIGURES_INTERVAL = 3.0  # seconds between two refreshes of one tenant's figures, at least
 REFRESH_INTERVAL = 60.0  # seconds: figures, queues and agents re-read anyway (a new day)
 TICK = 1.0  # seconds: levels re-judged (a wait crosses its threshold by itself)
@@ -72,29 +78,39 @@ QUEUES_PAGE = 500
 
 
 class Viewer:
-    """One open stream: the newest board of its tenant not yet sent, and nothing older."""
+    """One open stream: the newest board of its tenant not yet sent, and nothing older.
+
+    It waits on nothing but its own event: no timer per stream and per board (the heartbeat
+    of quiet streams is one task for all of them, ``Wallboards``' ``_heartbeat_loop``).
+    """
 
     def __init__(self, tenant_id: int) -> None:
         self.tenant_id = tenant_id
         self.latest: bytes | None = None
         self.closed = False
+        self.offered = False  # a board offered since the last heartbeat tick
         self._ready = asyncio.Event()
 
     def offer(self, frame: bytes) -> None:
         self.latest = frame
+        self.offered = True
         self._ready.set()
+
+    def beat(self) -> None:
+        """A heartbeat comment, unless a board was offered since the last tick."""
+        if not self.offered and self.latest is None:
+            self.latest = HEARTBEAT_FRAME
+            self._ready.set()
+        self.offered = False
 
     def close(self) -> None:
         self.closed = True
         self._ready.set()
 
-    async def next(self, timeout: float) -> bytes | None:  # noqa: ASYNC109
-        """The newest board once there is one (None after ``timeout``: time for a heartbeat;
-        also None once closed, when ``closed`` says so)."""
+    async def next(self) -> bytes | None:
+        """The newest board (or a heartbeat) once there is one; None once closed."""
         if self.latest is None and not self.closed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._ready.wait()
+            await self._ready.wait()
         self._ready.clear()
         if self.closed:
             return None
@@ -185,6 +201,7 @@ class Wallboards:
             asyncio.create_task(self._seed_loop(), name="wallboards-seed"),
             asyncio.create_task(self._agents_loop(), name="wallboards-agents"),
             asyncio.create_task(self._figures_loop(), name="wallboards-figures"),
+            asyncio.create_task(self._heartbeat_loop(), name="wallboards-heartbeat"),
         ]
 
     def close_streams(self) -> None:
@@ -218,6 +235,13 @@ class Wallboards:
         self._watched.clear()
 
     # ---- viewers --------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            for watched in self._watched.values():
+                for viewer in watched.viewers:
+                    viewer.beat()
 
     async def watch(self, tenant_id: int) -> Viewer:
         """A stream of the tenant's board, starting with the board as it is now."""
@@ -556,25 +580,23 @@ class Wallboards:
 
     async def _read_setup(self, board: Board) -> None:
         scope = system_scope(board.tenant_id)
-        setups: dict[int, QueueSetup] = {}
-        after: int | None = None
         async with self._sessions() as session:
-            while True:
-                queues, after = await queues_service.list_queues(
+            queues = await every_page(
+                lambda after: queues_service.list_queues(
                     session, scope, after_id=after, limit=QUEUES_PAGE
                 )
-                for queue in queues:
-                    setups[queue.id] = QueueSetup(
-                        id=queue.id,
-                        name=queue.name,
-                        waiting_warn=queue.wallboard_waiting_warn,
-                        waiting_alarm=queue.wallboard_waiting_alarm,
-                        wait_warn_seconds=queue.wallboard_wait_warn_seconds,
-                        wait_alarm_seconds=queue.wallboard_wait_alarm_seconds,
-                    )
-                if after is None:
-                    break
-        board.queues = setups
+            )
+        board.queues = {
+            queue.id: QueueSetup(
+                id=queue.id,
+                name=queue.name,
+                waiting_warn=queue.wallboard_waiting_warn,
+                waiting_alarm=queue.wallboard_waiting_alarm,
+                wait_warn_seconds=queue.wallboard_wait_warn_seconds,
+                wait_alarm_seconds=queue.wallboard_wait_alarm_seconds,
+            )
+            for queue in queues
+        }
 
     async def _read_figures(self, board: Board) -> None:
         """Today's KPIs of every queue (the statistics API's), and Erlang C's agents."""

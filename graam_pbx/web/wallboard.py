@@ -27,7 +27,6 @@ from graam_pbx.web.viewer import LiveSupervising, Viewer, console_router
 
 router = console_router()
 
-HEARTBEAT = 15.0  # seconds between two comments on a quiet stream (proxies keep it open)
 RETRY_MS = 1000  # how soon a browser reconnects after the stream broke
 
 
@@ -147,17 +146,14 @@ def _reason(viewer: Viewer, agent: dict[str, Any]) -> str:
 async def wallboard_stream(request: Request, viewer: LiveSupervising) -> StreamingResponse:
     """The tenant's board as Server-Sent Events: the whole board at once, then at each change
     (``event: board``, ``id:`` its sequence number); a comment when nothing happened for
-    ``HEARTBEAT`` seconds. The stream ends when the control plane stops."""
+    a while (``live.wallboards.HEARTBEAT``). The stream ends when the control plane stops."""
     live = _live(request)
     watcher = await live.watch(viewer.scope.tenant_id)
 
     async def events() -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
-        while True:
-            frame = await watcher.next(HEARTBEAT)
-            if watcher.closed:
-                return
-            yield frame if frame is not None else b": heartbeat\n\n"
+        while (frame := await watcher.next()) is not None:
+            yield frame
 
     return EventStream(events(), on_end=lambda: live.leave(watcher))
 

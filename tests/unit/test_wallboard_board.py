@@ -24,7 +24,7 @@ from graam_pbx.live.board import (
     queue_level,
     sse_frame,
 )
-from graam_pbx.live.wallboards import Viewer, Wallboards
+from graam_pbx.live.wallboards import HEARTBEAT_FRAME, Viewer, Wallboards
 from graam_pbx.web.wallboard import EventStream
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -124,10 +124,20 @@ async def test_a_slow_viewer_gets_only_the_newest_board() -> None:
     viewer.offer(b"one")
     viewer.offer(b"two")
     viewer.offer(b"three")
-    assert await viewer.next(1) == b"three"
-    assert await viewer.next(0.01) is None  # nothing new: time for a heartbeat
+    assert await viewer.next() == b"three"
     viewer.close()
-    assert await viewer.next(1) is None and viewer.closed
+    assert await viewer.next() is None and viewer.closed
+
+
+async def test_a_quiet_viewer_gets_a_heartbeat_and_a_busy_one_its_board() -> None:
+    quiet, busy = Viewer(3), Viewer(3)
+    busy.offer(b"board")
+    for viewer in (quiet, busy):
+        viewer.beat()  # the first tick
+    assert await quiet.next() == HEARTBEAT_FRAME
+    assert await busy.next() == b"board"  # offered since the last tick: no heartbeat
+    busy.beat()  # the next tick, nothing offered since the last one
+    assert await busy.next() == HEARTBEAT_FRAME
 
 
 def queue_event(name: str, queue: str, uniqueid: str) -> Message:

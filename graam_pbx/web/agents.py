@@ -20,17 +20,13 @@ from graam_pbx.deps import DbSession
 from graam_pbx.errors import GraamError, Invalid, NotFound
 from graam_pbx.rest import every_page
 from graam_pbx.web.forms import form_id
+from graam_pbx.web.i18n import _
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import Supervising, Viewer, console_router
 
 router = console_router()
 
 PAGE_SIZE = 500  # rows asked of a paged service at a time
-
-
-def _(text: str) -> str:
-    """An English text for the French catalogue (and its check); translated when rendered."""
-    return text
 
 
 # The timeline's states as people read them (English; translated when rendered).

@@ -26,6 +26,12 @@ LOCALE_DIR = Path(__file__).parent / "locales"
 UTC_ZONE = ZoneInfo("UTC")
 
 
+def _(text: str) -> str:
+    """Marks an English text at module level (labels kept in dicts): the French catalogue's
+    check finds it, and the page translates it when rendered (``Texts.gettext``)."""
+    return text
+
+
 @cache
 def catalogue(locale: str) -> dict[str, str]:
     """Every page's translations into ``locale`` (English: none needed)."""

@@ -26,15 +26,11 @@ from graam_pbx.web.agents import (
     reason_text,
 )
 from graam_pbx.web.forms import form_id
+from graam_pbx.web.i18n import _
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import AgentViewer, Viewer, console_router
 
 router = console_router()
-
-
-def _(text: str) -> str:
-    """An English text for the French catalogue (and its check); translated when rendered."""
-    return text
 
 
 # What a redirect after a change says (``?done=``): only these, never text from the URL.

@@ -22,17 +22,13 @@ from starlette.types import Receive, Scope, Send
 from graam_pbx.errors import Unavailable
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.web.agents import STATE_LABELS, reason_text
+from graam_pbx.web.i18n import _
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import LiveSupervising, Viewer, console_router
 
 router = console_router()
 
 RETRY_MS = 1000  # how soon a browser reconnects after the stream broke
-
-
-def _(text: str) -> str:
-    """An English text for the French catalogue (and its check); translated when rendered."""
-    return text
 
 
 LEVEL_LABELS = {"ok": _("OK"), "warn": _("Warning"), "alarm": _("Alarm")}

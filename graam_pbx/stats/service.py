@@ -363,10 +363,30 @@ async def rebuild_queue_rollup(
     return int(written or 0)
 
 
+@dataclass(frozen=True)
+class QueueFigures:
+    """A period's queue KPIs: per bucket and queue, each queue's totals, and every queue
+    together (the queues' sums added, then the KPIs' formulas: a ratio of sums, never a mean
+    of ratios), per bucket and over the period."""
+
+    rows: list[QueueRow]
+    totals: list[QueueRow]
+    combined: list[QueueKpis]  # one per bucket of the period
+    combined_total: QueueKpis
+
+
 async def queue_stats(
     session: AsyncSession, scope: Scope, span: Period, queue_id: int | None
 ) -> tuple[list[QueueRow], list[QueueRow]]:
     """Per bucket and queue, every bucket of the period; then each queue's totals."""
+    figures = await queue_figures(session, scope, span, queue_id)
+    return figures.rows, figures.totals
+
+
+async def queue_figures(
+    session: AsyncSession, scope: Scope, span: Period, queue_id: int | None
+) -> QueueFigures:
+    """``queue_stats`` and every queue together, from one read of the queues' sums."""
     _guard_queue_readers(scope)
     if queue_id is not None:
         queue = await get_in_tenant(session, Queue, scope.tenant_id, queue_id)
@@ -389,7 +409,14 @@ async def queue_stats(
                 kpis = queue_kpis(item)
             rows.append(QueueRow(start, end, qid, names.get(qid), kpis))
         totals.append(QueueRow(span.since, span.until, qid, names.get(qid), queue_kpis(overall)))
-    return rows, totals
+    per_bucket: dict[datetime, QueueSums] = {}
+    for (start, _queue), item in sums.items():
+        per_bucket[start] = per_bucket.get(start, QueueSums()) + item
+    together = QueueSums()
+    for item in per_bucket.values():
+        together = together + item
+    combined = [queue_kpis(per_bucket[s]) if s in per_bucket else empty for s in span.starts]
+    return QueueFigures(rows, totals, combined, queue_kpis(together))
 
 
 # ---- agents ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Console page: reports, the KPIs of a period by interval, per queue and per agent.
 
-The figures come from the services of ``/api/v1/stats`` (``period``, ``queue_stats``,
+The figures come from the services of ``/api/v1/stats`` (``period``, ``queue_figures``,
 ``agent_stats``) and the CSV files from their ``queue_csv`` / ``agent_csv``: a report shows what
 the API gives the same user for the same period. The form is a GET, so a report is a link.
 """
@@ -22,10 +22,10 @@ from graam_pbx.errors import Invalid
 from graam_pbx.queues import service as queues_service
 from graam_pbx.rest import MAX_PAGE, every_page
 from graam_pbx.stats import service as stats_service
-from graam_pbx.stats.kpi import STATES, Interval, QueueKpis, QueueSums, queue_kpis
+from graam_pbx.stats.kpi import STATES, Interval, QueueKpis
 from graam_pbx.web.agents import STATE_LABELS
 from graam_pbx.web.forms import form_id
-from graam_pbx.web.i18n import Texts
+from graam_pbx.web.i18n import Texts, _
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import Supervising, Viewer, console_router
 
@@ -34,18 +34,18 @@ router = console_router()
 PERIODS = ("today", "yesterday", "last-7-days", "this-month", "last-month", "custom")
 # English labels (translated when shown).
 PERIOD_LABELS = {
-    "today": "Today",
-    "yesterday": "Yesterday",
-    "last-7-days": "Last 7 days",
-    "this-month": "This month",
-    "last-month": "Last month",
-    "custom": "From … to …",
+    "today": _("Today"),
+    "yesterday": _("Yesterday"),
+    "last-7-days": _("Last 7 days"),
+    "this-month": _("This month"),
+    "last-month": _("Last month"),
+    "custom": _("From … to …"),
 }
 INTERVAL_LABELS = {
-    Interval.QUARTER: "15 minutes",
-    Interval.HOUR: "Hour",
-    Interval.DAY: "Day",
-    Interval.MONTH: "Month",
+    Interval.QUARTER: _("15 minutes"),
+    Interval.HOUR: _("Hour"),
+    Interval.DAY: _("Day"),
+    Interval.MONTH: _("Month"),
 }
 QUERY_FIELDS = ("period", "interval", "queue", "agent", "from", "to")
 # The service's field names (``query.x``) as the form's.
@@ -275,21 +275,6 @@ async def _user_names(session: AsyncSession, viewer: Viewer) -> dict[int, str]:
     return {user.id: user.display_name for user in users}
 
 
-async def _combined(
-    session: AsyncSession, viewer: Viewer, span: stats_service.Period
-) -> tuple[list[QueueKpis], QueueKpis]:
-    """Every queue together, per bucket and over the period: the queues' sums added, then the
-    KPIs' own formulas (a ratio of sums, never a mean of ratios)."""
-    sums, _ = await stats_service.queue_sums(session, viewer.scope, span, None)
-    per_bucket: dict[datetime, QueueSums] = {}
-    for (start, _queue), item in sums.items():
-        per_bucket[start] = per_bucket.get(start, QueueSums()) + item
-    overall = QueueSums()
-    for item in per_bucket.values():
-        overall = overall + item
-    return [queue_kpis(per_bucket.get(s, QueueSums())) for s in span.starts], queue_kpis(overall)
-
-
 @router.get("/reports")
 async def reports(request: Request, viewer: Supervising, session: DbSession) -> Response:
     texts = viewer.texts
@@ -306,25 +291,21 @@ async def reports(request: Request, viewer: Supervising, session: DbSession) -> 
         "span": span,
     }
     if span is not None:
-        queue_rows, queue_totals = await stats_service.queue_stats(
-            session, viewer.scope, span, form.queue_id
-        )
+        # One read of the queues' sums: each queue's figures, and every queue together (with
+        # one queue chosen, they are that queue's).
+        figures = await stats_service.queue_figures(session, viewer.scope, span, form.queue_id)
         # Every agent's totals; the per-interval rows of the agent whose tab is open.
         agent_rows, agent_totals = await stats_service.agent_stats(
             session, viewer.scope, span, None, datetime.now(UTC)
         )
-        if form.queue_id is None:
-            interval_kpis, overall = await _combined(session, viewer, span)
-        else:
-            interval_kpis = [row.kpis for row in queue_rows]
-            overall = queue_totals[0].kpis
+        interval_kpis, overall = figures.combined, figures.combined_total
         names = await _user_names(session, viewer)
         # The states someone spent time in (all seven are in the CSV).
         states = [s for s in STATES if any(row.kpis.seconds_by_state[s] for row in agent_totals)]
         values.update(
             intervals_kpis=list(zip(span.starts, interval_kpis, strict=True)),
             overall=overall,
-            queue_totals=queue_totals,
+            queue_totals=figures.totals,
             agent_totals=agent_totals,
             agent_rows=[row for row in agent_rows if row.agent_id == form.agent_id],
             agent_names=names,

@@ -271,6 +271,45 @@ class Settings(BaseSettings):
         "messages are e-mailed there; unset: said once in the log, nothing sent.",
     )
 
+    billing_timezone: str = Field(
+        "Europe/Paris",
+        description="The clock of billing: a month (its calls, its fixed part) and the month-end "
+        "invoicing run from midnight to midnight there.",
+    )
+    billing_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between the billing scheduler's passes (rating new calls, month-end "
+        "invoices, dunning, invoice e-mails).",
+    )
+    billing_archive_dir: Path | None = Field(
+        None, description="Where archived months of CDRs are written; data_dir/archive when unset."
+    )
+    cdr_archive_after_months: int = Field(
+        13,
+        ge=2,
+        description="Months a month of CDRs stays in Postgres before it is archived to a file.",
+    )
+    billing_retention_years: int = Field(
+        10,
+        ge=10,
+        description="Years billing data are kept from their invoice's date (Code de commerce "
+        "L123-22), then purged.",
+    )
+    seller_name: str = Field("graam-pbx operator", description="The operator's legal name.")
+    seller_address: str = Field(
+        "1 rue de l'Exemple, 75001 Paris", description="The operator's address (invoices)."
+    )
+    seller_country: str = Field("FR", description="The operator's country (ISO 3166 alpha-2).")
+    seller_siren: str = Field("000000000", description="The operator's SIREN (9 digits).")
+    seller_vat_number: str = Field(
+        "FR00000000000", description="The operator's intra-community VAT number."
+    )
+    seller_legal_form: str = Field(
+        "SAS au capital de 10 000 EUR", description="The operator's legal form and capital."
+    )
+    seller_iban: str | None = Field(None, description="The account invoices are paid to.")
+
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")
 
@@ -324,6 +363,10 @@ class Settings(BaseSettings):
     @property
     def queue_calls_state_dir(self) -> Path:
         return self.queue_calls_dir or self.data_dir / "queue-calls"
+
+    @property
+    def billing_archive_path(self) -> Path:
+        return self.billing_archive_dir or self.data_dir / "archive"
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,7 @@ class NumberStatus(StrEnum):
     AVAILABLE = "available"
     ASSIGNED = "assigned"
     PORT_OUT = "port_out"  # released for a port-out request: reserved, never sold again
+    PORTED_OUT = "ported_out"  # gone to another operator: held by no one, never sold again
 
 
 class PhoneNumber(Timestamped, Versioned, Base):
@@ -41,8 +42,13 @@ class PhoneNumber(Timestamped, Versioned, Base):
         CheckConstraint(
             "number_type in ('geographic', 'mobile', 'toll_free', 'national')", name="type_known"
         ),
-        CheckConstraint("status in ('available', 'assigned', 'port_out')", name="status_known"),
-        CheckConstraint("(status = 'available') = (tenant_id IS NULL)", name="held_iff_not_free"),
+        CheckConstraint(
+            "status in ('available', 'assigned', 'port_out', 'ported_out')", name="status_known"
+        ),
+        CheckConstraint(
+            "(status in ('available', 'ported_out')) = (tenant_id IS NULL)",
+            name="held_iff_not_free",
+        ),
         CheckConstraint("monthly_price >= 0", name="price_not_negative"),
         Index("ix_phone_numbers_available", "country", "number_type", "status"),
     )

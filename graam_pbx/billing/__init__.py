@@ -1,0 +1,1 @@
+"""Billing: prices, rate decks, rating, invoices, payments, dunning, retention."""

@@ -35,6 +35,7 @@ from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.throttle import LoginGate
+from graam_pbx.billing import api as billing_api
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
@@ -93,6 +94,7 @@ API_ROUTERS: list[APIRouter] = [
     stats_api.router,
     support_api.router,
     notices_api.router,
+    *billing_api.ROUTERS,
 ]
 
 READY_DB_TIMEOUT = 2.0

@@ -23,6 +23,7 @@ class Area(StrEnum):
     AGENT_SESSIONS = "agent sessions"
     AUDIT = "audit"
     AUTH = "auth"  # API keys themselves
+    BILLING = "billing"
     CALL_RECORDS = "call records"
     CATALOGUE = "catalogue"
     CONFIGURATION_STATUS = "configuration status"

@@ -1,0 +1,14 @@
+"""Billing's HTTP API, one router per area, all under ``/api/v1/billing`` (tag ``billing``)."""
+
+from fastapi import APIRouter
+
+from graam_pbx.billing.api import accounts, invoices, payments, prices, rates, retention
+
+ROUTERS: list[APIRouter] = [
+    prices.router,
+    rates.router,
+    accounts.router,
+    invoices.router,
+    payments.router,
+    retention.router,
+]

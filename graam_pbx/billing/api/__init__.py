@@ -2,13 +2,24 @@
 
 from fastapi import APIRouter
 
-from graam_pbx.billing.api import accounts, invoices, payments, prices, rates, retention
+from graam_pbx.billing.api import (
+    accounts,
+    documents,
+    invoices,
+    payments,
+    prices,
+    rates,
+    retention,
+    termination,
+)
 
 ROUTERS: list[APIRouter] = [
     prices.router,
     rates.router,
     accounts.router,
     invoices.router,
+    documents.router,
     payments.router,
+    termination.router,
     retention.router,
 ]

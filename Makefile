@@ -16,13 +16,16 @@ venv: $(STAMP)
 
 # Debian packages the sandbox (`run`, `asterisk-up`) and the tests need, installed only when
 # missing: debootstrap makes the sandbox's root, unshare and nsenter (util-linux) run it, sipp
-# (sip-tester) places the tests' calls, chromium renders the console in the browser tests.
+# (sip-tester) places the tests' calls, chromium renders the console in the browser tests,
+# pango and a font let WeasyPrint render invoices as PDF.
 system-deps:
 	@missing=""; \
 	command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
 	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/*/libpangoft2-1.0.so.0 >/dev/null 2>&1 || missing="$$missing libpangoft2-1.0-0"; \
+	[ -n "$$(fc-list 2>/dev/null | head -1)" ] || missing="$$missing fonts-dejavu-core fontconfig"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

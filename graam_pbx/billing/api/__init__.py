@@ -9,6 +9,7 @@ from graam_pbx.billing.api import (
     payments,
     prices,
     rates,
+    rating,
     retention,
     termination,
 )
@@ -16,6 +17,7 @@ from graam_pbx.billing.api import (
 ROUTERS: list[APIRouter] = [
     prices.router,
     rates.router,
+    rating.router,
     accounts.router,
     invoices.router,
     documents.router,

@@ -266,6 +266,11 @@ async def release_number(
     return number
 
 
+async def users_of(session: AsyncSession, tenant_id: int, number_id: int) -> list[str]:
+    """What of the tenant's still uses the number ("inbound route 4", …): it cannot leave."""
+    return await _users_of(session, tenant_id, number_id)
+
+
 async def _users_of(session: AsyncSession, tenant_id: int, number_id: int) -> list[str]:
     return [
         user for finder in _NUMBER_USERS for user in await finder(session, tenant_id, number_id)

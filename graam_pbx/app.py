@@ -36,6 +36,7 @@ from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.throttle import LoginGate
 from graam_pbx.billing import api as billing_api
+from graam_pbx.billing.worker import BillingScheduler
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
@@ -151,6 +152,7 @@ class Runtime:
     queue_calls: QueueCallWorker | None = None
     voicemail_spool: VoicemailSpool | None = None
     live: Wallboards | None = None
+    billing: BillingScheduler | None = None
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -272,6 +274,10 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         # timeline's committed moves, figures when queue calls are written; pushed to viewers.
         live = Wallboards(session_factory(engine), bus, ami, agents=agents, queue_calls=queue_calls)
         runtime.live = live
+        # Billing: rating, month-end invoices (caught up at start), invoice e-mails, dunning
+        # (its suspensions reach the applier: the app's sessions), terminations, retention.
+        billing = BillingScheduler(app.state.sessions, settings, SmtpRelay.from_settings(settings))
+        runtime.billing = billing
         # Started in this order, stopped in reverse; the engine is disposed after all of them.
         # The applier subscribes to AMI's resync before AMI first connects; the agent worker
         # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
@@ -289,6 +295,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             trunk_resolver,
             sip_security,
             live,
+            billing,
         ]
         started: list[Component] = []
         try:

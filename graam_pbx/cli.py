@@ -10,8 +10,10 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import typer
@@ -25,6 +27,9 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.reloads import ReloadFailed
 from graam_pbx.auth import passwords
 from graam_pbx.auth import service as auth_service
+from graam_pbx.auth.principal import Principal, Role
+from graam_pbx.billing import retention as billing_retention
+from graam_pbx.billing.demo import seed_demo_billing
 from graam_pbx.cdr.backfill import ASTERISK_LOG as ASTERISK_CDR_LOG
 from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
 from graam_pbx.db import create_engine, migrate, plain_url, session_factory
@@ -57,6 +62,8 @@ sip_cli = typer.Typer(
 cli.add_typer(sip_cli, name="sip")
 stats_cli = typer.Typer(help="Call-centre statistics.", no_args_is_help=True)
 cli.add_typer(stats_cli, name="stats")
+billing_cli = typer.Typer(help="Billing: archived CDRs and retention.", no_args_is_help=True)
+cli.add_typer(billing_cli, name="billing")
 
 EMBEDDED_DATABASE = "graam"
 # Where an existing Asterisk beside us reads generated files, unless configured.
@@ -297,6 +304,14 @@ async def _first_run(database_url: str, settings: Settings) -> None:
     try:
         async with session_factory(engine)() as session, session.begin():
             made = await first_run(session)
+            if made is not None and made.operator_id is not None:
+                operator = Principal(made.operator_id, Role.OPERATOR, None, made.operator.email)
+                await seed_demo_billing(
+                    session,
+                    operator,
+                    made.tenant.tenant_id,
+                    zone=ZoneInfo(settings.billing_timezone),
+                )
     finally:
         await engine.dispose()
     if made is None:
@@ -328,6 +343,11 @@ async def _first_run(database_url: str, settings: Settings) -> None:
                 f"  {kind:<10} {' '.join(entry.e164 for entry in entries)}  "
                 f"({', '.join(sorted(prices))} a month)",
             )
+    say(
+        "first run",
+        "billing: demo prices (plan, users, licences, numbers) and outbound rates "
+        "(GET /api/v1/billing/rates); the demo tenant is invoiced at each month's end",
+    )
     say(
         "first run",
         f"try it: POST http://{settings.api_host}:{settings.api_port}"
@@ -562,6 +582,56 @@ def stats_rebuild_rollup(
         say("stats", f"rollup rebuilt: {written} rows of 15 minutes")
 
     _with_database(_rebuild)
+
+
+# ---- billing ------------------------------------------------------------------------------
+
+
+@billing_cli.command("cdrs")
+def billing_cdrs(
+    invoice: Annotated[int, typer.Option(min=1, help="The invoice's id.")],
+) -> None:
+    """Write an invoice's CDRs (archived months included, checksums checked) to stdout."""
+    output = sys.stdout.buffer
+
+    async def _cdrs(url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                content = await billing_retention.archived_calls(session, get_settings(), invoice)
+        except GraamError as err:
+            raise StartupError("billing", err.message) from err
+        finally:
+            await engine.dispose()
+        output.write(content)
+        output.flush()
+
+    # Only the CSV goes to stdout: the progress lines go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        _with_database(_cdrs)
+
+
+@billing_cli.command("retention")
+def billing_retention_pass() -> None:
+    """Archive the CDR months due and purge what is past retention (daily in the scheduler)."""
+
+    async def _retention(url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        settings = get_settings()
+        now = datetime.now(UTC)
+        try:
+            archived = await billing_retention.archive_months(engine, settings, now)
+            report = await billing_retention.purge_expired(session_factory(engine), settings, now)
+        finally:
+            await engine.dispose()
+        say("billing", f"archived {', '.join(m.strftime('%Y-%m') for m in archived) or 'no month'}")
+        say(
+            "billing",
+            f"purged before {report.cutoff.isoformat()}: {report.invoices} invoice(s), "
+            f"{report.rated_calls} rated call(s), {len(report.archives)} archive(s)",
+        )
+
+    _with_database(_retention)
 
 
 # ---- asterisk sandbox ---------------------------------------------------------------------

@@ -158,6 +158,9 @@ async def start_app(
             agi_port=free_port(),
             cdr_dir=Path(cdr_dir),
             queue_calls_dir=Path(cdr_dir) / "queue-calls",
+            # The billing scheduler's pass runs once at start; billing tests run the parts
+            # they test themselves, so no later pass races them.
+            billing_interval=86_400,
         )
         app = create_app(settings, endpoints)
         async with app.router.lifespan_context(app):

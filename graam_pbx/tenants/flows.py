@@ -96,6 +96,7 @@ class FirstRun:
     operator: Login
     tenant: DemoTenant
     catalogue: list[ForSale] = field(default_factory=list)
+    operator_id: int | None = None  # the operator's user id: what it made next is its own
 
 
 def _password(email: str) -> str:
@@ -226,4 +227,4 @@ async def first_run(session: AsyncSession) -> FirstRun | None:
     operator = Principal(user.id, Role.OPERATOR, None, email)
     tenant = await seed_demo_tenant(session, operator, DEMO_SLUG)
     catalogue = await seed_demo_catalogue(session, operator)
-    return FirstRun(Login("operator", email, password), tenant, catalogue)
+    return FirstRun(Login("operator", email, password), tenant, catalogue, operator_id=user.id)

@@ -26,6 +26,7 @@ from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.store import write_rows
 from graam_pbx.queue_calls.tracker import Outcome, QueueCallRow
 from graam_pbx.tenants.flows import DemoTenant, seed_demo_tenant
+from tests.dunning_rows import make_account, make_invoice
 from tests.factories import TenantWorld, make_world, unique
 from tests.unit.test_wav import make_wav
 
@@ -35,6 +36,16 @@ Sessions = async_sessionmaker[AsyncSession]
 OPERATOR_ONLY = {
     ("PATCH", "/api/v1/tenants/{tenant_id}"),
     ("DELETE", "/api/v1/sip-blocks/{address}"),
+    # Rate decks belong to no tenant: the operator's alone.
+    ("GET", "/api/v1/billing/rate-decks/{deck_id}"),
+    ("GET", "/api/v1/billing/rate-decks/{deck_id}/rates"),
+    ("PUT", "/api/v1/billing/rate-decks/{deck_id}/rates"),
+    # The legal interest rates are the operator's table; disputes are settled by it.
+    ("GET", "/api/v1/billing/legal-interest-rates/{starts_on}"),
+    ("PUT", "/api/v1/billing/legal-interest-rates/{starts_on}"),
+    ("PATCH", "/api/v1/billing/disputes/{dispute_id}"),
+    ("POST", "/api/v1/billing/invoices/{invoice_id}/credit-notes"),
+    ("POST", "/api/v1/billing/invoices/{invoice_id}/payments"),
 }
 # A blocked SIP source (operator-level, no tenant owns it).
 BLOCKED_ADDRESS = "192.0.2.10"
@@ -133,7 +144,31 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     )
     assert notice.status_code == 201, notice.text
     demo.ids["notice_id"] = notice.json()["id"]
+    await _billing_objects(client, sessions, demo, {"Authorization": f"Bearer {token}"})
     return demo, world
+
+
+async def _billing_objects(
+    client: httpx.AsyncClient, sessions: Sessions, demo: DemoTenant, admin: dict[str, str]
+) -> None:
+    """A's billing account, an invoice of A's, a dispute of it and a port-out request."""
+    await make_account(sessions, demo.tenant_id)
+    invoice = await make_invoice(
+        sessions, demo.tenant_id, total="120.00", issued_on=datetime.now(UTC).date()
+    )
+    demo.ids["invoice_id"] = invoice.id
+    dispute = await client.post(
+        f"/api/v1/billing/invoices/{invoice.id}/disputes",
+        headers=admin,
+        json={"reason": "Licences billed twice."},
+    )
+    assert dispute.status_code == 201, dispute.text
+    demo.ids["dispute_id"] = dispute.json()["id"]
+    port_out = await client.post(
+        "/api/v1/billing/port-outs", headers=admin, json={"number_id": demo.ids["number_id"]}
+    )
+    assert port_out.status_code == 201, port_out.text
+    demo.ids["port_out_id"] = port_out.json()["id"]
 
 
 async def _queue_call(sessions: Sessions, demo: DemoTenant) -> int:
@@ -194,6 +229,10 @@ def _fill(path: str, ids: dict[str, int]) -> str:
             return VOICEMAIL_MSG_ID
         if name == "address":
             return BLOCKED_ADDRESS
+        if name == "deck_id":
+            return "1"  # a rate deck: no tenant's, its routes are operator-only
+        if name == "starts_on":
+            return "2025-07-01"  # a half-year of the legal interest rates: no tenant's
         return str(ids[name])
 
     return re.sub(r"\{(\w+)\}", value, path)
@@ -266,12 +305,15 @@ async def test_no_list_shows_another_tenants_objects(
         "/api/v1/notices": "notice_id",
     }
     for method, path in _routes():
-        if method != "GET" or "{" in path or path == "/api/v1/auth/me":
+        # Not lists: the caller itself, and its own tenant's billing account (404 until made).
+        if method != "GET" or "{" in path or path in ("/api/v1/auth/me", "/api/v1/billing/account"):
             continue
         response = await client.get(path, headers=b.admin.headers, params={"limit": 200})
         if response.status_code == 403:
             continue  # operator-only listings
         assert response.status_code == 200, (path, response.text)
+        if response.headers["content-type"].startswith("application/zip"):
+            continue  # the tenant's whole export: test_billing_export checks it holds only B's
         if response.headers["content-type"].startswith("text/csv"):  # exports
             body = list(csv.DictReader(io.StringIO(response.text)))
         else:

@@ -25,14 +25,13 @@ import facturx
 import jinja2
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.auth.principal import Principal
 from graam_pbx.billing import invoicing
 from graam_pbx.billing.models import Invoice, InvoiceDocument, InvoiceLine, RatedCall
-from graam_pbx.billing.periods import month_start
 from graam_pbx.errors import GraamError, NotFound
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -156,7 +155,7 @@ class InvoiceView:
 
 
 async def invoice_view(session: AsyncSession, invoice_id: int) -> InvoiceView:
-    """The invoice ``invoice_id`` with its lines, snapshots and unrated calls of its period."""
+    """The invoice ``invoice_id`` with its lines, snapshots and the unrated calls it left off."""
     invoice = await session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}")
@@ -167,20 +166,6 @@ async def invoice_view(session: AsyncSession, invoice_id: int) -> InvoiceView:
             .order_by(InvoiceLine.position)
         )
     ).all()
-    unrated = 0
-    if invoice.kind == "invoice":
-        unrated = (
-            await session.scalar(
-                select(func.count())
-                .select_from(RatedCall)
-                .where(
-                    RatedCall.tenant_id == invoice.tenant_id,
-                    RatedCall.period <= month_start(invoice.period_start),
-                    RatedCall.amount.is_(None),
-                    RatedCall.invoice_id.is_(None),
-                )
-            )
-        ) or 0
     credits_number = credits_issued_on = None
     if invoice.credits_invoice_id is not None:
         credited = await session.get(Invoice, invoice.credits_invoice_id)
@@ -206,7 +191,7 @@ async def invoice_view(session: AsyncSession, invoice_id: int) -> InvoiceView:
         buyer=dict(invoice.buyer),
         lines=tuple(line for line in lines if line.kind != "unrated"),
         vat_mention=invoicing.vat_mention(invoice.tax_status, invoice.locale),
-        unrated_calls=unrated,
+        unrated_calls=invoice.unrated_calls,
         credits_number=credits_number,
         credits_issued_on=credits_issued_on,
     )
@@ -538,10 +523,8 @@ async def calls_csv(session: AsyncSession, invoice_id: int) -> bytes:
 # --- Stored documents ---------------------------------------------------------------------------
 
 
-async def _render(session: AsyncSession, invoice_id: int, fmt: str) -> bytes:
-    if fmt == "csv":
-        return await calls_csv(session, invoice_id)
-    view = await invoice_view(session, invoice_id)
+def render_document(view: InvoiceView, fmt: str) -> bytes:
+    """The invoice's document in ``fmt`` (html, pdf, xml), from its view (blocking work)."""
     if fmt == "html":
         return render_html(view).encode("utf-8")
     if fmt == "xml":
@@ -549,9 +532,17 @@ async def _render(session: AsyncSession, invoice_id: int, fmt: str) -> bytes:
         validate_facturx(xml)
         return xml
     if fmt == "pdf":
-        # WeasyPrint's layout is CPU work of a second or so: not on the event loop.
-        return await asyncio.to_thread(facturx_pdf, view)
+        return facturx_pdf(view)
     raise ValueError(f"unknown document format {fmt!r}")
+
+
+async def _render(session: AsyncSession, invoice_id: int, fmt: str) -> bytes:
+    if fmt == "csv":
+        return await calls_csv(session, invoice_id)
+    view = await invoice_view(session, invoice_id)
+    # Not on the event loop: WeasyPrint's layout is CPU work of a second or so, and each
+    # Factur-X check reads and parses the profile's XSD files from disk.
+    return await asyncio.to_thread(render_document, view, fmt)
 
 
 async def stored_document(session: AsyncSession, invoice_id: int, fmt: str) -> bytes:

@@ -279,6 +279,7 @@ async def invoice_tenant_month(
         seller=seller_of(settings),
         buyer=buyer_of(account),
         paid_amount=Decimal(0),
+        unrated_calls=int(unrated or 0),
     )
     session.add(invoice)
     await session.flush()

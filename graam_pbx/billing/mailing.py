@@ -13,6 +13,7 @@ import smtplib
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +25,9 @@ from graam_pbx.mail import SmtpRelay
 from graam_pbx.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# What became of one invoice's e-mail; only "relay_down" holds back the rest of a pass.
+Outcome = Literal["sent", "skipped", "refused", "relay_down"]
 
 
 class _Health:
@@ -65,15 +69,15 @@ def invoice_mail(
 
 async def _send_one(
     session: AsyncSession, relay: SmtpRelay, invoice_id: int, now: datetime
-) -> bool:
-    """Send one invoice if still unsent (its row locked meanwhile); True once accepted."""
+) -> Outcome:
+    """Send one invoice if still unsent (its row locked meanwhile); "sent" once accepted."""
     invoice = await session.scalar(
         select(Invoice)
         .where(Invoice.id == invoice_id, Invoice.emailed_at.is_(None))
         .with_for_update(skip_locked=True)
     )
     if invoice is None:  # sent meanwhile, or another pass is sending it
-        return False
+        return "skipped"
     account = await session.get(BillingAccount, invoice.tenant_id)
     # The address and language of the account today (the client may have changed them
     # since), the invoice's snapshot when the account is gone.
@@ -81,7 +85,7 @@ async def _send_one(
     locale = account.locale if account else invoice.locale
     if not to:
         log.warning("invoice not e-mailed: no billing address invoice=%s", invoice.number)
-        return False
+        return "skipped"
     view = await documents.invoice_view(session, invoice.id)
     pdf = await documents.stored_document(session, invoice.id, "pdf")
     calls = (
@@ -103,7 +107,7 @@ async def _send_one(
             to,
             err,
         )
-        return False
+        return "refused"
     except (OSError, smtplib.SMTPException) as err:
         if not _Health.failing:
             log.warning(
@@ -113,14 +117,14 @@ async def _send_one(
                 err,
             )
         _Health.failing = True
-        return False  # the stored documents are kept; emailed_at stays NULL: next pass
+        return "relay_down"  # the stored documents are kept; emailed_at stays NULL: next pass
     if _Health.failing:
         log.info("invoice e-mails sent again relay=%s", relay.describe())
         _Health.failing = False
     invoice.emailed_at = now
     await session.flush()
     log.info("invoice e-mailed tenant=%s invoice=%s to=%s", invoice.tenant_id, invoice.number, to)
-    return True
+    return "sent"
 
 
 async def send_pending(
@@ -146,12 +150,15 @@ async def send_pending(
         # Each invoice its own transaction: one that fails never holds back the others.
         try:
             async with session_factory() as session, session.begin():
-                if await _send_one(session, relay, invoice_id, now):
-                    sent += 1
+                outcome = await _send_one(session, relay, invoice_id, now)
         except Exception:
             # A document that cannot be made is a bug to fix: it never holds back the others.
             log.exception("invoice e-mail not made invoice_id=%s", invoice_id)
             continue
-        if _Health.failing:
-            break  # the relay is down: the rest wait for the next pass
+        if outcome == "sent":
+            sent += 1
+        elif outcome == "relay_down":
+            # Only an outage in this pass stops it (not one refused message while the relay
+            # is still marked failing from an earlier pass): the rest wait for the next pass.
+            break
     return sent

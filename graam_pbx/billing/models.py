@@ -264,6 +264,13 @@ class Invoice(Base):
             unique=True,
             postgresql_where="kind = 'invoice'",
         ),
+        # One credit note per invoice: a second one would cancel it twice.
+        Index(
+            "uq_invoices_credits_invoice_id",
+            "credits_invoice_id",
+            unique=True,
+            postgresql_where="credits_invoice_id IS NOT NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -293,6 +300,8 @@ class Invoice(Base):
     # Payment state (payments.py): what has been paid, and whether a dispute is open.
     paid_amount: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     paid_on: Mapped[date | None] = mapped_column(Date)
+    # Calls of its periods with no rate when it was issued: left off, billed once rated.
+    unrated_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     emailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

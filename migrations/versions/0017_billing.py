@@ -216,6 +216,7 @@ def upgrade() -> None:
         ),
         sa.Column("paid_amount", sa.Numeric(precision=14, scale=4), nullable=False),
         sa.Column("paid_on", sa.Date(), nullable=True),
+        sa.Column("unrated_calls", sa.Integer(), server_default="0", nullable=False),
         sa.Column("emailed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "(kind = 'credit_note') = (credits_invoice_id IS NOT NULL)",
@@ -250,6 +251,13 @@ def upgrade() -> None:
         ["tenant_id", "period_start"],
         unique=True,
         postgresql_where="kind = 'invoice'",
+    )
+    op.create_index(
+        "uq_invoices_credits_invoice_id",
+        "invoices",
+        ["credits_invoice_id"],
+        unique=True,
+        postgresql_where="credits_invoice_id IS NOT NULL",
     )
     op.create_table(
         "dunning_steps",

@@ -4,11 +4,15 @@ them; each document is rendered once and served identical ever after."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import facturx
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -113,3 +117,36 @@ async def test_another_tenant_and_other_roles_cannot(
     assert missing.status_code == 404
     bad = await client.get(url(0, "invoice.pdf"), headers=other.operator_headers)
     assert bad.status_code == 422
+
+
+def on_the_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def test_documents_are_rendered_off_the_event_loop(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, invoice = await invoiced_world(client, sessions)
+    seen: list[tuple[str, bool]] = []
+
+    def spy(name: str, render: Callable[..., Any]) -> Callable[..., Any]:
+        def spied(*args: Any) -> Any:
+            seen.append((name, on_the_event_loop()))
+            return render(*args)
+
+        return spied
+
+    # The layout (WeasyPrint) and the schema check (XSD files read from disk) block.
+    monkeypatch.setattr(documents, "render_html", spy("html", documents.render_html))
+    monkeypatch.setattr(documents, "validate_facturx", spy("xsd", documents.validate_facturx))
+    for name in ("invoice.html", "invoice.xml", "invoice.pdf"):
+        got = await client.get(url(invoice.id, name), headers=world.admin.headers)
+        assert got.status_code == 200, got.text
+    assert {name for name, _ in seen} == {"html", "xsd"}
+    assert not any(on_loop for _, on_loop in seen), seen

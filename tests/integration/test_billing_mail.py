@@ -40,6 +40,14 @@ class Inbox:
         )
         return "250 OK"
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("refused@"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     def about(self, number: str) -> list[tuple[list[str], Message]]:
         return [(to, mail) for to, mail in self.received if mail["X-Graam-Invoice"] == number]
 
@@ -206,3 +214,25 @@ async def test_a_credit_note_is_mailed_naming_the_invoice_it_credits(
     _, xml = facturx.get_xml_from_pdf(pdf, check_xsd=True)
     assert b"<ram:TypeCode>381</ram:TypeCode>" in xml
     assert f"<ram:IssuerAssignedID>{invoice.number}</ram:IssuerAssignedID>".encode() in xml
+
+
+async def test_a_refused_address_after_an_outage_holds_back_no_other_invoice(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: tuple[Inbox, int],
+) -> None:
+    mails, port = inbox
+    refused = await invoiced_tenant(client, sessions, locale="fr", email="refused@client.example")
+    invoice = await invoiced_tenant(client, sessions, locale="fr", email="after@client.example")
+    assert refused.id < invoice.id  # the refused one comes first in every pass
+
+    down = SmtpRelay("127.0.0.1", free_port(), SENDER, timeout=5)
+    assert await mailing.send_pending(sessions, down, Settings(), datetime.now(UTC)) == 0
+
+    # The relay is back; it refuses the first address: the next invoice still goes.
+    relay = SmtpRelay("127.0.0.1", port, SENDER, timeout=10)
+    assert await mailing.send_pending(sessions, relay, Settings(), datetime.now(UTC)) >= 1
+    await until(lambda: _arrived(mails, invoice.number), "invoice e-mail", timeout=10)
+    assert await emailed_at(sessions, invoice.id) is not None
+    assert await emailed_at(sessions, refused.id) is None  # retried at the next pass
+    assert mails.about(refused.number) == []

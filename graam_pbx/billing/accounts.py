@@ -163,6 +163,9 @@ async def write_account(
     them unchanged (or leave them out), never change them.
     """
     _may_read(principal, tenant_id)
+    # The account's row first, then the tenant's, as dunning, payments and termination take
+    # them: one order of locks, so a write never deadlocks with a dunning pass.
+    account = await session.get(BillingAccount, tenant_id, with_for_update=True)
     tenant = await session.get(Tenant, tenant_id, with_for_update=True)
     if tenant is None:
         raise NotFound(f"no tenant {tenant_id}")
@@ -170,7 +173,9 @@ async def write_account(
     if problems:
         field, reason = problems[0]
         raise Invalid(field, reason)
-    account = await session.get(BillingAccount, tenant_id, with_for_update=True)
+    if account is None:
+        # Made meanwhile by a concurrent first write: the tenant's row lock waited for it.
+        account = await session.get(BillingAccount, tenant_id, with_for_update=True)
     if account is None and expected_version is not None:
         raise PreconditionFailed("the account does not exist yet", current_version=None)
     if account is not None:

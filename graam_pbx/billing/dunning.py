@@ -19,7 +19,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -338,6 +338,31 @@ async def lock_account(session: AsyncSession, tenant_id: int) -> BillingAccount 
     return found
 
 
+async def _status_set_by_hand(session: AsyncSession, tenant_id: int) -> bool:
+    """Whether the tenant's status was set through the tenants' service (the operator's hand)
+    after billing last suspended it: the suspension is then the operator's, not billing's.
+
+    Audit ids are ordered as the entries were made, so no clock is compared."""
+    suspended_at = (
+        select(func.max(AuditEntry.id))
+        .where(AuditEntry.tenant_id == tenant_id, AuditEntry.action == "suspend-for-payment")
+        .scalar_subquery()
+    )
+    by_hand: bool | None = await session.scalar(
+        select(
+            exists().where(
+                AuditEntry.tenant_id == tenant_id,
+                AuditEntry.object_type == "tenant",
+                AuditEntry.object_id == str(tenant_id),
+                AuditEntry.action == "update",
+                AuditEntry.changes.has_key("status"),
+                AuditEntry.id > suspended_at,
+            )
+        )
+    )
+    return bool(by_hand)
+
+
 async def reactivate_if_settled(
     session: AsyncSession,
     tenant_id: int,
@@ -353,8 +378,11 @@ async def reactivate_if_settled(
     tenant = await session.get(Tenant, tenant_id, with_for_update=True)
     if tenant is None:
         return []
-    if tenant.status != TenantStatus.SUSPENDED.value:
-        # The operator changed the status by hand since: billing's suspension is over.
+    if tenant.status != TenantStatus.SUSPENDED.value or await _status_set_by_hand(
+        session, tenant_id
+    ):
+        # The operator changed the status by hand since (lifted the suspension, or lifted and
+        # suspended again, or suspended it anew): billing's suspension is over.
         account.suspended_for_payment_at = None
         await session.flush()
         return []
@@ -367,14 +395,19 @@ async def reactivate_if_settled(
         .order_by(DunningStep.at.desc(), DunningStep.id.desc())
         .limit(1)
     )
-    # Through the ORM: the config applier hears the tenant's change after the commit.
-    tenant.status = TenantStatus.ACTIVE.value
+    # Through the ORM: the config applier hears the tenant's change after the commit. A
+    # tenant that gave notice while suspended serves out its notice as terminating.
+    tenant.status = (
+        TenantStatus.ACTIVE.value
+        if account.terminates_on is None
+        else TenantStatus.TERMINATING.value
+    )
     account.suspended_for_payment_at = None
     await session.flush()
     if held_by is None:
         return []
     step_id = await _step(session, tenant_id, held_by.id, "reactivated", now)
-    _audit(session, tenant_id, "reactivate-for-payment", held_by, status="active")
+    _audit(session, tenant_id, "reactivate-for-payment", held_by, status=tenant.status)
     return [await _notice(session, "reactivated", tenant, account, held_by, step_id, today, rates)]
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit_service
 from graam_pbx.auth.principal import Principal
-from graam_pbx.billing.models import BillingPlan, Price
+from graam_pbx.billing.models import BillingAccount, BillingPlan, Price
 from graam_pbx.db import flush_or_conflict
 from graam_pbx.errors import Conflict, Forbidden, Invalid
 from graam_pbx.notices import service as notices_service
@@ -118,6 +118,16 @@ async def is_first_price(session: AsyncSession, data: PriceInput) -> bool:
     return found is None
 
 
+async def _billed(session: AsyncSession, tenant_ids: list[int]) -> bool:
+    """Whether any of ``tenant_ids`` is billed (has a billing account)."""
+    if not tenant_ids:
+        return False
+    found = await session.scalar(
+        select(BillingAccount.tenant_id).where(BillingAccount.tenant_id.in_(tenant_ids)).limit(1)
+    )
+    return found is not None
+
+
 async def affected_tenants(session: AsyncSession, data: PriceInput) -> list[int]:
     """The tenants a price concerns: those on its plan (every tenant when it names none);
     for a number price, those of them holding a number of its country and type.
@@ -184,7 +194,10 @@ async def publish_price(
     if data.plan_code is not None and await session.get(BillingPlan, data.plan_code) is None:
         raise Invalid("body.plan_code", f"no plan {data.plan_code!r}")
     earliest = notices_service.earliest_effective_date(moment)
-    first = await is_first_price(session, data)
+    tenants = await affected_tenants(session, data)
+    # An item's first price changes nothing only while no client is billed for it: once a
+    # tenant with a billing account holds the item, even a first price gives a month's notice.
+    first = await is_first_price(session, data) and not await _billed(session, tenants)
     today = moment.astimezone(UTC).date()
     if data.effective_on > today + MAX_AHEAD:
         raise Invalid("body.effective_on", "must be within the next ten years")
@@ -194,7 +207,7 @@ async def publish_price(
         raise Invalid(
             "body.effective_on",
             f"must be at least one month after publication: {earliest.isoformat()} or later "
-            "(only an item's first price may take effect at once)",
+            "(only an item's first price, billed to no client yet, may take effect at once)",
         )
     duplicate = await session.scalar(
         select(Price.id).where(*_same_item(data), Price.effective_on == data.effective_on)
@@ -216,7 +229,6 @@ async def publish_price(
         published_at=moment,
         published_by=principal.label,
     )
-    tenants = await affected_tenants(session, data)
     # A first price taking effect within the month changes no announced price: notices are
     # for changes, and notices.publish keeps its month's rule for every one it publishes.
     if tenants and data.effective_on >= earliest:

@@ -3,16 +3,19 @@ consistency."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.audit.models import AuditEntry
+from graam_pbx.billing import dunning
 from graam_pbx.billing.accounts import get_account
+from graam_pbx.tenants.models import Tenant
 from tests.factories import fields_of, make_world
 
 URL = "/api/v1/billing/account"
@@ -181,3 +184,32 @@ async def test_tax_status_country_and_numbers_must_agree(
     )
     assert swiss.status_code == 200, swiss.text
     assert swiss.json()["tax_status"] == "outside_eu"
+
+
+async def test_an_account_write_takes_the_rows_in_the_dunning_passs_order(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    made = await client.put(URL, headers=world.admin.headers, json=french())
+    assert made.status_code == 201, made.text
+    async with sessions() as session, session.begin():
+        # A dunning pass (or a payment) holds the account's row first...
+        await dunning.lock_account(session, world.tenant_id)
+        writer = asyncio.create_task(
+            client.put(URL, headers=world.admin.headers, json=french(locale="en"))
+        )
+        async with asyncio.timeout(30), sessions() as watcher:
+            # ...while the write waits for a row lock...
+            while not await watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            ):
+                await asyncio.sleep(0.01)
+        # ...then the tenant's: the waiting write must not hold it (a deadlock, one aborted).
+        async with asyncio.timeout(30):
+            await session.get(Tenant, world.tenant_id, with_for_update=True)
+    written = await writer
+    assert written.status_code == 200, written.text
+    assert written.json()["locale"] == "en"

@@ -532,3 +532,62 @@ async def test_a_tenant_the_operator_suspended_is_never_reactivated_by_billing(
     assert (await pay(client, world, invoice.id, "100.00")).status_code == 201
     await run_dunning(sessions, relay[1], Settings(), datetime.now(UTC))
     assert await state_of(sessions, world.tenant_id) == ("suspended", None, ["overdue"])
+
+
+async def test_a_suspension_the_operator_took_over_by_hand_is_never_lifted_by_billing(
+    client: httpx.AsyncClient, sessions: Sessions, relay: tuple[Inbox, SmtpRelay]
+) -> None:
+    world = await make_world(client, sessions)
+    await make_account(sessions, world.tenant_id, grace_days=0)
+    invoice = await make_invoice(
+        sessions, world.tenant_id, total="100.00", issued_on=today() - timedelta(days=40)
+    )
+    await run_dunning(sessions, relay[1], Settings(), datetime.now(UTC))
+    status, since, steps = await state_of(sessions, world.tenant_id)
+    assert (status, steps) == ("suspended", ["overdue", "suspended"])
+    assert since is not None
+    # The operator suspends the tenant by hand too (say, for fraud), before any dunning pass
+    # has seen it: the suspension is now the operator's.
+    by_hand = await client.patch(
+        f"/api/v1/tenants/{world.tenant_id}",
+        headers=world.operator.headers,
+        json={"status": "suspended"},
+    )
+    assert by_hand.status_code == 200, by_hand.text
+    assert (await pay(client, world, invoice.id, "100.00")).status_code == 201
+    assert await state_of(sessions, world.tenant_id) == (
+        "suspended",
+        None,
+        ["overdue", "suspended"],
+    )
+    await run_dunning(sessions, relay[1], Settings(), datetime.now(UTC))
+    assert await state_of(sessions, world.tenant_id) == (
+        "suspended",
+        None,
+        ["overdue", "suspended"],
+    )
+
+
+async def test_a_tenant_that_gave_notice_while_suspended_is_terminating_once_paid(
+    client: httpx.AsyncClient, sessions: Sessions, relay: tuple[Inbox, SmtpRelay]
+) -> None:
+    world = await make_world(client, sessions)
+    await make_account(sessions, world.tenant_id, grace_days=0)
+    invoice = await make_invoice(
+        sessions, world.tenant_id, total="100.00", issued_on=today() - timedelta(days=40)
+    )
+    await run_dunning(sessions, relay[1], Settings(), datetime.now(UTC))
+    assert (await state_of(sessions, world.tenant_id))[0] == "suspended"
+    notice = await client.post(
+        f"{BILLING}/termination",
+        headers=world.admin.headers,
+        json={"last_day": (today() + timedelta(days=40)).isoformat()},
+    )
+    assert notice.status_code == 201, notice.text
+    assert (await state_of(sessions, world.tenant_id))[0] == "suspended"
+    assert (await pay(client, world, invoice.id, "100.00")).status_code == 201
+    assert await state_of(sessions, world.tenant_id) == (
+        "terminating",
+        None,
+        ["overdue", "suspended", "reactivated"],
+    )

@@ -15,6 +15,7 @@ from graam_pbx.audit.models import AuditEntry
 from graam_pbx.billing.models import Price
 from graam_pbx.notices.models import Notice
 from graam_pbx.notices.service import one_month_after
+from tests.dunning_rows import make_account
 from tests.factories import TenantWorld, fields_of, make_world, unique
 
 PLANS = "/api/v1/billing/plans"
@@ -300,3 +301,28 @@ async def test_bad_prices_are_refused_naming_the_field(
     async with sessions() as session:
         stored = await session.scalar(select(Price.id).where(Price.amount == -1))
     assert stored is None
+
+
+async def test_a_first_price_for_a_billed_client_waits_its_month(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    world = await make_world(client, sessions)
+    code = await new_plan(client, world)
+    await move_to_plan(client, world, code)
+    await make_account(sessions, world.tenant_id)
+    # The tenant is billed and on the plan: its first plan price is a change for it.
+    at_once = await publish(
+        client, world, item="plan", plan_code=code, amount="30", effective_on=today()
+    )
+    assert at_once.status_code == 422, at_once.text
+    assert fields_of(at_once) == {"body.effective_on"}
+    announced = await publish(
+        client,
+        world,
+        item="plan",
+        plan_code=code,
+        amount="30",
+        effective_on=one_month_after(today()),
+    )
+    assert announced.status_code == 201, announced.text
+    assert announced.json()["notice_id"] is not None

@@ -55,6 +55,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/my-day", "My day", (Role.AGENT,)),
     NavItem("/account", "Account", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/support", "Support", (Role.ADMIN, Role.SUPERVISOR)),
+    NavItem("/billing", "Billing", (Role.ADMIN, Role.OPERATOR)),
+    NavItem("/billing/rates", "Rates", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/operator/tenants", "Tenants", (Role.OPERATOR,), in_tenant=False),
     NavItem("/operator/notices", "Notices", (Role.OPERATOR,), in_tenant=False),
     NavItem("/operator/support", "Support queue", (Role.OPERATOR,), in_tenant=False),

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from graam_pbx.web import (
     account,
     agents,
+    billing,
     login,
     my_day,
     notices,
@@ -32,6 +33,7 @@ PAGE_ROUTERS: list[APIRouter] = [
     support.router,
     operator.router,
     notices.router,
+    billing.router,
 ]
 
 

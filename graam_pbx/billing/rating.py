@@ -15,6 +15,7 @@ row not yet on an invoice; invoiced rows never change.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import functools
 import logging
@@ -264,16 +265,18 @@ WHERE c.billable AND c.direction = 'outbound' AND c.tenant_id IS NOT NULL
 """
 
 # What Python decides for a leg travels as small values: the rate as a reference into
-# rating_rates (the few rates the month's calls used) and the exact amount as whole
-# millionths (``CALL_PRECISION``, lossless); a new leg's own columns are joined back from
-# cdrs. New legs are inserted, stored ones updated: no ON CONFLICT, which costs twice a plain
-# insert; the month's lock (``lock_month``) keeps any other rating from inserting meanwhile.
+# rating_rates (the rates the month's calls used, each copied once) and the exact amount as
+# whole millionths (``CALL_PRECISION``, lossless); a new leg's own columns are joined back from
+# cdrs. New legs are inserted chunk by chunk, stored ones updated once at the end: no ON
+# CONFLICT, which costs twice a plain insert; the month's lock (``lock_month``) keeps any other
+# rating from inserting meanwhile.
 _TEMP_TABLES = """
-DROP TABLE IF EXISTS pg_temp.rating_batch, pg_temp.rating_rates;
-CREATE TEMP TABLE rating_batch (
-    cdr_id bigint, stored boolean, origin_country text, destination_country text,
-    number_type text, billed_seconds integer, rate_ref integer, amount_millionths bigint
+DROP TABLE IF EXISTS pg_temp.rating_new, pg_temp.rating_stored, pg_temp.rating_rates;
+CREATE TEMP TABLE rating_new (
+    cdr_id bigint, origin_country text, destination_country text, number_type text,
+    billed_seconds integer, rate_ref integer, amount_millionths bigint
 );
+CREATE TEMP TABLE rating_stored (LIKE rating_new);
 CREATE TEMP TABLE rating_rates (
     rate_ref integer PRIMARY KEY, deck_id bigint, prefix text, price_per_minute numeric,
     connect_fee numeric
@@ -281,7 +284,6 @@ CREATE TEMP TABLE rating_rates (
 """
 _BATCH_COLUMNS = (
     "cdr_id",
-    "stored",
     "origin_country",
     "destination_country",
     "number_type",
@@ -290,16 +292,18 @@ _BATCH_COLUMNS = (
     "amount_millionths",
 )
 
+# One chunk of new legs (rating_new holds only that chunk). The chunk's id range ($4, $5)
+# lets cdrs be read by its primary key: on the join alone, every chunk would scan the month.
 _INSERT = f"""
 INSERT INTO rated_calls ({", ".join(_COLUMNS)}, rated_at)
 SELECT b.cdr_id, c.started_at, c.tenant_id, $3::date, left(coalesce(c.to_number, c.dst), 32),
     b.origin_country, b.destination_country, b.number_type, c.billsec, b.billed_seconds,
     r.deck_id, r.prefix, r.price_per_minute, r.connect_fee,
     b.amount_millionths * 0.000001, now()
-FROM rating_batch b
+FROM rating_new b
 JOIN cdrs c ON c.id = b.cdr_id AND c.started_at >= $1 AND c.started_at < $2
+    AND c.id BETWEEN $4 AND $5
 LEFT JOIN rating_rates r ON r.rate_ref = b.rate_ref
-WHERE NOT b.stored
 """  # noqa: S608 - only the constant column names above are formatted in
 
 # The rating of a stored leg; a CDR never changes, nor do the columns copied from it.
@@ -322,8 +326,7 @@ FROM (
     SELECT b.cdr_id, b.origin_country, b.destination_country, b.number_type,
         b.billed_seconds, r.deck_id, r.prefix, r.price_per_minute, r.connect_fee,
         b.amount_millionths * 0.000001 AS amount
-    FROM rating_batch b LEFT JOIN rating_rates r ON r.rate_ref = b.rate_ref
-    WHERE b.stored
+    FROM rating_stored b LEFT JOIN rating_rates r ON r.rate_ref = b.rate_ref
 ) AS n
 WHERE rated_calls.cdr_id = n.cdr_id AND rated_calls.invoice_id IS NULL
     AND ({", ".join(f"rated_calls.{c}" for c in _RATED)})
@@ -389,8 +392,9 @@ _classified = functools.lru_cache(maxsize=1 << 18)(classify_destination)
 
 
 class _Rater:
-    """Rates legs with per-run caches: a call's origin, destination and rate are looked up
-    once per (number, caller ID, tenant, deck), an amount once per rate and billed seconds."""
+    """Rates legs with per-run caches: a call's origin is found once per (caller ID, tenant),
+    its destination and rate once per (number, origin, deck), an amount once per rate and
+    billed seconds."""
 
     def __init__(
         self, decks: list[CompiledDeck], countries: dict[int, str], period: Period
@@ -402,63 +406,73 @@ class _Rater:
             decks[0] if len(decks) == 1 and decks[0].activates_at <= period.starts_at else None
         )
         self.countries = countries
-        # (number, caller ID, tenant, deck) -> (origin, destination country, number type,
-        # rate reference, rate)
-        self.calls: dict[tuple[str, str, int, int], tuple[str, str, str, int, DeckRate | None]] = {}
         self.origins: dict[tuple[str, int], str] = {}  # (caller ID, tenant) -> origin
+        # (number, origin, deck) -> (destination country, number type, rate reference, rate),
+        # the reference 0 when no rate: keyed by origin, not by tenant, as a thousand tenants
+        # dial the same numbers.
+        self.calls: dict[tuple[str, str, int], tuple[str, str, int, DeckRate | None]] = {}
         self.rates: dict[int, tuple[Any, ...]] = {}  # id(rate) -> its rating_rates row
+        self.fresh_rates: list[tuple[Any, ...]] = []  # rating_rates rows not yet copied
         self.amounts: dict[tuple[int, int], int] = {}
         self.report = RatingReport()
 
+    def _origin(self, src: str, tenant_id: int) -> str:
+        tenant_country = self.countries.get(tenant_id, UNKNOWN_COUNTRY)
+        origin = self.origins[(src, tenant_id)] = origin_country(src, tenant_country)
+        return origin
+
     def _call(
-        self, to_number: str, src: str, tenant_id: int, deck: CompiledDeck | None
-    ) -> tuple[str, str, str, int, DeckRate | None]:
-        origin = self.origins.get((src, tenant_id))
-        if origin is None:
-            tenant_country = self.countries.get(tenant_id, UNKNOWN_COUNTRY)
-            origin = self.origins[(src, tenant_id)] = origin_country(src, tenant_country)
+        self, to_number: str, origin: str, deck: CompiledDeck | None
+    ) -> tuple[str, str, int, DeckRate | None]:
         country, number_type = _classified(to_number)
         digits = digits_of(to_number)
         rate = deck.match(digits, origin, number_type) if deck and digits else None
-        if deck is None or rate is None:
-            return origin, country, number_type, 0, None
-        known = self.rates.get(id(rate))
-        if known is None:
-            known = self.rates[id(rate)] = (
-                len(self.rates) + 1, deck.deck_id, rate.prefix, rate.price_per_minute,
-                rate.connect_fee,
-            )  # fmt: skip
-        return origin, rate.destination_country, number_type, known[0], rate
+        call: tuple[str, str, int, DeckRate | None] = (country, number_type, 0, None)
+        if deck is not None and rate is not None:
+            known = self.rates.get(id(rate))
+            if known is None:
+                known = self.rates[id(rate)] = (
+                    len(self.rates) + 1, deck.deck_id, rate.prefix, rate.price_per_minute,
+                    rate.connect_fee,
+                )  # fmt: skip
+                self.fresh_rates.append(known)
+            call = (rate.destination_country, number_type, known[0], rate)
+        self.calls[(to_number, origin, deck.deck_id if deck else 0)] = call
+        return call
 
-    def rows(self, legs: Iterable[Any]) -> list[tuple[Any, ...]]:
-        """rating_batch rows of ``legs`` (cdrs rows as ``_LEGS`` reads them)."""
-        calls, amounts, only = self.calls, self.amounts, self.only
-        bill_seconds = money.bill_seconds
-        rows: list[tuple[Any, ...]] = []
-        append = rows.append
+    def rows(self, legs: Iterable[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Rating rows (``_BATCH_COLUMNS``) of ``legs`` (cdrs rows as ``_LEGS`` reads them):
+        the new ones', then the stored ones'."""
+        # The loop runs once per leg: its lookups are bound to locals.
+        origins, calls, amounts, only = self.origins, self.calls, self.amounts, self.only
+        bill_seconds, call_amount = money.bill_seconds, money.call_amount
+        new: list[tuple[Any, ...]] = []
+        stored_rows: list[tuple[Any, ...]] = []
         rated = unrated = 0
         for cdr_id, started_at, tenant_id, to_number, src, billsec, stored in legs:
+            origin = origins.get((src, tenant_id)) or self._origin(src, tenant_id)
             deck = only or deck_in_force(self.decks, self.starts, started_at)
-            key = (to_number or "", src, tenant_id, deck.deck_id if deck else 0)
-            call = calls.get(key)
-            if call is None:
-                call = calls[key] = self._call(key[0], src, tenant_id, deck)
-            origin, country, number_type, ref, rate = call
+            number = to_number or ""
+            call = calls.get((number, origin, deck.deck_id if deck else 0)) or self._call(
+                number, origin, deck
+            )
+            country, number_type, ref, rate = call
             billed = bill_seconds(billsec)
             if rate is None:
                 unrated += 1
-                append((cdr_id, stored, origin, country, number_type, billed, None, None))
-                continue
-            rated += 1
-            amount = amounts.get((ref, billed))
-            if amount is None:
-                exact = money.call_amount(billed, rate.price_per_minute, rate.connect_fee)
-                # Whole millionths: exact, as call_amount keeps CALL_PRECISION (6 decimals).
-                amount = amounts[(ref, billed)] = int(exact.scaleb(6))
-            append((cdr_id, stored, origin, country, number_type, billed, ref, amount))
+                row: tuple[Any, ...] = (cdr_id, origin, country, number_type, billed, None, None)
+            else:
+                rated += 1
+                amount = amounts.get((ref, billed))
+                if amount is None:
+                    exact = call_amount(billed, rate.price_per_minute, rate.connect_fee)
+                    # Whole millionths: exact, as call_amount keeps CALL_PRECISION (6 decimals).
+                    amount = amounts[(ref, billed)] = int(exact.scaleb(6))
+                row = (cdr_id, origin, country, number_type, billed, ref, amount)
+            (stored_rows if stored else new).append(row)
         self.report.rated += rated
         self.report.unrated += unrated
-        return rows
+        return new, stored_rows
 
 
 async def rate_period(
@@ -481,22 +495,48 @@ async def rate_period(
     }
     rater = _Rater(decks, countries, period)
     await raw.execute(_TEMP_TABLES)
+    insert = await raw.prepare(_INSERT)  # prepared now: sending it later takes no round trip
     # With one deck in force all month, no call's start is needed (nor decoded).
     cursor = await raw.cursor(
         _LEGS, period.starts_at, period.ends_at, tenant_id, only_new, rater.only is None
     )
-    while True:
+    # Two cores, one pipeline: the server inserts chunk N while Python rates chunk N + 1.
+    # One connection runs one statement at a time, so the insert is awaited before the next
+    # read; everything stays in the caller's transaction.
+    inserting: asyncio.Task[Any] | None = None
+    try:
         legs = await cursor.fetch(CHUNK)
-        if not legs:
-            break
-        await raw.copy_records_to_table(
-            "rating_batch", records=rater.rows(legs), columns=_BATCH_COLUMNS
-        )
-    await raw.copy_records_to_table("rating_rates", records=list(rater.rates.values()))
-    await raw.execute("ANALYZE pg_temp.rating_batch")
-    await raw.execute(_INSERT, period.starts_at, period.ends_at, period.month)
+        while legs:
+            new, stored = rater.rows(legs)
+            if inserting is not None:
+                await inserting
+                inserting = None
+            legs = await cursor.fetch(CHUNK)
+            if rater.fresh_rates:
+                await raw.copy_records_to_table("rating_rates", records=rater.fresh_rates)
+                rater.fresh_rates = []
+            if stored:
+                await raw.copy_records_to_table(
+                    "rating_stored", records=stored, columns=_BATCH_COLUMNS
+                )
+            if new:
+                await raw.execute("TRUNCATE pg_temp.rating_new")
+                await raw.copy_records_to_table("rating_new", records=new, columns=_BATCH_COLUMNS)
+                ids = [row[0] for row in new]
+                inserting = asyncio.create_task(
+                    insert.fetch(period.starts_at, period.ends_at, period.month, min(ids), max(ids))
+                )
+                # Let the task send the statement before Python takes the core again.
+                await asyncio.sleep(0)
+        if inserting is not None:
+            await inserting
+            inserting = None
+    finally:
+        if inserting is not None:  # failed meanwhile: the connection must be idle again
+            await asyncio.wait({inserting})
+    await raw.execute("ANALYZE pg_temp.rating_stored")
     await raw.execute(_UPDATE)
-    await raw.execute("DROP TABLE pg_temp.rating_batch, pg_temp.rating_rates")
+    await raw.execute("DROP TABLE pg_temp.rating_new, pg_temp.rating_stored, pg_temp.rating_rates")
     if rater.report.unrated:
         log.warning(
             "%d call(s) of %s have no rate: flagged, see GET /api/v1/billing/unrated-calls",

@@ -13,6 +13,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -350,3 +351,54 @@ async def test_the_scheduler_pass_rates_this_month_and_the_last(
         Decimal("0.06"),
         Decimal("0.18"),
     ]
+
+
+async def test_rating_in_many_chunks_stores_what_one_chunk_would(
+    client: httpx.AsyncClient, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of two legs: each chunk's insert runs while the next one is priced, stored and
+    # new legs share chunks, and a rate first used in a later chunk is copied then.
+    monkeypatch.setattr(rating, "CHUNK", 2)
+    world = await make_world(client, sessions)
+    year = 2044
+    await add_deck(sessions, paris(year, 1, 1, 0), [("33", "", "", "0.05"), ("44", "", "", "0.10")])
+    first = await add_legs(
+        sessions,
+        world.tenant_id,
+        [
+            Leg(paris(year, 3, 2), "+33142685300", "60"),
+            Leg(paris(year, 3, 3), "+33142685300", "0.2"),
+            Leg(paris(year, 3, 4), "+491701234567", "60"),  # no rate
+        ],
+    )
+    async with sessions() as session, session.begin():
+        report = await rating.rate_period(
+            session, month=date(year, 3, 1), zone=PARIS, tenant_id=world.tenant_id
+        )
+    assert (report.rated, report.unrated) == (2, 1)
+    later = await add_legs(
+        sessions,
+        world.tenant_id,
+        [
+            Leg(paris(year, 3, 5), "+442079460000", "30"),
+            Leg(paris(year, 3, 6), "+33142685300", "61.5"),
+            Leg(paris(year, 3, 7), "+442079460000", "120"),
+            Leg(paris(year, 3, 8), "+33142685300", "1"),
+        ],
+    )
+    async with sessions() as session, session.begin():
+        report = await rating.rate_period(
+            session, month=date(year, 3, 1), zone=PARIS, tenant_id=world.tenant_id
+        )
+    assert (report.rated, report.unrated) == (6, 1)
+    rows = await rated(sessions, [*first, *later])
+    assert [(rows[i].billed_seconds, rows[i].prefix, rows[i].amount) for i in [*first, *later]] == [
+        (60, "33", Decimal("0.05")),
+        (1, "33", Decimal("0.000833")),
+        (60, None, None),
+        (30, "44", Decimal("0.05")),
+        (62, "33", Decimal("0.051667")),
+        (120, "44", Decimal("0.20")),
+        (1, "33", Decimal("0.000833")),
+    ]
+    assert all(row.period == date(year, 3, 1) for row in rows.values())

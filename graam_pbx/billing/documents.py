@@ -251,10 +251,10 @@ def quantity(value: Decimal, locale: str) -> str:
     )
 
 
-def percent(value: Decimal) -> str:
-    """A VAT rate as the law writes it: 20, 5.5 (never 20.00)."""
-    text = f"{value.normalize():f}"
-    return text
+def plain_decimal(value: Decimal) -> str:
+    """Plain digits, no exponent, no trailing zeros: a VAT rate as the law writes it (20,
+    5.5, never 20.00), a quantity or unit price for the XML."""
+    return f"{value.normalize():f}"
 
 
 SELLER_KEYS: Final = ("name", "address", "country", "siren", "vat_number", "legal_form", "iban")
@@ -281,7 +281,7 @@ def _context(view: InvoiceView) -> dict[str, object]:
         "unit_money": lambda amount: unit_money(amount, view.currency, view.locale),
         "day": lambda value: day(value, view.locale),
         "quantity": lambda value: quantity(value, view.locale),
-        "percent": percent,
+        "percent": plain_decimal,
     }
 
 
@@ -326,12 +326,6 @@ def _amount(value: Decimal) -> str:
     return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:f}"
 
 
-def _plain_decimal(value: Decimal) -> str:
-    """A quantity or unit price for the XML: plain digits, no exponent, no trailing zeros."""
-    text = f"{value.normalize():f}"
-    return text
-
-
 def _day(value: date) -> str:
     return value.strftime("%Y%m%d")
 
@@ -365,16 +359,16 @@ def _xml_lines(view: InvoiceView, sign: Decimal) -> list[dict[str, str | None]]:
             # Calls at several rates have no unit price: the line's amount is the price of
             # its billed minutes (EN 16931 BT-149 item price base quantity), so that
             # quantity * price / base quantity is the amount exactly.
-            price, unit, basis = line.amount * sign, "MIN", _plain_decimal(billed)
+            price, unit, basis = line.amount * sign, "MIN", plain_decimal(billed)
         else:
             billed, price, unit = Decimal(1), line.amount * sign, "C62"
         rows.append(
             {
                 "id": str(n),
                 "name": line.label,
-                "price": _plain_decimal(price),
+                "price": plain_decimal(price),
                 "basis": basis,
-                "quantity": _plain_decimal(billed),
+                "quantity": plain_decimal(billed),
                 "unit": unit,
                 "amount": _amount(line.amount * sign),
             }
@@ -411,12 +405,13 @@ def facturx_xml(view: InvoiceView) -> bytes:
     if category == "O":
         # EN 16931 BR-O-2..4: a not-subject-to-VAT invoice names no VAT identifiers.
         seller_vat = buyer_vat = ""
+    rate = view.vat_rate if category == "S" else Decimal(0)
     xml = _markup.get_template("facturx.xml.j2").render(
         view=view,
         guideline=GUIDELINE,
         type_code="381" if view.kind == "credit_note" else "380",
         category=category,
-        rate=None if category == "O" else percent(view.vat_rate if category == "S" else Decimal(0)),
+        rate=None if category == "O" else plain_decimal(rate),
         exemption=exemption,
         vat_mention=view.vat_mention,
         lines=_xml_lines(view, sign),

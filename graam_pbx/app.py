@@ -37,6 +37,7 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.throttle import LoginGate
 from graam_pbx.billing import api as billing_api
 from graam_pbx.billing.worker import BillingScheduler
+from graam_pbx.campaigns import api as campaigns_api
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
@@ -96,6 +97,7 @@ API_ROUTERS: list[APIRouter] = [
     support_api.router,
     notices_api.router,
     *billing_api.ROUTERS,
+    *campaigns_api.ROUTERS,
 ]
 
 READY_DB_TIMEOUT = 2.0

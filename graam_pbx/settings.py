@@ -310,6 +310,32 @@ class Settings(BaseSettings):
     )
     seller_iban: str | None = Field(None, description="The account invoices are paid to.")
 
+    dialer_interval: float = Field(
+        1.0,
+        gt=0,
+        le=15,
+        description="Seconds between the campaign dialer's decisions (each running campaign's "
+        "pacing is recomputed at least every 15 s).",
+    )
+    dialer_lease_seconds: float = Field(
+        15.0,
+        ge=3,
+        description="How long a dialer holds a running campaign without renewing its lease "
+        "(Postgres) before another dialer may take it over.",
+    )
+    dialer_node: str = Field(
+        "",
+        description="This dialer's name in campaign leases; the host name when empty (a restart "
+        "on the same host takes its campaigns back at once).",
+    )
+    dialer_calls_per_licence: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Campaign calls a tenant may have in progress per licensed agent (all its "
+        "campaigns together; each campaign also has its own cap).",
+    )
+
     log_level: str = Field("INFO", description="Python log level.")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (key=value) or json.")
 

@@ -1,0 +1,1 @@
+"""Outbound campaigns: contact lists, the law of calling, pacing and the dialer."""

@@ -1,0 +1,1 @@
+"""Pydantic models of the campaigns API, one module per area."""

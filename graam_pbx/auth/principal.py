@@ -25,6 +25,7 @@ class Area(StrEnum):
     AUTH = "auth"  # API keys themselves
     BILLING = "billing"
     CALL_RECORDS = "call records"
+    CAMPAIGNS = "campaigns"
     CATALOGUE = "catalogue"
     CONFIGURATION_STATUS = "configuration status"
     DEVICES = "devices"

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.app import API_ROUTERS
 from graam_pbx.auth.principal import Principal, Role
+from graam_pbx.campaigns.dispositions import ensure_catalogue
+from graam_pbx.campaigns.models import Campaign, CampaignAttempt, CampaignContact, Disposition
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.store import write_rows
 from graam_pbx.queue_calls.tracker import Outcome, QueueCallRow
@@ -145,7 +147,89 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     assert notice.status_code == 201, notice.text
     demo.ids["notice_id"] = notice.json()["id"]
     await _billing_objects(client, sessions, demo, {"Authorization": f"Bearer {token}"})
+    await _contact_objects(client, demo, op)
+    await _campaign_objects(sessions, demo)
     return demo, world
+
+
+async def _campaign_objects(sessions: Sessions, demo: DemoTenant) -> None:
+    """A's running preview campaign of its contact list, with one call and the dispositions."""
+    async with sessions() as session, session.begin():
+        await ensure_catalogue(session, demo.tenant_id)
+        disposition = await session.scalar(
+            select(Disposition).where(
+                Disposition.tenant_id == demo.tenant_id, Disposition.code == "interested"
+            )
+        )
+        assert disposition is not None
+        demo.ids["disposition_id"] = disposition.id
+        campaign = Campaign(
+            tenant_id=demo.tenant_id,
+            name="a-campaign",
+            list_id=demo.ids["list_id"],
+            queue_id=demo.ids["queue_id"],
+            caller_id_number_id=demo.ids["number_id"],
+            mode="preview",
+            status="running",
+            calling_hours=[],
+            retries={},
+        )
+        session.add(campaign)
+        await session.flush()
+        demo.ids["campaign_id"] = campaign.id
+        session.add(
+            CampaignContact(
+                tenant_id=demo.tenant_id,
+                campaign_id=campaign.id,
+                contact_id=demo.ids["contact_id"],
+                state="pending",
+                attempts=1,
+                retries_used={},
+            )
+        )
+        attempt = CampaignAttempt(
+            tenant_id=demo.tenant_id,
+            campaign_id=campaign.id,
+            contact_id=demo.ids["contact_id"],
+            number="+33612345678",
+            channel_id=unique("camp"),
+            mode="preview",
+            placed_at=datetime.now(UTC),
+            answered_at=datetime.now(UTC),
+            ended_at=datetime.now(UTC),
+            outcome="answered",
+            agent_user_id=demo.ids["user_id"],
+        )
+        session.add(attempt)
+        await session.flush()
+        demo.ids["attempt_id"] = attempt.id
+
+
+async def _contact_objects(client: httpx.AsyncClient, demo: DemoTenant, op: dict[str, str]) -> None:
+    """A's contact list with an import and a contact, a do-not-call entry, an opposition list."""
+    contact_list = await client.post("/api/v1/contact-lists", headers=op, json={"name": "A's"})
+    assert contact_list.status_code == 201, contact_list.text
+    demo.ids["list_id"] = contact_list.json()["id"]
+    contact_import = await client.post(
+        f"/api/v1/contact-lists/{demo.ids['list_id']}/imports",
+        headers=op,
+        files={"file": ("a.csv", b"number\n0612345678\nbad\n", "text/csv")},
+    )
+    assert contact_import.status_code == 201, contact_import.text
+    demo.ids["import_id"] = contact_import.json()["id"]
+    contacts = await client.get(f"/api/v1/contact-lists/{demo.ids['list_id']}/contacts", headers=op)
+    demo.ids["contact_id"] = contacts.json()["items"][0]["id"]
+    entry = await client.post("/api/v1/do-not-call", headers=op, json={"number": "0612345678"})
+    assert entry.status_code == 201, entry.text
+    demo.ids["entry_id"] = entry.json()["id"]
+    opposition = await client.post(
+        "/api/v1/opposition-lists",
+        headers=op,
+        data={"list_date": datetime.now(UTC).date().isoformat()},
+        files={"file": ("bloctel.csv", b"0612345678\n", "text/csv")},
+    )
+    assert opposition.status_code == 201, opposition.text
+    demo.ids["opposition_list_id"] = opposition.json()["id"]
 
 
 async def _billing_objects(
@@ -303,11 +387,18 @@ async def test_no_list_shows_another_tenants_objects(
         "/api/v1/queue-calls": "queue_call_id",
         "/api/v1/support-requests": "request_id",
         "/api/v1/notices": "notice_id",
+        "/api/v1/contact-lists": "list_id",
+        "/api/v1/do-not-call": "entry_id",
+        "/api/v1/opposition-lists": "opposition_list_id",
+        "/api/v1/campaigns": "campaign_id",
+        "/api/v1/dispositions": "disposition_id",
     }
     for method, path in _routes():
         # Not lists: the caller itself, and its own tenant's billing account (404 until made).
         if method != "GET" or "{" in path or path in ("/api/v1/auth/me", "/api/v1/billing/account"):
             continue
+        if path == "/api/v1/campaign-calls/current":
+            continue  # the caller's own call (404 with none), not a list
         response = await client.get(path, headers=b.admin.headers, params={"limit": 200})
         if response.status_code == 403:
             continue  # operator-only listings

@@ -40,6 +40,18 @@ async def held_number(client: httpx.AsyncClient, world: TenantWorld, e164: str) 
     return number_id
 
 
+async def checked_opposition_list(client: httpx.AsyncClient, world: TenantWorld) -> None:
+    """Today's answer of the opposition list (none of the tenant's numbers on it): consumer
+    campaigns may start only with one checked within 30 days."""
+    imported = await client.post(
+        "/api/v1/opposition-lists",
+        headers=world.admin.headers,
+        data={"list_date": datetime.now(UTC).date().isoformat()},
+        files={"file": ("bloctel.csv", b"0100000000\n", "text/csv")},
+    )
+    assert imported.status_code == 201, imported.text
+
+
 @dataclass
 class CampaignSetup:
     """A tenant's objects a campaign names."""
@@ -53,7 +65,12 @@ class CampaignSetup:
 
 
 async def campaign_setup(
-    client: httpx.AsyncClient, sessions: Sessions, world: TenantWorld, contacts: int = 3
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    world: TenantWorld,
+    contacts: int = 3,
+    *,
+    opposition_list: bool = True,
 ) -> CampaignSetup:
     queue = await client.post(
         "/api/v1/queues", headers=world.admin.headers, json={"name": unique("q")}
@@ -67,6 +84,8 @@ async def campaign_setup(
     )
     assert prompt.status_code == 201, prompt.text
     list_id = await contact_list(sessions, world.tenant_id, contacts)
+    if opposition_list:
+        await checked_opposition_list(client, world)
     return CampaignSetup(
         world=world,
         queue_id=queue.json()["id"],

@@ -92,6 +92,11 @@ def effective_windows(
     return tuple(sorted(found, key=lambda w: (w.weekday, w.start)))
 
 
+# How soon a contact refused for a stale opposition list is looked at again: once the tenant
+# imports a fresh list, calls resume within this.
+STALE_LIST_RECHECK = timedelta(hours=1)
+
+
 def check_call(facts: ContactFacts, rules: CampaignRules, now: datetime) -> Verdict:
     """Whether ``facts.number`` may be called at ``now`` under its region's law and the rules."""
     if now.tzinfo is None:
@@ -108,7 +113,8 @@ def check_call(facts: ContactFacts, rules: CampaignRules, now: datetime) -> Verd
     if consumers and _opposition_list_stale(
         rules.opposition_list_date, law.opposition_max_age, now
     ):
-        return Verdict(False, RULE_OPPOSITION_LIST_STALE, None)
+        # The whole campaign waits for the tenant's next check, not the contact for good.
+        return Verdict(False, RULE_OPPOSITION_LIST_STALE, now + STALE_LIST_RECHECK)
     if rules.require_consent and (facts.consent_at is None or facts.consent_at > now):
         return Verdict(False, RULE_CONSENT_MISSING, None)
     if facts.refused_at is not None:

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Scope
-from graam_pbx.campaigns import calls, law
+from graam_pbx.campaigns import blocklists, calls, law
 from graam_pbx.campaigns.dispositions import ensure_catalogue
 from graam_pbx.campaigns.models import (
+    Audience,
     CallRefusal,
     Campaign,
     CampaignAttempt,
@@ -317,6 +318,18 @@ async def _ensure_startable(session: AsyncSession, campaign: Campaign) -> None:
             "message naming the caller for calls no agent takes",
             field="abandon_prompt_id",
         )
+    if campaign.audience == Audience.CONSUMERS.value:
+        # Consumers on the national opposition list may not be called: the tenant checks its
+        # numbers with it at least every 30 days (Code de la consommation L223-1, D223-4).
+        checked = await blocklists.latest_opposition_date(session, campaign.tenant_id)
+        max_age = law.FRANCE.opposition_max_age
+        if checked is None or checked < datetime.now(UTC).date() - max_age:
+            raise CannotStart(
+                "a consumer campaign needs an opposition list (Bloctel) checked within the "
+                f"last {max_age.days} days: import one at POST /api/v1/opposition-lists",
+                field="audience",
+                opposition_list_date=checked.isoformat() if checked else None,
+            )
 
 
 async def _fill_contacts(session: AsyncSession, campaign: Campaign) -> int:

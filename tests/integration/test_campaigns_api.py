@@ -5,6 +5,7 @@ Calls (attempts) are written as the dialer stores them: no telephony here.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.campaign_rows import (
     add_attempt,
     add_contacts,
     campaign_setup,
+    checked_opposition_list,
     contact_list,
 )
 from tests.conftest import RunningApp
@@ -567,3 +569,34 @@ async def test_preview_reserves_contacts_per_agent(
         f"{CAMPAIGNS}/{progressive['id']}/preview/next", headers=world.agent.headers
     )
     assert automated.status_code == 409
+
+
+async def test_a_consumer_campaign_starts_only_with_an_opposition_list_checked_within_30_days(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    setup = await campaign_setup(
+        client, sessions, await make_world(client, sessions), opposition_list=False
+    )
+    headers = setup.world.admin.headers
+    consumers = await create(client, setup, name=unique("consumers"))
+    refused = await client.post(f"{CAMPAIGNS}/{consumers['id']}/start", headers=headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["details"]["field"] == "audience"
+    assert "opposition list" in refused.json()["message"]
+    # Calls to businesses are outside the opposition list's scope.
+    businesses = await create(client, setup, name=unique("businesses"), audience="businesses")
+    started = await client.post(f"{CAMPAIGNS}/{businesses['id']}/start", headers=headers)
+    assert started.status_code == 200, started.text
+    # A list checked more than 30 days ago does not count; today's does.
+    old = await client.post(
+        "/api/v1/opposition-lists",
+        headers=headers,
+        data={"list_date": (datetime.now(UTC).date() - timedelta(days=31)).isoformat()},
+        files={"file": ("bloctel.csv", b"0100000000\n", "text/csv")},
+    )
+    assert old.status_code == 201, old.text
+    still = await client.post(f"{CAMPAIGNS}/{consumers['id']}/start", headers=headers)
+    assert still.status_code == 409, still.text
+    await checked_opposition_list(client, setup.world)
+    now_started = await client.post(f"{CAMPAIGNS}/{consumers['id']}/start", headers=headers)
+    assert now_started.status_code == 200, now_started.text

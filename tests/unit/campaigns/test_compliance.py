@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graam_pbx.campaigns.compliance import (
+    STALE_LIST_RECHECK,
     CampaignRules,
     ContactFacts,
     NeverAllowed,
@@ -315,10 +316,12 @@ def test_consumer_calls_need_an_opposition_list_of_the_last_30_days() -> None:
     def rules(list_date: date | None) -> CampaignRules:
         return CampaignRules("consumers", False, (), list_date)
 
-    assert check_call(facts(), rules(None), now) == Verdict(False, RULE_OPPOSITION_LIST_STALE, None)
+    assert check_call(facts(), rules(None), now) == Verdict(
+        False, RULE_OPPOSITION_LIST_STALE, now + STALE_LIST_RECHECK
+    )
     assert check_call(facts(), rules(date(2026, 3, 1)), now).allowed
     stale = check_call(facts(), rules(date(2026, 2, 28)), now)
-    assert stale == Verdict(False, RULE_OPPOSITION_LIST_STALE, None)
+    assert stale == Verdict(False, RULE_OPPOSITION_LIST_STALE, now + STALE_LIST_RECHECK)
     assert check_call(facts(), CampaignRules("businesses", False, (), None), now).allowed
 
 

@@ -64,6 +64,20 @@ class AgentLine:
 
 
 @dataclass(frozen=True)
+class CampaignLine:
+    """A running outbound campaign on the board: its calls so far and the abandon rate the
+    law watches (24 hours)."""
+
+    id: int
+    name: str
+    mode: str
+    attempts: int = 0
+    answered: int = 0
+    abandon_rate_24h: Decimal = Decimal(0)
+    in_progress: int = 0
+
+
+@dataclass(frozen=True)
 class Alert:
     queue_id: int
     kind: Literal["waiting", "longest_wait"]
@@ -125,6 +139,7 @@ class Board:
     queues: dict[int, QueueSetup] = field(default_factory=dict)
     figures: dict[int, Figures] = field(default_factory=dict)
     agents: dict[int, AgentLine] = field(default_factory=dict)
+    campaigns: dict[int, CampaignLine] = field(default_factory=dict)
 
     def levels(self, waiting: Mapping[int, Callers], now: datetime) -> tuple[Level, ...]:
         """Each queue's level now: the board changes when one does, even without an event
@@ -190,6 +205,18 @@ class Board:
                 key=lambda a: (STATE_ORDER.get(a.state, len(STATE_ORDER)), a.name, a.user_id),
             )
         ]
+        campaigns = [
+            {
+                "id": line.id,
+                "name": line.name,
+                "mode": line.mode,
+                "attempts": line.attempts,
+                "answered": line.answered,
+                "abandon_rate_24h": str(line.abandon_rate_24h),
+                "in_progress": line.in_progress,
+            }
+            for line in sorted(self.campaigns.values(), key=lambda c: (c.name, c.id))
+        ]
         return {
             "tenant_id": self.tenant_id,
             "seq": self.seq,
@@ -197,6 +224,7 @@ class Board:
             "queues": queues,
             "agents": agents,
             "alerts": alerts,
+            "campaigns": campaigns,
         }
 
 

@@ -11,6 +11,9 @@ and pushed to its viewers.
 - Today's figures and the agents needed now: the same KPIs and Erlang C as the statistics
   API, refreshed once per tenant when its queue calls are written (at most every
   ``figures_interval``) and every ``REFRESH_INTERVAL`` (a new day, changed settings).
+- The tenant's running outbound campaigns: attempts, answered, the abandon rate over 24 hours
+  and the calls in progress, from the campaigns' own statistics, read every
+  ``CAMPAIGNS_INTERVAL`` (the dialer's calls change them without a queue event).
 
 A change marks its tenant; within ``coalesce`` seconds the board is serialised once and the
 same bytes are offered to each viewer, who keeps only the newest (a slow viewer skips boards
@@ -24,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,10 +39,14 @@ from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscripti
 from graam_pbx.ami import actions as ami_actions
 from graam_pbx.ami.bus import RESYNC_EVENT
 from graam_pbx.auth.principal import Principal, Role, Scope
+from graam_pbx.campaigns import service as campaigns_service
+from graam_pbx.campaigns import stats as campaigns_stats
+from graam_pbx.campaigns.models import CampaignStatus
 from graam_pbx.errors import GraamError, Unavailable
 from graam_pbx.live.board import (
     AgentLine,
     Board,
+    CampaignLine,
     Figures,
     QueueSetup,
     board_json,
@@ -64,6 +71,9 @@ HEARTBEAT = 15.0  # seconds between two comments on a quiet stream (proxies keep
 HEARTBEAT_FRAME = b": heartbeat\n\n"
 FIGURES_INTERVAL = 3.0  # seconds between two refreshes of one tenant's figures, at least
 REFRESH_INTERVAL = 60.0  # seconds: figures, queues and agents re-read anyway (a new day)
+CAMPAIGNS_INTERVAL = 5.0  # seconds between two reads of a watched tenant's running campaigns
+CAMPAIGNS_PAGE = 200
+ABANDON_WINDOW = timedelta(hours=24)  # the law's shorter abandon period, shown live
 TICK = 1.0  # seconds: levels re-judged (a wait crosses its threshold by itself)
 # Seconds a board nobody watches is kept: the page's own stream, or a viewer reconnecting,
 # finds it built.
@@ -136,6 +146,7 @@ class _Watched:
         self.levels: tuple[str, ...] = ()
         self.figures_at = 0.0  # monotonic time of the last refresh of its figures
         self.figures_due = False
+        self.campaigns_at = 0.0  # monotonic time of the last read of its campaigns
 
 
 def system_scope(tenant_id: int) -> Scope:
@@ -311,7 +322,7 @@ class Wallboards:
                     await self._read_setup(board)
                     await self._read_agents(board, None)
                     await self._read_figures(board)
-                    watched.figures_at = time.monotonic()
+                    watched.figures_at = watched.campaigns_at = time.monotonic()
                     self._watched[tenant_id] = watched
                     self._serialise(watched)
                     if tenant_id in self._agents_pending:
@@ -574,6 +585,17 @@ class Wallboards:
                     log.exception("wallboard figures not read tenant=%d", tenant_id)
                     continue
                 self._mark(tenant_id)
+            if now - watched.campaigns_at >= CAMPAIGNS_INTERVAL:
+                watched.campaigns_at = now
+                try:
+                    changed = await self._read_campaigns(watched.board)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("wallboard campaigns not read tenant=%d", tenant_id)
+                    changed = False
+                if changed:
+                    self._mark(tenant_id)
             waiting = self.waiting.get(tenant_id)
             if waiting and watched.board.levels(waiting, datetime.now(UTC)) != watched.levels:
                 self._mark(tenant_id)
@@ -640,3 +662,37 @@ class Wallboards:
                     )
                 )
         board.figures = figures
+        await self._read_campaigns(board)  # the figures of its outbound calls
+
+    # ---- campaigns ------------------------------------------------------------------------
+
+    async def _read_campaigns(self, board: Board) -> bool:
+        """The tenant's running campaigns with their figures; whether they changed."""
+        scope = system_scope(board.tenant_id)
+        now = datetime.now(UTC)
+        lines: dict[int, CampaignLine] = {}
+        async with self._sessions() as session:
+            campaigns = await every_page(
+                lambda after: campaigns_service.list_campaigns(
+                    session, scope, after_id=after, limit=CAMPAIGNS_PAGE
+                )
+            )
+            for campaign in campaigns:
+                if campaign.status != CampaignStatus.RUNNING.value:
+                    continue
+                progress = await campaigns_stats.progress(session, campaign.id)
+                abandons = await campaigns_stats.abandon_figures(
+                    session, campaign.id, now - ABANDON_WINDOW, now
+                )
+                lines[campaign.id] = CampaignLine(
+                    id=campaign.id,
+                    name=campaign.name,
+                    mode=campaign.mode,
+                    attempts=progress.attempts,
+                    answered=progress.by_outcome.get("answered", 0),
+                    abandon_rate_24h=abandons.rate,
+                    in_progress=progress.by_outcome.get(campaigns_stats.IN_PROGRESS, 0),
+                )
+        changed = lines != board.campaigns
+        board.campaigns = lines
+        return changed

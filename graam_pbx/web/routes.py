@@ -11,6 +11,7 @@ from graam_pbx.web import (
     account,
     agents,
     billing,
+    campaigns,
     login,
     my_day,
     notices,
@@ -34,6 +35,7 @@ PAGE_ROUTERS: list[APIRouter] = [
     operator.router,
     notices.router,
     billing.router,
+    campaigns.router,
 ]
 
 

@@ -43,6 +43,11 @@ STATUS_TEXTS = {
     "reconnecting": _("Reconnecting…"),
 }
 OTHER_TEXTS = (_("no reason"), _("No queue yet."), _("No agent has logged in yet."))
+CAMPAIGN_MODES = {
+    "preview": _("Preview"),
+    "progressive": _("Progressive"),
+    "predictive": _("Predictive"),
+}
 
 
 def _live(request: Request) -> Wallboards:
@@ -64,6 +69,7 @@ def script_texts(viewer: Viewer) -> dict[str, Any]:
         "no_reason": gettext("no reason"),
         "no_queue": gettext("No queue yet."),
         "no_agent": gettext("No agent has logged in yet."),
+        "modes": {key: gettext(text) for key, text in CAMPAIGN_MODES.items()},
     }
 
 
@@ -115,6 +121,14 @@ async def wallboard_page(request: Request, viewer: LiveSupervising) -> HTMLRespo
                 "reason_text": _reason(viewer, agent),
             }
         )
+    campaigns = [
+        {
+            **campaign,
+            "mode_text": texts.gettext(CAMPAIGN_MODES.get(campaign["mode"], campaign["mode"])),
+            "abandon_text": texts.percent(_ratio(campaign["abandon_rate_24h"])),
+        }
+        for campaign in board.get("campaigns", [])
+    ]
     return page(
         request,
         viewer,
@@ -124,6 +138,7 @@ async def wallboard_page(request: Request, viewer: LiveSupervising) -> HTMLRespo
         queues=queues,
         agents=agents,
         alerts=alerts,
+        campaigns=campaigns,
         status_text=texts.gettext(STATUS_TEXTS["static"], time=texts.time(now, "medium")),
         stream=viewer.link("/live/wallboard"),
         board_json=json.dumps(board, separators=(",", ":")),

@@ -11,6 +11,7 @@
   const queuesTable = document.getElementById("wallboard-queues");
   const agentsTable = document.getElementById("wallboard-agents");
   const alertsList = document.getElementById("wallboard-alerts");
+  const campaignsTable = document.getElementById("wallboard-campaigns");
   let skew = 0; // the browser's clock minus the control plane's
   let source = null;
   let retryTimer = null;
@@ -137,11 +138,37 @@
     document.getElementById("wallboard-no-alerts").hidden = board.alerts.length > 0;
   }
 
+  function renderCampaigns(board) {
+    const campaigns = board.campaigns || [];
+    const body = campaignsTable.tBodies[0];
+    body.replaceChildren();
+    for (const campaign of campaigns) {
+      const row = document.createElement("tr");
+      row.dataset.campaign = campaign.id;
+      const name = cell("th", campaign.name);
+      name.scope = "row";
+      const inProgress = cell("td", number.format(campaign.in_progress), "in-progress", true);
+      inProgress.classList.add("big");
+      row.append(
+        name,
+        cell("td", texts.modes[campaign.mode] || campaign.mode, "mode"),
+        inProgress,
+        cell("td", number.format(campaign.attempts), "attempts", true),
+        cell("td", number.format(campaign.answered), "answered", true),
+        cell("td", ratio(campaign.abandon_rate_24h), "abandon-rate-24h", true),
+      );
+      body.append(row);
+    }
+    campaignsTable.hidden = campaigns.length === 0;
+    document.getElementById("wallboard-no-campaigns").hidden = campaigns.length > 0;
+  }
+
   function render(board) {
     skew = Date.now() - Date.parse(board.generated_at);
     renderQueues(board);
     renderAgents(board);
     renderAlerts(board);
+    renderCampaigns(board);
     root.dataset.seq = board.seq;
   }
 

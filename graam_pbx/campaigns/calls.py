@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, nodes
+from jinja2 import ChainableUndefined, Template, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,11 +97,27 @@ def _allowed_filter(node: nodes.Filter) -> bool:
     return len(node.args) <= most and all(isinstance(arg, nodes.Const) for arg in node.args)
 
 
+_AS_TEXT = _SCRIPTS.from_string("{{ text }}")
+
+
+@lru_cache(maxsize=64)
+def compiled_script(script: str) -> Template | None:
+    """The script checked and compiled once, None when a campaign may not hold it.
+
+    Cached: checking and compiling a long script takes tens of milliseconds of the event loop,
+    and the agent's call screen renders it on every poll.
+    """
+    if script_error(script) is not None:
+        return None
+    return _SCRIPTS.from_string(script)
+
+
 def render_script(script: str, contact: Contact) -> str:
     """The script with the contact's name, number and fields, HTML-escaped (a script that is
     not one a campaign may hold is shown as its text)."""
-    if script_error(script) is not None:
-        return str(_SCRIPTS.from_string("{{ text }}").render(text=script))
+    template = compiled_script(script)
+    if template is None:
+        return str(_AS_TEXT.render(text=script))
     context: dict[str, Any] = {
         "name": contact.name or "",
         "number": contact.number,
@@ -108,10 +125,10 @@ def render_script(script: str, contact: Contact) -> str:
         "fields": dict(contact.fields or {}),
     }
     try:
-        return str(_SCRIPTS.from_string(script).render(context))
+        return str(template.render(context))
     except (TemplateError, TypeError, ValueError):
         # A script that only fails on some contact's values: shown unrendered.
-        return str(_SCRIPTS.from_string("{{ text }}").render(text=script))
+        return str(_AS_TEXT.render(text=script))
 
 
 # ---- the call on the agent's screen ---------------------------------------------------------

@@ -83,7 +83,10 @@ def _consent_time(text: str, now: datetime) -> datetime:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-    except ValueError:
+            # In UTC: 0001-01-01T00:00+14:00 is before year 1 there, which the database
+            # cannot store (an OverflowError once the row is written, not a refused row).
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValueError(
             "not a date (2026-09-01, 01/09/2026 or 2026-09-01T10:15:00+02:00)"
         ) from None

@@ -93,6 +93,16 @@ async def list_campaigns(
     return await keyset_page(session, statement, Campaign.id, after_id, limit)
 
 
+async def running_campaigns(session: AsyncSession, tenant_id: int) -> list[Campaign]:
+    """The tenant's running campaigns, oldest first."""
+    rows = await session.scalars(
+        select(Campaign)
+        .where(Campaign.tenant_id == tenant_id, Campaign.status == CampaignStatus.RUNNING.value)
+        .order_by(Campaign.id)
+    )
+    return list(rows.all())
+
+
 async def get_campaign(session: AsyncSession, scope: Scope, campaign_id: int) -> Campaign:
     """One campaign of the tenant (another tenant's: NotFound)."""
     return await get_in_tenant(session, Campaign, scope.tenant_id, campaign_id)

@@ -93,12 +93,7 @@ async def progress(session: AsyncSession, campaign_id: int) -> Progress:
     for state, count, with_attempts in states:
         by_state[str(state)] = int(count)
         called += int(with_attempts)
-    outcomes = await session.execute(
-        select(CampaignAttempt.outcome, func.count())
-        .where(CampaignAttempt.campaign_id == campaign_id)
-        .group_by(CampaignAttempt.outcome)
-    )
-    by_outcome = {str(outcome or IN_PROGRESS): int(count) for outcome, count in outcomes}
+    by_outcome = await attempts_by_outcome(session, campaign_id)
     return Progress(
         contacts=sum(by_state.values()),
         called=called,
@@ -107,6 +102,16 @@ async def progress(session: AsyncSession, campaign_id: int) -> Progress:
         by_outcome=by_outcome,
         attempts=sum(by_outcome.values()),
     )
+
+
+async def attempts_by_outcome(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """The campaign's attempts by outcome (``in_progress``: not ended yet)."""
+    outcomes = await session.execute(
+        select(CampaignAttempt.outcome, func.count())
+        .where(CampaignAttempt.campaign_id == campaign_id)
+        .group_by(CampaignAttempt.outcome)
+    )
+    return {str(outcome or IN_PROGRESS): int(count) for outcome, count in outcomes}
 
 
 @dataclass(slots=True)

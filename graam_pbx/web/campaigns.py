@@ -937,6 +937,9 @@ async def preview_dial(
 ) -> Response:
     dialer = getattr(request.app.state.runtime, "dialer", None)
     try:
+        # Only the agent holding the reservation dials, as through the API: the dialer alone
+        # would also take a contact nobody reserved.
+        await calls.ensure_reserved(session, viewer.scope, campaign_id, contact_id, lock=False)
         if dialer is None:
             raise Unavailable(viewer.texts.gettext("The dialer is not running."))
         # The dialer writes the attempt in a transaction of its own before Asterisk is asked.

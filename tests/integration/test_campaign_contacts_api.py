@@ -410,6 +410,31 @@ async def test_consent_is_recorded_and_withdrawn(
     assert wrong.status_code == 404
 
 
+async def test_a_consent_date_before_year_one_in_utc_is_refused_not_a_500(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    # 0001-01-01T00:00+14:00 is a valid ISO date whose UTC instant the database cannot store.
+    world = await make_world(client, sessions)
+    made = await make_list(client, world)
+    report = await imported(
+        client,
+        world,
+        made["id"],
+        b"number,consent_at\n0612345678,0001-01-01T00:00:00+14:00\n0612345679,2026-01-15\n",
+    )
+    assert (report["rows_read"], report["rows_added"], report["rows_refused"]) == (2, 1, 1)
+    (refusal,) = await refusals_of(client, world, made["id"], report["id"])
+    assert (refusal["line"], refusal["field"]) == (2, "consent_at")
+    assert "not a date" in refusal["reason"]
+    contact = (await all_contacts(client, world, made["id"]))["+33612345679"]
+    url = f"/api/v1/contact-lists/{made['id']}/contacts/{contact['id']}"
+    refused = await client.patch(
+        url, headers=world.admin.headers, json={"consent_at": "0001-01-01T00:00:00+14:00"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert fields_of(refused) == {"body.consent_at"}
+
+
 async def test_do_not_call_entries_are_added_listed_and_removed(
     client: httpx.AsyncClient, sessions: Sessions
 ) -> None:

@@ -10,8 +10,11 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from graam_pbx.ami.bus import EventBus
 from graam_pbx.campaigns import stats
 from graam_pbx.campaigns.models import CampaignContact
+from graam_pbx.live.board import Board
+from graam_pbx.live.wallboards import Wallboards
 from tests.campaign_rows import add_attempt, campaign_setup
 from tests.factories import TenantWorld, make_world, unique
 
@@ -219,3 +222,30 @@ async def test_an_empty_campaign_has_zero_figures(
     assert sorted(figures["agents"], key=lambda a: a["display_name"]) == []
     refusals = await client.get(f"{run.url}/refusals", headers=run.world.admin.headers)
     assert refusals.json() == {"items": [], "next_cursor": None}
+
+
+async def test_the_wallboard_reads_the_tenants_running_campaigns_and_their_calls(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    run = await started_campaign(client, sessions, 3)
+    other = await started_campaign(client, sessions, 1)
+    tenant, campaign = run.world.tenant_id, run.campaign_id
+    a, b, c = run.contacts
+    await add_attempt(sessions, tenant, campaign, a, outcome="answered")
+    await add_attempt(sessions, tenant, campaign, b, outcome="abandoned")
+    await add_attempt(sessions, tenant, campaign, c, outcome=None, ended=False)
+    await add_attempt(
+        sessions, other.world.tenant_id, other.campaign_id, other.contacts[0], outcome="answered"
+    )
+    boards = Wallboards(sessions, EventBus(), None)
+    board = Board(tenant_id=tenant, seq=0)
+    assert await boards._read_campaigns(board)
+    line = board.campaigns[campaign]
+    assert list(board.campaigns) == [campaign]
+    assert (line.attempts, line.answered, line.in_progress) == (3, 1, 1)
+    assert line.abandon_rate_24h == Decimal("0.5")
+    assert not await boards._read_campaigns(board)  # nothing changed
+    paused = await client.post(f"{run.url}/pause", headers=run.world.admin.headers)
+    assert paused.status_code == 200, paused.text
+    assert await boards._read_campaigns(board)
+    assert board.campaigns == {}

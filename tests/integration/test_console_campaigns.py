@@ -359,6 +359,14 @@ async def test_the_agent_sees_the_call_sets_its_result_and_previews(
         # Skipped: the contact is no longer the agent's to show.
         gone = await browser.get(reserved.headers["location"])
         assert "/dial" not in gone.text
+        # Dialling a contact the agent no longer holds is refused before the dialer is asked,
+        # as through the API.
+        unreserved = await browser.post(
+            f"/campaign-call/preview/{preview['id']}/{match.group(1)}/dial",
+            data={"csrf_token": csrf},
+        )
+        assert unreserved.status_code == 409
+        assert "not reserved for you" in unreserved.text
 
 
 async def test_another_tenants_campaigns_lists_and_calls_are_not_found(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -11,9 +11,15 @@ from graam_pbx.fields import Country, DisplayText, IsoDateTime, NotNull
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValueError("give a time zone offset, e.g. 2026-01-31T09:00:00+01:00")
-    return value
+    try:
+        # Stored in UTC: 0001-01-01T00:00:00+14:00 falls before year 1 there.
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of the range of dates") from None
 
 
 ListName = Annotated[DisplayText, Field(max_length=64, examples=["Customers Paris 2026"])]

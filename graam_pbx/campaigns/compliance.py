@@ -115,7 +115,15 @@ def check_call(facts: ContactFacts, rules: CampaignRules, now: datetime) -> Verd
     ):
         # The whole campaign waits for the tenant's next check, not the contact for good.
         return Verdict(False, RULE_OPPOSITION_LIST_STALE, now + STALE_LIST_RECHECK)
-    if rules.require_consent and (facts.consent_at is None or facts.consent_at > now):
+    # Consumer cold calls need the person's prior consent since the law's date (loi
+    # 2025-594 for France); a campaign may ask for it in any case.
+    consent_by_law = (
+        consumers
+        and law.consent_required_from is not None
+        and now.date() >= law.consent_required_from
+    )
+    needs_consent = rules.require_consent or consent_by_law
+    if needs_consent and (facts.consent_at is None or facts.consent_at > now):
         return Verdict(False, RULE_CONSENT_MISSING, None)
     if facts.refused_at is not None:
         blocked_until = facts.refused_at.astimezone(UTC) + law.refusal_block

@@ -100,6 +100,7 @@ def legally_callable(instant: datetime, zone: str, region: str) -> bool:
 FRESH_LIST = date(2026, 12, 31)  # an opposition list never stale within 2026
 CONSUMERS = CampaignRules("consumers", require_consent=False, opposition_list_date=FRESH_LIST)
 PARIS = ZoneInfo("Europe/Paris")
+CONSENTED = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 def facts(region: str = "FR", **changes: Any) -> ContactFacts:
@@ -112,7 +113,8 @@ def facts(region: str = "FR", **changes: Any) -> ContactFacts:
         on_opposition_list=False,
         attempts=(),
         refused_at=None,
-        consent_at=None,
+        # Consumer calls need recorded consent from 2026-08-11: these people gave it.
+        consent_at=CONSENTED,
     )
     return replace(base, **changes)
 
@@ -327,15 +329,30 @@ def test_consumer_calls_need_an_opposition_list_of_the_last_30_days() -> None:
 
 def test_a_campaign_requiring_consent_calls_only_contacts_who_gave_it() -> None:
     now = paris(2026, 9, 1, 11, 0)
-    rules = CampaignRules("consumers", True, (), FRESH_LIST)
-    assert check_call(facts(), rules, now) == Verdict(False, RULE_CONSENT_MISSING, None)
+    rules = CampaignRules("businesses", True, (), FRESH_LIST)
+    unconsented = facts(consent_at=None)
+    assert check_call(unconsented, rules, now) == Verdict(False, RULE_CONSENT_MISSING, None)
     assert check_call(facts(consent_at=paris(2026, 8, 20, 9, 0)), rules, now).allowed
-    assert check_call(facts(), CONSUMERS, now).allowed
+    # A consent dated after the call is no consent.
+    assert not check_call(facts(consent_at=paris(2026, 9, 2, 9, 0)), rules, now).allowed
+    assert check_call(unconsented, replace(rules, require_consent=False), now).allowed
+
+
+def test_consumer_calls_need_consent_from_the_laws_date_whatever_the_campaign_says() -> None:
     assert FRANCE.consent_required_from == date(2026, 8, 11)
+    unconsented = facts(consent_at=None)
+    before = paris(2026, 8, 10, 11, 0)
+    after = paris(2026, 8, 11, 11, 0)
+    assert check_call(unconsented, CONSUMERS, before).allowed
+    assert check_call(unconsented, CONSUMERS, after) == Verdict(False, RULE_CONSENT_MISSING, None)
+    assert check_call(facts(), CONSUMERS, after).allowed
+    businesses = replace(CONSUMERS, audience="businesses")
+    assert check_call(unconsented, businesses, after).allowed
 
 
 def test_the_rules_are_checked_in_order() -> None:
     everything = facts(
+        consent_at=None,
         on_do_not_call=True,
         on_opposition_list=True,
         refused_at=paris(2026, 3, 1, 11),
@@ -350,6 +367,7 @@ def test_the_rules_are_checked_in_order() -> None:
     assert check_call(everything, strict, saturday).rule == RULE_OPPOSITION_LIST_STALE
     strict = CampaignRules("consumers", True, (), FRESH_LIST)
     assert check_call(everything, strict, saturday).rule == RULE_CONSENT_MISSING
+    everything = replace(everything, consent_at=CONSENTED)
     assert check_call(everything, CONSUMERS, saturday).rule == RULE_REFUSED_RECENTLY
     everything = replace(everything, refused_at=None)
     assert check_call(everything, CONSUMERS, saturday).rule == RULE_MAX_ATTEMPTS

@@ -38,6 +38,7 @@ from graam_pbx.auth.throttle import LoginGate
 from graam_pbx.billing import api as billing_api
 from graam_pbx.billing.worker import BillingScheduler
 from graam_pbx.campaigns import api as campaigns_api
+from graam_pbx.campaigns.worker import DialerWorker
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
@@ -152,6 +153,7 @@ class Runtime:
     agents: AgentWorker | None = None
     cdr: CdrWorker | None = None
     queue_calls: QueueCallWorker | None = None
+    dialer: DialerWorker | None = None
     voicemail_spool: VoicemailSpool | None = None
     live: Wallboards | None = None
     billing: BillingScheduler | None = None
@@ -216,6 +218,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 metrics_interval=settings.queue_metrics_interval,
             ),
         )
+        # Campaigns: leases, pacing, placing calls and following them to their outcome.
+        dialer = DialerWorker(session_factory(engine), ami, bus, settings)
         runtime = Runtime(
             settings=settings,
             engine=engine,
@@ -227,6 +231,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             agents=agents,
             cdr=cdr,
             queue_calls=queue_calls,
+            dialer=dialer,
             voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
             if endpoints.voicemail_spool
             else None,
@@ -293,6 +298,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             fastagi,
             cdr,
             queue_calls,
+            dialer,
             notifier,
             trunk_resolver,
             sip_security,

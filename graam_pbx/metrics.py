@@ -238,3 +238,21 @@ QUEUE_AGENTS_AVAILABLE = Gauge(
 QUEUE_AGENTS_PAUSED = Gauge(
     "graam_queue_agents_paused", "Members paused", ["tenant", "queue"], registry=REGISTRY
 )
+# The campaign dialer (graam_pbx/campaigns/worker.py).
+DIALER_ATTEMPTS = Counter(
+    "graam_dialer_attempts_total",
+    "Campaign attempts ended, by tenant and outcome",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+DIALER_CALLS_IN_PROGRESS = Gauge(
+    "graam_dialer_calls_in_progress",
+    "Campaign attempts placed and not yet ended, by tenant",
+    ["tenant"],
+    registry=REGISTRY,
+)
+DIALER_DECISION_SECONDS = Histogram(
+    "graam_dialer_decision_seconds",
+    "Time the dialer takes for one campaign's decision (measures, pacing, placing)",
+    registry=REGISTRY,
+)

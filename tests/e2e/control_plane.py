@@ -1,0 +1,161 @@
+"""A control plane in a process of its own, for the tests that kill it (``kill -9``) and start
+it again: ``create_app`` with the test session's Asterisk (AMI) and the test's database, and no
+config applier (the session's app writes the configuration).
+
+``python -m tests.e2e.control_plane CONFIG.json`` runs it until SIGTERM and prints ``ready``
+once AMI is connected and every component started; ``ControlPlane`` starts it, waits for that
+line, and kills or stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graam_pbx.ami import AmiConfig
+from graam_pbx.app import Endpoints, Runtime, create_app
+from graam_pbx.sandbox.ports import free_port
+from graam_pbx.settings import Settings
+from tests.e2e.campaign_world import judge_every_dialer_at_legal_hours
+
+READY = "ready"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ControlPlaneConfig:
+    database_url: str
+    ami: dict[str, Any]  # AmiConfig's fields
+    state_dir: str  # its CDR journal and queue-call checkpoint
+    # The dialer's law judges calls by campaign_world.legal_clock (the tests run at any hour).
+    legal_hours: bool = False
+
+
+class ControlPlane:
+    """The control plane's process, started and ended by the test."""
+
+    def __init__(self, workdir: Path, config: ControlPlaneConfig) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.config_path = workdir / "control-plane.json"
+        self.log_path = workdir / "control-plane.log"
+        self._process: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
+    async def start(self, timeout: float = 60) -> None:
+        """Start the process and return once it says it is ready."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # The AMI secret travels in a file only its owner reads, never on a command line.
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(asdict(self.config), out)
+        self.starts += 1
+        log = self.log_path.open("ab")
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.e2e.control_plane",
+                str(self.config_path),
+                cwd=REPO,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env={k: v for k, v in os.environ.items() if not k.startswith("GRAAM_")},
+            )
+        finally:
+            log.close()
+        assert self._process.stdout is not None
+        try:
+            async with asyncio.timeout(timeout):
+                line = await self._process.stdout.readline()
+        except TimeoutError:
+            await self.kill()
+            raise AssertionError(f"control plane not ready:\n{self.log()}") from None
+        if line.decode().strip() != READY:
+            await self.kill()
+            raise AssertionError(f"control plane did not start ({line!r}):\n{self.log()}")
+
+    async def kill(self) -> None:
+        """``kill -9``: the process ends at once, whatever it was doing."""
+        if self._process is None or self._process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._process.pid, signal.SIGKILL)
+        await self._process.wait()
+
+    async def stop(self) -> None:
+        """End it cleanly (SIGTERM), or kill it when it does not end within 20 s."""
+        if self._process is None or self._process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self._process.terminate()
+        try:
+            async with asyncio.timeout(20):
+                await self._process.wait()
+        except TimeoutError:
+            await self.kill()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return ""
+
+
+def settings_for(config: ControlPlaneConfig) -> Settings:
+    state = Path(config.state_dir)
+    return Settings(
+        agi_port=free_port(),
+        cdr_dir=state / "cdr",
+        queue_calls_dir=state / "queue-calls",
+        data_dir=state,
+        billing_interval=86_400,
+        demo_seed=False,
+    )
+
+
+async def run(config: ControlPlaneConfig) -> None:
+    settings = settings_for(config)
+    endpoints = Endpoints(database_url=config.database_url, ami=AmiConfig(**config.ami))
+    if config.legal_hours:
+        judge_every_dialer_at_legal_hours(pytest.MonkeyPatch())
+    app = create_app(settings, endpoints)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        await runtime.ami.wait_connected(timeout=30)
+        print(READY, flush=True)
+        await stopping.wait()
+
+
+def main() -> None:
+    with Path(sys.argv[1]).open() as source:
+        config = ControlPlaneConfig(**json.load(source))
+    Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(run(config))
+
+
+def state_dir() -> str:
+    return tempfile.mkdtemp(prefix="graam-control-plane-")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ from graam_pbx.ami import Message
 from graam_pbx.campaigns import stats
 from graam_pbx.campaigns.law import law_for_region
 from graam_pbx.campaigns.models import CampaignAttempt, Outcome
-from graam_pbx.campaigns.pacing import PacingInput
+from graam_pbx.campaigns.pacing import MEASURED_CALLS_BEFORE_PREDICTIVE, PacingInput
 from graam_pbx.campaigns.placing import CampaignPlan
 from graam_pbx.tenants.models import Tenant
 
@@ -22,7 +22,6 @@ from graam_pbx.tenants.models import Tenant
 # first calls are too few to trust (a prior weighs as PRIOR_WEIGHT attempts).
 RECENT_ATTEMPTS = 300
 PRIOR_WEIGHT = 20
-PRIOR_ANSWER_RATE = 0.3
 PRIOR_RING_SECONDS = 10.0
 PRIOR_HANDLE_SECONDS = 180.0
 # Asterisk's device states (QueueMember's Status) of a member that cannot take a call now.
@@ -173,7 +172,8 @@ async def recent_rates(session: AsyncSession, campaign_id: int) -> Rates:
         int(row[5]),
     )
     return Rates(
-        answer_rate=_blend(float(people), ended, PRIOR_ANSWER_RATE),
+        # Unknown (0: the pacer dials progressively) until enough calls have finished.
+        answer_rate=people / ended if ended >= MEASURED_CALLS_BEFORE_PREDICTIVE else 0.0,
         mean_ring_seconds=_blend(ring_sum, rung, PRIOR_RING_SECONDS),
         mean_handle_seconds=_blend(talk_sum, talked, PRIOR_HANDLE_SECONDS),
     )

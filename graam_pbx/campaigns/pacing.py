@@ -34,6 +34,9 @@ PREDICTIVE = "predictive"
 TARGET_SHARE = 0.8
 # Answer rates below this are noise of the first attempts: dialling at 1/rate would flood.
 MIN_ANSWER_RATE = 0.05
+# Finished calls a campaign needs before its answer rate is trusted: until then it dials
+# progressively (a few first calls measure luck, and over-dialling on them abandons people).
+MEASURED_CALLS_BEFORE_PREDICTIVE = 50
 # The most calls in flight per agent expected free, whatever the answer rate.
 MAX_RATIO = 1.0 / MIN_ANSWER_RATE
 # The ratio grows by at most this factor per recomputation: the first measures of a campaign

@@ -15,7 +15,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from graam_pbx.campaigns.pacing import Decision, Pacer, PacingInput
+from graam_pbx.campaigns.pacing import (
+    MEASURED_CALLS_BEFORE_PREDICTIVE,
+    Decision,
+    Pacer,
+    PacingInput,
+)
 
 DAY_SECONDS = 86_400.0
 ABANDON_DELAY = 2.0  # seconds an answered call may wait for an agent (France)
@@ -23,7 +28,6 @@ MIN_RING = 15.0  # an unanswered call rings at least this long (France)
 RING_SECONDS = 25.0  # the ring time a campaign gives unanswered calls
 ANSWER_AFTER = (3.0, 12.0)  # a person answers within these seconds
 MEASURED_CALLS = 500  # the answer rate and ring time are measured over these last calls
-MEASURED_AT_LEAST = 50  # no answer rate before this many calls finished
 
 _ANSWER = 0
 _NO_ANSWER = 1
@@ -252,7 +256,11 @@ class SimulatedCampaign:
             calls_dialing=len(self.placed_at),
             calls_waiting=len(self.waiting),
             # Too few finished calls yet for a measure: the pacer dials progressively.
-            answer_rate=self.recent_answered / finished if finished >= MEASURED_AT_LEAST else 0.0,
+            answer_rate=(
+                self.recent_answered / finished
+                if finished >= MEASURED_CALLS_BEFORE_PREDICTIVE
+                else 0.0
+            ),
             mean_ring_seconds=self.recent_ring / self.recent_answered
             if self.recent_answered
             else 0.0,

@@ -179,21 +179,32 @@ async def recent_rates(session: AsyncSession, campaign_id: int) -> Rates:
     )
 
 
+async def long_abandon_figures(
+    session: AsyncSession, campaign_id: int, now: datetime
+) -> stats.AbandonFigures:
+    """The campaign's abandon figures over the law's longest period (30 days in France)."""
+    period = law_for_region("FR").abandon_periods[-1]
+    return await stats.abandon_figures(session, campaign_id, now - period, now)
+
+
 async def pacing_input(
     session: AsyncSession,
     plan: CampaignPlan,
     agents: Agents,
     calls_per_licence: int,
     now: datetime,
+    *,
+    abandon_long: stats.AbandonFigures | None = None,
 ) -> PacingInput:
-    """Everything the pacer needs for ``plan`` now."""
+    """Everything the pacer needs for ``plan`` now; ``abandon_long``, the long period's
+    figures when the caller has them (recent enough), else they are counted."""
     law = law_for_region("FR")
     cap = await licence_cap(session, plan, calls_per_licence)
     calls = await calls_in_progress(session, plan.id)
     rates = await recent_rates(session, plan.id)
-    short, long = law.abandon_periods[0], law.abandon_periods[-1]
-    abandon_short = await stats.abandon_figures(session, plan.id, now - short, now)
-    abandon_long = await stats.abandon_figures(session, plan.id, now - long, now)
+    abandon_short = await stats.abandon_figures(session, plan.id, now - law.abandon_periods[0], now)
+    if abandon_long is None:
+        abandon_long = await long_abandon_figures(session, plan.id, now)
     return PacingInput(
         mode=plan.mode,
         agents_available=agents.available,

@@ -170,13 +170,28 @@ def _event_tenant(message: Message) -> int | None:
     return int(value) if _INTEGER.match(value) else None
 
 
+def from_attempt_call(message: Message, channel_id: str) -> bool:
+    """Whether the event's channel belongs to the call placed with ``channel_id``: the
+    originated channel (its Local twin ``<id>;2``) or one linked to it."""
+    for header in ("Uniqueid", "Linkedid"):  # looked up case-insensitively
+        value = message.get(header)
+        if value and value.removesuffix(";2") == channel_id:
+            return True
+    return False
+
+
 async def _open_attempt_by_id(session: AsyncSession, message: Message) -> CampaignAttempt | None:
     attempt_id, tenant_id = _event_attempt_id(message), _event_tenant(message)
     if attempt_id is None or tenant_id is None:
         return None
     attempt = await session.get(CampaignAttempt, attempt_id, with_for_update=True)
-    # A tenant's dialplan reports only its own attempts.
-    if attempt is None or attempt.tenant_id != tenant_id:
+    # A tenant's dialplan reports only its own attempts, and only from the attempt's own call:
+    # an attempt id is a channel variable, which any other channel of the tenant could carry.
+    if (
+        attempt is None
+        or attempt.tenant_id != tenant_id
+        or not from_attempt_call(message, attempt.channel_id)
+    ):
         return None
     return attempt
 

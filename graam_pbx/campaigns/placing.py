@@ -388,6 +388,35 @@ def _candidate(contact: Contact) -> _Candidate:
     )
 
 
+async def _still_held(session: AsyncSession, campaign_id: int, node: str) -> bool:
+    """The campaign is still running and leased by ``node``: its row is share-locked until
+    the caller commits, so no other dialer takes the lease (nor a user pauses it) meanwhile."""
+    held = await session.scalar(
+        select(Campaign.id)
+        .where(
+            Campaign.id == campaign_id,
+            Campaign.status == CampaignStatus.RUNNING.value,
+            Campaign.lease_owner == node,
+            Campaign.lease_until > func.clock_timestamp(),
+        )
+        .with_for_update(read=True)
+    )
+    return held is not None
+
+
+async def tenant_room(session: AsyncSession, tenant_id: int, calls_per_licence: int) -> int:
+    """Calls the tenant may still start: its licences times ``calls_per_licence`` less its
+    campaigns' calls in progress (all its campaigns, whichever dialer placed them)."""
+    licences = await session.scalar(select(Tenant.licences).where(Tenant.id == tenant_id))
+    in_progress = await session.scalar(
+        select(func.count())
+        .select_from(CampaignAttempt)
+        .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+        .where(Campaign.tenant_id == tenant_id, CampaignAttempt.ended_at.is_(None))
+    )
+    return max(0, int(licences or 0) * calls_per_licence - int(in_progress or 0))
+
+
 async def claim_calls(
     session: AsyncSession,
     plan: CampaignPlan,
@@ -395,13 +424,25 @@ async def claim_calls(
     now: datetime,
     *,
     law_now: datetime | None = None,
+    node: str | None = None,
+    calls_per_licence: int | None = None,
 ) -> list[Placement]:
     """Up to ``count`` attempts of ``plan`` written (contacts due, allowed by the law at
     ``law_now``, default ``now``), each refused contact recorded with its rule; the caller
-    commits, then originates each."""
+    commits, then originates each. With ``node``, nothing unless the campaign is still running
+    and leased by it; with ``calls_per_licence``, never beyond the tenant's licences."""
     if count <= 0:
         return []
     await _lock_tenant(session, plan.tenant_id)
+    # Checked again under the tenant's lock: the pacer decided on figures read before it, and a
+    # dialer whose tick outlived its lease, or a campaign paused meanwhile, must place nothing;
+    # another dialer may be placing calls of the tenant's other campaigns at the same moment.
+    if node is not None and not await _still_held(session, plan.id, node):
+        return []
+    if calls_per_licence is not None:
+        count = min(count, await tenant_room(session, plan.tenant_id, calls_per_licence))
+        if count <= 0:
+            return []
     rows = (
         await session.execute(
             select(CampaignContact, Contact)
@@ -413,7 +454,11 @@ async def claim_calls(
                 (CampaignContact.next_attempt_at.is_(None))
                 | (CampaignContact.next_attempt_at <= now),
             )
-            .order_by(CampaignContact.next_attempt_at.asc().nulls_first(), Contact.id)
+            # The campaign's own columns only: an index on (campaign_id, state,
+            # next_attempt_at NULLS FIRST, contact_id) serves it without sorting the list.
+            .order_by(
+                CampaignContact.next_attempt_at.asc().nulls_first(), CampaignContact.contact_id
+            )
             .limit(count * CANDIDATES_PER_CALL)
             .with_for_update(of=CampaignContact, skip_locked=True)
         )

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
 from graam_pbx.ami import actions as ami_actions
 from graam_pbx.ami.bus import RESYNC_EVENT
-from graam_pbx.campaigns import measures, outcomes, placing
+from graam_pbx.campaigns import measures, outcomes, placing, stats
 from graam_pbx.campaigns.models import (
     Campaign,
     CampaignAttempt,
@@ -47,6 +47,10 @@ RECONCILE_CONFIRM_SECONDS = 3.0
 RECONCILE_INTERVAL_SECONDS = 30.0
 # After an OriginateResponse failure, the dial event (which says why) is awaited this long.
 ORIGINATE_FAILURE_GRACE_SECONDS = 3.0
+# The 30-day abandon rate is counted again this often, not at every tick: over a large
+# campaign it scans a month of attempts, and a minute's calls barely move it (the 24-h rate,
+# counted at every tick, sees a sudden rise first).
+LONG_ABANDON_SECONDS = 60.0
 AMI_TIMEOUT = 5.0
 STOP_TIMEOUT = 10.0
 
@@ -79,6 +83,7 @@ class DialerWorker:
         self._lease_seconds = settings.dialer_lease_seconds
         self._calls_per_licence = settings.dialer_calls_per_licence
         self._pacers: dict[int, Pacer] = {}
+        self._long_abandon: dict[int, tuple[float, stats.AbandonFigures]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
@@ -126,6 +131,7 @@ class DialerWorker:
             await self._bus.unsubscribe(self._subscription)
             self._subscription = None
         self._pacers.clear()
+        self._long_abandon.clear()
 
     def request(self) -> None:
         """Decide now rather than at the next tick. Never blocks."""
@@ -185,6 +191,8 @@ class DialerWorker:
             await outcomes.finish_campaigns(session, leased, datetime.now(UTC))
         for gone in set(self._pacers) - set(leased):
             del self._pacers[gone]
+        for gone in set(self._long_abandon) - set(leased):
+            del self._long_abandon[gone]
         await self._update_gauges()
 
     async def _take_leases(self) -> list[int]:
@@ -226,14 +234,29 @@ class DialerWorker:
         )
         now = datetime.now(UTC)
         async with self._sessions() as session:
-            state = await measures.pacing_input(session, plan, agents, self._calls_per_licence, now)
+            mono = time.monotonic()
+            cached = self._long_abandon.get(plan.id)
+            if cached is None or mono - cached[0] >= LONG_ABANDON_SECONDS:
+                long_figures = await measures.long_abandon_figures(session, plan.id, now)
+                self._long_abandon[plan.id] = (mono, long_figures)
+            else:
+                long_figures = cached[1]
+            state = await measures.pacing_input(
+                session, plan, agents, self._calls_per_licence, now, abandon_long=long_figures
+            )
         pacer = self._pacers.setdefault(plan.id, Pacer())
         decision = pacer.decide(state, time.monotonic())
         if decision.calls <= 0:
             return
         async with self._sessions() as session, session.begin():
             placements = await placing.claim_calls(
-                session, plan, decision.calls, now, law_now=self.law_clock()
+                session,
+                plan,
+                decision.calls,
+                now,
+                law_now=self.law_clock(),
+                node=self.node,
+                calls_per_licence=self._calls_per_licence,
             )
         if placements:
             log.info(
@@ -337,15 +360,30 @@ class DialerWorker:
                     ids.add(value.removesuffix(";2"))
         return ids
 
+    def _followed(self) -> ColumnElement[bool]:
+        """The campaigns whose open attempts this node reconciles: its own, and those no
+        longer running whose lease lapsed (no dialer renews it: their node may be gone for
+        good, a new host name after a redeploy, and their attempts would stay open forever,
+        their contacts dialling and the tenant's licences taken). Such a campaign places no
+        new call, so two dialers reconciling it against the same Asterisk agree."""
+        return or_(
+            Campaign.lease_owner == self.node,
+            and_(
+                Campaign.status != CampaignStatus.RUNNING.value,
+                or_(Campaign.lease_until.is_(None), Campaign.lease_until < func.now()),
+            ),
+        )
+
     async def _reconcile(self) -> None:
-        """Open attempts of this node's campaigns: a channel alive keeps being followed; one
-        missing twice, RECONCILE_CONFIRM_SECONDS apart, ends as lost (never placed again)."""
+        """Open attempts of this node's campaigns (and of stopped or paused ones no dialer
+        holds): a channel alive keeps being followed; one missing twice,
+        RECONCILE_CONFIRM_SECONDS apart, ends as lost (never placed again)."""
         async with self._sessions() as session:
             open_attempts = await session.scalar(
                 select(func.count())
                 .select_from(CampaignAttempt)
                 .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
-                .where(CampaignAttempt.ended_at.is_(None), Campaign.lease_owner == self.node)
+                .where(CampaignAttempt.ended_at.is_(None), self._followed())
             )
         if not open_attempts:
             self._missing_since.clear()
@@ -365,7 +403,7 @@ class DialerWorker:
                 await session.scalars(
                     select(CampaignAttempt)
                     .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
-                    .where(CampaignAttempt.ended_at.is_(None), Campaign.lease_owner == self.node)
+                    .where(CampaignAttempt.ended_at.is_(None), self._followed())
                     .order_by(CampaignAttempt.id)
                     .with_for_update(of=CampaignAttempt, skip_locked=True)
                 )

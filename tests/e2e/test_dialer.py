@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import actions as ami_actions
 from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.campaigns import placing
 from graam_pbx.campaigns.models import (
     Campaign,
     CampaignAttempt,
@@ -394,6 +395,127 @@ async def test_open_attempts_after_a_restart_end_lost_or_are_followed_to_their_e
     assert invites_by_number(far_end) == {ringing: 1}, far_end.describe()
     contacts = await contacts_of(sessions, campaign_id)
     assert {c.state for c in contacts.values()} == {"done"}
+
+
+async def test_no_call_is_claimed_for_a_campaign_the_dialer_no_longer_holds_nor_beyond_licences(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    # A dialer decides on figures read before its placing transaction: its lease may have
+    # passed to another dialer meanwhile (a tick longer than the lease), a user may have paused
+    # the campaign, another dialer may have filled the tenant's licences with another
+    # campaign's calls. The placing transaction checks each again under the tenant's lock.
+    setup = await dialer_tenant(pbx, client, sessions, applier, sipp, tmp_path)
+    tenant = setup.world.tenant_id  # one licence
+    node = f"node-{uuid.uuid4().hex[:8]}"  # not the session's dialer: it leaves these alone
+    numbers = [contact_number("person") for _ in range(3)]
+    campaign_id, _ = await new_campaign(sessions, setup, numbers, lease_owner=node)
+    async with sessions() as session:
+        (plan,) = await placing.load_plans(session, [campaign_id])
+
+    async def claimed(by: str, calls_per_licence: int | None = None) -> int:
+        async with sessions() as session:
+            placements = await placing.claim_calls(
+                session,
+                plan,
+                2,
+                datetime.now(UTC),
+                law_now=LEGAL_INSTANT,
+                node=by,
+                calls_per_licence=calls_per_licence,
+            )
+            await session.rollback()  # nothing is sent: the rows are not kept
+        return len(placements)
+
+    assert await claimed(node) == 2
+    assert await claimed("another-node") == 0
+    assert await claimed(node, calls_per_licence=1) == 1
+    # Another campaign of the tenant, dialled by another dialer, has a call in progress: the
+    # tenant's one licence allows no more.
+    other_id, other_contacts = await new_campaign(
+        sessions, setup, [contact_number("person")], lease_owner="another-node"
+    )
+    async with sessions() as session, session.begin():
+        ((number, contact_id),) = other_contacts.items()
+        session.add(
+            CampaignAttempt(
+                tenant_id=tenant,
+                campaign_id=other_id,
+                contact_id=contact_id,
+                number=number,
+                channel_id=f"cmp-{uuid.uuid4().hex}",
+                mode="progressive",
+                placed_at=datetime.now(UTC),
+            )
+        )
+    assert await claimed(node, calls_per_licence=1) == 0
+    assert await claimed(node, calls_per_licence=2) == 1
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(status="paused")
+        )
+    assert await claimed(node) == 0
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Campaign)
+            .where(Campaign.id.in_([campaign_id, other_id]))
+            .values(status="stopped", lease_owner=None, lease_until=None)
+        )
+
+
+async def test_open_attempts_of_a_stopped_campaign_whose_dialer_is_gone_end_lost(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    # Its dialer died (a redeploy under a new host name) after the campaign was stopped: no
+    # dialer will ever lease it again, yet its open attempt must end and its contact move on.
+    setup = await dialer_tenant(pbx, client, sessions, applier, sipp, tmp_path)
+    number = contact_number("silent")
+    campaign_id, contact_ids = await new_campaign(sessions, setup, [number], status="stopped")
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(
+                lease_owner=f"gone-{uuid.uuid4().hex[:8]}",
+                lease_until=datetime.now(UTC) - timedelta(minutes=1),
+            )
+        )
+        session.add(
+            CampaignAttempt(
+                tenant_id=setup.world.tenant_id,
+                campaign_id=campaign_id,
+                contact_id=contact_ids[number],
+                number=number,
+                channel_id=f"cmp-{uuid.uuid4().hex}",
+                mode="progressive",
+                placed_at=datetime.now(UTC) - timedelta(minutes=2),
+            )
+        )
+        await session.execute(
+            update(CampaignContact)
+            .where(CampaignContact.campaign_id == campaign_id)
+            .values(state="dialing")
+        )
+    dialer(pbx).request()
+
+    async def ended() -> bool:
+        return all(a.ended_at is not None for a in await attempts_of(sessions, campaign_id))
+
+    # The periodic reconciliation (every 30 s) finds it, then confirms it 3 s later.
+    await until(ended, "the orphaned attempt's end", timeout=90)
+    (attempt,) = await attempts_of(sessions, campaign_id)
+    assert attempt.outcome == "lost", attempt.__dict__
+    contacts = await contacts_of(sessions, campaign_id)
+    assert contacts[contact_ids[number]].state == "done"
 
 
 async def test_a_preview_call_rings_the_agent_then_the_contact_and_is_billed_once(

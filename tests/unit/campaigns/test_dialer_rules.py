@@ -10,7 +10,7 @@ import pytest
 from graam_pbx.ami import Message
 from graam_pbx.campaigns.measures import agents_from_queue_status
 from graam_pbx.campaigns.models import Campaign, CampaignContact, Outcome
-from graam_pbx.campaigns.outcomes import dial_outcome, next_step
+from graam_pbx.campaigns.outcomes import dial_outcome, from_attempt_call, next_step
 from graam_pbx.campaigns.placing import (
     CampaignPlan,
     Placement,
@@ -198,3 +198,32 @@ def test_a_member_in_its_wrap_up_is_busy_until_it_ends() -> None:
     own = _after_a_call(queue, own_wrapup=30)
     longer = agents_from_queue_status([own], queue, wrapup_seconds=10, now=1020.0)
     assert (longer.available, longer.busy) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("uniqueid", "linkedid", "ours"),
+    [
+        ("cmp-abc", "cmp-abc", True),  # the originated channel (answered side, preview agent)
+        ("cmp-abc;2", "cmp-abc", True),  # its Local twin, the contact's leg
+        ("1733300000.42", "cmp-abc", True),  # a channel of the same call
+        ("1733300000.42", "1733300000.42", False),  # another call of the tenant
+        ("cmp-abcd;2", "cmp-abcd", False),
+        ("", "", False),
+    ],
+)
+def test_an_attempt_takes_events_only_from_its_own_call(
+    uniqueid: str, linkedid: str, ours: bool
+) -> None:
+    # The attempt id is a channel variable: another channel of the tenant carrying it (or a
+    # made-up one) must not end the attempt.
+    event = Message(
+        [
+            ("Event", "UserEvent"),
+            ("UserEvent", "GraamCampaignDial"),
+            ("Uniqueid", uniqueid),
+            ("Linkedid", linkedid),
+            ("GraamTenant", "7"),
+            ("GraamAttempt", "12"),
+        ]
+    )
+    assert from_attempt_call(event, "cmp-abc") is ours

@@ -37,6 +37,7 @@ import pytest
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.campaigns.law import is_public_holiday, law_for_region
 from graam_pbx.campaigns.worker import DialerWorker
+from tests.campaign_rows import held_number
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.rtp_pcap import write_voices
 from tests.e2e.sipp import SCENARIOS, Sipp, SippPool
@@ -196,16 +197,6 @@ def contacts_csv(kinds: dict[str, str]) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-async def buy_number(client: httpx.AsyncClient, world: TenantWorld, e164: str) -> dict[str, Any]:
-    entry = [{"e164": e164, "monthly_price": "1.00", "currency": "EUR"}]
-    await created(
-        await client.post("/api/v1/catalogue/numbers", headers=world.operator.headers, json=entry)
-    )
-    return await created(
-        await client.post("/api/v1/numbers", headers=world.admin.headers, json={"e164": e164})
-    )
-
-
 async def agents_answering(
     pbx: RunningApp,
     asterisk: Asterisk,
@@ -262,7 +253,8 @@ async def campaign_world(
     finally:
         await conn.close()
 
-    caller = await buy_number(client, world, automated_caller_number())
+    caller_number = automated_caller_number()
+    caller_id = await held_number(client, world, caller_number)
     carrier = far_end(workdir, trunk_ip, timeout)
     sipp.started.append(carrier)
     trunk = await new_trunk(client, world, trunk_ip, carrier.port)
@@ -273,7 +265,7 @@ async def campaign_world(
             json={
                 "name": "campaigns",
                 "trunk_id": trunk["id"],
-                "caller_id_number_id": caller["id"],
+                "caller_id_number_id": caller_id,
                 "allowed_countries": ["FR"],
             },
         )
@@ -322,8 +314,8 @@ async def campaign_world(
         world=world,
         queue_id=made.queue_id,
         agents=made.agents,
-        caller_number_id=caller["id"],
-        caller_number=caller["e164"],
+        caller_number_id=caller_id,
+        caller_number=caller_number,
         abandon_prompt_id=prompt["id"],
         list_id=contact_list["id"],
         trunk_ip=trunk_ip,

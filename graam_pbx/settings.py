@@ -48,6 +48,14 @@ def _written_networks(
     return networks
 
 
+class ProcessRole(StrEnum):
+    """What a `graam-pbx run` process does."""
+
+    ALL = "all"
+    API = "api"
+    WORKER = "worker"
+
+
 class Settings(BaseSettings):
     """One place for configuration; the README's table lists every field."""
 
@@ -59,6 +67,22 @@ class Settings(BaseSettings):
     )
     embedded_postgres_port: int = Field(55432, description="Loopback port of embedded Postgres.")
     db_pool_size: int = Field(10, ge=1, description="Connections kept in the database pool.")
+
+    role: ProcessRole = Field(
+        ProcessRole.ALL,
+        description="all (development: everything in one process), api (HTTP only, run "
+        "as many as wanted) or worker (AMI, applier, CDR and event writers, schedulers; one "
+        "active at a time through a Postgres lease, the others stand by).",
+    )
+    worker_lease_interval: float = Field(
+        1.0, gt=0, description="Seconds between a standby worker's tries to take the lease."
+    )
+    asterisk_db_url: SecretStr | None = Field(
+        None,
+        description="postgresql:// URL Asterisk's realtime (res_config_pgsql) reads SIP "
+        "endpoints with; unset: the control plane's database, as a generated role limited "
+        "to the SIP views.",
+    )
 
     ami_host: str | None = Field(
         None, description="Host of an existing Asterisk's AMI; unset runs the Asterisk sandbox."

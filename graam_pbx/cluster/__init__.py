@@ -1,0 +1,1 @@
+"""Beyond one machine: Asterisk nodes, tenants placed on them, the worker lease."""

@@ -44,6 +44,7 @@ from graam_pbx.campaigns.models import (
     OppositionNumber,
 )
 from graam_pbx.cdr.models import Cdr
+from graam_pbx.cluster.models import AsteriskNode, TenantPlacement
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.notices.models import Notice
@@ -64,6 +65,7 @@ __all__ = [
     "AgentStateEvent",
     "AgentStateInterval",
     "ApiKey",
+    "AsteriskNode",
     "AuditEntry",
     "BillingAccount",
     "BillingPlan",
@@ -118,6 +120,7 @@ __all__ = [
     "SupportMessage",
     "SupportRequest",
     "Tenant",
+    "TenantPlacement",
     "Trunk",
     "User",
     "VoicemailBox",

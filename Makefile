@@ -17,7 +17,8 @@ venv: $(STAMP)
 # Debian packages the sandbox (`run`, `asterisk-up`) and the tests need, installed only when
 # missing: debootstrap makes the sandbox's root, unshare and nsenter (util-linux) run it, sipp
 # (sip-tester) places the tests' calls, chromium renders the console in the browser tests,
-# pango and a font let WeasyPrint render invoices as PDF.
+# pango and a font let WeasyPrint render invoices as PDF, kamailio (with its Postgres module) is
+# the SIP edge in front of several Asterisk nodes.
 system-deps:
 	@missing=""; \
 	command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
@@ -26,6 +27,8 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/*/libpangoft2-1.0.so.0 >/dev/null 2>&1 || missing="$$missing libpangoft2-1.0-0"; \
 	[ -n "$$(fc-list 2>/dev/null | head -1)" ] || missing="$$missing fonts-dejavu-core fontconfig"; \
+	command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
+	ls /usr/lib/*/kamailio/modules/db_postgres.so >/dev/null 2>&1 || missing="$$missing kamailio-postgres-modules"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

@@ -42,6 +42,7 @@ from graam_pbx.campaigns.worker import DialerWorker
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
+from graam_pbx.cluster import api as cluster_api
 from graam_pbx.config_status import api as config_status_api
 from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
@@ -99,6 +100,7 @@ API_ROUTERS: list[APIRouter] = [
     notices_api.router,
     *billing_api.ROUTERS,
     *campaigns_api.ROUTERS,
+    cluster_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0

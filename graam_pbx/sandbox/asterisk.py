@@ -51,6 +51,7 @@ class AsteriskSandboxConfig:
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060
     sip_media_address: str | None = None  # where RTP binds and what SDP announces; sip_bind
+    systemname: str = "graam"  # asterisk.conf's systemname: it prefixes uniqueids (CDR keys)
     base_conf_dir: Path = BASE_CONF_DIR
 
 
@@ -272,6 +273,17 @@ class AsteriskSandbox:
             "writetimeout = 1000\n".encode(),
         )
         (self.etc_dir / "pjsip_transports.conf").write_text(self._transports())
+        self._write_systemname()
+
+    def _write_systemname(self) -> None:
+        """Each node's own systemname: several nodes feeding one database never share a
+        uniqueid, so their CDR keys never collide."""
+        name = self.config.systemname
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", name):
+            raise SandboxError(f"systemname {name!r}: letters, digits, '-' and '_' only")
+        path = self.etc_dir / "asterisk.conf"
+        text = re.sub(r"(?m)^systemname = .*$", f"systemname = {name}", path.read_text())
+        path.write_text(text)
 
     def _transports(self) -> str:
         """pjsip_transports.conf: the SIP transport and the media address of every endpoint.

@@ -21,6 +21,7 @@ class Area(StrEnum):
     """A part of the API an API key may be scoped to: the OpenAPI tag of its routes."""
 
     AGENT_SESSIONS = "agent sessions"
+    ASTERISK_NODES = "asterisk nodes"
     AUDIT = "audit"
     AUTH = "auth"  # API keys themselves
     BILLING = "billing"

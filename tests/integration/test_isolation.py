@@ -37,6 +37,12 @@ Sessions = async_sessionmaker[AsyncSession]
 # Routes a tenant admin may not use at all: B's admin gets 403 on its own objects too.
 OPERATOR_ONLY = {
     ("PATCH", "/api/v1/tenants/{tenant_id}"),
+    # Asterisk nodes and tenants' placements on them: the operator's alone.
+    ("GET", "/api/v1/nodes/{node_id}"),
+    ("PATCH", "/api/v1/nodes/{node_id}"),
+    ("DELETE", "/api/v1/nodes/{node_id}"),
+    ("GET", "/api/v1/tenants/{tenant_id}/placement"),
+    ("PUT", "/api/v1/tenants/{tenant_id}/placement"),
     ("DELETE", "/api/v1/sip-blocks/{address}"),
     # Rate decks belong to no tenant: the operator's alone.
     ("GET", "/api/v1/billing/rate-decks/{deck_id}"),
@@ -315,6 +321,8 @@ def _fill(path: str, ids: dict[str, int]) -> str:
             return BLOCKED_ADDRESS
         if name == "deck_id":
             return "1"  # a rate deck: no tenant's, its routes are operator-only
+        if name == "node_id":
+            return "1"  # an Asterisk node: no tenant's, its routes are operator-only
         if name == "starts_on":
             return "2025-07-01"  # a half-year of the legal interest rates: no tenant's
         return str(ids[name])

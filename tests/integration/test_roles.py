@@ -28,6 +28,13 @@ CONFIGURERS = {ADMIN, OPERATOR}
 
 # (method, path, body, roles allowed). {x} is filled from the demo tenant's ids.
 TABLE: list[tuple[str, str, Any, set[str]]] = [
+    ("GET", "/api/v1/nodes", None, {OPERATOR}),
+    ("POST", "/api/v1/nodes", {"name": "Bad"}, {OPERATOR}),
+    ("GET", f"/api/v1/nodes/{MISSING}", None, {OPERATOR}),
+    ("PATCH", f"/api/v1/nodes/{MISSING}", {}, {OPERATOR}),
+    ("DELETE", f"/api/v1/nodes/{MISSING}", None, {OPERATOR}),
+    ("GET", "/api/v1/tenants/{tenant_id}/placement", None, {OPERATOR}),
+    ("PUT", "/api/v1/tenants/{tenant_id}/placement", {"node": "no-such-node"}, {OPERATOR}),
     ("GET", "/api/v1/users", None, ALL),
     ("POST", "/api/v1/users", "user", CONFIGURERS),
     ("PATCH", "/api/v1/users/{user_id}", {}, CONFIGURERS),

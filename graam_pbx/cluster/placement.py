@@ -1,0 +1,176 @@
+"""Where each tenant lives: its placement, else the default node.
+
+The default node is the active node with the lowest id. So that no tenant ever moves
+without an operator asking, the tenants living on the default node only by default are
+pinned to it (given a placement of their own) whenever the default node would change: when
+it is drained, marked down, or a lower node comes back to active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, func, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
+from graam_pbx.errors import Conflict
+from graam_pbx.tenants.models import Tenant
+
+
+class NoActiveNode(Conflict):
+    """No node can take the tenant: none is active."""
+
+    error_id = "no-active-node"
+
+
+class TenantOnOtherNode(Conflict):
+    """An action for a tenant arrived through a node the tenant does not live on."""
+
+    error_id = "tenant-on-other-node"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a tenant lives, and whether by a placement of its own or by default."""
+
+    tenant_id: int
+    node: AsteriskNode
+    standby: AsteriskNode | None
+    row: TenantPlacement | None
+
+
+async def default_node(session: AsyncSession) -> AsteriskNode | None:
+    """The active node with the lowest id: home of the tenants without a placement."""
+    return await session.scalar(
+        select(AsteriskNode)
+        .where(AsteriskNode.state == NodeState.ACTIVE.value)
+        .order_by(AsteriskNode.id)
+        .limit(1)
+    )
+
+
+async def placement_of(session: AsyncSession, tenant_id: int) -> Placement:
+    """Where ``tenant_id`` lives (NoActiveNode when it has no placement and no node is active)."""
+    row = await session.get(TenantPlacement, tenant_id)
+    if row is not None:
+        # A foreign key with ON DELETE RESTRICT: the node exists.
+        node = await session.get_one(AsteriskNode, row.node_id)
+        standby = (
+            await session.get(AsteriskNode, row.standby_node_id)
+            if row.standby_node_id is not None
+            else None
+        )
+        return Placement(tenant_id, node, standby, row)
+    default = await default_node(session)
+    if default is None:
+        raise NoActiveNode(f"tenant {tenant_id} has no placement and no node is active")
+    return Placement(tenant_id, default, None, None)
+
+
+async def node_of_tenant(session: AsyncSession, tenant_id: int) -> AsteriskNode:
+    """The node ``tenant_id`` lives on."""
+    return (await placement_of(session, tenant_id)).node
+
+
+async def tenants_of_node(session: AsyncSession, node_id: int) -> list[int]:
+    """The tenants living on ``node_id``: placed there, and, on the default node, every
+    tenant without a placement."""
+    placed = select(TenantPlacement.tenant_id).where(TenantPlacement.node_id == node_id)
+    default = await default_node(session)
+    if default is not None and default.id == node_id:
+        unplaced = select(Tenant.id).where(
+            ~select(TenantPlacement.tenant_id)
+            .where(TenantPlacement.tenant_id == Tenant.id)
+            .exists()
+        )
+        statement = placed.union_all(unplaced)
+        return sorted((await session.scalars(statement)).all())
+    return sorted((await session.scalars(placed)).all())
+
+
+async def tenant_counts(session: AsyncSession) -> dict[int, int]:
+    """Tenants living on each node, by node id (a node with none is absent)."""
+    rows = await session.execute(
+        select(TenantPlacement.node_id, func.count()).group_by(TenantPlacement.node_id)
+    )
+    counts: dict[int, int] = {int(node_id): int(count) for node_id, count in rows.all()}
+    default = await default_node(session)
+    if default is not None:
+        unplaced = await session.scalar(
+            select(func.count())
+            .select_from(Tenant)
+            .where(
+                ~select(TenantPlacement.tenant_id)
+                .where(TenantPlacement.tenant_id == Tenant.id)
+                .exists()
+            )
+        )
+        if unplaced:
+            counts[default.id] = counts.get(default.id, 0) + unplaced
+    return counts
+
+
+async def pin_default_tenants(session: AsyncSession, node_id: int) -> int:
+    """Give every tenant without a placement one on ``node_id`` (the default node that is
+    about to stop being it); how many were pinned."""
+    result = await session.execute(
+        insert(TenantPlacement)
+        .from_select(
+            ["tenant_id", "node_id"],
+            select(Tenant.id, literal(node_id, BigInteger())).where(
+                ~select(TenantPlacement.tenant_id)
+                .where(TenantPlacement.tenant_id == Tenant.id)
+                .exists()
+            ),
+        )
+        .returning(TenantPlacement.tenant_id)
+    )
+    return len(result.all())
+
+
+async def choose_node(session: AsyncSession) -> AsteriskNode:
+    """The active node with the fewest tenants (the lowest id among equals): where a new
+    tenant goes. Draining and down nodes take none."""
+    active = list(
+        (
+            await session.scalars(
+                select(AsteriskNode)
+                .where(AsteriskNode.state == NodeState.ACTIVE.value)
+                .order_by(AsteriskNode.id)
+            )
+        ).all()
+    )
+    if not active:
+        raise NoActiveNode("no active node can take a new tenant")
+    counts = await tenant_counts(session)
+    return min(active, key=lambda node: (counts.get(node.id, 0), node.id))
+
+
+async def place_new_tenant(session: AsyncSession, tenant_id: int) -> TenantPlacement:
+    """Place a tenant just created on the least-loaded active node (the caller commits)."""
+    node = await choose_node(session)
+    row = TenantPlacement(tenant_id=tenant_id, node_id=node.id)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def require_tenant_on_node(
+    session: AsyncSession, tenant_id: int, node_id: int, *, field: str = "node"
+) -> AsteriskNode:
+    """The tenant's node, if it is ``node_id``; else TenantOnOtherNode (409).
+
+    A tenant's queues and agents share one Asterisk (``app_queue`` state lives in one
+    process): a queue member added, or an agent logged in, through another node would be
+    a member of a queue nobody calls.
+    """
+    node = await node_of_tenant(session, tenant_id)
+    if node.id != node_id:
+        raise TenantOnOtherNode(
+            f"tenant {tenant_id} lives on node {node.name}, not on node {node_id}",
+            field=field,
+            reason="the tenant lives on another node",
+            tenant_node=node.name,
+        )
+    return node

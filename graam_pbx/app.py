@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,12 +42,14 @@ from graam_pbx.campaigns.worker import DialerWorker
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
+from graam_pbx.cluster import agent_signals, signals  # noqa: F401 - agent_signals: its hook
 from graam_pbx.cluster import api as cluster_api
+from graam_pbx.cluster.lease import WORKER_ACTIVE, ActiveWorker, Component, WorkerLease
 from graam_pbx.config_status import api as config_status_api
 from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
 from graam_pbx.errors import DatabaseBusy, GraamError, Invalid
-from graam_pbx.files import configured_access
+from graam_pbx.files import FileAccess, configured_access
 from graam_pbx.ivr import api as ivr_api
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.mail import SmtpRelay
@@ -61,7 +63,7 @@ from graam_pbx.queues import api as queues_api
 from graam_pbx.rest import StorableInput, allowed_methods, openapi_parameters_without_null
 from graam_pbx.routing import api as routing_api
 from graam_pbx.routing.worker import TrunkResolver
-from graam_pbx.settings import Settings, get_settings
+from graam_pbx.settings import ProcessRole, Settings, get_settings
 from graam_pbx.sip_security import api as sip_security_api
 from graam_pbx.sip_security.worker import BlockPolicy, SipSecurityWorker
 from graam_pbx.stats import api as stats_api
@@ -104,14 +106,6 @@ API_ROUTERS: list[APIRouter] = [
 ]
 
 READY_DB_TIMEOUT = 2.0
-
-
-class Component(Protocol):
-    """A background part of the process: it owns its tasks and stops them cleanly."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -159,6 +153,7 @@ class Runtime:
     voicemail_spool: VoicemailSpool | None = None
     live: Wallboards | None = None
     billing: BillingScheduler | None = None
+    worker: ActiveWorker | None = None  # role worker: this process's part in the lease
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -166,8 +161,15 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     settings = settings or get_settings()
     endpoints = endpoints or Endpoints.from_settings(settings)
 
+    role = settings.role
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Role all: everything here. Role api: the routes, with an AMI connection of their
+        # own for actions and the wallboards' live events, nothing that writes events or
+        # applies configuration. Role worker: the writers, the applier and the schedulers,
+        # started only while this process holds the worker lease (docs/processes.md).
+        acts = role is not ProcessRole.API
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
         bus = EventBus()
         ami = AmiSupervisor(endpoints.ami, bus)
@@ -190,38 +192,12 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 # A tenant whose configuration starts (or stops) failing gets an audit entry.
                 on_failure=config_status_service.failure_auditor(session_factory(engine)),
             )
-            if endpoints.config_dir is not None
+            if acts and endpoints.config_dir is not None
             else None
         )
+        # In an API process the agent worker is never started: its device-state reads (the
+        # supervisors' live view) go through this process's own AMI connection.
         agents = AgentWorker(engine, ami, bus, settings)
-        cdr = CdrWorker(
-            plain_url(endpoints.database_url),
-            bus,
-            ami,
-            CdrSettings(
-                state_dir=settings.cdr_state_dir,
-                csv_log=endpoints.cdr_csv_log,
-                batch_size=settings.cdr_batch_size,
-                batch_delay=settings.cdr_batch_delay,
-                journal_max_bytes=settings.cdr_journal_max_bytes,
-                checkpoint_interval=settings.cdr_checkpoint_interval,
-            ),
-        )
-        # Queue calls: AMI queue events live, Asterisk's queue_log after any absence.
-        queue_calls = QueueCallWorker(
-            session_factory(engine),
-            bus,
-            ami,
-            QueueCallSettings(
-                queue_log=endpoints.queue_log,
-                state_dir=settings.queue_calls_state_dir,
-                backfill_interval=settings.queue_calls_backfill_interval,
-                metrics_per_queue=settings.queue_metrics_per_queue,
-                metrics_interval=settings.queue_metrics_interval,
-            ),
-        )
-        # Campaigns: leases, pacing, placing calls and following them to their outcome.
-        dialer = DialerWorker(session_factory(engine), ami, bus, settings)
         runtime = Runtime(
             settings=settings,
             engine=engine,
@@ -231,82 +207,46 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             applier=applier,
             logins=LoginGate.from_settings(settings),
             agents=agents,
-            cdr=cdr,
-            queue_calls=queue_calls,
-            dialer=dialer,
             voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
             if endpoints.voicemail_spool
             else None,
         )
         app.state.runtime = runtime
         # Committed configuration changes reach the applier, and committed logins, logouts
-        # and pauses the agent worker: each makes Asterisk match.
+        # and pauses the agent worker: each makes Asterisk match. An API process sends them
+        # to the active worker instead (pg_notify in the committing transaction).
         app.state.sessions = session_factory(
             engine,
             on_config_change=applier.request if applier else None,
-            on_agent_change=agents.request,
+            on_agent_change=agents.request if acts else None,
+            notify_changes=not acts,
         )
-        # The agents' phone codes (*45, *46, *47) arrive here from the dialplan.
-        fastagi = FastAgiServer(
-            settings.agi_host,
-            settings.agi_port,
-            agents_phone.handler(app.state.sessions, ami=ami, agi_key=fastagi_key),
+        acting = (
+            _acting_components(app, runtime, endpoints, fastagi_key, file_access) if acts else []
         )
-        # New voicemail messages leave by e-mail through GRAAM_SMTP_* (said once when unset).
-        notifier = VoicemailNotifier(
-            session_factory(engine),
-            bus,
-            runtime.voicemail_spool,
-            SmtpRelay.from_settings(settings),
-            scan_interval=settings.voicemail_scan_interval,
-            max_age=settings.voicemail_mail_max_age,
-        )
-        # Trunks' host names, looked up here so that Asterisk never resolves them at a reload.
-        trunk_resolver = TrunkResolver(
-            session_factory(engine),
-            (lambda: applier.request(())) if applier else None,
-            interval=settings.trunk_resolve_interval,
-            timeout=settings.trunk_resolve_timeout,
-        )
-        # SIP sources that keep failing to authenticate are blocked (Asterisk's security
-        # events in, a deny list Asterisk enforces out); the API's unblock wakes it.
-        sip_security = SipSecurityWorker(
-            session_factory(engine),
-            bus,
-            ami,
-            BlockPolicy.from_settings(settings),
-            config_dir=endpoints.config_dir,
-            file_access=file_access,
-        )
-        app.state.sip_security = sip_security
-        # The wallboards: waiting callers from AMI's queue events, agents' states from the
-        # timeline's committed moves, figures when queue calls are written; pushed to viewers.
-        live = Wallboards(session_factory(engine), bus, ami, agents=agents, queue_calls=queue_calls)
-        runtime.live = live
-        # Billing: rating, month-end invoices (caught up at start), invoice e-mails, dunning
-        # (its suspensions reach the applier: the app's sessions), terminations, retention.
-        billing = BillingScheduler(app.state.sessions, settings, SmtpRelay.from_settings(settings))
-        runtime.billing = billing
-        # Started in this order, stopped in reverse; the engine is disposed after all of them.
-        # The applier subscribes to AMI's resync before AMI first connects; the agent worker
-        # asks for a full pass when it starts, so it needs no resync to begin. The CDR writer
-        # subscribes before its first await, so it sees AMI's first resync too; it stops
-        # before AMI and flushes what it has (what it misses then is in Asterisk's CSV log).
-        components: list[Component] = [
-            bus,
-            *([applier] if applier else []),
-            ami,
-            agents,
-            fastagi,
-            cdr,
-            queue_calls,
-            dialer,
-            notifier,
-            trunk_resolver,
-            sip_security,
-            live,
-            billing,
-        ]
+        if role is ProcessRole.API:
+            # Waiting callers from this process's AMI events, figures and agents from Postgres.
+            runtime.live = Wallboards(session_factory(engine), bus, ami)
+            components: list[Component] = [bus, ami, runtime.live]
+        elif role is ProcessRole.WORKER:
+            worker = ActiveWorker(
+                WorkerLease(
+                    plain_url(endpoints.database_url), interval=settings.worker_lease_interval
+                ),
+                acting,
+                # LISTEN before any component starts: a change committed from then on is
+                # heard, one committed before is in the components' first full passes.
+                on_taken=lambda connection: signals.listen(
+                    connection,
+                    on_config=applier.request if applier else None,
+                    on_agents=agents.request,
+                ),
+            )
+            runtime.worker = worker
+            components = [bus, worker]
+        else:
+            WORKER_ACTIVE.set(1)
+            components = [bus, *acting]
         started: list[Component] = []
         try:
             for component in components:
@@ -324,6 +264,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                         "component did not stop cleanly",
                         extra={"component": type(component).__name__},
                     )
+            if role is ProcessRole.ALL:
+                WORKER_ACTIVE.set(0)
             await engine.dispose()
 
     app = FastAPI(
@@ -334,6 +276,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     )
     _install_error_handlers(app)
     _install_health_routes(app)
+    if role is ProcessRole.WORKER:
+        return app  # a worker serves /healthz, /readyz and /metrics only
     for router in API_ROUTERS:
         app.include_router(router)
     # The web console: pages under /, beside the API (its own error pages, same services).
@@ -345,6 +289,117 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
     app.add_middleware(StorableInput)
     _document_parameters_as_sent(app)
     return app
+
+
+def _acting_components(
+    app: FastAPI,
+    runtime: Runtime,
+    endpoints: Endpoints,
+    fastagi_key: bytes,
+    file_access: FileAccess,
+) -> list[Component]:
+    """What acts on Asterisk and writes its events: the process of role all, or the active
+    worker. Started in this order, stopped in reverse.
+
+    The applier subscribes to AMI's resync before AMI first connects; the agent worker asks
+    for a full pass when it starts, so it needs no resync to begin. The CDR writer subscribes
+    before its first await, so it sees AMI's first resync too; it stops before AMI and
+    flushes what it has (what it misses then is in Asterisk's CSV log).
+    """
+    settings, engine, bus, ami = runtime.settings, runtime.engine, runtime.bus, runtime.ami
+    applier, agents = runtime.applier, runtime.agents
+    assert agents is not None  # noqa: S101 - made by the lifespan for every role
+    cdr = CdrWorker(
+        plain_url(endpoints.database_url),
+        bus,
+        ami,
+        CdrSettings(
+            state_dir=settings.cdr_state_dir,
+            csv_log=endpoints.cdr_csv_log,
+            batch_size=settings.cdr_batch_size,
+            batch_delay=settings.cdr_batch_delay,
+            journal_max_bytes=settings.cdr_journal_max_bytes,
+            checkpoint_interval=settings.cdr_checkpoint_interval,
+        ),
+    )
+    runtime.cdr = cdr
+    # Queue calls: AMI queue events live, Asterisk's queue_log after any absence.
+    queue_calls = QueueCallWorker(
+        session_factory(engine),
+        bus,
+        ami,
+        QueueCallSettings(
+            queue_log=endpoints.queue_log,
+            state_dir=settings.queue_calls_state_dir,
+            backfill_interval=settings.queue_calls_backfill_interval,
+            metrics_per_queue=settings.queue_metrics_per_queue,
+            metrics_interval=settings.queue_metrics_interval,
+        ),
+    )
+    runtime.queue_calls = queue_calls
+    # Campaigns: leases, pacing, placing calls and following them to their outcome.
+    dialer = DialerWorker(session_factory(engine), ami, bus, settings)
+    runtime.dialer = dialer
+    # The agents' phone codes (*45, *46, *47) arrive here from the dialplan.
+    fastagi = FastAgiServer(
+        settings.agi_host,
+        settings.agi_port,
+        agents_phone.handler(app.state.sessions, ami=ami, agi_key=fastagi_key),
+    )
+    # New voicemail messages leave by e-mail through GRAAM_SMTP_* (said once when unset).
+    notifier = VoicemailNotifier(
+        session_factory(engine),
+        bus,
+        runtime.voicemail_spool,
+        SmtpRelay.from_settings(settings),
+        scan_interval=settings.voicemail_scan_interval,
+        max_age=settings.voicemail_mail_max_age,
+    )
+    # Trunks' host names, looked up here so that Asterisk never resolves them at a reload.
+    trunk_resolver = TrunkResolver(
+        session_factory(engine),
+        (lambda: applier.request(())) if applier else None,
+        interval=settings.trunk_resolve_interval,
+        timeout=settings.trunk_resolve_timeout,
+    )
+    # SIP sources that keep failing to authenticate are blocked (Asterisk's security
+    # events in, a deny list Asterisk enforces out); the API's unblock wakes it.
+    sip_security = SipSecurityWorker(
+        session_factory(engine),
+        bus,
+        ami,
+        BlockPolicy.from_settings(settings),
+        config_dir=endpoints.config_dir,
+        file_access=file_access,
+    )
+    app.state.sip_security = sip_security
+    live: list[Component] = []
+    if settings.role is ProcessRole.ALL:
+        # The wallboards: waiting callers from AMI's queue events, agents' states from the
+        # timeline's committed moves, figures when queue calls are written; pushed to
+        # viewers. (A worker serves no viewer: API processes run their own.)
+        runtime.live = Wallboards(
+            session_factory(engine), bus, ami, agents=agents, queue_calls=queue_calls
+        )
+        live.append(runtime.live)
+    # Billing: rating, month-end invoices (caught up at start), invoice e-mails, dunning
+    # (its suspensions reach the applier: the app's sessions), terminations, retention.
+    billing = BillingScheduler(app.state.sessions, settings, SmtpRelay.from_settings(settings))
+    runtime.billing = billing
+    return [
+        *([applier] if applier else []),
+        ami,
+        agents,
+        fastagi,
+        cdr,
+        queue_calls,
+        dialer,
+        notifier,
+        trunk_resolver,
+        sip_security,
+        *live,
+        billing,
+    ]
 
 
 def _document_parameters_as_sent(app: FastAPI) -> None:
@@ -457,11 +512,27 @@ def _install_health_routes(app: FastAPI) -> None:
         "/readyz",
         tags=["health"],
         summary="Database reachable and AMI logged in; checks.cdr says if CDRs are degraded",
+        description="A worker process also says `checks.worker`: whether it is the active "
+        "worker (holds the lease); a standby answers `standby` (200) while its database is "
+        "reachable.",
         responses={503: {"description": "A part is down; `checks` says which"}},
     )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
-        checks = {"database": await _database_check(runtime.engine), "ami": _ami_check(runtime)}
+        database = await _database_check(runtime.engine)
+        worker = runtime.worker
+        if worker is not None and not worker.check()["active"]:
+            # A standby acts on nothing (no AMI): it is ready to take over if it reaches
+            # Postgres and has not been fenced.
+            checks = {"database": database, "worker": worker.check()}
+            ready = all(check["ok"] for check in checks.values())
+            return JSONResponse(
+                {"status": "standby" if ready else "unavailable", "checks": checks},
+                status_code=200 if ready else 503,
+            )
+        checks = {"database": database, "ami": _ami_check(runtime)}
+        if worker is not None:
+            checks["worker"] = worker.check()
         ready = all(check["ok"] for check in checks.values())
         status = "ready" if ready else "unavailable"
         if runtime.cdr is not None:

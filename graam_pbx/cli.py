@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import typer
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from graam_pbx.ami import AmiConfig, AmiNotConnected, AmiSupervisor, EventBus
 from graam_pbx.ami.agi_auth import agi_key
-from graam_pbx.app import Endpoints, create_app
+from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.reloads import ReloadFailed
 from graam_pbx.auth import passwords
@@ -32,7 +33,7 @@ from graam_pbx.billing import retention as billing_retention
 from graam_pbx.billing.demo import seed_demo_billing
 from graam_pbx.cdr.backfill import ASTERISK_LOG as ASTERISK_CDR_LOG
 from graam_pbx.cdr.backfill import LOG_NAME as CDR_LOG_NAME
-from graam_pbx.db import create_engine, migrate, plain_url, session_factory
+from graam_pbx.db import create_engine, migrate, plain_url, session_factory, startup_lock
 from graam_pbx.errors import Conflict, GraamError
 from graam_pbx.fields import email_address
 from graam_pbx.files import configured_access
@@ -41,7 +42,7 @@ from graam_pbx.queue_calls.worker import QUEUE_LOG
 from graam_pbx.sandbox import SandboxError, instances
 from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.stack import asterisk_sandbox, embedded_postgres
-from graam_pbx.settings import Settings, get_settings
+from graam_pbx.settings import ProcessRole, Settings, get_settings
 from graam_pbx.sip_security import service as sip_security_service
 from graam_pbx.stats import service as stats_service
 from graam_pbx.tenants.flows import first_run
@@ -94,44 +95,88 @@ def main() -> None:
 # ---- run ----------------------------------------------------------------------------------
 
 
+# Exit status of a worker that lost its lease (EX_TEMPFAIL): its supervisor starts it again,
+# and it comes back as a standby.
+FENCED_EXIT = 75
+
+
 @cli.command()
-def run() -> None:
-    """Start everything on this machine: Postgres, Asterisk, migrations, the API."""
+def run(
+    role: Annotated[
+        ProcessRole | None,
+        typer.Option(
+            help="all: everything in one process (development); api: HTTP only, as many as "
+            "wanted; worker: AMI, applier, writers, schedulers, one active at a time "
+            "(default: GRAAM_ROLE, else all)"
+        ),
+    ] = None,
+) -> None:
+    """Start everything on this machine: Postgres, Asterisk, migrations, the API (role all);
+    with --role api or worker, one part of a deployment (docs/processes.md)."""
     settings = get_settings()
+    if role is not None:
+        settings = settings.model_copy(update={"role": role})
     configure_logging(settings.log_level, settings.log_format)
+    code = 0
     try:
-        asyncio.run(_run(settings))
+        code = asyncio.run(_run(settings))
     except StartupError as err:
         fail(err.part, str(err))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
-    say("graam-pbx", "stopped")
+    say("graam-pbx", "stopped" if not code else "stopped: the worker lease was lost")
+    if code:
+        raise typer.Exit(code)
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings) -> int:
     _preflight(settings)
     async with contextlib.AsyncExitStack() as stack:
         database_url = await _start_database(settings, stack)
         asterisk = await _start_asterisk(settings, stack)
-        try:
-            revision = await migrate(database_url)
-        except (OSError, asyncpg.PostgresError) as err:
-            raise StartupError("schema", f"migration failed: {err}") from err
-        say("schema", f"migrated to revision {revision}")
-        if settings.demo_seed:
-            await _first_run(database_url, settings)
+        # Several processes of one deployment may start together: one migrates (and seeds a
+        # first run) at a time, the others find it done.
+        async with startup_lock(database_url):
+            try:
+                revision = await migrate(database_url)
+            except (OSError, asyncpg.PostgresError) as err:
+                raise StartupError("schema", f"migration failed: {err}") from err
+            say("schema", f"migrated to revision {revision}")
+            if settings.demo_seed:
+                await _first_run(database_url, settings)
         app = create_app(settings, dataclasses.replace(asterisk, database_url=database_url))
-        server = _Server(api_server_config(app, settings))
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, server.request_exit)
-        announce = asyncio.create_task(_announce(server, settings))
-        try:
-            await server.serve()
-        finally:
-            announce.cancel()
+        return await serve(app, settings, announce=True)
+
+
+async def serve(app: FastAPI, settings: Settings, *, announce: bool = False) -> int:
+    """Serve ``app`` until SIGINT or SIGTERM (0), or until its worker is fenced (FENCED_EXIT)."""
+    server = _Server(api_server_config(app, settings))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.request_exit)
+    fenced = asyncio.Event()
+    tasks = [asyncio.create_task(_exit_when_fenced(server, fenced))]
+    if announce:
+        tasks.append(asyncio.create_task(_announce(server, settings)))
+    try:
+        await server.serve()
+    finally:
+        for task in tasks:
+            task.cancel()
+        if announce:
             say("graam-pbx", "stopping")
+    return FENCED_EXIT if fenced.is_set() else 0
+
+
+async def _exit_when_fenced(server: _Server, fenced: asyncio.Event) -> None:
+    await server.listening.wait()
+    runtime: Runtime = server.config.app.state.runtime  # type: ignore[union-attr]
+    if runtime.worker is None:
+        return
+    await runtime.worker.fenced.wait()
+    fenced.set()
+    server.request_exit()
 
 
 def api_server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -181,13 +226,20 @@ class _Server(uvicorn.Server):
 
 async def _announce(server: _Server, settings: Settings) -> None:
     await server.listening.wait()
-    say(
-        "api",
-        f"http://{settings.api_host}:{settings.api_port}  (OpenAPI: /docs, "
-        "health: /readyz, metrics: /metrics); Ctrl-C stops everything",
-    )
-    say("console", f"http://{settings.api_host}:{settings.api_port}/  (log in as any user above)")
-    runtime = server.config.app.state.runtime  # type: ignore[union-attr]
+    runtime: Runtime = server.config.app.state.runtime  # type: ignore[union-attr]
+    address = f"http://{settings.api_host}:{settings.api_port}"
+    if runtime.worker is not None:
+        say("worker", f"{address}  (health: /readyz, metrics: /metrics); Ctrl-C stops it")
+        say("worker", "standing by until this process holds the worker lease")
+        await runtime.worker.activated.wait()
+        say("worker", "active: this process holds the worker lease")
+    else:
+        say(
+            "api",
+            f"{address}  (OpenAPI: /docs, health: /readyz, metrics: /metrics); "
+            "Ctrl-C stops everything",
+        )
+        say("console", f"{address}/  (log in as any user above)")
     try:
         await runtime.ami.wait_connected(timeout=15)
         say("ami", f"logged in; {runtime.ami.state.asterisk_version or 'Asterisk'} fully booted")

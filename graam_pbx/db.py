@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -167,20 +169,32 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+# session.info: send the changes a transaction commits to other processes (pg_notify).
+NOTIFY_KEY = "graam_notify_changes"
+
+
 def session_factory(
     engine: AsyncEngine,
     *,
     on_config_change: Callable[[set[int]], None] | None = None,
     on_agent_change: Callable[[set[int]], None] | None = None,
+    notify_changes: bool = False,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions whose committed configuration changes are announced to ``on_config_change``
     (graam_pbx.asterisk.changes notes them), and whose committed agent logins, logouts and
-    pauses to ``on_agent_change`` (graam_pbx.agents.sessions notes them), by tenant."""
-    info: dict[str, Callable[[set[int]], None]] = {}
+    pauses to ``on_agent_change`` (graam_pbx.agents.sessions notes them), by tenant.
+
+    With ``notify_changes`` (an API process, where neither the applier nor the agent worker
+    runs), both are also sent with ``pg_notify`` inside the committing transaction, for the
+    active worker (graam_pbx.cluster.signals).
+    """
+    info: dict[str, Any] = {}
     if on_config_change:
         info["on_config_change"] = on_config_change
     if on_agent_change:
         info["on_agent_change"] = on_agent_change
+    if notify_changes:
+        info[NOTIFY_KEY] = True
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
@@ -200,6 +214,22 @@ def _alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = url
     return config
+
+
+# Advisory lock taken around start-up work that must not run twice at once (the schema's
+# migration, the first run's seed): several processes of one deployment may start together.
+STARTUP_LOCK_KEY = 0x67726161_6D000000
+
+
+@asynccontextmanager
+async def startup_lock(url: str) -> AsyncIterator[None]:
+    """Hold the deployment's start-up lock (waiting for another process's start-up)."""
+    connection = await asyncpg.connect(plain_url(url))
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", STARTUP_LOCK_KEY)
+        yield
+    finally:
+        await connection.close()  # the lock ends with its session
 
 
 async def migrate(url: str, revision: str = "head") -> str | None:

@@ -5,6 +5,10 @@ commit, the session's ``on_config_change`` callback (set by the session factory)
 them. Nothing is applied before the data is committed, and a rolled-back change is never
 applied.
 
+A session made to notify other processes (an API process: the applier runs in the active
+worker) also sends the tenants with ``pg_notify`` in the same transaction
+(graam_pbx.cluster.signals).
+
 The same transaction also bumps each changed tenant's configuration generation
 (graam_pbx.asterisk.status), just before it commits: the applier says a tenant's change is
 live by the generation it applied, and ``GET /api/v1/config/status`` compares the two.
@@ -21,6 +25,7 @@ from sqlalchemy.orm.attributes import get_history
 
 from graam_pbx.asterisk import status
 from graam_pbx.asterisk.snapshot import CONFIG_MODELS, PLATFORM_MODELS
+from graam_pbx.cluster import signals
 from graam_pbx.tenants.models import Tenant
 
 ALL_TENANTS = -1  # a change every tenant's files depend on (trunks)
@@ -61,6 +66,8 @@ def _bump_generations(session: Session) -> None:
             status.BUMP,
             status.bump_parameters(pending - {ALL_TENANTS}, every=ALL_TENANTS in pending),
         )
+        # In an API process: the active worker's applier hears it when (and if) this commits.
+        signals.notify(session, signals.CONFIG_CHANNEL, pending)
 
 
 @event.listens_for(Session, "after_commit")

@@ -5,6 +5,11 @@ config applier (the session's app writes the configuration).
 ``python -m tests.e2e.control_plane CONFIG.json`` runs it until SIGTERM and prints ``ready``
 once AMI is connected and every component started; ``ControlPlane`` starts it, waits for that
 line, and kills or stops it.
+
+With a ``role`` (``api`` or ``worker``) the process serves HTTP on ``api_host``:``api_port``
+as ``graam-pbx run --role`` does (graam_pbx.cli.serve: a worker fenced out of its lease ends
+with status 75), and says ``ready`` once it listens: a worker may then be the active one or a
+standby (its ``/readyz`` says which).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -21,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, Runtime, create_app
+from graam_pbx.cli import serve
 from graam_pbx.sandbox.ports import free_port
-from graam_pbx.settings import Settings
+from graam_pbx.settings import ProcessRole, Settings
 from tests.e2e.campaign_world import judge_every_dialer_at_legal_hours
 
 READY = "ready"
@@ -39,6 +47,12 @@ class ControlPlaneConfig:
     state_dir: str  # its CDR journal and queue-call checkpoint
     # The dialer's law judges calls by campaign_world.legal_clock (the tests run at any hour).
     legal_hours: bool = False
+    role: str = ProcessRole.ALL.value
+    api_host: str = "127.0.0.1"
+    api_port: int = 0  # a role's HTTP port (0: none for role all)
+    worker_lease_interval: float = 1.0
+    cdr_csv_log: str | None = None  # Asterisk's CSV log of CDRs: backfilled after any absence
+    queue_log: str | None = None  # Asterisk's queue_log: queue calls backfilled likewise
 
 
 class ControlPlane:
@@ -56,6 +70,11 @@ class ControlPlane:
     def pid(self) -> int:
         assert self._process is not None, "start() first"
         return self._process.pid
+
+    @property
+    def url(self) -> str:
+        """Where a role's process serves HTTP."""
+        return f"http://{self.config.api_host}:{self.config.api_port}"
 
     async def start(self, timeout: float = 60) -> None:
         """Start the process and return once it says it is ready."""
@@ -127,15 +146,33 @@ def settings_for(config: ControlPlaneConfig) -> Settings:
         data_dir=state,
         billing_interval=86_400,
         demo_seed=False,
+        role=ProcessRole(config.role),
+        api_host=config.api_host,
+        api_port=config.api_port or 8000,
+        worker_lease_interval=config.worker_lease_interval,
     )
+
+
+def free_tcp_port(host: str) -> int:
+    """A TCP port free on ``host`` now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 async def run(config: ControlPlaneConfig) -> None:
     settings = settings_for(config)
-    endpoints = Endpoints(database_url=config.database_url, ami=AmiConfig(**config.ami))
+    endpoints = Endpoints(
+        database_url=config.database_url,
+        ami=AmiConfig(**config.ami),
+        cdr_csv_log=Path(config.cdr_csv_log) if config.cdr_csv_log else None,
+        queue_log=Path(config.queue_log) if config.queue_log else None,
+    )
     if config.legal_hours:
         judge_every_dialer_at_legal_hours(pytest.MonkeyPatch())
     app = create_app(settings, endpoints)
+    if settings.role is not ProcessRole.ALL:
+        sys.exit(await serve_role(app, settings))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -144,6 +181,21 @@ async def run(config: ControlPlaneConfig) -> None:
         await runtime.ami.wait_connected(timeout=30)
         print(READY, flush=True)
         await stopping.wait()
+
+
+async def serve_role(app: FastAPI, settings: Settings) -> int:
+    """Serve as ``graam-pbx run --role`` does; say ``ready`` once the port answers."""
+    serving = asyncio.create_task(serve(app, settings))
+    while not serving.done():
+        try:
+            _, writer = await asyncio.open_connection(settings.api_host, settings.api_port)
+        except OSError:
+            await asyncio.wait([serving], timeout=0.05)  # not listening yet: look again
+            continue
+        writer.close()
+        print(READY, flush=True)
+        break
+    return await serving
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from graam_pbx.auth.throttle import LoginGate
 from graam_pbx.billing import api as billing_api
 from graam_pbx.billing.worker import BillingScheduler
 from graam_pbx.campaigns import api as campaigns_api
+from graam_pbx.campaigns.remote_preview import PreviewRequests, RemoteDialer
 from graam_pbx.campaigns.worker import DialerWorker
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
@@ -45,12 +46,14 @@ from graam_pbx.cdr.worker import CdrSettings, CdrWorker
 from graam_pbx.cluster import agent_signals, signals  # noqa: F401 - agent_signals: its hook
 from graam_pbx.cluster import api as cluster_api
 from graam_pbx.cluster.lease import WORKER_ACTIVE, ActiveWorker, Component, WorkerLease
+from graam_pbx.cluster.signals import Listener
 from graam_pbx.config_status import api as config_status_api
 from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
 from graam_pbx.errors import DatabaseBusy, GraamError, Invalid
 from graam_pbx.files import FileAccess, configured_access
 from graam_pbx.ivr import api as ivr_api
+from graam_pbx.live.relay import BoardRelay, board_listener
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.mail import SmtpRelay
 from graam_pbx.moh import api as moh_api
@@ -150,8 +153,13 @@ class Runtime:
     cdr: CdrWorker | None = None
     queue_calls: QueueCallWorker | None = None
     dialer: DialerWorker | None = None
+    # Preview calls across processes (campaigns/remote_preview.py): asked by an API process,
+    # placed by the active worker.
+    remote_dialer: RemoteDialer | None = None
+    preview_requests: PreviewRequests | None = None
     voicemail_spool: VoicemailSpool | None = None
     live: Wallboards | None = None
+    live_listener: Listener | None = None  # role api: what the wallboards hear from Postgres
     billing: BillingScheduler | None = None
     worker: ActiveWorker | None = None  # role worker: this process's part in the lease
 
@@ -227,11 +235,17 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         if role is ProcessRole.API:
             # Waiting callers from this process's AMI events, figures and agents from Postgres.
             runtime.live = Wallboards(session_factory(engine), bus, ami)
-            components: list[Component] = [bus, ami, runtime.live]
+            # What the active worker and other API processes commit, heard through Postgres.
+            listener = board_listener(plain_url(endpoints.database_url), runtime.live)
+            runtime.live_listener = listener
+            runtime.remote_dialer = RemoteDialer(plain_url(endpoints.database_url))
+            components: list[Component] = [bus, ami, runtime.live, listener]
         elif role is ProcessRole.WORKER:
             worker = ActiveWorker(
                 WorkerLease(
-                    plain_url(endpoints.database_url), interval=settings.worker_lease_interval
+                    plain_url(endpoints.database_url),
+                    interval=settings.worker_lease_interval,
+                    name=settings.worker_name or None,
                 ),
                 acting,
                 # LISTEN before any component starts: a change committed from then on is
@@ -240,6 +254,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                     connection,
                     on_config=applier.request if applier else None,
                     on_agents=agents.request,
+                    on_preview=(
+                        runtime.preview_requests.heard if runtime.preview_requests else None
+                    ),
                 ),
             )
             runtime.worker = worker
@@ -374,6 +391,15 @@ def _acting_components(
     )
     app.state.sip_security = sip_security
     live: list[Component] = []
+    if settings.role is ProcessRole.WORKER:
+        # The API processes' wallboards hear the timeline's moves and the queue calls written
+        # (graam_pbx/live/relay.py); it hooks them before they start.
+        relay: list[Component] = [BoardRelay(session_factory(engine), agents, queue_calls)]
+        # API processes' preview calls, placed once the dialer runs (stopped before it).
+        runtime.preview_requests = PreviewRequests(session_factory(engine), dialer)
+        previews: list[Component] = [runtime.preview_requests]
+    else:
+        relay = previews = []
     if settings.role is ProcessRole.ALL:
         # The wallboards: waiting callers from AMI's queue events, agents' states from the
         # timeline's committed moves, figures when queue calls are written; pushed to
@@ -387,6 +413,7 @@ def _acting_components(
     billing = BillingScheduler(app.state.sessions, settings, SmtpRelay.from_settings(settings))
     runtime.billing = billing
     return [
+        *relay,
         *([applier] if applier else []),
         ami,
         agents,
@@ -394,6 +421,7 @@ def _acting_components(
         cdr,
         queue_calls,
         dialer,
+        *previews,
         notifier,
         trunk_resolver,
         sip_security,

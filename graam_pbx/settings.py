@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     worker_lease_interval: float = Field(
         1.0, gt=0, description="Seconds between a standby worker's tries to take the lease."
     )
+    worker_name: str = Field(
+        "",
+        max_length=48,
+        description="This worker's name as the lease holder (pg_stat_activity, /readyz); "
+        "host:pid when empty. Workers in containers sharing the host's network (one host "
+        "name, pid 1 each) need one each.",
+    )
     asterisk_db_url: SecretStr | None = Field(
         None,
         description="postgresql:// URL Asterisk's realtime (res_config_pgsql) reads SIP "

@@ -307,15 +307,26 @@ def _refuse(
         link.next_attempt_at = until
 
 
+def new_channel_id() -> str:
+    """An attempt's channel id (unique: it also names one agent's click, remote_preview.py)."""
+    return f"cmp-{uuid.uuid4().hex}"  # outcomes.CHANNEL_PREFIX
+
+
 def _attempt(
-    session: AsyncSession, plan: CampaignPlan, link: CampaignContact, number: str, now: datetime
+    session: AsyncSession,
+    plan: CampaignPlan,
+    link: CampaignContact,
+    number: str,
+    now: datetime,
+    *,
+    channel_id: str | None = None,
 ) -> CampaignAttempt:
     attempt = CampaignAttempt(
         tenant_id=plan.tenant_id,
         campaign_id=plan.id,
         contact_id=link.contact_id,
         number=number,
-        channel_id=f"cmp-{uuid.uuid4().hex}",
+        channel_id=channel_id or new_channel_id(),
         mode=plan.mode,
         placed_at=now,
     )
@@ -508,10 +519,12 @@ async def claim_preview(
     now: datetime,
     *,
     law_now: datetime | None = None,
+    channel_id: str | None = None,
 ) -> tuple[Placement, CampaignPlan, str]:
     """The preview attempt of ``contact_id`` for the agent (written, not sent), its plan and
     the agent's device; CallRefused when the law or the campaign forbids the call now (the
-    refusal is recorded: the caller commits it before raising further)."""
+    refusal is recorded: the caller commits it before raising further). ``channel_id``, the
+    attempt's, when the request names it (one attempt per request, remote_preview.py)."""
     campaign = await session.scalar(
         select(Campaign).where(Campaign.id == campaign_id, Campaign.tenant_id == tenant_id)
     )
@@ -546,7 +559,7 @@ async def claim_preview(
         raise CallRefused(
             "the law does not allow this call now", rule=link.last_rule or "in-a-call"
         )
-    attempt = _attempt(session, plan, link, contact.number, now)
+    attempt = _attempt(session, plan, link, contact.number, now, channel_id=channel_id)
     attempt.agent_user_id = agent_user_id
     await session.flush()
     placement = Placement(
@@ -586,6 +599,9 @@ def abandon_wait_seconds(plan: CampaignPlan) -> int:
 
 class NotSent(Exception):
     """Asterisk certainly did not receive the Originate: the attempt ends as failed."""
+
+
+NOT_SENT = "NOTSENT"  # the dial status of an attempt whose Originate Asterisk never received
 
 
 async def originate_attempt(
@@ -642,7 +658,7 @@ async def end_unsent(
     attempt = await session.get(CampaignAttempt, placement.attempt_id, with_for_update=True)
     if attempt is None or attempt.ended_at is not None:
         return None
-    attempt.dial_status = "NOTSENT"
+    attempt.dial_status = NOT_SENT
     log.warning(
         "campaign originate not sent attempt=%d tenant=%d reason=%s",
         placement.attempt_id,

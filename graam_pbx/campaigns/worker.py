@@ -286,10 +286,17 @@ class DialerWorker:
     # ---- preview ------------------------------------------------------------------------
 
     async def dial_preview(
-        self, tenant_id: int, campaign_id: int, contact_id: int, agent_user_id: int
+        self,
+        tenant_id: int,
+        campaign_id: int,
+        contact_id: int,
+        agent_user_id: int,
+        *,
+        channel_id: str | None = None,
     ) -> int:
         """Place the preview call of ``contact_id`` for the agent (their phone rings first);
-        returns the attempt id. Raises the domain's errors (refused, not ready, not found)."""
+        returns the attempt id. Raises the domain's errors (refused, not ready, not found).
+        ``channel_id``: the attempt's, named by a request from another process."""
         if self._task is None or not self._ami.state.connected:
             raise DialerUnavailable("the dialer cannot place calls now")
         refused: placing.CallRefused | None = None
@@ -303,6 +310,7 @@ class DialerWorker:
                     agent_user_id,
                     datetime.now(UTC),
                     law_now=self.law_clock(),
+                    channel_id=channel_id,
                 )
             except placing.CallRefused as err:
                 refused = err  # the refusal recorded by the law is committed, then raised

@@ -66,7 +66,8 @@ class Component(Protocol):
 
 
 def worker_name() -> str:
-    """How this process shows in ``pg_stat_activity`` as the lease holder."""
+    """How this process shows in ``pg_stat_activity`` as the lease holder, unless named
+    (``GRAAM_WORKER_NAME``: containers on the host's network share its name and pid 1)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 

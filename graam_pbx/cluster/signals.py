@@ -16,6 +16,8 @@ no domain (the applier's package may use it).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -63,9 +65,14 @@ def notify(session: Session, channel: str, tenant_ids: set[int]) -> None:
 
 
 async def listen(
-    connection: asyncpg.Connection, *, on_config: Request | None, on_agents: Request | None
+    connection: asyncpg.Connection,
+    *,
+    on_config: Request | None,
+    on_agents: Request | None,
+    on_preview: Callable[[str], None] | None = None,
 ) -> None:
-    """Hand the notifications of other processes' commits to the applier and agent worker."""
+    """Hand the notifications of other processes' commits to the applier and agent worker,
+    and API processes' preview calls to the dialer."""
 
     def handler(request: Request) -> Callable[[Any, int, str, str], None]:
         def heard(_: Any, pid: int, channel: str, payload: str) -> None:
@@ -78,3 +85,134 @@ async def listen(
         await connection.add_listener(CONFIG_CHANNEL, handler(on_config))
     if on_agents is not None:
         await connection.add_listener(AGENTS_CHANNEL, handler(on_agents))
+    if on_preview is not None:
+        await connection.add_listener(PREVIEW_CHANNEL, _handler(on_preview))
+
+
+# ---- from the active worker to the API processes ------------------------------------------
+
+# The agents' state moves the active worker's timeline committed: one notification per
+# tenant, ``tenant:agent,agent`` (``tenant:*`` when too many to name: all its agents).
+MOVES_CHANNEL = "graam_agent_moves"
+# The queue calls the active worker's queue-call writer committed (the tenants, as above).
+QUEUE_CALLS_CHANNEL = "graam_queue_calls_written"
+
+
+def encode_moves(tenant_id: int, agent_ids: Iterable[int] | None) -> str:
+    """The payload naming these agents of one tenant (None, or too many: all of them)."""
+    if agent_ids is None:
+        return f"{tenant_id}:{EVERYTHING}"
+    text = f"{tenant_id}:" + ",".join(str(agent_id) for agent_id in sorted(set(agent_ids)))
+    return text if len(text) <= MAX_PAYLOAD else f"{tenant_id}:{EVERYTHING}"
+
+
+def decode_moves(payload: str) -> tuple[int, set[int] | None] | None:
+    """The tenant and agents a payload names (None for the agents: all of them); None for a
+    payload not understood."""
+    tenant, _, agents = payload.partition(":")
+    try:
+        tenant_id = int(tenant)
+        if agents == EVERYTHING:
+            return tenant_id, None
+        return tenant_id, {int(part) for part in agents.split(",") if part}
+    except ValueError:
+        log.warning("moves notification not understood", extra={"payload": payload[:80]})
+        return None
+
+
+Heard = Callable[[str], None]
+
+
+class Listener:
+    """A LISTEN connection of its own, for a process that holds no lease (an API process).
+
+    Notifications are heard only while connected: when the connection drops, it connects
+    again (every ``retry`` seconds) and calls ``on_connected`` once listening again, for the
+    caller to read again what it may have missed meanwhile.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        channels: dict[str, Heard],
+        *,
+        on_connected: Callable[[], None] | None = None,
+        retry: float = 2.0,
+        name: str = "graam-listener",
+    ) -> None:
+        self._url = database_url
+        self.name = name  # its application_name in pg_stat_activity
+        self._channels = channels
+        self._on_connected = on_connected
+        self._retry = retry
+        self._task: asyncio.Task[None] | None = None
+        self.connects = 0
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pg-listener")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self._listen()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                if not failing:
+                    log.warning(
+                        "LISTEN connection lost, connecting again", extra={"error": str(err)}
+                    )
+                failing = True
+            else:
+                log.warning("LISTEN connection closed, connecting again")
+                failing = False
+            await asyncio.sleep(self._retry)
+
+    async def _listen(self) -> None:
+        """Listen until the connection closes (or stops answering its probe)."""
+        lost = asyncio.Event()
+        connection = await asyncpg.connect(
+            self._url, timeout=5.0, server_settings={"application_name": self.name[:63]}
+        )
+        try:
+            connection.add_termination_listener(lambda _: lost.set())
+            for channel, heard in self._channels.items():
+                await connection.add_listener(channel, _handler(heard))
+            self.connects += 1
+            self.listening.set()
+            if self._on_connected is not None:
+                self._on_connected()
+            while not lost.is_set():
+                # A probe: a silent network drop is noticed, not only a closed socket.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._retry * 5):
+                        await lost.wait()
+                if not lost.is_set():
+                    await connection.fetchval("SELECT 1", timeout=5.0)
+        finally:
+            self.listening.clear()
+            with contextlib.suppress(Exception):
+                connection.terminate()
+
+
+def _handler(heard: Heard) -> Callable[[Any, int, str, str], None]:
+    def handle(_: Any, pid: int, channel: str, payload: str) -> None:
+        del pid, channel
+        try:
+            heard(payload)
+        except Exception:
+            log.exception("a notification's handler failed")
+
+    return handle
+
+
+# An API process's preview call, asked of the active worker's dialer (JSON; its answer on
+# the reply channel names the request's channel id: campaigns/remote_preview.py).
+PREVIEW_CHANNEL = "graam_preview_dial"
+PREVIEW_REPLY_CHANNEL = "graam_preview_dialed"

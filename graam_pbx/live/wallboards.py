@@ -486,6 +486,32 @@ class Wallboards:
                 self._agents_pending[move.tenant_id] = pending
             self._agents_wake.set()
 
+    def agents_moved(self, tenant_id: int, agent_ids: set[int] | None) -> None:
+        """Moves another process committed (the active worker's timeline, heard through
+        Postgres): the agents named (None: all the tenant's) are read again."""
+        if tenant_id not in self._watched and tenant_id not in self._building:
+            return
+        pending = self._agents_pending.get(tenant_id, set())
+        if pending is not None:
+            self._agents_pending[tenant_id] = None if agent_ids is None else pending | agent_ids
+        self._agents_wake.set()
+
+    def sessions_changed(self, tenant_ids: set[int] | None) -> None:
+        """Logins, logouts or pauses another process committed (None: any tenant's)."""
+        self._on_sessions(
+            set(self._watched) | set(self._building) if tenant_ids is None else tenant_ids
+        )
+
+    def calls_written(self, tenant_ids: set[int] | None) -> None:
+        """Queue calls another process committed (None: any tenant's)."""
+        self._on_calls(set(self._watched) if tenant_ids is None else tenant_ids)
+
+    def read_everything(self) -> None:
+        """Anything may have changed unheard (a LISTEN connection was down): every watched
+        board's agents and figures are read again."""
+        self.sessions_changed(None)
+        self.calls_written(None)
+
     def _on_sessions(self, tenant_ids: set[int]) -> None:
         """Committed logins, logouts and pauses of these tenants."""
         for tenant_id in tenant_ids:

@@ -118,8 +118,9 @@ async def preview_next(
     response_model=PreviewDialed,
     responses=error_responses(401, 403, 404, 409, 422, 503),
     summary="Preview: call the contact reserved for the caller",
-    description="The call is placed by the dialer (the law's rules checked first); 503 "
-    "dialer-unavailable when this process runs no dialer.",
+    description="The call is placed by the dialer (the law's rules checked first): this "
+    "process's, or the active worker's for an API process; 503 dialer-unavailable when no "
+    "dialer can place it now (nothing was placed).",
 )
 async def preview_dial(
     campaign_id: CampaignId,
@@ -130,7 +131,9 @@ async def preview_dial(
 ) -> PreviewDialed:
     # Checked without a row lock: the dialer takes the contact in its own transaction.
     await calls.ensure_reserved(session, scope, campaign_id, contact_id, lock=False)
-    dialer = getattr(request.app.state.runtime, "dialer", None)
+    runtime = request.app.state.runtime
+    # This process's dialer, or (an API process) the active worker's through Postgres.
+    dialer = getattr(runtime, "dialer", None) or getattr(runtime, "remote_dialer", None)
     if dialer is None:
         raise DialerUnavailable("no dialer runs in this process", retry_after=5)
     attempt_id = await dialer.dial_preview(

@@ -5,6 +5,11 @@ python -m bench.config_render [--quick] [--tenants N]
 Prints one JSON line. The physical limit in the same run: writing the same bytes plainly.
 Asterisk's reload times are reported separately (they are Asterisk's, not ours), with the
 largest task-processor queue seen while reloading.
+
+The realtime case (docs/realtime-sip.md): every device is an endpoint Asterisk reads from
+Postgres. A device's new password is committed by the service the API calls
+(``agents.service.reset_password``, without HTTP), then one sipp REGISTER with it is sent at
+once: ``realtime_change_*_ms`` is commit → REGISTER accepted, sipp's own start included.
 """
 
 from __future__ import annotations
@@ -16,23 +21,30 @@ import os
 import random
 import re
 import shutil
+import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.readings import percentile
 from bench.stack import ami_config, asterisk_sandbox
+from graam_pbx.agents import service as devices
 from graam_pbx.ami import AmiSupervisor, EventBus
 from graam_pbx.asterisk.applier import ConfigApplier
-from graam_pbx.db import create_engine, migrate
+from graam_pbx.auth.principal import Principal, Role, Scope
+from graam_pbx.db import create_engine, migrate, session_factory
 from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 
 AGENTS, QUEUES, DIDS = 20, 3, 5
 HA1 = "0123456789abcdef0123456789abcdef"
+REGISTER_SCENARIO = Path(__file__).resolve().parent.parent / "tests/e2e/scenarios/register.xml"
+PHONE_IP = "127.0.0.91"  # the bench's phone, on its own loopback address
 
 
 async def populate(url: str, tenants: int) -> None:
@@ -240,6 +252,60 @@ async def taskprocessor_peak(ami: AmiSupervisor, stop: asyncio.Event) -> int:
     return peak
 
 
+def phone_port() -> int:
+    """A UDP port free on the bench phone's address now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((PHONE_IP, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def register_once(work: Path, sip_port: int, name: str, password: str, serial: int) -> bool:
+    """One REGISTER (challenged, answered with ``password``): True when Asterisk took it."""
+    directory = work / "sipp" / str(serial)
+    directory.mkdir(parents=True)
+    process = await asyncio.create_subprocess_exec(
+        *("sipp", f"127.0.0.1:{sip_port}", "-m", "1", "-sf", str(REGISTER_SCENARIO)),
+        *("-i", PHONE_IP, "-p", str(phone_port()), "-nostdin"),
+        *("-timeout", "10s", "-timeout_error", "-s", name, "-au", name, "-ap", password),
+        cwd=directory,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await process.wait() == 0
+
+
+async def realtime_changes(
+    engine: AsyncEngine, url: str, work: Path, sip_port: int, changes: int
+) -> list[float]:
+    """Commit → REGISTER accepted, in ms, for ``changes`` devices given a new password."""
+    sessions = session_factory(engine)
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, tenant_id FROM agent_devices ORDER BY random() LIMIT $1", changes
+        )
+    finally:
+        await conn.close()
+    timings = []
+    for serial, row in enumerate(rows):
+        scope = Scope(
+            principal=Principal(
+                user_id=0, role=Role.ADMIN, tenant_id=row["tenant_id"], label="bench"
+            ),
+            tenant_id=row["tenant_id"],
+        )
+        async with sessions() as session, session.begin():
+            device, password = await devices.reset_password(session, scope, row["id"])
+            name = device.sip_username
+        started = time.perf_counter()
+        if not await register_once(work, sip_port, name, password, serial):
+            raise RuntimeError(f"{name}: REGISTER with the new password refused")
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
 async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
@@ -300,6 +366,9 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
         )
         await ami.start()
         await ami.wait_connected(30)
+        # Devices are read from the bench database (docs/realtime-sip.md): Asterisk connects
+        # with the generated res_pgsql.conf just copied.
+        await ami.command("module reload res_config_pgsql.so", timeout=60)
         reloads: dict[str, float] = {}
         peaks: dict[str, int] = {}
         for name, command in (
@@ -319,6 +388,7 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
             reloads[name] = time.perf_counter() - started
             stop.set()
             peaks[name] = await watcher
+        realtime = await realtime_changes(engine, url, work, sandbox.config.sip_port, changes)
         await ami.stop()
         await bus.stop()
         await applier.stop()
@@ -341,6 +411,9 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
             "incremental_p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
             "dialplan_reload_s": round(reloads["dialplan"], 3),
             "pjsip_reload_s": round(reloads["pjsip"], 3),
+            "realtime_endpoints": tenants * AGENTS,
+            "realtime_change_p50_ms": round(statistics.median(realtime), 1),
+            "realtime_change_p99_ms": round(percentile(realtime, 0.99), 1),
             "taskprocessor_peak_queue": peaks,
         }
     finally:

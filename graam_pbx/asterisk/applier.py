@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from graam_pbx import metrics
 from graam_pbx.ami import AmiSupervisor, EventBus, Message, Subscription
 from graam_pbx.ami.bus import RESYNC_EVENT
-from graam_pbx.asterisk import hold_music, status
+from graam_pbx.asterisk import hold_music, realtime, status
 from graam_pbx.asterisk.changes import ALL_TENANTS
+from graam_pbx.asterisk.qualify import FirstQualify
 from graam_pbx.asterisk.reloads import (
     RELOAD_COMMANDS,
     Backoff,
@@ -106,6 +107,7 @@ class ConfigApplier:
         settle_delay: float = 0.05,
         reload_deadline: float = RELOAD_DEADLINE,
         on_failure: FailureReport | None = None,
+        asterisk_db_url: str | None = None,
     ) -> None:
         self._engine = engine
         self.config_dir = config_dir
@@ -125,6 +127,16 @@ class ConfigApplier:
         self._unreloaded: set[str] = set()  # reloads owed: files written, reload not done yet
         self._reload_deadline = reload_deadline
         self._on_failure = on_failure
+        # Devices' SIP objects are read by Asterisk from Postgres (realtime.py): the
+        # connection it uses is generated at every full pass, its role made when ours.
+        self._asterisk_db_url = asterisk_db_url
+        self._agi_key = agi_key
+        self._realtime_conf: str | None = None
+        self._realtime_failure: str | None = None
+        # Devices' first registrations on the node are qualified at once (qualify.py).
+        self._first_qualify = (
+            FirstQualify(ami, bus) if ami is not None and bus is not None else None
+        )
         # What failed to render, as last reported (reported again only when it changes).
         self._failing: dict[int, str] = {}
         self._failing_trunks: dict[int, str] = {}
@@ -140,6 +152,8 @@ class ConfigApplier:
 
     async def start(self) -> None:
         self.request(None)
+        if self._first_qualify is not None:
+            await self._first_qualify.start()
         if self._bus is not None:
             self._subscription = self._bus.subscribe(
                 "config-applier", [RESYNC_EVENT], self._on_resync
@@ -164,6 +178,8 @@ class ConfigApplier:
             await asyncio.wait([task])
         if self._reports:
             await asyncio.wait(self._reports, timeout=5)
+        if self._first_qualify is not None:
+            await self._first_qualify.stop()
         await self._shards.stop()
 
     # ---- requests ---------------------------------------------------------------------------
@@ -261,6 +277,8 @@ class ConfigApplier:
             generations = await status.read_generations(connection, tenant_ids) if tracked else []
             await connection.rollback()
         result.snapshot_s = time.perf_counter() - started
+        if tenant_ids is None:
+            await self._prepare_realtime()
         try:
             started = time.perf_counter()
             written = await self._write_files(snapshot, tenant_ids, result)
@@ -274,6 +292,7 @@ class ConfigApplier:
             result.written = written
             result.reloads, self._unreloaded = self._unreloaded, set()
             await self._reload(result)
+            await self._introduce_devices(snapshot, tenant_ids)
         except Exception as err:
             if tracked:
                 why = f"{type(err).__name__}: {err}"[:500]
@@ -306,6 +325,8 @@ class ConfigApplier:
         }
         index = trunks_index({t.id for t in snapshot.trunks} - set(result.trunks_failed) | kept)
         common = dict(TOP_FILES, **trunks, **{"trunks.conf": index})
+        if self._realtime_conf is not None:
+            common[realtime.CONF_FILE] = self._realtime_conf
         written = await asyncio.to_thread(write_changed, self.config_dir, common, self.file_access)
         keep = set(trunks) | {trunk_file(trunk) for trunk in kept}
         written |= await asyncio.to_thread(remove_trunks, self.config_dir, keep)
@@ -317,6 +338,69 @@ class ConfigApplier:
         removed = await asyncio.to_thread(remove_tenants, self.config_dir, asked - live)
         result.rendered = (live - set(result.failed)) | (asked - live)
         return written | shards.written | removed
+
+    async def _introduce_devices(self, snapshot: Snapshot, tenant_ids: set[int] | None) -> None:
+        """Make the node's PJSIP qualify know each new device's AOR now, not at its first
+        REGISTER.
+
+        PJSIP learns realtime AORs when it synchronizes (at its load, and at the res_pjsip
+        reload that follows a new res_pgsql.conf): after a full pass it knows every device.
+        An AOR it does not know yet is set up at its first contact, and that set-up reads
+        every endpoint while each REGISTER of the node waits (docs/realtime-sip.md). So a
+        device that appears in a later pass is introduced here, once, with ``pjsip reload
+        qualify aor``: a synchronization of that AOR's qualify state, not a module reload.
+        A failure only leaves the set-up to the device's first REGISTER.
+        """
+        present = {
+            tenant.id: {device.sip_username for device in tenant.devices}
+            for tenant in snapshot.tenants
+        }
+        if tenant_ids is None:
+            self._node_devices = present
+            return
+        new: list[str] = []
+        for tenant in tenant_ids:
+            known = self._node_devices.get(tenant, set())
+            now = present.get(tenant, set())
+            new += sorted(now - known)
+            if now:
+                self._node_devices[tenant] = now
+            else:
+                self._node_devices.pop(tenant, None)
+        if self._ami is None or not new:
+            return
+        for name in new:
+            try:
+                await self._ami.command(f"pjsip reload qualify aor {name}", timeout=30)
+            except Exception as err:
+                log.warning("device not introduced to PJSIP aor=%s error=%s", name, err)
+
+    async def _prepare_realtime(self) -> None:
+        """Asterisk's connection to the SIP views: its role (when ours to make) and the text
+        of res_pgsql.conf. A failure is logged once and leaves the previous text in place:
+        the rest of the configuration is still applied."""
+        try:
+            if self._asterisk_db_url is not None:
+                database = realtime.given_database(self._asterisk_db_url)
+            else:
+                database = realtime.managed_database(self._engine.url, self._agi_key)
+                async with self._engine.begin() as connection:
+                    await realtime.ensure_role(connection, database)
+            self._realtime_conf = realtime.res_pgsql_conf(database)
+        except Exception as err:
+            why = f"{type(err).__name__}: {err}"[:500]
+            if why != self._realtime_failure:
+                log.error(
+                    "asterisk realtime connection not prepared; set GRAAM_ASTERISK_DB_URL "
+                    "or give the control plane's role CREATEROLE error=%s",
+                    why,
+                )
+            self._realtime_failure = why
+            metrics.CONFIG_APPLY_FAILURES.inc()
+            return
+        if self._realtime_failure is not None:
+            log.info("asterisk realtime connection prepared again")
+        self._realtime_failure = None
 
     async def _record(self, generations: list[status.Generation], result: ApplyResult) -> None:
         """Every tenant of the pass that rendered is live at its snapshot's generation."""

@@ -27,6 +27,8 @@ RELOAD_COMMANDS = {
     "app_queue": "module reload app_queue.so",
     "app_voicemail": "module reload app_voicemail.so",
     "res_musiconhold": "module reload res_musiconhold.so",
+    # Asterisk's realtime connection (res_pgsql.conf): reconnects to the database named.
+    "res_config_pgsql": "module reload res_config_pgsql.so",
 }
 
 IN_PROGRESS_ANSWER = "A module reload request is already in progress"

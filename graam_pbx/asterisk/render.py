@@ -44,8 +44,10 @@ SOUNDS_PATH = "/var/lib/asterisk/graam-sounds"  # where Asterisk sees tenants' p
 DEFAULT_AGI_ADDRESS = ("127.0.0.1", 4573)
 
 # The files Asterisk includes (paths relative to the generated directory), by what reloads them.
+# Devices' endpoints, auths and AORs are no file: Asterisk reads them from Postgres
+# (realtime.py, docs/realtime-sip.md), so a device change reloads nothing of res_pjsip.
 TOP_FILES = {
-    "pjsip.conf": '#include "graam/trunks.conf"\n#include "graam/tenants/*/pjsip.conf"\n',
+    "pjsip.conf": '#include "graam/trunks.conf"\n',
     "extensions.conf": '#include "graam/tenants/*/extensions.conf"\n',
     "queues.conf": '#include "graam/tenants/*/queues.conf"\n',
     "voicemail.conf": '#include "graam/tenants/*/voicemail.conf"\n',
@@ -53,7 +55,6 @@ TOP_FILES = {
     "queuerules.conf": "",
 }
 TENANT_FILES = {
-    "pjsip.conf": "pjsip_tenant.conf.j2",
     "extensions.conf": "tenant.conf.j2",
     "queues.conf": "queues_tenant.conf.j2",
     "voicemail.conf": "voicemail_tenant.conf.j2",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from graam_pbx.files import PRIVATE, FileAccess, write_atomically
 
+# Asterisk's realtime connection (realtime.CONF_FILE), at the top of the generated directory.
+REALTIME_CONF = "res_pgsql.conf"
 # Which Asterisk reload picks up a generated file, by its name.
 RELOAD_OF = {
     "pjsip.conf": "res_pjsip",
@@ -19,6 +21,7 @@ RELOAD_OF = {
     "queuerules.conf": "app_queue",
     "voicemail.conf": "app_voicemail",
     "musiconhold.conf": "res_musiconhold",
+    "res_pgsql.conf": "res_config_pgsql",
 }
 
 
@@ -97,7 +100,12 @@ def remove_trunks(root: Path, keep: set[str]) -> set[str]:
 
 
 def reloads_for(paths: Iterable[str]) -> set[str]:
-    """The Asterisk reloads that written or removed files need."""
+    """The Asterisk reloads that written or removed files need.
+
+    A new realtime connection (res_pgsql.conf: the node's first, or another database) is
+    followed by one res_pjsip reload: PJSIP's qualify learns every device's AOR from the
+    database it now reads (docs/realtime-sip.md). A device change never writes it.
+    """
     reloads = set()
     for path in paths:
         name = Path(path).name
@@ -105,4 +113,6 @@ def reloads_for(paths: Iterable[str]) -> set[str]:
             reloads.add("res_pjsip")
         elif name in RELOAD_OF:
             reloads.add(RELOAD_OF[name])
+        if path == REALTIME_CONF:
+            reloads.add("res_pjsip")
     return reloads

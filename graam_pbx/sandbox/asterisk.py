@@ -285,12 +285,8 @@ class AsteriskSandbox:
         text = re.sub(r"(?m)^systemname = .*$", f"systemname = {name}", path.read_text())
         path.write_text(text)
 
-    def _transports(self) -> str:
-        """pjsip_transports.conf: the SIP transport and the media address of every endpoint.
-
-        Both are explicit IP addresses, so Asterisk never looks for "our IP" (a name lookup of
-        the host's own name, then of A.ROOT-SERVERS.NET) when it sets up a call's RTP.
-        """
+    def _media_address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """Where RTP binds and what SDP announces: the media address, else the SIP address."""
         bind = _ip(self.config.sip_bind, "GRAAM_SIP_BIND")
         media = _ip(
             self.config.sip_media_address or self.config.sip_bind, "GRAAM_SIP_MEDIA_ADDRESS"
@@ -300,6 +296,17 @@ class AsteriskSandbox:
                 f"GRAAM_SIP_BIND is {bind}: set GRAAM_SIP_MEDIA_ADDRESS to the address phones "
                 "and carriers send RTP to"
             )
+        return media
+
+    def _transports(self) -> str:
+        """pjsip_transports.conf: the SIP transport and the media address of every trunk.
+
+        Both are explicit IP addresses, so Asterisk never looks for "our IP" (a name lookup of
+        the host's own name, then of A.ROOT-SERVERS.NET) when it sets up a call's RTP. Phones
+        get the same address from Postgres (``_environment``).
+        """
+        bind = _ip(self.config.sip_bind, "GRAAM_SIP_BIND")
+        media = self._media_address()
         host = f"[{bind}]" if bind.version == 6 else str(bind)
         endpoint = f"media_address = {media}\nbind_rtp_to_media_address = yes\n"
         return (
@@ -308,9 +315,17 @@ class AsteriskSandbox:
             "type = transport\n"
             "protocol = udp\n"
             f"bind = {host}:{self.config.sip_port}\n\n"
-            f"[graam-phone](!)\n{endpoint}\n"
             f"[graam-trunk](!)\n{endpoint}"
         )
+
+    def _environment(self) -> dict[str, str]:
+        """Asterisk's environment: ours, and the media address of phones' endpoints.
+
+        Phones' endpoints are rows of the view ps_endpoints, which every node reads alike; the
+        view takes the media address from its connection's setting graam.media_address, which
+        libpq sends from PGOPTIONS at each connect of res_config_pgsql (docs/realtime-sip.md).
+        """
+        return {**os.environ, "PGOPTIONS": f"-c graam.media_address={self._media_address()}"}
 
     def _write_name_service(self) -> None:
         """/etc/hosts and /etc/resolv.conf of this instance, in its overlay's upper layer.
@@ -374,6 +389,7 @@ class AsteriskSandbox:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=console,
                 stderr=asyncio.subprocess.STDOUT,
+                env=self._environment(),
                 start_new_session=True,  # Ctrl-C reaches the control plane, which stops us in order
             )
         finally:

@@ -164,10 +164,11 @@ async def test_a_tenant_that_cannot_render_does_not_delay_another_and_is_reporte
     healthy = await make_world(client, sessions)
     phone = await new_device(client, broken, "201")
     await live(client, broken)
-    # A value the renderer refuses, written behind the API's back (an import, a manual fix).
+    # A value the renderer refuses, written behind the API's back (an import, a manual fix):
+    # an extension, which the tenant's dialplan holds.
     async with sessions() as session, session.begin():
         await session.execute(
-            text("UPDATE agent_devices SET codecs = '{ulaw,g729;x}' WHERE id = :id"),
+            text("UPDATE agent_devices SET extension = '2;x1' WHERE id = :id"),
             {"id": phone["id"]},
         )
     # A change of that tenant through the API: committed, but its files cannot be made.
@@ -193,11 +194,12 @@ async def test_a_tenant_that_cannot_render_does_not_delay_another_and_is_reporte
     status = await status_of(client, broken)
     assert status["pending"] is True
     assert status["applied_generation"] < status["committed_generation"]
-    assert "g729;x" in status["last_error"]
+    assert "2;x1" in status["last_error"]
     assert status["failing_since"] is not None
-    # The tenant's previous configuration is still what Asterisk runs.
-    endpoint = await pbx.runtime.ami.command(f"pjsip show endpoint {phone['sip_username']}")
-    assert f"t{broken.tenant_id}" in endpoint
+    # The tenant's previous configuration is still what Asterisk runs: its dialplan's
+    # extension 201 (the phone itself is read from Postgres: it never had a file).
+    dialplan = await pbx.runtime.ami.command(f"dialplan show 201@t{broken.tenant_id}-internal")
+    assert "'201' =>" in dialplan, dialplan
 
     everyone = await created(
         await client.get("/api/v1/config/status", headers=broken.operator.headers)
@@ -240,7 +242,7 @@ async def test_a_tenant_that_cannot_render_does_not_delay_another_and_is_reporte
     # Repaired, it is live again at its next try, and nothing is reported any more.
     async with sessions() as session, session.begin():
         await session.execute(
-            text("UPDATE agent_devices SET codecs = '{ulaw,alaw}' WHERE id = :id"),
+            text("UPDATE agent_devices SET extension = '201' WHERE id = :id"),
             {"id": phone["id"]},
         )
     # No new change: the applier tries a failing tenant again by itself (5 s, doubling).

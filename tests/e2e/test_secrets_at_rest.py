@@ -1,6 +1,7 @@
 """Generated Asterisk files hold secrets: after an apply nobody else can read them, and
-Asterisk still loads them (a phone registers with its digest, the voicemail box and the
-trunk's credentials are Asterisk's)."""
+Asterisk still loads them (a phone registers with its digest, read through the realtime
+connection whose password is in a generated file; the voicemail box and the trunk's
+credentials are Asterisk's). Phones' digests are in no file at all."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ CARRIER_IP = "127.0.0.41"
 
 # A line that holds a secret in Asterisk's configuration: a password, an HA1 digest, an AMI
 # secret, a voicemail box's PIN (``831 => 4711,…``), a FastAGI key.
-SECRET_LINE = re.compile(r"^\s*(password|password_digest|secret)\s*=|=>\s*\d+,|\?key=", re.M)
+SECRET_LINE = re.compile(r"^\s*(password|password_digest|secret|dbpass)\s*=|=>\s*\d+,|\?key=", re.M)
 
 
 def open_to_others(root: Path, secrets: list[str]) -> list[str]:
@@ -74,8 +75,8 @@ async def test_generated_secrets_are_unreadable_by_others_and_asterisk_loads_the
     await applier.settled()
     generated = asterisk.info.config_dir
 
-    # Where each secret is: the phone's digest, the box's PIN, the carrier's passwords, the
-    # tenant's FastAGI key.
+    # Where each secret is: the realtime connection's password (phones' digests are read
+    # through it), the box's PIN, the carrier's passwords, the tenant's FastAGI key.
     tenant_dir = generated / "tenants" / f"t{world.tenant_id}"
     key = tenant_token(agi_key(pbx.runtime.signing_key), world.tenant_id)
     async with sessions() as session:
@@ -83,8 +84,11 @@ async def test_generated_secrets_are_unreadable_by_others_and_asterisk_loads_the
             text("SELECT password_ha1 FROM agent_devices WHERE id = :id"), {"id": device["id"]}
         )
     trunk_file = generated / "trunks" / f"{trunk['id']}.conf"
+    realtime_conf = generated / "res_pgsql.conf"
+    dbpass = re.search(r"^dbpass = (\S+)$", realtime_conf.read_text(), re.M)
+    assert dbpass is not None
     holders = [
-        (tenant_dir / "pjsip.conf", str(ha1)),
+        (realtime_conf, dbpass.group(1)),
         (tenant_dir / "voicemail.conf", "4711"),
         (tenant_dir / "extensions.conf", key),
         (trunk_file, outbound_password),
@@ -92,6 +96,9 @@ async def test_generated_secrets_are_unreadable_by_others_and_asterisk_loads_the
     ]
     for path, secret in holders:
         assert secret in path.read_text(), path
+    # The phone's digest is Postgres's only: no generated file holds it.
+    assert not (tenant_dir / "pjsip.conf").exists()
+    assert [p for p in generated.rglob("*") if p.is_file() and str(ha1) in p.read_text()] == []
 
     # No generated directory, no file with a secret, nor the sandbox's own directories is
     # open to other users.
@@ -102,14 +109,14 @@ async def test_generated_secrets_are_unreadable_by_others_and_asterisk_loads_the
     assert stat.S_IMODE(manager.stat().st_mode) == 0o600
     # Each file as the applier's access says (0600, or 0640 with Asterisk's group).
     access = applier.file_access
-    written = [generated / name for name in (*TOP_FILES, "trunks.conf")]
+    written = [generated / name for name in (*TOP_FILES, "trunks.conf", "res_pgsql.conf")]
     written += [p for p in (generated / "tenants").rglob("*") if p.is_file()]
     written += [p for p in (generated / "trunks").rglob("*") if p.is_file()]
     for path in written:
         assert access.applied(path.stat()), (path, oct(path.stat().st_mode))
     for directory in (generated / "tenants", tenant_dir, generated / "trunks"):
         assert access.applied(directory.stat(), directory=True), directory
-    assert os.access(tenant_dir / "pjsip.conf", os.R_OK)
+    assert os.access(realtime_conf, os.R_OK)
 
     # Asterisk loaded them: the phone registers with its password, the box and the trunk's
     # credentials are there.

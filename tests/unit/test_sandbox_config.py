@@ -77,13 +77,15 @@ def test_every_endpoint_binds_and_announces_its_media_address(tmp_path: Path) ->
     sandbox._write_config()
     templates = _templates((sandbox.etc_dir / "pjsip_transports.conf").read_text())
     media = "media_address = 127.0.0.1\nbind_rtp_to_media_address = yes"
-    assert templates == {"graam-phone": media, "graam-trunk": media}
-    # The shipped file, for an operator's own Asterisk, has the same two templates.
+    assert templates == {"graam-trunk": media}
+    # The shipped file, for an operator's own Asterisk, has the same template.
     shipped = _templates((BASE_CONF_DIR / "pjsip_transports.conf").read_text())
-    assert set(shipped) == {"graam-phone", "graam-trunk"}
+    assert set(shipped) == {"graam-trunk"}
     assert all("bind_rtp_to_media_address = yes" in body for body in shipped.values())
-    for name in ("pjsip_tenant.conf.j2", "pjsip_trunks.conf.j2"):
-        assert "](graam-" in (BASE_CONF_DIR / "templates" / name).read_text()
+    assert "](graam-trunk)" in (BASE_CONF_DIR / "templates" / "pjsip_trunks.conf.j2").read_text()
+    # Phones' endpoints are rows of ps_endpoints: the view reads the same address from
+    # Asterisk's database connection, which libpq sets from PGOPTIONS.
+    assert sandbox._environment()["PGOPTIONS"] == "-c graam.media_address=127.0.0.1"
     assert "icesupport = no" in (BASE_CONF_DIR / "rtp.conf").read_text()
 
 
@@ -100,7 +102,9 @@ def test_the_media_address_is_the_sip_address_unless_set(
 ) -> None:
     text = _sandbox(tmp_path, **addresses)._transports()
     assert f"bind = {bind}\n" in text
-    assert text.count(f"media_address = {media}\n") == 2
+    assert text.count(f"media_address = {media}\n") == 1
+    options = _sandbox(tmp_path, **addresses)._environment()["PGOPTIONS"]
+    assert options == f"-c graam.media_address={media}"
 
 
 @pytest.mark.parametrize(

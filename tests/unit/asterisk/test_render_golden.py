@@ -39,5 +39,8 @@ def test_an_operator_template_overrides_ours(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tenant_id", [7, 8])
 def test_each_tenant_has_its_own_files(tenant_id: int) -> None:
     files = render_all(environment(), sample_snapshot())
-    for name in ("pjsip.conf", "extensions.conf", "queues.conf", "voicemail.conf"):
+    for name in ("extensions.conf", "queues.conf", "voicemail.conf"):
         assert f"tenants/t{tenant_id}/{name}" in files
+    # Devices' endpoints, auths and AORs are read by Asterisk from Postgres, never a file.
+    assert f"tenants/t{tenant_id}/pjsip.conf" not in files
+    assert "tenants/" not in files["pjsip.conf"]

@@ -18,7 +18,7 @@ def test_a_tenant_that_cannot_render_keeps_its_files_and_the_others_are_written(
 ) -> None:
     good, bad = sample_tenant(7), sample_tenant(8)
     write_tenants(ENV, tmp_path, [bad])
-    before = (tmp_path / "tenants/t8/pjsip.conf").read_text()
+    before = (tmp_path / "tenants/t8/extensions.conf").read_text()
     device = bad.devices[0]._replace(sip_username="x\n[evil]", extension="299")
     broken = bad._replace(devices=(device,))
 
@@ -26,8 +26,8 @@ def test_a_tenant_that_cannot_render_keeps_its_files_and_the_others_are_written(
 
     assert set(result.failed) == {8}
     assert "identifier" in result.failed[8]
-    assert (tmp_path / "tenants/t8/pjsip.conf").read_text() == before
-    assert (tmp_path / "tenants/t7/pjsip.conf").exists()
+    assert (tmp_path / "tenants/t8/extensions.conf").read_text() == before
+    assert (tmp_path / "tenants/t7/extensions.conf").exists()
     assert all(name.startswith("tenants/t7/") for name in result.written)
 
 

@@ -314,3 +314,15 @@ def _last_stats(path: Path) -> dict[str, str]:
     """The last row of sipp's statistics file (``;``-separated, a header row first)."""
     rows = [line.rstrip(";").split(";") for line in _read(path).splitlines() if line.strip()]
     return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {}
+
+
+def routed_phone_call(directory: Path) -> Path:
+    """uac_call.xml, its ACK and BYE following the Record-Route of the 200 (as a phone does):
+    behind the edge, the node's Contact is not reachable without the edge's route."""
+    text_ = (SCENARIOS / "uac_call.xml").read_text()
+    head, answered = text_.split('<recv response="200" rrs="true"/>', 1)
+    answered, count = re.subn(r"(\n(\s*)\[last_To:\]\n)", r"\1\2[routes]\n", answered)
+    assert count == 2, "uac_call.xml changed: its ACK and BYE each have one [last_To:]"
+    path = directory / "edge_phone_call.xml"
+    path.write_text(head + '<recv response="200" rrs="true"/>' + answered)
+    return path

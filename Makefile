@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench asterisk-up asterisk-down venv system-deps clean
+.PHONY: run test lint bench asterisk-up asterisk-down venv system-deps clean docker-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,8 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check graam_pbx tests bench migrations
-	$(VENV)/bin/ruff format --check graam_pbx tests bench migrations
+	$(VENV)/bin/ruff check graam_pbx tests bench migrations docker
+	$(VENV)/bin/ruff format --check graam_pbx tests bench migrations docker
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -52,6 +52,14 @@ bench: $(STAMP) system-deps
 	  name=$$(basename $$f .py); [ "$$name" = "__init__" ] && continue; \
 	  $(PY) -m bench.$$name $(BENCH_ARGS); \
 	done
+
+# The production stack (docker/README.md): images made from debootstrap roots (no registry), the
+# compose stack on 127.0.0.141-149, one call through Kamailio to a tenant's node and an agent,
+# the active worker killed, another call, then everything torn down.
+docker-check: $(STAMP) system-deps
+	scripts/docker_daemon.sh
+	docker/build.sh
+	docker/stack.sh check
 
 asterisk-up: $(STAMP) system-deps
 	$(VENV)/bin/graam-pbx asterisk up

@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         description="Addresses or networks (comma-separated) never blocked, besides every "
         "trunk's own addresses.",
     )
+    sip_edge_rpc_socket: Path | None = Field(
+        None,
+        description="The SIP edge's JSON-RPC datagram socket (Kamailio's EDGE_RPC_SOCKET): "
+        "nodes added, removed or readdressed through the API make the edge reload its "
+        "dispatcher. Unset: no edge to tell.",
+    )
     sip_block_sync_interval: float = Field(
         5.0,
         gt=0,

@@ -5,13 +5,19 @@
 #   SIP_PORT AMI_PORT NODE_HTTP_PORT   (5060, 5038, 8088)
 #   AMI_USERNAME AMI_SECRET            the control plane's AMI user (secret generated at `up`)
 #   AMI_PERMIT       network the AMI user may log in from (127.0.0.0/255.0.0.0)
+#   NODE_BEHIND_EDGE on (the stack's nodes sit behind its Kamailio) or off: phones' contacts
+#                    kept as registered behind the edge (docs/sip-edge.md)
 # These are the "files local to each installation" of the README (manager_graam.conf,
 # pjsip_transports.conf), written at every start; the rest of /etc/asterisk is the image's,
 # and graam/ (a volume) is written by the active worker, res_pgsql.conf's connection included.
 set -eu
 : "${NODE_ADDRESS:?}" "${NODE_SYSTEMNAME:?}" "${AMI_SECRET:?}"
 : "${SIP_PORT:=5060}" "${AMI_PORT:=5038}" "${NODE_HTTP_PORT:=8088}"
-: "${AMI_USERNAME:=graam}" "${AMI_PERMIT:=127.0.0.0/255.0.0.0}"
+: "${AMI_USERNAME:=graam}" "${AMI_PERMIT:=127.0.0.0/255.0.0.0}" "${NODE_BEHIND_EDGE:=on}"
+case "$NODE_BEHIND_EDGE" in
+  on | off) ;;
+  *) echo "asterisk node: NODE_BEHIND_EDGE is on or off, not $NODE_BEHIND_EDGE" >&2; exit 2 ;;
+esac
 etc=/etc/asterisk
 
 # The generated directory is a volume the workers write; the base include files seed it once.
@@ -41,7 +47,8 @@ printf '[general]\nenabled = yes\nbindaddr = %s\nbindport = %s\n' \
   "$NODE_ADDRESS" "$NODE_HTTP_PORT" >"$etc/http.conf"
 
 # Phones' endpoints are rows of the SIP views, alike for every node: the view takes their
-# media address from the connection's setting graam.media_address, sent by libpq from
-# PGOPTIONS (docs/realtime-sip.md).
-export PGOPTIONS="-c graam.media_address=$NODE_ADDRESS"
+# media address and whether contacts are kept (behind the edge) from the connection's
+# settings graam.media_address and graam.behind_edge, sent by libpq from PGOPTIONS
+# (docs/realtime-sip.md, docs/sip-edge.md).
+export PGOPTIONS="-c graam.media_address=$NODE_ADDRESS -c graam.behind_edge=$NODE_BEHIND_EDGE"
 exec /usr/sbin/asterisk -f -n "$@"

@@ -2,11 +2,14 @@
 
 Operators only: tenants' users get 403 (a tenant does not choose its Asterisk). After a
 change commits, this process's node supervisors (when it runs them) re-read the node table
-at once; other processes do within their refresh interval.
+at once; other processes do within their refresh interval. A change of the node list (a node
+added, removed or readdressed) also makes the SIP edge, when one is configured, reload its
+dispatcher (docs/sip-edge.md).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -32,6 +35,9 @@ from graam_pbx.rest import (
     page_of,
     set_etag,
 )
+from graam_pbx.sip_edge import EdgeControl, EdgeRpcError
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1")
 NODES_TAG = "asterisk nodes"
@@ -45,6 +51,22 @@ def _refresh_supervisors(request: Request, background: BackgroundTasks) -> None:
     supervisors = getattr(request.app.state, "nodes", None)
     if supervisors is not None:
         background.add_task(supervisors.request)
+
+
+def _reload_edge(request: Request, background: BackgroundTasks) -> None:
+    # After the commit, as above: the edge reads kamailio_dispatcher, the committed rows.
+    edge = EdgeControl.from_settings(request.app.state.runtime.settings)
+    if edge is not None:
+        background.add_task(_send_reload, edge)
+
+
+async def _send_reload(edge: EdgeControl) -> None:
+    """The change is committed whatever the edge says: a failure is logged, and the edge
+    reads the node list at its next start or reload."""
+    try:
+        await edge.reload_dispatcher()
+    except EdgeRpcError as err:
+        log.warning("sip edge: dispatcher not reloaded: %s", err)
 
 
 async def _node_out(session: DbSession, node_id: int) -> NodeOut:
@@ -75,6 +97,7 @@ async def create_node(
     node = await service.create_node(session, principal, body)
     set_etag(response, node.id, node.version)
     _refresh_supervisors(request, background)
+    _reload_edge(request, background)
     return await _node_out(session, node.id)
 
 
@@ -137,6 +160,8 @@ async def update_node(
     )
     set_etag(response, node.id, node.version)
     _refresh_supervisors(request, background)
+    if body.sip_host is not None or body.sip_port is not None:
+        _reload_edge(request, background)
     return await _node_out(session, node.id)
 
 
@@ -156,6 +181,7 @@ async def delete_node(
 ) -> Response:
     await service.delete_node(session, principal, node_id)
     _refresh_supervisors(request, background)
+    _reload_edge(request, background)
     return Response(status_code=204, background=background)
 
 

@@ -52,6 +52,9 @@ class AsteriskSandboxConfig:
     sip_port: int = 5060
     sip_media_address: str | None = None  # where RTP binds and what SDP announces; sip_bind
     systemname: str = "graam"  # asterisk.conf's systemname: it prefixes uniqueids (CDR keys)
+    # Behind the SIP edge (docs/sip-edge.md): phones' endpoints keep their registered
+    # contacts (rewrite_contact = no), as every request comes from the edge's address.
+    behind_edge: bool = False
     base_conf_dir: Path = BASE_CONF_DIR
 
 
@@ -319,13 +322,17 @@ class AsteriskSandbox:
         )
 
     def _environment(self) -> dict[str, str]:
-        """Asterisk's environment: ours, and the media address of phones' endpoints.
+        """Asterisk's environment: ours, and what makes phones' endpoints this node's own.
 
         Phones' endpoints are rows of the view ps_endpoints, which every node reads alike; the
-        view takes the media address from its connection's setting graam.media_address, which
-        libpq sends from PGOPTIONS at each connect of res_config_pgsql (docs/realtime-sip.md).
+        view takes the media address and whether the node is behind the SIP edge from its
+        connection's settings graam.media_address and graam.behind_edge, which libpq sends
+        from PGOPTIONS at each connect of res_config_pgsql (docs/realtime-sip.md).
         """
-        return {**os.environ, "PGOPTIONS": f"-c graam.media_address={self._media_address()}"}
+        options = f"-c graam.media_address={self._media_address()}"
+        if self.config.behind_edge:
+            options += " -c graam.behind_edge=on"
+        return {**os.environ, "PGOPTIONS": options}
 
     def _write_name_service(self) -> None:
         """/etc/hosts and /etc/resolv.conf of this instance, in its overlay's upper layer.

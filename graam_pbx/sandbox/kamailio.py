@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import itertools
-import json
 import os
 import shutil
 import signal
@@ -26,11 +24,11 @@ from urllib.parse import unquote, urlsplit
 
 from graam_pbx.files import write_atomically
 from graam_pbx.sandbox.errors import SandboxError
+from graam_pbx.sip_edge import EdgeControl, EdgeRpcError
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "kamailio_conf"
 MAIN_CONF = "kamailio.cfg"
 LOCAL_CONF = "graam-edge-local.cfg"  # the name kamailio.cfg includes
-RPC_TIMEOUT = 5.0  # seconds for Kamailio to answer one control command
 # Characters that would end a #!substdef value or a quoted cfg string.
 _UNSAFE = frozenset('!"\\\n\r')
 
@@ -110,7 +108,7 @@ class KamailioSandbox:
         self.rpc_socket = self.run_dir / "rpc.sock"
         self.log_file = self.state_dir / "kamailio.log"
         self._process: asyncio.subprocess.Process | None = None
-        self._rpc_ids = itertools.count(1)
+        self.control = EdgeControl(self.rpc_socket)  # what the control plane uses too
 
     @property
     def sip_uri(self) -> str:
@@ -206,19 +204,10 @@ class KamailioSandbox:
 
     async def rpc(self, method: str, *params: str | int) -> Any:
         """One JSON-RPC command over the edge's datagram socket; its ``result``."""
-        request: dict[str, object] = {
-            "jsonrpc": "2.0",
-            "method": method,
-            "params": list(params),
-            "id": next(self._rpc_ids),
-        }
-        answer = await asyncio.to_thread(
-            _datagram_call, self.rpc_socket, json.dumps(request).encode(), RPC_TIMEOUT
-        )
-        reply = json.loads(answer)
-        if "error" in reply:
-            raise SandboxError(f"kamailio rpc {method}: {reply['error']}")
-        return reply.get("result")
+        try:
+            return await self.control.call(method, *params)
+        except EdgeRpcError as err:
+            raise SandboxError(str(err)) from err
 
     async def _wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
@@ -264,21 +253,6 @@ def sip_options(host: str, port: int, timeout: float, *, source: str = "127.0.0.
         except TimeoutError:
             return None
         return data.decode("utf-8", "replace").split("\r\n", 1)[0]
-
-
-def _datagram_call(server: Path, request: bytes, timeout: float) -> bytes:
-    """Send one datagram to a Unix socket and wait for its answer on a socket of our own."""
-    reply_path = server.with_name(f"client-{os.getpid()}-{os.urandom(4).hex()}.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(reply_path))
-        try:
-            sock.settimeout(timeout)
-            sock.sendto(request, str(server))
-            return sock.recv(1 << 20)
-        except OSError as err:
-            raise SandboxError(f"kamailio's control socket {server}: {err}") from err
-        finally:
-            reply_path.unlink(missing_ok=True)
 
 
 def _tail_text(text: str, lines: int) -> str:

@@ -41,6 +41,16 @@ _DEVICES = """
 # The node's media address comes from the connection's own setting graam.media_address
 # (set per Asterisk: PGOPTIONS in its environment, or ALTER ROLE ... SET for its role).
 _MEDIA = "nullif(current_setting('graam.media_address', true), '')"
+# Behind the SIP edge (graam.behind_edge = on, set the same way) every request comes from the
+# edge's address: a node rewriting contacts to the source would lose where the phone is, so
+# phones' contacts are kept as they registered them, their Path leading back through the
+# edge (docs/sip-edge.md). Elsewhere contacts are rewritten to the source (NAT).
+# Any other value than on/true/yes/1 (or none) means not behind an edge: never an error
+# that would fail every phone's lookup.
+_REWRITE_CONTACT = (
+    "CASE WHEN lower(coalesce(current_setting('graam.behind_edge', true), ''))"
+    " IN ('on', 'true', 'yes', '1') THEN 'no' ELSE 'yes' END"
+)
 
 ENDPOINTS = f"""
 CREATE VIEW ps_endpoints AS
@@ -66,7 +76,7 @@ SELECT
     'no' AS direct_media,
     'yes' AS rtp_symmetric,
     'yes' AS force_rport,
-    'yes' AS rewrite_contact,
+    {_REWRITE_CONTACT} AS rewrite_contact,
     'rfc4733' AS dtmf_mode,
     {_MEDIA} AS media_address,
     CASE WHEN {_MEDIA} IS NOT NULL THEN 'yes' END AS bind_rtp_to_media_address

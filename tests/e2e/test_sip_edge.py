@@ -7,16 +7,18 @@ with B as standby, tenant B on node B with A as standby (rows of this module's d
 
 Every node knows every phone through realtime SIP: both read the module's database (the views
 of migration 0019; registrations go to ps_contacts, whose reg_server names the node that took
-them). Each node also has the configuration docs/sip-edge.md asks of nodes behind the edge
-(res_pjsip_path, the graam-edge endpoint for probes, carriers known by X-Graam-Source, phones
-with rewrite_contact=no) and a small dialplan. Which node took a call is read from its answer
-(the Contact of its 200 OK). The edge reads the database as a role of its own that may select
-the kamailio_* views only.
+them). Each node runs the project's base configuration, which holds what docs/sip-edge.md
+asks of nodes behind the edge (res_pjsip_path, the graam-edge endpoint for probes), and is
+started behind the edge (its phones' endpoints keep their contacts: rewrite_contact=no from
+the view); the test adds a carrier known by X-Graam-Source and a small dialplan. Which node
+took a call is read from its answer (the Contact of its 200 OK). The edge reads the database
+as a role of its own that may select the kamailio_* views only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -25,7 +27,7 @@ import signal
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -38,6 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.agents.service import sip_ha1
+from graam_pbx.ami import AmiConfig
+from graam_pbx.app import Endpoints
 from graam_pbx.asterisk.realtime import given_database, res_pgsql_conf
 from graam_pbx.auth.models import User
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
@@ -49,6 +53,7 @@ from graam_pbx.sandbox.kamailio import KamailioConfig, KamailioSandbox, sip_opti
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.settings import Settings
 from graam_pbx.tenants.models import Tenant
+from tests.conftest import RunningApp, start_app
 from tests.e2e.sipp import (
     Sipp,
     SippPool,
@@ -57,6 +62,7 @@ from tests.e2e.sipp import (
     header,
     routed_phone_call,
 )
+from tests.factories import make_operator
 from tests.waiting import until
 
 NODE_IPS = {"a": "127.0.0.131", "b": "127.0.0.132"}
@@ -172,21 +178,8 @@ def _node_conf(base: Path, database_url: str, tenants: list[tuple[int, str, str]
     with the carrier's own address in X-Graam-Source.
     """
     shutil.copytree(BASE_CONF_DIR, base, ignore=shutil.ignore_patterns("templates"))
-    modules = base / "modules.conf"
-    if "res_pjsip_path.so" not in modules.read_text():
-        modules.write_text(
-            modules.read_text() + "\n; behind the SIP edge\nload => res_pjsip_path.so\n"
-        )
     (base / "graam/res_pgsql.conf").write_text(res_pgsql_conf(given_database(database_url)))
     pjsip = [
-        "; the edge's own requests (its OPTIONS probes): known, never authenticated, no calls",
-        "[graam-edge]",
-        "type = endpoint",
-        "context = graam-refuse",
-        "disallow = all",
-        "allow = ulaw",
-        "identify_by = username",
-        "",
         "[edge-carrier](graam-trunk)",
         "type = endpoint",
         "context = edge-test",
@@ -250,6 +243,7 @@ async def edge(database_url: str) -> AsyncIterator[Edge]:
                     sip_port=sip_port,
                     systemname=f"edge-{key}-{suffix}",
                     base_conf_dir=root / "node-conf",
+                    behind_edge=True,
                 )
             ),
         )
@@ -258,7 +252,6 @@ async def edge(database_url: str) -> AsyncIterator[Edge]:
     kamailio: KamailioSandbox | None = None
     try:
         tenants = await _rows(sessions, nodes, phones, dids, suffix)
-        await _phones_keep_their_contacts(sessions)
         _node_conf(
             root / "node-conf",
             database_url,
@@ -395,25 +388,6 @@ async def _edge_role(
         .set(username=role, password=password)
         .render_as_string(hide_password=False)
     )
-
-
-async def _phones_keep_their_contacts(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """The node configuration the edge needs: phones' endpoints with rewrite_contact=no.
-
-    Behind the edge every phone's request comes from the edge's address; a node that rewrote
-    contacts to the source would send in-dialog requests (the ACK of a call it placed to a
-    phone) to the edge with nothing left to tell where the phone is. The phone's own contact
-    and the edge's Path (its received= is the phone's real address) carry what NAT needs.
-    Here the module's database gets the view as docs/sip-edge.md asks of the nodes.
-    """
-    async with sessions.begin() as session:
-        definition = await session.scalar(text("select pg_get_viewdef('ps_endpoints'::regclass)"))
-        assert definition is not None
-        edged, count = re.subn(
-            r"'yes'::text AS rewrite_contact", "'no'::text AS rewrite_contact", definition
-        )
-        assert count == 1, definition
-        await session.execute(text(f"create or replace view ps_endpoints as {edged}"))
 
 
 @pytest.fixture
@@ -639,50 +613,93 @@ async def test_the_edge_relays_nothing_to_a_destination_of_the_senders_choosing(
     assert answer is not None and answer.startswith("SIP/2.0 403"), answer
 
 
-async def reload_nodes(edge: Edge) -> bool:
-    """Ask the edge to read kamailio_dispatcher again; False while a reload is too recent."""
-    try:
-        await edge.kamailio.rpc("dispatcher.reload")
-    except SandboxError as err:
-        if "Ongoing reload" in str(err):
-            return False
-        raise
-    return True
-
-
-async def test_a_node_added_is_probed_after_a_dispatcher_reload(edge: Edge) -> None:
-    """The control plane sends ``dispatcher.reload`` when asterisk_nodes changes."""
-    silent = f"sip:{UNUSED_NODE_IP}:{free_udp_port(UNUSED_NODE_IP)}"
-    host, port = silent.removeprefix("sip:").split(":")
-    async with edge.sessions.begin() as session:
-        row = AsteriskNode(
-            name=f"edge-silent-{uuid.uuid4().hex[:6]}",
-            systemname=f"edge-silent-{uuid.uuid4().hex[:6]}",
+@contextlib.asynccontextmanager
+async def control_plane(edge: Edge, database_url: str) -> AsyncIterator[RunningApp]:
+    """The control plane on the module's database, told where the edge's control socket is
+    (and, as docs/sip-edge.md asks, never to block the edge's address)."""
+    node = edge.nodes["a"].sandbox
+    ami = AmiConfig.from_settings(
+        Settings(
             ami_host="127.0.0.1",
-            ami_port=5038,
-            ami_username="nobody",
-            ami_secret="-",
-            sip_host=host,
-            sip_port=int(port),
-            state=NodeState.ACTIVE.value,
+            ami_port=node.config.ami_port,
+            ami_username=node.config.ami_username,
+            ami_secret=node.secret(),
         )
-        session.add(row)
-    try:
-        assert silent not in await edge.dispatcher_flags()
-        await until(partial(reload_nodes, edge), "a dispatcher reload", 10)
+    )
+    with tempfile.TemporaryDirectory(prefix="graam-edge-cdr-") as cdr_dir:
+        settings = Settings(
+            agi_port=free_port(),
+            cdr_dir=Path(cdr_dir),
+            queue_calls_dir=Path(cdr_dir) / "queue-calls",
+            billing_interval=86_400,
+            sip_block_allow=[EDGE_IP],
+            sip_edge_rpc_socket=edge.kamailio.rpc_socket,
+        )
+        async for running in start_app(Endpoints(database_url=database_url, ami=ami), settings):
+            yield running
 
-        async def silent_is_out() -> bool:
-            return (await edge.dispatcher_flags()).get(silent, "").startswith("I")
 
-        await until(silent_is_out, "the silent node taken out by its probes", 15)
-        assert await edge.node_alive_at_edge("a")
-        assert await edge.node_alive_at_edge("b")
-    finally:
-        async with edge.sessions.begin() as session:
-            await session.delete(await session.merge(row))
-        await until(partial(reload_nodes, edge), "a second dispatcher reload", 10)
-    assert silent not in await edge.dispatcher_flags()
+async def test_nodes_added_readdressed_and_removed_through_the_api_reach_the_edge(
+    edge: Edge, database_url: str
+) -> None:
+    """The control plane sends ``dispatcher.reload`` when the node list changes: a node added
+    through the API is probed (and, silent, taken out), readdressed is probed at its new
+    address, removed is no longer probed; the test never calls the edge's RPC itself."""
+    silent_port, other_port = free_udp_port(UNUSED_NODE_IP), free_udp_port(UNUSED_NODE_IP)
+    silent = f"sip:{UNUSED_NODE_IP}:{silent_port}"
+    moved = f"sip:{UNUSED_NODE_IP}:{other_port}"
+    name = f"edge-silent-{uuid.uuid4().hex[:6]}"
+
+    def flag_of(uri: str, flag: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return (await edge.dispatcher_flags()).get(uri, "").startswith(flag)
+
+        return check
+
+    async def gone(uri: str) -> bool:
+        return uri not in await edge.dispatcher_flags()
+
+    async with control_plane(edge, database_url) as app:
+        operator = await make_operator(app.client, app.app.state.sessions)
+        response = await app.client.post(
+            "/api/v1/nodes",
+            headers=operator.headers,
+            json={
+                "name": name,
+                "systemname": name.replace("-", "_"),
+                "ami_host": "127.0.0.1",
+                "ami_port": free_port(),
+                "ami_username": "nobody",
+                "ami_secret": secrets.token_urlsafe(16),
+                "sip_host": UNUSED_NODE_IP,
+                "sip_port": silent_port,
+            },
+        )
+        assert response.status_code == 201, response.text
+        node_id = response.json()["id"]
+        try:
+            await until(flag_of(silent, "I"), "the new node probed and taken out", 15)
+            response = await app.client.patch(
+                f"/api/v1/nodes/{node_id}",
+                headers=operator.headers,
+                json={"sip_port": other_port},
+            )
+            assert response.status_code == 200, response.text
+            await until(flag_of(moved, "I"), "the node probed at its new address", 15)
+            assert await gone(silent)
+        finally:
+            response = await app.client.delete(f"/api/v1/nodes/{node_id}", headers=operator.headers)
+            assert response.status_code == 204, response.text
+        await until(partial(gone, moved), "the removed node no longer probed", 15)
     assert await edge.node_alive_at_edge("a")
+    assert await edge.node_alive_at_edge("b")
+
+
+async def test_nodes_behind_the_edge_keep_their_phones_contacts(edge: Edge) -> None:
+    """rewrite_contact=no comes from the view for a node started behind the edge."""
+    phone = edge.tenants["a"].phone.sip_username
+    shown = await edge.nodes["a"].sandbox.cli(f"pjsip show endpoint {phone}")
+    assert re.search(r"^\s*rewrite_contact\s*:\s*false\s*$", shown, re.MULTILINE), shown
 
 
 async def test_a_flood_from_one_source_is_blocked_at_the_edge(edge: Edge, sipp: SippPool) -> None:

@@ -29,6 +29,7 @@ from graam_pbx.agents.worker import AgentWorker
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
 from graam_pbx.ami.agi_auth import agi_key
 from graam_pbx.ami.fastagi import FastAgiServer
+from graam_pbx.ami.supervisor import DEFAULT_NODE
 from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.audit import api as audit_api
@@ -46,7 +47,9 @@ from graam_pbx.cdr.worker import CdrSettings, CdrWorker
 from graam_pbx.cluster import agent_signals, signals  # noqa: F401 - agent_signals: its hook
 from graam_pbx.cluster import api as cluster_api
 from graam_pbx.cluster.lease import WORKER_ACTIVE, ActiveWorker, Component, WorkerLease
+from graam_pbx.cluster.nodes import ensure_local_node
 from graam_pbx.cluster.signals import Listener
+from graam_pbx.cluster.supervisors import NodeBus, NodeSupervisors
 from graam_pbx.config_status import api as config_status_api
 from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
@@ -149,6 +152,9 @@ class Runtime:
     signing_key: str
     applier: ConfigApplier | None
     logins: LoginGate
+    # Every node's AMI connection (``ami`` adopted as the configured node's); None when the
+    # database has no node table (a process started before its migrations).
+    nodes: NodeSupervisors | None = None
     agents: AgentWorker | None = None
     cdr: CdrWorker | None = None
     queue_calls: QueueCallWorker | None = None
@@ -180,7 +186,17 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         acts = role is not ProcessRole.API
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
         bus = EventBus()
-        ami = AmiSupervisor(endpoints.ami, bus)
+        # The configured Asterisk is a node (``local`` when none was registered): its one
+        # connection serves as that node's, every other node gets its own (docs/nodes.md).
+        nodes, local = await _node_supervisors(engine, bus, endpoints, settings)
+        ami = AmiSupervisor(
+            endpoints.ami,
+            NodeBus(bus, local) if local is not None else bus,
+            node=local or DEFAULT_NODE,
+        )
+        if nodes is not None and local is not None:
+            nodes.adopt(local, ami)
+        app.state.nodes = nodes  # the cluster API wakes it after a committed change
         signing_key = auth_service.signing_key(settings)
         # Each tenant's FastAGI URLs carry a key derived from the signing key: the dialplan
         # holds it and the FastAGI server checks it (ami/agi_auth.py).
@@ -205,7 +221,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         )
         # In an API process the agent worker is never started: its device-state reads (the
         # supervisors' live view) go through this process's own AMI connection.
-        agents = AgentWorker(engine, ami, bus, settings)
+        agents = AgentWorker(engine, ami, bus, settings, routes=nodes)
         runtime = Runtime(
             settings=settings,
             engine=engine,
@@ -214,6 +230,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             signing_key=signing_key,
             applier=applier,
             logins=LoginGate.from_settings(settings),
+            nodes=nodes,
             agents=agents,
             voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
             if endpoints.voicemail_spool
@@ -239,7 +256,13 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             listener = board_listener(plain_url(endpoints.database_url), runtime.live)
             runtime.live_listener = listener
             runtime.remote_dialer = RemoteDialer(plain_url(endpoints.database_url))
-            components: list[Component] = [bus, ami, runtime.live, listener]
+            components: list[Component] = [
+                bus,
+                ami,
+                *([nodes] if nodes is not None else []),
+                runtime.live,
+                listener,
+            ]
         elif role is ProcessRole.WORKER:
             worker = ActiveWorker(
                 WorkerLease(
@@ -355,13 +378,18 @@ def _acting_components(
     )
     runtime.queue_calls = queue_calls
     # Campaigns: leases, pacing, placing calls and following them to their outcome.
-    dialer = DialerWorker(session_factory(engine), ami, bus, settings)
+    dialer = DialerWorker(session_factory(engine), ami, bus, settings, routes=runtime.nodes)
     runtime.dialer = dialer
     # The agents' phone codes (*45, *46, *47) arrive here from the dialplan.
     fastagi = FastAgiServer(
         settings.agi_host,
         settings.agi_port,
-        agents_phone.handler(app.state.sessions, ami=ami, agi_key=fastagi_key),
+        agents_phone.handler(
+            app.state.sessions,
+            ami=ami,
+            agi_key=fastagi_key,
+            route=runtime.nodes.for_tenant if runtime.nodes is not None else None,
+        ),
     )
     # New voicemail messages leave by e-mail through GRAAM_SMTP_* (said once when unset).
     notifier = VoicemailNotifier(
@@ -416,6 +444,7 @@ def _acting_components(
         *relay,
         *([applier] if applier else []),
         ami,
+        *([runtime.nodes] if runtime.nodes is not None else []),
         agents,
         fastagi,
         cdr,
@@ -428,6 +457,31 @@ def _acting_components(
         *live,
         billing,
     ]
+
+
+async def _node_supervisors(
+    engine: AsyncEngine, bus: EventBus, endpoints: Endpoints, settings: Settings
+) -> tuple[NodeSupervisors | None, str | None]:
+    """The process's node supervisors and the name of the configured Asterisk's node.
+
+    ``ensure_local_node`` registers the configured Asterisk as ``local`` the first time
+    (under an advisory lock: processes starting together register it once). A database
+    without the node table (not migrated yet) or unreachable at start leaves the process
+    with its one Asterisk, as before nodes: (None, None).
+    """
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            node = await ensure_local_node(
+                session,
+                endpoints.ami,
+                sip_host=endpoints.ami.host,
+                sip_port=settings.sip_port,
+            )
+            local = node.name if node is not None else None
+    except (sqlalchemy_errors.DBAPIError, OSError) as err:
+        log.warning("no node table read at start; one Asterisk only", extra={"error": str(err)})
+        return None, None
+    return NodeSupervisors(session_factory(engine), bus, endpoints.ami), local
 
 
 def _document_parameters_as_sent(app: FastAPI) -> None:

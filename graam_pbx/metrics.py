@@ -7,7 +7,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 AMI_CONNECTED = Gauge(
-    "graam_ami_connected", "1 while logged in to Asterisk and fully booted", registry=REGISTRY
+    "graam_ami_connected",
+    "1 while logged in to the node's Asterisk and fully booted, by node name",
+    ["node"],
+    registry=REGISTRY,
 )
 AMI_RECONNECTS = Counter(
     "graam_ami_reconnects_total", "AMI connections lost and attempted again", registry=REGISTRY

@@ -67,10 +67,19 @@ class Caller:
 
 
 def handler(
-    sessions: async_sessionmaker[AsyncSession], *, ami: ListActionSender, agi_key: bytes
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    ami: ListActionSender,
+    agi_key: bytes,
+    route: Callable[[int], Awaitable[ListActionSender]] | None = None,
 ) -> Callable[[AgiSession], Awaitable[None]]:
     """The FastAGI handler of the feature codes, over ``sessions``; ``ami`` and ``agi_key``
-    (``agi_auth.agi_key``, as the dialplan was rendered with) verify each request."""
+    (``agi_auth.agi_key``, as the dialplan was rendered with) verify each request.
+    ``route`` names the connection to the tenant's own Asterisk (its node: the phone's
+    channel lives there); without it, ``ami`` is asked."""
+
+    async def sender(tenant_id: int) -> ListActionSender:
+        return ami if route is None else await route(tenant_id)
 
     async def handle(agi: AgiSession) -> None:
         script = agi.script
@@ -78,7 +87,7 @@ def handler(
         outcome = "failed"
         if script in SCRIPTS and caller is not None:
             try:
-                refusal = await _refusal(sessions, ami, agi_key, agi, caller)
+                refusal = await _refusal(sessions, sender, agi_key, agi, caller)
                 if refusal is None:
                     outcome = await _run(sessions, script, caller, agi.arguments)
                 else:
@@ -121,7 +130,7 @@ async def _caller(agi: AgiSession) -> Caller | None:
 
 async def _refusal(
     sessions: async_sessionmaker[AsyncSession],
-    ami: ListActionSender,
+    sender: Callable[[int], Awaitable[ListActionSender]],
     key: bytes,
     agi: AgiSession,
     caller: Caller,
@@ -132,8 +141,8 @@ async def _refusal(
         return "key"
     try:
         async with asyncio.timeout(VERIFY_TIMEOUT):
-            facts = await channel_facts(ami, agi.channel)
-    except (AmiError, TimeoutError) as err:
+            facts = await channel_facts(await sender(tenant_id), agi.channel)
+    except (AmiError, GraamError, TimeoutError) as err:  # GraamError: its node is down
         log.warning("agent phone code cannot be verified over AMI error=%s", err)
         return "unverified"
     if facts is None:

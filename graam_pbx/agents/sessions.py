@@ -13,7 +13,8 @@ agent worker makes Asterisk's queue members match. A rolled-back change is never
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import json
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from graam_pbx.agents import pause_reasons, states
 from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
+from graam_pbx.db import NOTIFY_KEY
 from graam_pbx.errors import Conflict, Forbidden, GraamError, Invalid, NotFound
 from graam_pbx.metrics import AGENT_SESSIONS_ENDED, LICENCE_REFUSALS
 from graam_pbx.queues.models import Queue, QueueMember
@@ -38,6 +40,10 @@ EndReason = Literal["logout", "forced", "unregistered", "unreachable", "max-leng
 ON_CALL_STATES = frozenset({"INUSE", "BUSY", "RINGINUSE", "ONHOLD"})
 
 PENDING_KEY = "graam_agent_tenants"
+# Where agent changes committed in an API process are announced to the active worker
+# (``pg_notify``; graam_pbx.cluster.signals listens there); the payload names the tenants,
+# comma-separated.
+AGENTS_CHANNEL = "graam_agents_changed"
 CALLBACK_KEY = "on_agent_change"
 AgentChangeCallback = Callable[[set[int]], None]
 
@@ -115,41 +121,37 @@ def _ensure_may_act(scope: Scope, user_id: int) -> None:
         raise Forbidden("an agent logs in, out and pauses only itself")
 
 
-async def _agent_device(
-    session: AsyncSession, tenant_id: int, user_id: int, device_id: int | None
-) -> int:
-    """The id of the agent's device to log in with (the named one, else its first)."""
-    device = (
-        select(AgentDevice.id)
-        .where(AgentDevice.tenant_id == tenant_id, AgentDevice.user_id == User.id)
-        .order_by(AgentDevice.id)
-        .limit(1)
-    )
-    if device_id is not None:
-        device = device.where(AgentDevice.id == device_id)
-    found = (
-        await session.execute(
-            select(User.disabled, device.scalar_subquery()).where(
-                User.id == user_id, User.tenant_id == tenant_id, User.role == Role.AGENT.value
-            )
-        )
-    ).one_or_none()
-    if found is None:
-        raise NotFound(f"no agent {user_id}")
-    disabled, chosen = found
-    if disabled:
-        raise Forbidden(f"agent {user_id} is disabled")
-    if chosen is None:
-        if device_id is not None:
-            raise Invalid("body.device_id", f"no device {device_id} of agent {user_id}")
-        raise Invalid("body.device_id", f"agent {user_id} has no device to log in with")
-    return int(chosen)
+# The tenant's licences under its row lock, with the agent (disabled or not) and the id of
+# its device to log in with (the named one, else its first), in one round trip. Logins of one
+# tenant take its row lock one at a time, here and in every other process; NO KEY UPDATE lets
+# other tables' foreign keys to the tenant go on meanwhile. The agent and its device are read
+# under the lock too: a request that turns out to be refused holds it only until its rollback.
+# Plain SQL: the hot path of a login storm, where building a statement costs as much as a
+# round trip.
+_LOGIN_CHECK = text(
+    """
+    SELECT t.licences, u.id, u.disabled,
+           (SELECT d.id FROM agent_devices d
+            WHERE d.tenant_id = t.id AND d.user_id = u.id
+              AND (CAST(:device_id AS bigint) IS NULL OR d.id = :device_id)
+            ORDER BY d.id LIMIT 1)
+    FROM tenants t
+    LEFT JOIN users u ON u.id = :user_id AND u.tenant_id = t.id AND u.role = :agent_role
+    WHERE t.id = :tenant_id
+    FOR NO KEY UPDATE OF t
+    """
+)
 
 
 # Under the tenant's lock, in one round trip (the lock is held until the commit): count the
 # live sessions, find the agent's own, and only when there is none and a licence is free,
-# insert the session and its login event. The statement starts after the lock is granted, so
-# its snapshot holds every login committed before.
+# insert the session, its login event and the agent's move to ``available`` (the timeline's
+# own function, with states.py's form of the move), and, in an API process, tell the active
+# worker (``pg_notify``: delivered when, and only if, the transaction commits); when none is
+# free, the refusal's event. The statement starts after the lock is granted, so its snapshot
+# holds every login committed before. (The count cannot share the locking statement: a
+# statement's snapshot is taken before it waits for the lock.) The move's function runs its
+# own statements with fresh snapshots and reads no table this statement writes.
 _LOGIN_IF_FREE = text(
     """
     WITH live AS (
@@ -164,8 +166,16 @@ _LOGIN_IF_FREE = text(
         INSERT INTO agent_state_events (tenant_id, user_id, session_id, kind, source,
                                         actor_user_id)
         SELECT :tenant_id, :user_id, made.id, 'login', :source, :actor FROM made
+    ), refused AS (
+        INSERT INTO agent_state_events (tenant_id, user_id, kind, reason, source,
+                                        actor_user_id)
+        SELECT :tenant_id, :user_id, 'refused', :refusal, :source, :actor FROM live
+        WHERE live.mine IS NULL AND live.in_use >= :licences
     )
-    SELECT live.in_use, live.mine, made.id, made.started_at FROM live LEFT JOIN made ON true
+    SELECT live.in_use, live.mine, made.id, made.started_at,
+           (SELECT agent_state_apply(CAST(:moves AS jsonb)) FROM made) AS moved,
+           (SELECT pg_notify(:channel, :payload) FROM made WHERE :notify) AS notified
+    FROM live LEFT JOIN made ON true
     """
 )
 
@@ -194,6 +204,13 @@ def _record(
     )
 
 
+# Checks a login's device passes before its session is made, each raising to refuse:
+# (session, tenant id, device id). The cluster layer adds one (its device registered on the
+# tenant's node: graam_pbx/cluster/placement.py); this domain knows no nodes.
+LoginGuard = Callable[[AsyncSession, int, int], Awaitable[None]]
+LOGIN_GUARDS: list[LoginGuard] = []
+
+
 async def login(
     session: AsyncSession,
     scope: Scope,
@@ -208,16 +225,36 @@ async def login(
     anyway to keep it.
     """
     _ensure_may_act(scope, user_id)
-    chosen = await _agent_device(session, scope.tenant_id, user_id, device_id)
-    # Logins of one tenant take its row lock one at a time, here and in every other process;
-    # NO KEY UPDATE lets other tables' foreign keys to the tenant go on meanwhile.
-    licences = await session.scalar(
-        select(Tenant.licences).where(Tenant.id == scope.tenant_id).with_for_update(key_share=True)
-    )
-    if licences is None:
+    checked = (
+        await session.execute(
+            _LOGIN_CHECK,
+            {
+                "tenant_id": scope.tenant_id,
+                "user_id": user_id,
+                "device_id": device_id,
+                "agent_role": Role.AGENT.value,
+            },
+        )
+    ).one_or_none()
+    if checked is None:
         raise NotFound(f"no tenant {scope.tenant_id}")
-    # The hot path of a login storm: plain SQL, one round trip (see _LOGIN_IF_FREE).
-    in_use, mine, made_id, started_at = (
+    licences, agent, disabled, chosen = checked
+    if agent is None:
+        raise NotFound(f"no agent {user_id}")
+    if disabled:
+        raise Forbidden(f"agent {user_id} is disabled")
+    if chosen is None:
+        if device_id is not None:
+            raise Invalid("body.device_id", f"no device {device_id} of agent {user_id}")
+        raise Invalid("body.device_id", f"agent {user_id} has no device to log in with")
+    for guard in LOGIN_GUARDS:
+        await guard(session, scope.tenant_id, chosen)
+    # An API process's sessions tell the active worker of agent changes through Postgres:
+    # a login does it in its own statement, one round trip less under the tenant's lock
+    # (graam_pbx.cluster.agent_signals does it for every other change, before the commit).
+    notify = bool(session.info.get(NOTIFY_KEY))
+    move = states.Move("any", scope.tenant_id, user_id, "available")
+    in_use, mine, made_id, started_at, _, _ = (
         await session.execute(
             _LOGIN_IF_FREE,
             {
@@ -227,12 +264,17 @@ async def login(
                 "source": source,
                 "actor": scope.principal.user_id,
                 "licences": licences,
+                "refusal": LicenceExhausted.error_id,
+                "moves": json.dumps([move.as_json()]),
+                "notify": notify,
+                "channel": AGENTS_CHANNEL,
+                "payload": str(scope.tenant_id),
             },
         )
     ).one()
     if made_id is not None:
-        _note_change(session, scope.tenant_id)
-        await states.enter(session, scope.tenant_id, user_id, "available")
+        if not notify:
+            _note_change(session, scope.tenant_id)
         made = AgentSession(
             id=made_id,
             tenant_id=scope.tenant_id,
@@ -252,16 +294,7 @@ async def login(
                 device_id=current.device_id,
             )
         return LoginResult(current, created=False)
-    _record(
-        session,
-        scope,
-        tenant_id=scope.tenant_id,
-        user_id=user_id,
-        kind="refused",
-        source=source,
-        reason=LicenceExhausted.error_id,
-    )
-    await session.flush()
+    # Refused: its event is written (the caller commits anyway to keep it).
     LICENCE_REFUSALS.labels(tenant=str(scope.tenant_id)).inc()
     raise LicenceExhausted(
         f"all {licences} licences of the tenant are in use",

@@ -41,6 +41,7 @@ from graam_pbx.ami import (
 )
 from graam_pbx.ami import actions as ami_actions
 from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.ami.supervisor import AmiRoutes, OneAsterisk
 from graam_pbx.db import session_factory
 from graam_pbx.metrics import LICENCES_IN_USE, LICENCES_TOTAL, QUEUE_MEMBER_FIXES
 from graam_pbx.settings import Settings
@@ -95,8 +96,12 @@ class AgentWorker:
         ami: AmiSupervisor,
         bus: EventBus,
         settings: Settings,
+        *,
+        routes: AmiRoutes | None = None,
     ) -> None:
         self._ami = ami
+        # Each tenant's members live on its own Asterisk (its node): reconciled there.
+        self._routes: AmiRoutes = routes or OneAsterisk(ami)
         self._bus = bus
         # Its own commits (sessions it ends) announce their tenants to itself.
         self._sessions = session_factory(engine, on_agent_change=self.request)
@@ -175,19 +180,23 @@ class AgentWorker:
         """Wait until every request made so far has reached Asterisk."""
         await self._idle.wait()
 
-    async def device_states(self, sip_usernames: Iterable[str]) -> dict[str, str]:
-        """Asterisk's state of each device now (``NOT_INUSE``, ``INUSE``, ``UNAVAILABLE``…).
+    async def device_states(
+        self, sip_usernames: Iterable[str], *, tenant_id: int | None = None
+    ) -> dict[str, str]:
+        """Asterisk's state of each device now (``NOT_INUSE``, ``INUSE``, ``UNAVAILABLE``…),
+        read on ``tenant_id``'s node (its calls are there; None: this process's Asterisk).
 
         Asked when needed: the shipped manager.conf disables DeviceStateChange events (every
         call makes many). A device whose state cannot be read is left out.
         """
+        ami = self._ami if tenant_id is None else await self._routes.for_tenant(tenant_id)
         names = [name for name in set(sip_usernames) if _AOR.match(name)]
         limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
 
         async def one(name: str) -> tuple[str, str | None]:
             async with limit:
                 try:
-                    answer = await self._ami.action(
+                    answer = await ami.action(
                         "Getvar",
                         {"Variable": f"DEVICE_STATE({interface(name)})"},
                         timeout=DEVICE_STATE_TIMEOUT,
@@ -294,36 +303,13 @@ class AgentWorker:
         result = ReconcileResult(tenants=None if tenant_ids is None else len(tenant_ids))
         if tenant_ids is not None and not tenant_ids:
             return result
-        self._ami.client_or_raise()
-        async with self._sessions() as session, session.begin():
-            seats = await sessions_service.queue_seats(session, tenant_ids)
-            queues = await sessions_service.tenant_queues(session, tenant_ids)
+        parts = await self._routes.partition(tenant_ids)
+        for ami, _ in parts:
+            ami.client_or_raise()
+        for ami, tenants in parts:
+            await self._reconcile_on(ami, tenants, full=tenant_ids is None, result=result)
         if tenant_ids is None:
             self._last_full = time.monotonic()
-        actual = await self._asterisk_members(
-            None if tenant_ids is None else [queue_name(t, q) for t, q in queues]
-        )
-        wanted = {
-            (queue_name(s.tenant_id, s.queue_id), interface(s.sip_username)): s for s in seats
-        }
-        result.wanted = len(wanted)
-        limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
-
-        async def bounded(action: Awaitable[None]) -> None:
-            async with limit:
-                await action
-
-        work: list[Awaitable[None]] = []
-        for key, seat in wanted.items():
-            member = actual.get(key)
-            if member is None:
-                work.append(bounded(self._add(key[0], seat, result)))
-            else:
-                work.append(bounded(self._correct(key[0], seat, member, result)))
-        for (queue, location), member in actual.items():
-            if (queue, location) not in wanted and member.get("Membership") == "dynamic":
-                work.append(bounded(self._remove(queue, location, result)))
-        await asyncio.gather(*work)
         if result.missing_queues:
             self._waiting_for_queues |= {
                 int(m.group(1)) for q in result.missing_queues if (m := _QUEUE_NAME.match(q))
@@ -341,15 +327,58 @@ class AgentWorker:
         )
         return result
 
-    async def _asterisk_members(self, queues: list[str] | None) -> dict[tuple[str, str], Message]:
+    async def _reconcile_on(
+        self,
+        ami: AmiSupervisor,
+        tenant_ids: set[int] | None,
+        *,
+        full: bool,
+        result: ReconcileResult,
+    ) -> None:
+        """One Asterisk's part: its tenants' seats (None: every tenant's) against its
+        members. A full pass lists every queue of that Asterisk, so that members of tenants
+        living elsewhere (moved away, deleted) are removed from it."""
+        if tenant_ids is not None and not tenant_ids and not full:
+            return
+        async with self._sessions() as session, session.begin():
+            seats = await sessions_service.queue_seats(session, tenant_ids)
+            queues = await sessions_service.tenant_queues(session, tenant_ids)
+        actual = await self._asterisk_members(
+            ami, None if full else [queue_name(t, q) for t, q in queues]
+        )
+        wanted = {
+            (queue_name(s.tenant_id, s.queue_id), interface(s.sip_username)): s for s in seats
+        }
+        result.wanted += len(wanted)
+        limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
+
+        async def bounded(action: Awaitable[None]) -> None:
+            async with limit:
+                await action
+
+        work: list[Awaitable[None]] = []
+        for key, seat in wanted.items():
+            member = actual.get(key)
+            if member is None:
+                work.append(bounded(self._add(ami, key[0], seat, result)))
+            else:
+                work.append(bounded(self._correct(ami, key[0], seat, member, result)))
+        for (queue, location), member in actual.items():
+            if (queue, location) not in wanted and member.get("Membership") == "dynamic":
+                work.append(bounded(self._remove(ami, queue, location, result)))
+        await asyncio.gather(*work)
+
+    async def _asterisk_members(
+        self, ami: AmiSupervisor, queues: list[str] | None
+    ) -> dict[tuple[str, str], Message]:
         if queues is None:
-            events = await ami_actions.queue_status(self._ami)
+            events = await ami_actions.queue_status(ami)
         else:
             limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
 
             async def one(queue: str) -> list[Message]:
                 async with limit:
-                    return await ami_actions.queue_status(self._ami, queue)
+                    return await ami_actions.queue_status(ami, queue)
 
             events = [e for batch in await asyncio.gather(*map(one, queues)) for e in batch]
         members: dict[tuple[str, str], Message] = {}
@@ -361,10 +390,12 @@ class AgentWorker:
             members[(queue, location)] = event
         return members
 
-    async def _add(self, queue: str, seat: QueueSeat, result: ReconcileResult) -> None:
+    async def _add(
+        self, ami: AmiSupervisor, queue: str, seat: QueueSeat, result: ReconcileResult
+    ) -> None:
         try:
             await ami_actions.queue_add(
-                self._ami,
+                ami,
                 queue,
                 interface(seat.sip_username),
                 penalty=seat.penalty,
@@ -383,9 +414,11 @@ class AgentWorker:
         result.added += 1
         QUEUE_MEMBER_FIXES.labels(action="add").inc()
 
-    async def _remove(self, queue: str, location: str, result: ReconcileResult) -> None:
+    async def _remove(
+        self, ami: AmiSupervisor, queue: str, location: str, result: ReconcileResult
+    ) -> None:
         try:
-            await ami_actions.queue_remove(self._ami, queue, location)
+            await ami_actions.queue_remove(ami, queue, location)
         except AmiActionError as err:
             if "not there" in err.message.lower() or "no such queue" in err.message.lower():
                 return
@@ -394,17 +427,22 @@ class AgentWorker:
         QUEUE_MEMBER_FIXES.labels(action="remove").inc()
 
     async def _correct(
-        self, queue: str, seat: QueueSeat, member: Message, result: ReconcileResult
+        self,
+        ami: AmiSupervisor,
+        queue: str,
+        seat: QueueSeat,
+        member: Message,
+        result: ReconcileResult,
     ) -> None:
         location = interface(seat.sip_username)
         reason = (seat.pause_reason or "") if seat.paused else ""
         paused_now = member.get("Paused") == "1"
         if paused_now != seat.paused or (seat.paused and member.get("PausedReason", "") != reason):
-            await ami_actions.queue_pause(self._ami, queue, location, seat.paused, reason or None)
+            await ami_actions.queue_pause(ami, queue, location, seat.paused, reason or None)
             result.updated += 1
             QUEUE_MEMBER_FIXES.labels(action="pause").inc()
         if member.get("Penalty") != str(seat.penalty):
-            await self._ami.action(
+            await ami.action(
                 "QueuePenalty", {"Queue": queue, "Interface": location, "Penalty": seat.penalty}
             )
             result.updated += 1

@@ -9,7 +9,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from graam_pbx.ami.client import AmiClient
 from graam_pbx.ami.errors import AmiDisconnected, AmiError, AmiNotConnected, AmiTimeout
@@ -29,6 +29,9 @@ TransportFactory = Callable[[str, int, float], Awaitable[AmiTransport]]
 # keeps one Asterisk from looking restarted, while a real restart takes far longer.
 RESTART_TOLERANCE = timedelta(seconds=2)
 SANDBOX_HOST = "127.0.0.1"
+# The label of a supervisor that names no node: the one Asterisk of a deployment without
+# nodes, registered as the node of this name (graam_pbx/cluster/nodes.py).
+DEFAULT_NODE = "local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +91,12 @@ class AmiSupervisor:
         bus: EventBus,
         *,
         transport_factory: TransportFactory = open_tcp,
+        node: str = DEFAULT_NODE,
     ) -> None:
         self._config = config
+        self.node = node
+        # graam_ami_connected{node}: one series per Asterisk this process is logged in to.
+        self._connected_gauge = AMI_CONNECTED.labels(node=node)
         self._bus = bus
         self._transport_factory = transport_factory
         self._state = AmiState()
@@ -275,7 +282,7 @@ class AmiSupervisor:
         self._state.last_error = None
         self._client = client
         self._connected.set()
-        AMI_CONNECTED.set(1)
+        self._connected_gauge.set(1)
         self._bus.publish_resync(restarted)
 
     def _set_disconnected(self) -> None:
@@ -286,7 +293,7 @@ class AmiSupervisor:
         self._connected.clear()
         self._state.connected = False
         self._state.since = None
-        AMI_CONNECTED.set(0)
+        self._connected_gauge.set(0)
 
     async def _serve(self, client: AmiClient) -> str:
         try:
@@ -324,3 +331,38 @@ class AmiSupervisor:
                 if client.closed:
                     return client.close_reason or str(err)
                 logger.warning("ami Ping refused error=%s", err)
+
+
+class AmiRoutes(Protocol):
+    """Which AMI connection acts for a tenant: the connection to the Asterisk it lives on.
+
+    Domains below the cluster layer take this instead of knowing nodes: a process with one
+    Asterisk routes everything to it (``OneAsterisk``), one driving several nodes routes by
+    each tenant's placement (``graam_pbx/cluster/supervisors.py``).
+    """
+
+    async def for_tenant(self, tenant_id: int) -> AmiSupervisor:
+        """The connection to ``tenant_id``'s Asterisk."""
+        ...
+
+    async def partition(
+        self, tenant_ids: set[int] | None
+    ) -> list[tuple[AmiSupervisor, set[int] | None]]:
+        """``tenant_ids`` (None: every tenant) split by the connection that acts for them;
+        a part of None means every tenant of that connection's Asterisk."""
+        ...
+
+
+class OneAsterisk:
+    """Every tenant on the one Asterisk of ``ami``: what a deployment without nodes has."""
+
+    def __init__(self, ami: AmiSupervisor) -> None:
+        self.ami = ami
+
+    async def for_tenant(self, tenant_id: int) -> AmiSupervisor:
+        return self.ami
+
+    async def partition(
+        self, tenant_ids: set[int] | None
+    ) -> list[tuple[AmiSupervisor, set[int] | None]]:
+        return [(self.ami, tenant_ids)]

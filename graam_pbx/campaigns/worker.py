@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
 from graam_pbx.ami import actions as ami_actions
 from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.ami.supervisor import AmiRoutes, OneAsterisk
 from graam_pbx.campaigns import measures, outcomes, placing, stats
 from graam_pbx.campaigns.models import (
     Campaign,
@@ -32,7 +33,7 @@ from graam_pbx.campaigns.models import (
     Outcome,
 )
 from graam_pbx.campaigns.pacing import Pacer
-from graam_pbx.errors import Unavailable
+from graam_pbx.errors import GraamError, Unavailable
 from graam_pbx.metrics import DIALER_CALLS_IN_PROGRESS, DIALER_DECISION_SECONDS
 from graam_pbx.settings import Settings
 
@@ -74,9 +75,13 @@ class DialerWorker:
         ami: AmiSupervisor,
         bus: EventBus,
         settings: Settings,
+        *,
+        routes: AmiRoutes | None = None,
     ) -> None:
         self._sessions = sessions
         self._ami = ami
+        # A campaign's calls leave from its tenant's node (its queue and agents are there).
+        self._routes: AmiRoutes = routes or OneAsterisk(ami)
         self._bus = bus
         self.node = settings.dialer_node or socket.gethostname()
         self._interval = settings.dialer_interval
@@ -225,7 +230,8 @@ class DialerWorker:
 
     async def _dial(self, plan: placing.CampaignPlan) -> None:
         try:
-            events = await ami_actions.queue_status(self._ami, plan.queue_name)
+            ami = await self._routes.for_tenant(plan.tenant_id)
+            events = await ami_actions.queue_status(ami, plan.queue_name)
         except AmiError as err:
             log.warning("campaign queue status unknown campaign=%d error=%s", plan.id, err)
             return
@@ -274,7 +280,11 @@ class DialerWorker:
     ) -> bool:
         """The attempt's one Originate; False when Asterisk never got it (attempt failed)."""
         try:
-            await placing.originate_attempt(self._ami, plan, placement, agent_device=device)
+            try:
+                ami = await self._routes.for_tenant(plan.tenant_id)
+            except GraamError as err:  # the tenant's node is down: Asterisk never got it
+                raise placing.NotSent(err.message) from err
+            await placing.originate_attempt(ami, plan, placement, agent_device=device)
         except placing.NotSent as err:
             async with self._sessions() as session, session.begin():
                 attempt = await placing.end_unsent(session, placement, str(err))
@@ -359,7 +369,12 @@ class DialerWorker:
     # ---- reconciliation -----------------------------------------------------------------
 
     async def _live_channel_ids(self) -> set[str]:
-        events = await self._ami.action_list("CoreShowChannels", timeout=AMI_TIMEOUT)
+        # Every node's channels: a campaign call is live wherever its tenant's node is.
+        events = [
+            event
+            for ami, _ in await self._routes.partition(None)
+            for event in await ami.action_list("CoreShowChannels", timeout=AMI_TIMEOUT)
+        ]
         ids: set[str] = set()
         for event in events:
             for header in ("UniqueID", "Uniqueid", "Linkedid", "LinkedID"):

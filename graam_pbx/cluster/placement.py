@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, func, insert, literal, select
+from sqlalchemy import BigInteger, column, func, insert, literal, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graam_pbx.agents import sessions as agent_sessions
+from graam_pbx.agents.models import AgentDevice
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
 from graam_pbx.errors import Conflict
 from graam_pbx.tenants.models import Tenant
@@ -174,3 +176,33 @@ async def require_tenant_on_node(
             tenant_node=node.name,
         )
     return node
+
+
+# Asterisk's registrations, written by every node through realtime (docs/realtime-sip.md):
+# ``reg_server`` is the systemname of the node the phone registered with.
+_CONTACTS = table("ps_contacts", column("endpoint"), column("reg_server"))
+
+
+async def require_device_on_tenant_node(
+    session: AsyncSession, tenant_id: int, device_id: int
+) -> None:
+    """Refuse (409, ``body.device_id``) a login whose device is registered with a node the
+    tenant does not live on: its queue members would be added on the tenant's node, where
+    the phone cannot be rung. A device not registered anywhere yet passes (it registers
+    through the SIP edge, which sends it to the tenant's node)."""
+    registered = (
+        await session.scalars(
+            select(AsteriskNode.id)
+            .distinct()
+            .join(_CONTACTS, _CONTACTS.c.reg_server == AsteriskNode.systemname)
+            .join(AgentDevice, AgentDevice.sip_username == _CONTACTS.c.endpoint)
+            .where(AgentDevice.id == device_id)
+        )
+    ).all()
+    for node_id in registered:
+        await require_tenant_on_node(session, tenant_id, node_id, field="body.device_id")
+
+
+# Every login in a process that loads the cluster layer (the app does) passes this check.
+if require_device_on_tenant_node not in agent_sessions.LOGIN_GUARDS:
+    agent_sessions.LOGIN_GUARDS.append(require_device_on_tenant_node)

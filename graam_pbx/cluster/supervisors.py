@@ -32,7 +32,7 @@ from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus, Message, Transport
 from graam_pbx.ami.bus import EventHandler, Subscription
 from graam_pbx.cluster.models import AsteriskNode, NodeState
 from graam_pbx.cluster.nodes import NodeUnavailable, ami_config_of
-from graam_pbx.cluster.placement import node_of_tenant
+from graam_pbx.cluster.placement import node_of_tenant, tenants_of_node
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,10 @@ class NodeSupervisors:
                 if node_id in self._running:
                     continue
                 supervisor = AmiSupervisor(
-                    config, NodeBus(self._bus, name), transport_factory=self._transport_factory
+                    config,
+                    NodeBus(self._bus, name),
+                    transport_factory=self._transport_factory,
+                    node=name,
                 )
                 await supervisor.start()
                 self._running[node_id] = _Running(name, config, supervisor)
@@ -218,6 +221,42 @@ class NodeSupervisors:
         if running is None:
             raise NodeUnavailable(f"no AMI supervisor for node {name}", node=name)
         return running.supervisor
+
+    async def partition(
+        self, tenant_ids: set[int] | None
+    ) -> list[tuple[AmiSupervisor, set[int] | None]]:
+        """``tenant_ids`` (None: every tenant) split by their nodes' supervisors.
+
+        With one live node, the whole set (None included) goes to it unchanged: a deployment
+        of one Asterisk reconciles as it did before nodes. With several, each node not down
+        gets its own tenants (a full pass: every node, even one with none, so that members
+        of tenants moved away are removed from it). A tenant whose node has no supervisor
+        (down) is left out: its queues ring nowhere until it is moved or the node is back.
+        """
+        async with self._sessions() as session:
+            nodes = list(
+                (
+                    await session.scalars(
+                        select(AsteriskNode)
+                        .where(AsteriskNode.state != NodeState.DOWN.value)
+                        .order_by(AsteriskNode.id)
+                    )
+                ).all()
+            )
+            members = {node.id: set(await tenants_of_node(session, node.id)) for node in nodes}
+        supervisors = self.supervisors
+        reachable = [(node, supervisors[node.name]) for node in nodes if node.name in supervisors]
+        if len(nodes) == 1 and reachable:
+            return [(reachable[0][1], tenant_ids)]
+        parts: list[tuple[AmiSupervisor, set[int] | None]] = []
+        for node, supervisor in reachable:
+            tenants = members[node.id]
+            if tenant_ids is not None:
+                tenants &= tenant_ids
+                if not tenants:
+                    continue
+            parts.append((supervisor, tenants))
+        return parts
 
     async def _run(self, interval: float) -> None:
         while True:

@@ -42,7 +42,7 @@ async def test_openapi_document_is_served(running_app: RunningApp) -> None:
 
 async def test_metrics_expose_ami_and_pool(running_app: RunningApp) -> None:
     text = (await running_app.client.get("/metrics")).text
-    assert "graam_ami_connected 1.0" in text
+    assert 'graam_ami_connected{node="local"} 1.0' in text
     assert "graam_db_pool_size" in text
     assert 'graam_ami_events_total{event="FullyBooted"}' in text
 

@@ -87,11 +87,11 @@ async def test_first_connection_publishes_a_restarted_resync() -> None:
         assert state.connected
         assert state.since is not None and state.since.tzinfo is not None
         assert state.asterisk_startup is not None
-        assert metric("graam_ami_connected") == 1
+        assert metric("graam_ami_connected", node="local") == 1
         pong = await supervisor.action("Ping")
         assert pong["Ping"] == "Pong"
 
-    assert metric("graam_ami_connected") == 0
+    assert metric("graam_ami_connected", node="local") == 0
     assert not supervisor.state.connected
 
 

@@ -1,0 +1,348 @@
+"""One control plane driving two real Asterisk nodes: each tenant's actions, calls and CDRs on
+its own node.
+
+Node ``local`` is the session's Asterisk (the app registered it at start, systemname
+``graam``); node ``nodeb`` is a second sandbox on 127.0.0.161, registered through the API.
+Both read phones from the session's database through realtime SIP (their registrations go to
+``ps_contacts`` with the node's systemname as ``reg_server``). Tenant A lives on ``local``,
+tenant B is placed on ``nodeb``. Writing each node only its tenants' configuration is not
+this test's subject: ``nodeb`` starts with a copy of what the applier generated for the
+session's node (tenant B's dialplan and queues among it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graam_pbx.ami import AmiSupervisor, Message
+from graam_pbx.ami import actions as ami_actions
+from graam_pbx.cluster.nodes import LOCAL_NODE
+from graam_pbx.cluster.supervisors import NodeSupervisors, node_of_event
+from graam_pbx.sandbox import SandboxError
+from graam_pbx.sandbox.asterisk import BASE_CONF_DIR, AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.ports import free_port
+from graam_pbx.settings import Settings
+from tests.conftest import Asterisk, RunningApp
+from tests.e2e.sipp import Sipp, SippPool, free_udp_port
+from tests.e2e.test_calls import PHONES_IP, created, new_agent, new_device
+from tests.factories import TenantWorld, make_world
+from tests.waiting import until
+
+Sessions = async_sessionmaker[AsyncSession]
+NODE_B_IP = "127.0.0.161"
+NODE_B = "nodeb"
+LOCAL_SYSTEMNAME = "graam"
+Devices = tuple[dict[str, Any], dict[str, Any]]
+
+
+@dataclass
+class World:
+    a: TenantWorld
+    b: TenantWorld
+    queue_a: dict[str, Any]
+    queue_b: dict[str, Any]
+    calls_a: Devices  # a caller and a callee of tenant A, in its dialplan on local
+    calls_b: Devices  # of tenant B, in the dialplan copied to nodeb
+    sandbox: AsteriskSandbox
+    sip_port: int
+    ami: AmiSupervisor  # the app's connection to nodeb
+
+
+async def _queue_with(
+    client: httpx.AsyncClient, world: TenantWorld, user_ids: list[int]
+) -> dict[str, Any]:
+    queue = await created(
+        await client.post("/api/v1/queues", headers=world.admin.headers, json={"name": "q"})
+    )
+    for user_id in user_ids:
+        await created(
+            await client.post(
+                f"/api/v1/queues/{queue['id']}/members",
+                headers=world.supervisor.headers,
+                json={"user_id": user_id},
+            )
+        )
+    return queue
+
+
+@pytest.fixture(scope="module")
+async def two_nodes(pbx: RunningApp, asterisk: Asterisk) -> AsyncIterator[World]:
+    client = pbx.client
+    sessions: Sessions = pbx.app.state.sessions
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((NODE_B_IP, 0))  # loopback is 127.0.0.0/8: fails loudly if not
+    nodes = pbx.app.state.nodes
+    assert isinstance(nodes, NodeSupervisors)
+    a = await make_world(client, sessions)
+    b = await make_world(client, sessions)
+    queue_a = await _queue_with(client, a, [a.agent.user_id])
+    queue_b = await _queue_with(client, b, [b.agent.user_id])
+    calls_a = await _two_phones(client, a, ("501", "502"))
+    calls_b = await _two_phones(client, b, ("601", "602"))
+    applier = pbx.runtime.applier
+    assert applier is not None
+    await applier.settled()
+    # nodeb's configuration: the project's base, plus what the applier generated (tenant B's
+    # dialplan and queues, the realtime connection to the session's database).
+    root = Path(tempfile.mkdtemp(prefix="graam-two-nodes-"))
+    base = root / "conf"
+    shutil.copytree(BASE_CONF_DIR, base, ignore=shutil.ignore_patterns("templates"))
+    shutil.copytree(asterisk.info.config_dir, base / "graam", dirs_exist_ok=True)
+    sip_port = free_udp_port(NODE_B_IP)
+    sandbox = AsteriskSandbox(
+        AsteriskSandboxConfig(
+            rootfs=Settings().asterisk_rootfs,
+            state_dir=root / "node",
+            ami_port=free_port(),
+            ami_username="graam-nodeb",
+            sip_bind=NODE_B_IP,
+            sip_port=sip_port,
+            systemname=NODE_B,
+            base_conf_dir=base,
+        )
+    )
+    try:
+        try:
+            info = await sandbox.start()
+        except SandboxError as err:
+            pytest.fail(f"second Asterisk sandbox unavailable: {err}")
+        body = {
+            "name": NODE_B,
+            "systemname": NODE_B,
+            "ami_host": "127.0.0.1",
+            "ami_port": info.ami_port,
+            "ami_username": info.ami_username,
+            "ami_secret": info.ami_secret,
+            "sip_host": NODE_B_IP,
+            "sip_port": sip_port,
+        }
+        await created(await client.post("/api/v1/nodes", headers=a.operator.headers, json=body))
+        placed = await client.put(
+            f"/api/v1/tenants/{b.tenant_id}/placement",
+            headers=a.operator.headers,
+            json={"node": NODE_B},
+        )
+        assert placed.status_code == 200, placed.text
+
+        async def connected() -> bool:
+            supervisor = nodes.get(NODE_B)
+            return supervisor is not None and supervisor.state.connected
+
+        await until(connected, "the app logged in to nodeb", 30)
+        ami = nodes.get(NODE_B)
+        assert ami is not None
+        yield World(a, b, queue_a, queue_b, calls_a, calls_b, sandbox, sip_port, ami)
+    finally:
+        async with sessions.begin() as session:
+            await session.execute(
+                text("DELETE FROM tenant_placements WHERE tenant_id = :t"), {"t": b.tenant_id}
+            )
+            await session.execute(text("DELETE FROM asterisk_nodes WHERE name = :n"), {"n": NODE_B})
+        nodes.request()
+        await sandbox.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def sipp_b(tmp_path: Path, two_nodes: World) -> AsyncIterator[SippPool]:
+    """sipp phones that register with nodeb."""
+    pool = SippPool(tmp_path / "b", f"{NODE_B_IP}:{two_nodes.sip_port}")
+    yield pool
+    await pool.close()
+
+
+async def _reachable(
+    pbx: RunningApp, node: str, ami: AmiSupervisor, sipp: SippPool, device: dict[str, Any]
+) -> Sipp:
+    """The device registered with ``node`` from a sipp UAS that answers, and reachable from
+    that node. Every node reads the contacts of ps_contacts, so another node may qualify
+    the phone too: only ``node``'s own ContactStatus counts (its GraamNode header)."""
+    name = device["sip_username"]
+    statuses: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_status(message: Message) -> None:
+        if message.get("AOR") == name and node_of_event(message) == node:
+            statuses.put_nowait(message.get("ContactStatus", ""))
+
+    bus = pbx.runtime.bus
+    subscription = bus.subscribe(f"two-nodes-{uuid.uuid4().hex}", ["ContactStatus"], on_status)
+    try:
+        registering = sipp.uac(
+            "register.xml", ip=PHONES_IP, service=name, auth=(name, device["password"])
+        )
+        registration = await registering.run()
+        assert registration.ok, registration.describe()
+        phone = await sipp.uas("uas_answer.xml", ip=PHONES_IP, port=registering.port).start()
+        await ami.command(f"pjsip qualify {name}")
+        try:
+            async with asyncio.timeout(20):
+                while (status := await statuses.get()) != "Reachable":
+                    if status == "Unreachable":
+                        await ami.command(f"pjsip qualify {name}")
+        except TimeoutError:
+            ended = await phone.stop()
+            raise AssertionError(f"{name} never became reachable:\n{ended.describe()}") from None
+        return phone
+    finally:
+        await bus.unsubscribe(subscription)
+
+
+async def _members(ami: AmiSupervisor, queue: str) -> set[str]:
+    return {
+        event.get("Location") or event.get("Interface") or ""
+        for event in await ami_actions.queue_status(ami, queue)
+        if event.name == "QueueMember"
+    }
+
+
+async def _reg_servers(sessions: Sessions, sip_username: str) -> set[str]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            text("SELECT reg_server FROM ps_contacts WHERE endpoint = :e"), {"e": sip_username}
+        )
+        return {str(row) for row in rows}
+
+
+async def test_an_agent_of_a_tenant_on_nodeb_is_a_member_on_nodeb_only(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    two_nodes: World,
+    sipp_b: SippPool,
+) -> None:
+    b = two_nodes.b
+    device = await new_device(client, b, "401")
+    phone = await _reachable(pbx, NODE_B, two_nodes.ami, sipp_b, device)
+    try:
+        assert await _reg_servers(sessions, device["sip_username"]) == {NODE_B}
+        response = await client.post(
+            f"/api/v1/agents/{b.agent.user_id}/session",
+            headers=b.agent.headers,
+            json={"device_id": device["id"]},
+        )
+        assert response.status_code in (200, 201), response.text
+        worker = pbx.runtime.agents
+        assert worker is not None
+        await worker.settled()
+        queue = f"t{b.tenant_id}-q{two_nodes.queue_b['id']}"
+        location = f"PJSIP/{device['sip_username']}"
+
+        async def member_on_nodeb() -> bool:
+            return location in await _members(two_nodes.ami, queue)
+
+        await until(member_on_nodeb, "the member added on nodeb", 20)
+        assert location not in await _members(pbx.runtime.ami, queue)
+    finally:
+        await phone.stop()
+
+
+async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    two_nodes: World,
+    sipp_b: SippPool,
+) -> None:
+    a = two_nodes.a
+    device = await new_device(client, a, "402")
+    phone = await _reachable(pbx, NODE_B, two_nodes.ami, sipp_b, device)
+    try:
+        assert await _reg_servers(sessions, device["sip_username"]) == {NODE_B}
+        response = await client.post(
+            f"/api/v1/agents/{a.agent.user_id}/session",
+            headers=a.agent.headers,
+            json={"device_id": device["id"]},
+        )
+        assert response.status_code == 409, response.text
+        body = response.json()
+        assert body["error_id"] == "tenant-on-other-node"
+        assert body["details"]["field"] == "body.device_id"
+        assert body["details"]["reason"]
+        assert body["details"]["tenant_node"] == LOCAL_NODE
+        async with sessions() as session:
+            live = await session.scalar(
+                text(
+                    "SELECT count(*) FROM agent_sessions WHERE tenant_id = :t AND ended_at IS NULL"
+                ),
+                {"t": a.tenant_id},
+            )
+        assert live == 0
+    finally:
+        await phone.stop()
+
+
+async def _call_between(
+    pbx: RunningApp, devices: Devices, node: str, ami: AmiSupervisor, sipp: SippPool
+) -> None:
+    """A phone calls another phone of its tenant, both registered with ``sipp``'s node."""
+    caller, callee = devices
+    callee_phone = await _reachable(pbx, node, ami, sipp, callee)
+    call = await sipp.uac(
+        "uac_call.xml",
+        ip=PHONES_IP,
+        service=callee["extension"],
+        auth=(caller["sip_username"], caller["password"]),
+        keys={"caller": caller["sip_username"]},
+    ).run()
+    assert call.ok, call.describe()
+    answered = await callee_phone.wait()
+    assert answered.ok, answered.describe()
+
+
+async def _two_phones(
+    client: httpx.AsyncClient, world: TenantWorld, extensions: tuple[str, str]
+) -> Devices:
+    caller = await new_device(client, world, extensions[0], await new_agent(client, world))
+    callee = await new_device(client, world, extensions[1], await new_agent(client, world))
+    return caller, callee
+
+
+async def test_each_tenants_calls_go_through_its_node_and_both_nodes_cdrs_are_written(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    two_nodes: World,
+    sipp: SippPool,
+    sipp_b: SippPool,
+) -> None:
+    a, b = two_nodes.a, two_nodes.b
+    await _call_between(pbx, two_nodes.calls_a, LOCAL_NODE, pbx.runtime.ami, sipp)
+    await _call_between(pbx, two_nodes.calls_b, NODE_B, two_nodes.ami, sipp_b)
+
+    async def cdrs_of_both() -> bool:
+        rows = await _cdrs(sessions, {a.tenant_id, b.tenant_id})
+        return {tenant for tenant, _, _ in rows} == {a.tenant_id, b.tenant_id}
+
+    await until(cdrs_of_both, "CDRs of both tenants", 30)
+    rows = await _cdrs(sessions, {a.tenant_id, b.tenant_id})
+    keys = [(system, uniqueid) for _, system, uniqueid in rows]
+    assert len(keys) == len(set(keys)), rows
+    for tenant, system, uniqueid in rows:
+        expected = LOCAL_SYSTEMNAME if tenant == a.tenant_id else NODE_B
+        assert system == expected, rows
+        assert uniqueid.startswith(f"{expected}-"), rows
+
+
+async def _cdrs(sessions: Sessions, tenants: set[int]) -> list[tuple[int, str, str]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT tenant_id, system_name, uniqueid FROM cdrs"
+                " WHERE tenant_id = ANY(:t) ORDER BY id"
+            ),
+            {"t": list(tenants)},
+        )
+        return [(int(t), str(s), str(u)) for t, s, u in rows.all()]

@@ -1,78 +1,113 @@
-"""Agent logins under a storm: the API's login latency, and the licence limit holding.
+"""Agent logins under a storm, against an authenticated no-op of the same API, and the
+licence limit holding.
 
-python -m bench.login_storm [--quick] [--attempts N] [--processes P]
+python -m bench.login_storm [--quick] [--attempts N] [--api-processes P] [--repeats R]
+                            [--no-pre-ping]
 
-Prints one JSON line. The whole control plane runs as in production (uvicorn, the agent
-worker making Asterisk's queue members follow, the config applier) against its own embedded
-Postgres and Asterisk sandbox. Tenants with 5 to 15 licences and 20 agents each (10 try per
-run); every attempt logs a different agent in, all fired at once from P separate processes (a shift
-starting), each on its own connection. While they run, the live sessions of every tenant are
-counted again and again (``over_limit``: the most sessions above a tenant's licences ever
-seen; the contract says 0).
+Prints one JSON line. The control plane runs as in production: one worker process (AMI, the
+config applier, the agent worker making Asterisk's queue members follow the logins it hears
+of through Postgres) and API processes (``--role api``), against an embedded Postgres and an
+Asterisk sandbox of the bench's own. Tenants have 5 to 15 licences each, and each storm
+logs 10 different agents of every tenant in: ``attempts`` logins fired at once (a shift
+starting), from two client processes, each request on a connection of its own.
 
-The floor, measured in the same run: as many ``SELECT 1`` at once through the app's own
-connection pool (no HTTP, no authentication, no lock), i.e. the best any request that touches
-the database could do at that concurrency. A second, paced run sends the same number of
-logins spread evenly at ``paced_rate`` per second, below what the machine sustains: the
-latency of one login when logins do not queue behind each other.
+The reference, measured in the same run at the same concurrency against the same processes:
+as many ``GET /api/v1/auth/me`` at once with the same tokens (an authenticated request that
+reads the caller's account in one transaction and does nothing else). The contract:
+``ratio_to_noop`` (logins per second over no-ops per second) at least 0.5, and
+``over_limit`` 0 (the most sessions above a tenant's licences ever seen, counted again and
+again while the storms run).
+
+Each run is made with 1 to P API processes, the requests spread over them in turn (as any
+HTTP balancer would), ``--repeats`` times (each repeat with agents of its own): each figure
+is the median of the repeats (``ratio_to_noop_runs``: every repeat's ratio). The figures of
+1 process are the headline, those of more carry a ``_<n>_api`` suffix, with their scaling
+over 1 process. On a machine with few cores the
+processes share them with Postgres, the worker and the clients: scaling says what the API's
+own share of the CPU was worth, not what more machines would give.
+
+The no-op storm runs just before and just after the login storm and counts as one: a machine
+whose load drifts meanwhile weighs on both alike. The tenants' logins come interleaved (as a
+shift starting in many call centres at once brings them). ``api_cpu_ms_per_login`` and
+``api_cpu_ms_per_noop``: the CPU time the API processes spent per request (from /proc), a
+figure other work on the machine barely moves, unlike rates.
+
+One login's round trips to Postgres (and one no-op's) are counted beforehand through an API
+app in this process (bench/login_round_trips.py): ``round_trips_per_login``,
+``round_trips_per_noop``, ``statements_per_login``, ``transactions_per_login``, and
+``pre_ping_round_trips``, what the pool's pre-ping adds to every request.
+``--no-pre-ping`` runs every process (and the count) with the same engine, pre-ping off and
+connections idle for 30 s pinged at checkout instead (bench/login_processes.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import dataclasses
 import json
+import os
+import secrets
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import asyncpg
 import httpx
-import uvicorn
-from sqlalchemy import text
 
-from bench.readings import percentile, queue_members
+from bench.login_processes import (
+    ProcessConfig,
+    RoleProcess,
+    engine_without_pre_ping,
+    serve_process,
+)
+from bench.login_round_trips import Tally, counting, instrumented
+from bench.readings import percentile
 from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.agents.service import sip_ha1
-from graam_pbx.app import Endpoints, Runtime, create_app
+from graam_pbx.agents.sessions import AGENTS_CHANNEL
+from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.app import Endpoints, create_app
 from graam_pbx.auth import service as auth_service
-from graam_pbx.db import migrate
-from graam_pbx.sandbox.asterisk import AsteriskSandbox
+from graam_pbx.db import create_engine, migrate
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
-from graam_pbx.settings import Settings
+from graam_pbx.settings import ProcessRole, Settings
 
-AGENTS_PER_TENANT = 20
+AGENTS_PER_RUN = 10  # of every tenant, logged in by each run
 PASSWORD = "bench-supervisor-password"  # noqa: S105 - a throwaway account of a throwaway database
+# The bench's own loopback addresses: API processes on the first ones, the worker on the last.
+API_HOSTS = ("127.0.0.111", "127.0.0.112", "127.0.0.113", "127.0.0.114")
+WORKER_HOST = "127.0.0.115"
+SETTLE_TIMEOUT = 120.0  # queue members following the logins, after a storm
 
 
-# ---- the attempts, from separate processes ------------------------------------------------------
+# ---- the requests, from separate client processes -----------------------------------------------
 
 
 def fire() -> None:
-    """A child process: read its attempts on stdin, fire them, print each one's outcome."""
+    """A client process: read its requests on stdin, fire them all at once, print each one's
+    outcome. Request ``i`` goes to API process ``i mod n``."""
 
     async def run(job: dict[str, Any]) -> list[dict[str, Any]]:
-        attempts = job["attempts"]
-        rate = job.get("rate")
-        limits = httpx.Limits(max_connections=len(attempts), max_keepalive_connections=0)
-        async with httpx.AsyncClient(
-            base_url=job["base_url"], limits=limits, timeout=300
-        ) as client:
+        urls: list[str] = job["base_urls"]
+        requests: list[tuple[int, str, str, str]] = job["requests"]
+        limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=300) as client:
             started = time.perf_counter()
 
-            async def attempt(index: int, token: str, user_id: int) -> dict[str, Any]:
-                if rate:
-                    await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+            async def one(index: int, method: str, path: str, token: str) -> dict[str, Any]:
                 sent = time.perf_counter()
-                response = await client.post(
-                    f"/api/v1/agents/{user_id}/session",
+                response = await client.request(
+                    method,
+                    urls[index % len(urls)] + path,
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 return {
@@ -81,18 +116,48 @@ def fire() -> None:
                     "done": time.perf_counter() - started,
                 }
 
-            return await asyncio.gather(
-                *(attempt(i, token, user) for i, (token, user) in enumerate(attempts))
-            )
+            return await asyncio.gather(*(one(*request) for request in requests))
 
     job = json.loads(sys.stdin.read())
     print(json.dumps(asyncio.run(run(job))))
 
 
-async def fire_from_processes(
-    base_url: str, attempts: list[tuple[str, int]], processes: int, rate: float | None = None
-) -> tuple[list[dict[str, Any]], float]:
-    """Every attempt's outcome, and the wall time from the first sent to the last answered."""
+@dataclass(frozen=True)
+class Storm:
+    """A storm's outcome: every request's status and latency, its rate, and the CPU time
+    the API processes spent on each request."""
+
+    statuses: list[int]
+    latencies: list[float]
+    per_s: float
+    cpu_ms: float = 0.0
+
+    def __add__(self, other: Storm) -> Storm:
+        """Two storms as one: their requests together, over their time together."""
+        count = len(self.statuses) + len(other.statuses)
+        elapsed = len(self.statuses) / self.per_s + len(other.statuses) / other.per_s
+        cpu = self.cpu_ms * len(self.statuses) + other.cpu_ms * len(other.statuses)
+        return Storm(
+            self.statuses + other.statuses,
+            self.latencies + other.latencies,
+            count / elapsed,
+            cpu / count,
+        )
+
+    @property
+    def p50_ms(self) -> float:
+        return round(statistics.median(self.latencies), 1)
+
+    @property
+    def p99_ms(self) -> float:
+        return round(percentile(self.latencies, 0.99), 1)
+
+
+async def storm(
+    apis: list[RoleProcess], requests: list[tuple[str, str, str]], processes: int
+) -> Storm:
+    """Fire every request at once from ``processes`` client processes at the API processes."""
+    base_urls = [api.url for api in apis]
     # Started first: they import httpx while waiting for their share on stdin.
     children = [
         await asyncio.create_subprocess_exec(
@@ -105,53 +170,58 @@ async def fire_from_processes(
         )
         for _ in range(processes)
     ]
-    shares = [attempts[i::processes] for i in range(processes)]
+    numbered = [(index, *request) for index, request in enumerate(requests)]
+    cpu_before = sum(api.cpu_seconds() for api in apis)
+    shares = [numbered[i::processes] for i in range(processes)]
     outputs = await asyncio.gather(
         *(
-            child.communicate(
-                json.dumps(
-                    {
-                        "base_url": base_url,
-                        "attempts": share,
-                        "rate": rate / processes if rate else None,
-                    }
-                ).encode()
-            )
+            child.communicate(json.dumps({"base_urls": base_urls, "requests": share}).encode())
             for child, share in zip(children, shares, strict=True)
         )
     )
     results: list[dict[str, Any]] = []
     for child, (out, _) in zip(children, outputs, strict=True):
         if child.returncode != 0:
-            raise RuntimeError(f"an attempts process failed with {child.returncode}")
+            raise RuntimeError(f"a client process failed with {child.returncode}")
         results += json.loads(out)
+    cpu = sum(api.cpu_seconds() for api in apis) - cpu_before
     # The processes fire together: the storm lasts until the last answer any of them got.
-    return results, max(result["done"] for result in results)
+    elapsed = max(result["done"] for result in results)
+    return Storm(
+        [r["status"] for r in results],
+        [r["ms"] for r in results],
+        len(results) / elapsed,
+        cpu * 1000 / len(results),
+    )
 
 
 # ---- the world ----------------------------------------------------------------------------------
 
 
-Made = list[tuple[int, str, list[int]]]  # (tenant, slug, its agents)
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: int
+    slug: str
+    licences: int
+    agents: list[int]
 
 
-async def populate(url: str, tenants: int) -> tuple[dict[int, int], Made]:
-    """Tenants (licences 5 to 15), a supervisor and 20 agents with devices and a queue each."""
+async def populate(url: str, tenants: int, agents_each: int) -> list[Tenant]:
+    """Tenants (licences 5 to 15), a supervisor, and agents with a device and a queue each."""
     supervisor_hash = await auth_service.hash_password(PASSWORD)
     conn = await asyncpg.connect(url)
-    licences: dict[int, int] = {}
-    made: Made = []
+    made: list[Tenant] = []
     try:
         for index in range(tenants):
             slug = f"bench{index}"
+            licences = 5 + index % 11
             tenant_id = await conn.fetchval(
                 "INSERT INTO tenants (slug, name, country, timezone, status, plan, licences, "
                 "version) VALUES ($1, $1, 'FR', 'Europe/Paris', 'active', 'standard', $2, 1) "
                 "RETURNING id",
                 slug,
-                5 + index % 11,
+                licences,
             )
-            licences[tenant_id] = 5 + index % 11
             await conn.execute(
                 "INSERT INTO users (tenant_id, email, display_name, role, password_hash, "
                 "disabled, version) VALUES ($1, $2, 'Supervisor', 'supervisor', $3, false, 1)",
@@ -167,7 +237,7 @@ async def populate(url: str, tenants: int) -> tuple[dict[int, int], Made]:
                 tenant_id,
             )
             agents = []
-            for number in range(AGENTS_PER_TENANT):
+            for number in range(agents_each):
                 user_id = await conn.fetchval(
                     "INSERT INTO users (tenant_id, email, display_name, role, password_hash, "
                     "disabled, version) VALUES ($1, $2, $3, 'agent', 'x', false, 1) RETURNING id",
@@ -194,42 +264,82 @@ async def populate(url: str, tenants: int) -> tuple[dict[int, int], Made]:
                     user_id,
                 )
                 agents.append(user_id)
-            made.append((tenant_id, slug, agents))
+            made.append(Tenant(tenant_id, slug, licences, agents))
     finally:
         await conn.close()
-    return licences, made
+    return made
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without signal handlers of its own."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            backlog=4096,
-        )
+async def tokens_and_round_trips(
+    url: str,
+    ami: AmiConfig,
+    secret_key: str,
+    work: Path,
+    tenants: list[Tenant],
+    spare: Tenant,
+    pre_ping: bool,
+) -> tuple[dict[int, str], dict[str, Any]]:
+    """Every tenant's supervisor token, and one login's and one no-op's round trips, through
+    an API app in this process (role api, the same code the API processes run)."""
+    settings = Settings(
+        role=ProcessRole.API,
+        secret_key=secret_key,
+        agi_port=free_port(),
+        data_dir=work,
+        demo_seed=False,
+        log_level="WARNING",
     )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    engine = create_engine if pre_ping else engine_without_pre_ping
+    with instrumented(), mock.patch("graam_pbx.app.create_engine", engine):
+        app = create_app(settings, Endpoints(database_url=url, ami=ami))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench.test"
+            ) as client,
+        ):
+            tokens = {}
+            for tenant in [*tenants, spare]:
+                response = await client.post(
+                    "/api/v1/auth/token",
+                    json={
+                        "email": f"supervisor@{tenant.slug}.example",
+                        "password": PASSWORD,
+                        "tenant": tenant.slug,
+                    },
+                )
+                response.raise_for_status()
+                tokens[tenant.tenant_id] = response.json()["access_token"]
+            headers = bearer(tokens[spare.tenant_id])
+            # Warm: the connection's statements prepared (setup, counted apart anyway).
+            for agent in spare.agents[:2]:
+                await client.get("/api/v1/auth/me", headers=headers)
+                await client.post(f"/api/v1/agents/{agent}/session", headers=headers)
+            with counting() as noop:
+                (await client.get("/api/v1/auth/me", headers=headers)).raise_for_status()
+            with counting() as login:
+                answer = await client.post(
+                    f"/api/v1/agents/{spare.agents[2]}/session", headers=headers
+                )
+                answer.raise_for_status()
+    return tokens, round_trip_figures(login, noop)
+
+
+def round_trip_figures(login: Tally, noop: Tally) -> dict[str, Any]:
+    return {
+        "round_trips_per_login": login.round_trips,
+        "round_trips_per_noop": noop.round_trips,
+        "statements_per_login": login.statements,
+        "transactions_per_login": login.transactions,
+        "pre_ping_round_trips": login.pings,
+    }
+
+
+# ---- readings -----------------------------------------------------------------------------------
 
 
 async def sample_over_limit(conn: asyncpg.Connection, stop: asyncio.Event) -> tuple[int, int]:
@@ -247,22 +357,122 @@ async def sample_over_limit(conn: asyncpg.Connection, stop: asyncio.Event) -> tu
     return worst, samples
 
 
-async def select_one_floor(runtime: Runtime, concurrency: int) -> list[float]:
-    """``concurrency`` bare ``SELECT 1`` at once through the app's own pool, each timed."""
-
-    async def one() -> float:
-        started = time.perf_counter()
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return (time.perf_counter() - started) * 1000
-
-    return list(await asyncio.gather(*(one() for _ in range(concurrency))))
+async def queue_members(ami: AmiSupervisor) -> int:
+    events = await ami.action_list("QueueStatus", {})
+    return sum(1 for event in events if event.name == "QueueMember")
 
 
-async def main(attempts: int, processes: int, paced_rate: float) -> dict[str, Any]:
+async def queues_known(ami: AmiSupervisor) -> int:
+    events = await ami.action_list("QueueStatus", {})
+    return sum(1 for event in events if event.name == "QueueParams")
+
+
+async def eventually(
+    reading: Callable[[], Awaitable[int]],
+    expected: int,
+    timeout: float,  # noqa: ASYNC109
+) -> bool:
+    """Whether ``await reading()`` comes to ``expected`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while await reading() != expected:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+# ---- one run: N API processes -------------------------------------------------------------------
+
+
+async def one_run(
+    apis: list[RoleProcess],
+    tenants: list[Tenant],
+    tokens: dict[int, str],
+    run: int,
+    attempts: int,
+    client_processes: int,
+    url: str,
+    ami: AmiSupervisor,
+) -> dict[str, Any]:
+    """The no-op storm, the login storm (agents of slice ``run``) and the no-op storm again,
+    with the over-limit sampler running; then every session ended for the next run."""
+    # The tenants' agents interleaved, as a shift starting in many call centres at once
+    # brings them (one tenant's logins back to back would queue on its lock, one at a time).
+    logins = [
+        ("POST", f"/api/v1/agents/{tenant.agents[run * AGENTS_PER_RUN + k]}/session", token)
+        for k in range(AGENTS_PER_RUN)
+        for tenant in tenants
+        for token in (tokens[tenant.tenant_id],)
+    ][:attempts]
+    noops = [("GET", "/api/v1/auth/me", token) for _, _, token in logins]
+    await storm(apis, noops, client_processes)  # warm: every process's pool filled
+    sampler = await asyncpg.connect(url)
+    stop = asyncio.Event()
+    sampling = asyncio.create_task(sample_over_limit(sampler, stop))
+    try:
+        # The no-op before and after the logins: a machine whose load drifts meanwhile
+        # (other work on it) weighs on both alike.
+        before = await storm(apis, noops, client_processes)
+        login = await storm(apis, logins, client_processes)
+        noop = before + await storm(apis, noops, client_processes)
+    finally:
+        stop.set()
+        over_limit, samples = await sampling
+    try:
+        live = await sampler.fetchval("SELECT count(*) FROM agent_sessions WHERE ended_at IS NULL")
+        matched = await eventually(lambda: queue_members(ami), live, SETTLE_TIMEOUT)
+        await sampler.execute(
+            "UPDATE agent_sessions SET ended_at = now(), end_reason = 'logout' "
+            "WHERE ended_at IS NULL"
+        )
+        # The active worker hears it as it hears an API process's logouts.
+        await sampler.execute("SELECT pg_notify($1, $2)", AGENTS_CHANNEL, "*")
+        emptied = await eventually(lambda: queue_members(ami), 0, SETTLE_TIMEOUT)
+    finally:
+        await sampler.close()
+    return {
+        "noop_per_s": round(noop.per_s, 1),
+        "logins_per_s": round(login.per_s, 1),
+        "ratio_to_noop": round(login.per_s / noop.per_s, 2),
+        "p50_ms": login.p50_ms,
+        "p99_ms": login.p99_ms,
+        "noop_p50_ms": noop.p50_ms,
+        "noop_p99_ms": noop.p99_ms,
+        "api_cpu_ms_per_login": round(login.cpu_ms, 2),
+        "api_cpu_ms_per_noop": round(noop.cpu_ms, 2),
+        "created": login.statuses.count(201),
+        "refused": login.statuses.count(409),
+        "errors": sum(1 for s in login.statuses if s not in (201, 409))
+        + sum(1 for s in noop.statuses if s != 200),
+        "over_limit": over_limit,
+        "samples": samples,
+        "queue_members_match": matched and emptied,
+    }
+
+
+def process_config(
+    role: ProcessRole, host: str, url: str, ami: AmiConfig, secret_key: str, work: Path
+) -> ProcessConfig:
+    return ProcessConfig(
+        role=role.value,
+        database_url=url,
+        ami=dataclasses.asdict(ami),
+        api_host=host,
+        api_port=free_port(),
+        agi_port=free_port(),
+        state_dir=str(work),
+        secret_key=secret_key,
+    )
+
+
+async def main(
+    attempts: int, client_processes: int, api_processes: int, repeats: int, pre_ping: bool
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
-    sandbox: AsteriskSandbox | None = None
+    sandbox = asterisk_sandbox(work / "asterisk")
+    started: list[RoleProcess] = []
+    ami: AmiSupervisor | None = None
     await pg.start()
     try:
         admin = await asyncpg.connect(pg.url())
@@ -270,102 +480,149 @@ async def main(attempts: int, processes: int, paced_rate: float) -> dict[str, An
         await admin.close()
         url = pg.url("bench")
         await migrate(url)
-        tenants = -(-attempts // AGENTS_PER_TENANT) * 2  # half the agents log in per run
-        licences, made = await populate(url, tenants)
-        sandbox = asterisk_sandbox(work / "asterisk")
-        info = await sandbox.start()
-        ami = ami_config(info)
-        settings = Settings(agi_port=free_port(), data_dir=work)
-        endpoints = Endpoints(
-            database_url=url, ami=ami, config_dir=info.config_dir, sounds_dir=info.sounds_dir
+        tenants_count = -(-attempts // AGENTS_PER_RUN)
+        *tenants, spare = await populate(
+            url, tenants_count + 1, AGENTS_PER_RUN * api_processes * repeats
         )
-        app = create_app(settings, endpoints)
-        async with app.router.lifespan_context(app), serving(app) as base_url:
-            runtime: Runtime = app.state.runtime
-            await runtime.ami.wait_connected(30)
-            assert runtime.applier is not None and runtime.agents is not None
-            await runtime.applier.settled()
-            async with httpx.AsyncClient(base_url=base_url) as client:
-                tokens = {}
-                for tenant_id, slug, _ in made:
-                    response = await client.post(
-                        "/api/v1/auth/token",
-                        json={
-                            "email": f"supervisor@{slug}.example",
-                            "password": PASSWORD,
-                            "tenant": slug,
-                        },
-                    )
-                    tokens[tenant_id] = response.json()["access_token"]
-            # Each run logs in half of every tenant's agents: first halves, then second halves.
-            half = AGENTS_PER_TENANT // 2
-            storm = [(tokens[t], a) for t, _, agents in made for a in agents[:half]][:attempts]
-            paced = [(tokens[t], a) for t, _, agents in made for a in agents[half:]][:attempts]
-
-            sampler = await asyncpg.connect(url)
-            stop = asyncio.Event()
-            sampling = asyncio.create_task(sample_over_limit(sampler, stop))
-            results, elapsed = await fire_from_processes(base_url, storm, processes)
-            floor = await select_one_floor(runtime, len(storm))
-            await runtime.agents.settled()
-            members = await queue_members(runtime)
-            async with runtime.engine.connect() as connection:
-                sessions = await connection.scalar(
-                    text("SELECT count(*) FROM agent_sessions WHERE ended_at IS NULL")
+        info = await sandbox.start()
+        ami_settings = ami_config(info)
+        secret_key = secrets.token_urlsafe(32)
+        worker_config = process_config(
+            ProcessRole.WORKER, WORKER_HOST, url, ami_settings, secret_key, work / "worker"
+        )
+        worker_config.config_dir = str(info.config_dir)
+        worker_config.sounds_dir = str(info.sounds_dir)
+        worker = RoleProcess(work / "worker", worker_config)
+        await worker.start()
+        started.append(worker)
+        ami = AmiSupervisor(ami_settings, EventBus())
+        await ami.start()
+        await ami.wait_connected(30)
+        # Every tenant's queue applied by the worker before anyone logs in.
+        if not await eventually(lambda: queues_known(ami), tenants_count + 1, SETTLE_TIMEOUT):
+            raise RuntimeError("the worker did not apply every tenant's queue")
+        tokens, figures = await tokens_and_round_trips(
+            url, ami_settings, secret_key, work / "inproc", tenants, spare, pre_ping
+        )
+        runs: list[dict[str, Any]] = []
+        for count in range(1, api_processes + 1):
+            apis = []
+            for host in API_HOSTS[:count]:
+                config = process_config(
+                    ProcessRole.API, host, url, ami_settings, secret_key, work / host
                 )
-                await connection.execute(
-                    text("UPDATE agent_sessions SET ended_at = now() WHERE ended_at IS NULL")
-                )
-                await connection.commit()
-            runtime.agents.request(None)
-            await runtime.agents.settled()
-            paced_results, _ = await fire_from_processes(base_url, paced, processes, paced_rate)
-            stop.set()
-            over_limit, samples = await sampling
-            await sampler.close()
-        latencies = [r["ms"] for r in results]
-        paced_latencies = [r["ms"] for r in paced_results]
-        statuses = [r["status"] for r in results]
-        return {
-            "bench": "login_storm",
-            "attempts": len(results),
-            "concurrency": len(results),
-            "processes": processes,
-            "tenants": len(made),
-            "licences": sum(licences.values()),
-            "logins_per_s": round(len(results) / elapsed, 1),
-            "p50_ms": round(statistics.median(latencies), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1),
-            "max_ms": round(max(latencies), 1),
-            "floor_p50_ms": round(statistics.median(floor), 1),
-            "floor_p99_ms": round(percentile(floor, 0.99), 1),
-            "created": statuses.count(201),
-            "refused": statuses.count(409),
-            "errors": len(statuses) - statuses.count(201) - statuses.count(409),
-            "over_limit": over_limit,
-            "samples": samples,
-            "queue_members_match": members == sessions,
-            "paced_rate": paced_rate,
-            "paced_p50_ms": round(statistics.median(paced_latencies), 1),
-            "paced_p99_ms": round(percentile(paced_latencies, 0.99), 1),
-        }
+                config.pre_ping = pre_ping
+                apis.append(RoleProcess(work / host, config))
+            for api in apis:
+                await api.start()
+                started.append(api)
+            # Each repeat logs its own slice of agents in.
+            repeated = [
+                await one_run(apis, tenants, tokens, slot, attempts, client_processes, url, ami)
+                for slot in range((count - 1) * repeats, count * repeats)
+            ]
+            runs.append(median_run(repeated))
+            for api in apis:
+                await api.stop()
+                started.remove(api)
+        return report(attempts, client_processes, tenants, pre_ping, figures, runs)
     finally:
-        if sandbox is not None:
-            await sandbox.stop()
+        if ami is not None:
+            await ami.stop()
+        for process in reversed(started):
+            await process.stop()
+        await sandbox.stop()
         await pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
+def median_run(repeated: list[dict[str, Any]]) -> dict[str, Any]:
+    """The repeats of one configuration as one: each figure's (low) median, the worst over-limit,
+    every error, and each repeat's ratio."""
+    merged: dict[str, Any] = {
+        key: statistics.median_low(run[key] for run in repeated)
+        for key in repeated[0]
+        if isinstance(repeated[0][key], float | int) and not isinstance(repeated[0][key], bool)
+    }
+    merged["over_limit"] = max(run["over_limit"] for run in repeated)
+    merged["errors"] = sum(run["errors"] for run in repeated)
+    merged["queue_members_match"] = all(run["queue_members_match"] for run in repeated)
+    merged["ratio_to_noop_runs"] = [run["ratio_to_noop"] for run in repeated]
+    return merged
+
+
+def report(
+    attempts: int,
+    client_processes: int,
+    tenants: list[Tenant],
+    pre_ping: bool,
+    figures: dict[str, Any],
+    runs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The 1-process run's figures as the headline, then each other run's with its suffix
+    and its scaling over 1 process."""
+    first = runs[0]
+    result: dict[str, Any] = {
+        "bench": "login_storm",
+        "attempts": attempts,
+        "concurrency": attempts,
+        "client_processes": client_processes,
+        "cores": os.cpu_count(),
+        "tenants": len(tenants),
+        "licences": sum(tenant.licences for tenant in tenants),
+        "api_processes": 1,
+        **{key: value for key, value in first.items() if key != "over_limit"},
+        "over_limit": max(run["over_limit"] for run in runs),
+        "pre_ping": pre_ping,
+        **figures,
+    }
+    for count, run in enumerate(runs[1:], start=2):
+        suffix = f"_{count}_api"
+        for key in (
+            "noop_per_s",
+            "logins_per_s",
+            "ratio_to_noop",
+            "ratio_to_noop_runs",
+            "p99_ms",
+            "noop_p99_ms",
+            "api_cpu_ms_per_login",
+            "api_cpu_ms_per_noop",
+        ):
+            result[key + suffix] = run[key]
+        result["errors"] += run["errors"]
+        result["queue_members_match"] = result["queue_members_match"] and run["queue_members_match"]
+        result["logins_scaling" + suffix] = round(run["logins_per_s"] / first["logins_per_s"], 2)
+        result["noop_scaling" + suffix] = round(run["noop_per_s"] / first["noop_per_s"], 2)
+    return result
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="200 attempts")
+    parser.add_argument("--quick", action="store_true", help="200 logins a storm")
     parser.add_argument("--attempts", type=int, default=500)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--paced-rate", type=float, default=50.0)
+    parser.add_argument("--api-processes", type=int, default=2, choices=range(1, 5))
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="storms of each configuration")
+    parser.add_argument("--no-pre-ping", action="store_true", help="pools without pre-ping")
     parser.add_argument("--fire", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fire:
         fire()
+    elif args.serve:
+        serve_process(args.serve)
     else:
         count = 200 if args.quick else args.attempts
-        print(json.dumps(asyncio.run(main(count, args.processes, args.paced_rate))))
+        print(
+            json.dumps(
+                asyncio.run(
+                    main(
+                        count,
+                        args.client_processes,
+                        args.api_processes,
+                        args.repeats,
+                        not args.no_pre_ping,
+                    )
+                )
+            )
+        )

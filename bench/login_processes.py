@@ -1,0 +1,215 @@
+"""The login bench's control plane as production runs it: one worker process and N API
+processes, each serving HTTP as ``graam-pbx run --role`` does (graam_pbx.cli.serve).
+
+``python -m bench.login_storm --serve CONFIG.json`` is one such process. Its configuration
+(with the AMI secret and the signing key) travels in a file only its owner reads, never on a
+command line. ``RoleProcess`` starts one and waits until its ``/readyz`` says ``ready`` (for
+a worker: the active one, holding the lease).
+
+``pre_ping: false`` measures the pool without SQLAlchemy's pre-ping (a BEGIN, a ``;`` and a
+ROLLBACK on every checkout): the engine graam_pbx.db.create_engine makes with that switch
+off and idle connections pinged instead (``ping_when_idle``), the policy proposed for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from graam_pbx.ami import AmiConfig
+from graam_pbx.app import Endpoints, create_app
+from graam_pbx.cli import serve
+from graam_pbx.db import create_engine
+from graam_pbx.logs import configure_logging
+from graam_pbx.settings import ProcessRole, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ProcessConfig:
+    role: str  # api or worker
+    database_url: str
+    ami: dict[str, Any]  # AmiConfig's fields
+    api_host: str
+    api_port: int
+    agi_port: int
+    state_dir: str
+    secret_key: str  # every process signs and checks the same access tokens
+    config_dir: str | None = None  # the worker writes Asterisk's configuration here
+    sounds_dir: str | None = None
+    pre_ping: bool = True
+    overrides: dict[str, Any] = field(default_factory=dict)  # other settings, by name
+
+
+def settings_for(config: ProcessConfig) -> Settings:
+    state = Path(config.state_dir)
+    return Settings(
+        role=ProcessRole(config.role),
+        api_host=config.api_host,
+        api_port=config.api_port,
+        agi_port=config.agi_port,
+        data_dir=state,
+        cdr_dir=state / "cdr",
+        queue_calls_dir=state / "queue-calls",
+        secret_key=config.secret_key,
+        demo_seed=False,
+        billing_interval=86_400,
+        worker_lease_interval=1.0,
+        log_level="WARNING",
+        **config.overrides,
+    )
+
+
+# How long a connection may have sat in the pool before it is pinged when checked out.
+IDLE_BEFORE_PING = 30.0
+
+
+def ping_when_idle(engine: AsyncEngine, idle: float = IDLE_BEFORE_PING) -> None:
+    """Ping a connection at checkout only when it sat unused in the pool for ``idle`` seconds.
+
+    The policy proposed instead of SQLAlchemy's pre-ping (three round trips on every
+    checkout): under load connections are never idle and cost nothing more; one that sat
+    through a database restart is pinged, found dead and replaced (DisconnectionError makes
+    the pool try another), so the first request after an outage does not fail.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def returned(_: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def taken(dbapi_connection: Any, record: Any, __: Any) -> None:
+        since = record.info.get("returned_at")
+        if since is None or time.monotonic() - since < idle:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as err:
+            raise DisconnectionError("idle connection did not answer") from err
+
+
+def engine_without_pre_ping(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """graam_pbx.db's engine with pre-ping off, idle connections pinged instead."""
+    engine = create_engine(url, pool_size=pool_size)
+    engine.pool._pre_ping = False  # the one switch compared
+    ping_when_idle(engine)
+    return engine
+
+
+async def _run(config: ProcessConfig) -> int:
+    settings = settings_for(config)
+    configure_logging(settings.log_level, settings.log_format)  # as graam-pbx run does
+    endpoints = Endpoints(
+        database_url=config.database_url,
+        ami=AmiConfig(**config.ami),
+        config_dir=Path(config.config_dir) if config.config_dir else None,
+        sounds_dir=Path(config.sounds_dir) if config.sounds_dir else None,
+    )
+    if config.pre_ping:
+        return await serve(create_app(settings, endpoints), settings)
+    with mock.patch("graam_pbx.app.create_engine", engine_without_pre_ping):
+        return await serve(create_app(settings, endpoints), settings)
+
+
+class RoleProcess:
+    """One worker or API process of the bench, started and stopped by it."""
+
+    def __init__(self, workdir: Path, config: ProcessConfig) -> None:
+        self.workdir = workdir
+        self.config = config
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.api_host}:{self.config.api_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
+    async def start(self, timeout: float = 90) -> None:  # noqa: ASYNC109
+        """Start the process; return once its /readyz says ready."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_path = self.workdir / "process.json"
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(asdict(self.config), out)
+        with (self.workdir / "process.log").open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.login_storm",
+                "--serve",
+                str(config_path),
+                cwd=REPO,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={k: v for k, v in os.environ.items() if not k.startswith("GRAAM_")},
+            )
+        try:
+            async with asyncio.timeout(timeout), httpx.AsyncClient(base_url=self.url) as client:
+                # Another process: no event to wait on but its answer.
+                while not await self._ready(client):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"{self.config.role} process not ready:\n{self.log()}") from None
+
+    async def _ready(self, client: httpx.AsyncClient) -> bool:
+        if self._process is not None and self._process.returncode is not None:
+            raise RuntimeError(f"{self.config.role} process ended:\n{self.log()}")
+        try:
+            response = await client.get("/readyz")
+        except httpx.TransportError:
+            return False
+        return response.status_code == 200 and response.json().get("status") == "ready"
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not ended within 20 s."""
+        if self._process is None or self._process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self._process.terminate()
+        try:
+            async with asyncio.timeout(20):
+                await self._process.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            await self._process.wait()
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far (user and system), from /proc."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+    def log(self) -> str:
+        try:
+            return (self.workdir / "process.log").read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+
+def serve_process(config_path: str) -> None:
+    """The process itself (``python -m bench.login_storm --serve CONFIG.json``)."""
+    with Path(config_path).open() as source:
+        config = ProcessConfig(**json.load(source))
+    Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+    sys.exit(asyncio.run(_run(config)))

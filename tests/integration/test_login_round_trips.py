@@ -1,0 +1,174 @@
+"""What one agent login costs the database, counted: its round trips, not its time.
+
+The login path is held to one transaction and four statements (the caller's account, the
+tenant's lock with the agent and its device, the cluster's check that the device is not
+registered with another node than the tenant's, then the login itself with its event and
+its state move), a refusal to one more (who holds the licences, for the 409's body). The
+authenticated no-op (``GET /api/v1/auth/me``) is counted beside it: the login costs three
+round trips more, whatever the pool's checkout policy adds to both. In an API process the
+login also tells the active worker (``pg_notify``), within the same statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bench.login_round_trips import Tally, counting, instrumented
+from graam_pbx.agents.sessions import AGENTS_CHANNEL
+from graam_pbx.app import Endpoints
+from graam_pbx.db import plain_url
+from graam_pbx.sandbox.ports import free_port
+from graam_pbx.settings import ProcessRole
+from tests.conftest import Asterisk, RunningApp, start_app
+from tests.factories import PASSWORD, TenantWorld, make_world, unique
+
+# The login's own statements: the caller's account (every authenticated request reads it),
+# the tenant's lock with the agent and its device, the login guard of the cluster layer
+# (graam_pbx/cluster/placement.py: where the device is registered; one statement for a
+# device registered nowhere), the login itself.
+LOGIN_STATEMENTS = 4
+NOOP_STATEMENTS = 1
+
+# (agent, kind, whether it has an open ``available`` interval) of some agents' events.
+EVENTS = text(
+    "SELECT e.user_id, e.kind, EXISTS (SELECT 1 FROM agent_state_intervals i "
+    "WHERE i.agent_id = e.user_id AND i.ended_at IS NULL AND i.state = 'available') "
+    "FROM agent_state_events e WHERE e.tenant_id = :tenant AND e.user_id = ANY(:agents)"
+)
+
+
+@pytest.fixture(scope="module")
+async def running_app(database_url: str, asterisk: Asterisk) -> AsyncIterator[RunningApp]:
+    # Instrumented before the app's engine makes its first connection.
+    with instrumented():
+        async for running in start_app(
+            Endpoints(database_url=database_url, ami=asterisk.ami_config())
+        ):
+            await running.runtime.ami.wait_connected(timeout=20)
+            yield running
+
+
+async def new_agent(client: httpx.AsyncClient, world: TenantWorld) -> int:
+    """Another agent of the tenant, with one device."""
+    made = await client.post(
+        "/api/v1/users",
+        headers=world.admin.headers,
+        json={
+            "email": f"{unique('agent')}@{world.slug}.example",
+            "display_name": "Agent",
+            "role": "agent",
+            "password": PASSWORD,
+        },
+    )
+    assert made.status_code == 201, made.text
+    user_id: int = made.json()["id"]
+    device = await client.post(
+        "/api/v1/devices",
+        headers=world.admin.headers,
+        json={"user_id": user_id, "name": unique("desk"), "extension": str(200 + user_id % 9000)},
+    )
+    assert device.status_code == 201, device.text
+    return user_id
+
+
+async def counted_login(
+    client: httpx.AsyncClient, world: TenantWorld, user_id: int, expected: int
+) -> Tally:
+    with counting() as tally:
+        response = await client.post(
+            f"/api/v1/agents/{user_id}/session", headers=world.supervisor.headers
+        )
+    assert response.status_code == expected, response.text
+    return tally
+
+
+async def counted_noop(client: httpx.AsyncClient, world: TenantWorld) -> Tally:
+    with counting() as tally:
+        response = await client.get("/api/v1/auth/me", headers=world.supervisor.headers)
+    assert response.status_code == 200, response.text
+    return tally
+
+
+async def test_a_login_is_one_transaction_of_four_statements_three_round_trips_above_a_noop(
+    running_app: RunningApp,
+) -> None:
+    client = running_app.client
+    sessions: async_sessionmaker[AsyncSession] = running_app.app.state.sessions
+    world = await make_world(client, sessions, licences=2)
+    first, second, third = [await new_agent(client, world) for _ in range(3)]
+
+    noop = await counted_noop(client, world)
+    assert noop.statements == NOOP_STATEMENTS, noop.sent
+    assert noop.transactions == 1, noop.sent
+
+    login = await counted_login(client, world, first, 201)
+    assert login.statements == LOGIN_STATEMENTS, login.sent
+    assert login.transactions == 1, login.sent
+    # Whatever the pool's pre-ping costs, it costs a no-op as much: the login adds its own
+    # statements, nothing else.
+    assert login.round_trips - noop.round_trips == LOGIN_STATEMENTS - NOOP_STATEMENTS, (
+        login.sent,
+        noop.sent,
+    )
+
+    # The counted login did all a login does: its session, its event, its state.
+    await counted_login(client, world, second, 201)
+    refused = await counted_login(client, world, third, 409)
+    assert refused.statements == LOGIN_STATEMENTS + 1, refused.sent
+    assert refused.transactions == 1, refused.sent
+    async with sessions() as session:
+        events = (
+            await session.execute(
+                EVENTS, {"tenant": world.tenant_id, "agents": [first, second, third]}
+            )
+        ).all()
+    assert sorted(events) == sorted(
+        [(first, "login", True), (second, "login", True), (third, "refused", False)]
+    )
+
+
+async def test_in_an_api_process_the_login_tells_the_worker_in_its_own_statement(
+    running_app: RunningApp, database_url: str, asterisk: Asterisk
+) -> None:
+    sessions: async_sessionmaker[AsyncSession] = running_app.app.state.sessions
+    world = await make_world(running_app.client, sessions, licences=2)
+    agent = await new_agent(running_app.client, world)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    def note(*notification: Any) -> None:
+        heard.put_nowait(notification[3])  # (connection, pid, channel, payload)
+
+    listener = await asyncpg.connect(plain_url(database_url))
+    await listener.add_listener(AGENTS_CHANNEL, note)
+    # The same signing key (and data directory) as the module's app: its tokens hold here.
+    settings = running_app.runtime.settings.model_copy(
+        update={"role": ProcessRole.API, "agi_port": free_port()}
+    )
+    try:
+        with instrumented():
+            async for api in start_app(
+                Endpoints(database_url=database_url, ami=asterisk.ami_config()), settings
+            ):
+                await counted_noop(api.client, world)  # the connection's setup
+                noop = await counted_noop(api.client, world)
+                login = await counted_login(api.client, world, agent, 201)
+        async with asyncio.timeout(10):
+            while (payload := await heard.get()) != str(world.tenant_id):
+                pass
+    finally:
+        await listener.close()
+    assert payload == str(world.tenant_id)
+    assert login.statements == LOGIN_STATEMENTS, login.sent
+    assert login.transactions == 1, login.sent
+    assert login.round_trips - noop.round_trips == LOGIN_STATEMENTS - NOOP_STATEMENTS, (
+        login.sent,
+        noop.sent,
+    )

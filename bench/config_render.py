@@ -1,6 +1,6 @@
 """Config generation at scale: full render, one tenant's change, and Asterisk's reloads.
 
-python -m bench.config_render [--quick] [--tenants N]
+python -m bench.config_render [--quick] [--tenants N] [--reload-deadline S]
 
 Prints one JSON line. The physical limit in the same run: writing the same bytes plainly.
 Asterisk's reload times are reported separately (they are Asterisk's, not ours), with the
@@ -10,6 +10,9 @@ The realtime case (docs/realtime-sip.md): every device is an endpoint Asterisk r
 Postgres. A device's new password is committed by the service the API calls
 (``agents.service.reset_password``, without HTTP), then one sipp REGISTER with it is sent at
 once: ``realtime_change_*_ms`` is commit → REGISTER accepted, sipp's own start included.
+Its floors in the same run (bench/config_realtime.py): the same REGISTER for a device that
+did not change, and one ``ps_endpoints`` row by id. A new device's introduction to PJSIP's
+qualify is measured too, with its floor (every ``ps_endpoints`` row read once).
 """
 
 from __future__ import annotations
@@ -28,23 +31,31 @@ import time
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.readings import percentile
-from bench.stack import ami_config, asterisk_sandbox
-from graam_pbx.agents import service as devices
-from graam_pbx.ami import AmiSupervisor, EventBus
+from bench.config_realtime import Target, device_changes, endpoint_reads, introductions
+from bench.stack import ami_config
+from graam_pbx.ami import AmiError, AmiSupervisor, EventBus
 from graam_pbx.asterisk.applier import ConfigApplier
-from graam_pbx.auth.principal import Principal, Role, Scope
-from graam_pbx.db import create_engine, migrate, session_factory
-from graam_pbx.sandbox.asterisk import AsteriskSandbox
+from graam_pbx.db import create_engine, migrate
+from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
+from graam_pbx.settings import Settings
 
 AGENTS, QUEUES, DIDS = 20, 3, 5
 HA1 = "0123456789abcdef0123456789abcdef"
-REGISTER_SCENARIO = Path(__file__).resolve().parent.parent / "tests/e2e/scenarios/register.xml"
-PHONE_IP = "127.0.0.91"  # the bench's phone, on its own loopback address
+# The bench's Asterisk and phone, each on a loopback address of its own.
+ASTERISK_IP, PHONE_IP = "127.0.0.171", "127.0.0.172"
+WATCHED_QUEUES = ("pjsip/distributor", "pjsip/options/manage")
+INTRODUCTIONS = 5
+REALTIME_KEYS = (
+    "realtime_change_p50_ms",
+    "realtime_change_p99_ms",
+    "register_unchanged_p50_ms",
+    "register_unchanged_p99_ms",
+    "introduce_device_p50_ms",
+    "introduce_device_max_ms",
+)
 
 
 async def populate(url: str, tenants: int) -> None:
@@ -240,73 +251,58 @@ def plain_write(files: dict[str, str], root: Path) -> float:
 
 
 async def taskprocessor_peak(ami: AmiSupervisor, stop: asyncio.Event) -> int:
-    """The largest queue of any task processor seen until ``stop``."""
+    """The largest queue seen until ``stop`` of PJSIP's request and management queues.
+
+    Only those are listed (``like``): with realtime AORs PJSIP keeps one serializer per AOR,
+    and a listing of 200,000 of them four times a second would be the load measured.
+    """
     peak = 0
     while not stop.is_set():
-        output = await ami.command("core show taskprocessors")
-        for line in output.splitlines():
-            fields = line.split()
-            if len(fields) >= 5 and fields[1].isdigit() and fields[2].isdigit():
-                peak = max(peak, int(fields[2]))
-        await asyncio.sleep(0.25)  # the listing itself is work for Asterisk at this size
+        for name in WATCHED_QUEUES:
+            output = await ami.command(f"core show taskprocessors like {name}", timeout=600)
+            for line in output.splitlines():
+                fields = line.split()
+                if len(fields) >= 5 and fields[1].isdigit() and fields[2].isdigit():
+                    peak = max(peak, int(fields[2]))
+        await asyncio.sleep(0.25)
     return peak
 
 
-def phone_port() -> int:
-    """A UDP port free on the bench phone's address now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((PHONE_IP, 0))
-        port: int = probe.getsockname()[1]
-    return port
+async def timed_reload(
+    ami: AmiSupervisor, command: str, deadline: float, wait_for: str | None = None
+) -> tuple[float | None, int]:
+    """Seconds Asterisk took (None past ``deadline``) and the largest queue seen meanwhile.
 
+    ``wait_for``: an AOR whose presence in PJSIP's qualify says res_pjsip's background
+    synchronization is all there (there is no event for "reload finished", so Asterisk's CLI
+    is polled, with ``pjsip show qualify aor``: one lookup, where ``pjsip show aor`` reads
+    the AOR from Postgres).
+    """
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(taskprocessor_peak(ami, stop))
+    started = time.perf_counter()
 
-async def register_once(work: Path, sip_port: int, name: str, password: str, serial: int) -> bool:
-    """One REGISTER (challenged, answered with ``password``): True when Asterisk took it."""
-    directory = work / "sipp" / str(serial)
-    directory.mkdir(parents=True)
-    process = await asyncio.create_subprocess_exec(
-        *("sipp", f"127.0.0.1:{sip_port}", "-m", "1", "-sf", str(REGISTER_SCENARIO)),
-        *("-i", PHONE_IP, "-p", str(phone_port()), "-nostdin"),
-        *("-timeout", "10s", "-timeout_error", "-s", name, "-au", name, "-ap", password),
-        cwd=directory,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    return await process.wait() == 0
+    async def run() -> None:
+        await ami.command(command, timeout=deadline)
+        while wait_for is not None and not _aor_loaded(  # noqa: ASYNC110
+            await ami.command(f"pjsip show qualify aor {wait_for}", timeout=deadline), wait_for
+        ):
+            await asyncio.sleep(0.1)
 
-
-async def realtime_changes(
-    engine: AsyncEngine, url: str, work: Path, sip_port: int, changes: int
-) -> list[float]:
-    """Commit → REGISTER accepted, in ms, for ``changes`` devices given a new password."""
-    sessions = session_factory(engine)
-    conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(
-            "SELECT id, tenant_id FROM agent_devices ORDER BY random() LIMIT $1", changes
-        )
-    finally:
-        await conn.close()
-    timings = []
-    for serial, row in enumerate(rows):
-        scope = Scope(
-            principal=Principal(
-                user_id=0, role=Role.ADMIN, tenant_id=row["tenant_id"], label="bench"
-            ),
-            tenant_id=row["tenant_id"],
-        )
-        async with sessions() as session, session.begin():
-            device, password = await devices.reset_password(session, scope, row["id"])
-            name = device.sip_username
-        started = time.perf_counter()
-        if not await register_once(work, sip_port, name, password, serial):
-            raise RuntimeError(f"{name}: REGISTER with the new password refused")
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
+        await asyncio.wait_for(run(), deadline)
+        took: float | None = time.perf_counter() - started
+    except (TimeoutError, AmiError):
+        took = None
+    stop.set()
+    try:
+        peak = await asyncio.wait_for(watcher, 5)
+    except (TimeoutError, AmiError):
+        peak = -1  # Asterisk too busy to answer the listing
+    return took, peak
 
 
-async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str, object]:
+async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
     await pg.start()
@@ -354,41 +350,54 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
             assert result.written == {f"tenants/t{tenant}/queues.conf"} or i > 0
         await conn.close()
 
-        # Asterisk's own reload time at this size, from the generated files.
-        state = work / "asterisk"
-        sandbox = asterisk_sandbox(state)
+        # Asterisk's own reload times at this size, from the generated files, on the
+        # bench's own Asterisk and loopback addresses.
+        sandbox = AsteriskSandbox(
+            AsteriskSandboxConfig(
+                rootfs=Settings().asterisk_rootfs,
+                state_dir=work / "asterisk",
+                ami_port=free_port(),
+                ami_username="bench",
+                sip_bind=ASTERISK_IP,
+                sip_port=free_port(socket.SOCK_DGRAM),
+            )
+        )
         info = await sandbox.start()
         shutil.copytree(config_dir, info.config_dir, dirs_exist_ok=True)
         bus = EventBus()
         await bus.start()
         ami = AmiSupervisor(
-            ami_config(info, ping_interval=30, ping_timeout=30, action_timeout=300), bus
+            ami_config(info, ping_interval=600, ping_timeout=600, action_timeout=600), bus
         )
         await ami.start()
         await ami.wait_connected(30)
         # Devices are read from the bench database (docs/realtime-sip.md): Asterisk connects
-        # with the generated res_pgsql.conf just copied.
+        # with the generated res_pgsql.conf just copied; res_pjsip's reload then synchronizes
+        # PJSIP's qualify with every realtime AOR, as the applier's first pass does.
         await ami.command("module reload res_config_pgsql.so", timeout=60)
-        reloads: dict[str, float] = {}
-        peaks: dict[str, int] = {}
-        for name, command in (
-            ("dialplan", "dialplan reload"),
-            ("pjsip", "module reload res_pjsip.so"),
-        ):
-            stop = asyncio.Event()
-            watcher = asyncio.create_task(taskprocessor_peak(ami, stop))
-            started = time.perf_counter()
-            await ami.command(command, timeout=600)
-            if name == "pjsip":
-                # res_pjsip applies its reload in the background: wait until it is all there.
-                last = f"tenant{tenants}-a{AGENTS - 1}"
-                # Polls Asterisk's CLI: there is no event for "reload finished".
-                while not _aor_loaded(await ami.command(f"pjsip show aor {last}"), last):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            reloads[name] = time.perf_counter() - started
-            stop.set()
-            peaks[name] = await watcher
-        realtime = await realtime_changes(engine, url, work, sandbox.config.sip_port, changes)
+        pjsip_s, pjsip_peak = await timed_reload(
+            ami, "module reload res_pjsip.so", reload_deadline, f"tenant{tenants}-a{AGENTS - 1}"
+        )
+        reads = await endpoint_reads(url, 200)
+        # Past the deadline Asterisk is still synchronizing: what follows would measure
+        # that, so its keys are null (and the run stays bounded).
+        realtime: dict[str, float | None] = dict.fromkeys(REALTIME_KEYS)
+        dialplan_s: float | None = None
+        dialplan_peak = -1
+        if pjsip_s is not None:
+            target = Target(ASTERISK_IP, sandbox.config.sip_port, PHONE_IP)
+            registers = await device_changes(engine, url, work, target, changes)
+            introduced = await introductions(url, ami, INTRODUCTIONS)
+            realtime.update(
+                realtime_change_p50_ms=registers["change"]["p50"],
+                realtime_change_p99_ms=registers["change"]["p99"],
+                register_unchanged_p50_ms=registers["unchanged"]["p50"],
+                register_unchanged_p99_ms=registers["unchanged"]["p99"],
+                introduce_device_p50_ms=introduced["p50"],
+                introduce_device_max_ms=introduced["max"],
+            )
+            # Last: at 10,000 tenants Asterisk's dialplan load may outlast the deadline.
+            dialplan_s, dialplan_peak = await timed_reload(ami, "dialplan reload", reload_deadline)
         await ami.stop()
         await bus.stop()
         await applier.stop()
@@ -409,12 +418,14 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
             "plain_write_mb_per_s": round(total_bytes / plain_write_s / 1e6, 1),
             "incremental_p50_ms": round(statistics.median(timings), 1),
             "incremental_p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
-            "dialplan_reload_s": round(reloads["dialplan"], 3),
-            "pjsip_reload_s": round(reloads["pjsip"], 3),
+            "dialplan_reload_s": None if dialplan_s is None else round(dialplan_s, 3),
+            "reload_deadline_s": reload_deadline,
+            "pjsip_reload_s": None if pjsip_s is None else round(pjsip_s, 3),
             "realtime_endpoints": tenants * AGENTS,
-            "realtime_change_p50_ms": round(statistics.median(realtime), 1),
-            "realtime_change_p99_ms": round(percentile(realtime, 0.99), 1),
-            "taskprocessor_peak_queue": peaks,
+            **realtime,
+            "endpoint_select_p50_ms": reads["one_p50"],
+            "endpoint_select_all_ms": reads["all"],
+            "taskprocessor_peak_queue": {"dialplan": dialplan_peak, "pjsip": pjsip_peak},
         }
     finally:
         if sandbox is not None:
@@ -426,7 +437,14 @@ async def main(tenants: int, changes: int, *, asterisk: bool = True) -> dict[str
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100 tenants, 20 changes")
-    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument(
+        "--reload-deadline",
+        type=float,
+        default=300,
+        help="seconds each Asterisk reload may take (dialplan_reload_s is null past it)",
+    )
     args = parser.parse_args()
     tenants = 100 if args.quick else args.tenants
-    print(json.dumps(asyncio.run(main(tenants, 20 if args.quick else 100))))
+    changes = 20 if args.quick else 100
+    print(json.dumps(asyncio.run(main(tenants, changes, args.reload_deadline))))

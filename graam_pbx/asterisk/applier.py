@@ -67,6 +67,10 @@ __all__ = ["RELOAD_COMMANDS", "ApplyResult", "ConfigApplier"]
 # from the start, the reload still owed), and the back-off between those passes.
 RELOAD_DEADLINE = 30.0
 PASS_BACKOFF = Backoff(first=0.5, cap=10.0)
+# A new device's introduction to PJSIP (_introduce_devices) reads every endpoint of the node,
+# which grows with their square: 0.3-0.5 s at 2,000 endpoints, 65-90 s at 20,000
+# (python -m bench.config_render measures it).
+INTRODUCE_TIMEOUT = 300.0
 # A tenant that cannot be rendered is tried again after this, doubled each time; failing
 # trunks every half of its cap (every pass renders them anyway).
 FAILED_RETRY = Backoff(first=5.0, cap=60.0)
@@ -133,6 +137,11 @@ class ConfigApplier:
         self._agi_key = agi_key
         self._realtime_conf: str | None = None
         self._realtime_failure: str | None = None
+        # Devices the node's PJSIP qualify knows, by tenant, and those still to introduce
+        # (in order, each once), introduced beside the passes (_introduce_devices).
+        self._node_devices: dict[int, set[str]] = {}
+        self._introductions: dict[str, None] = {}
+        self._introducer: asyncio.Task[None] | None = None
         # Devices' first registrations on the node are qualified at once (qualify.py).
         self._first_qualify = (
             FirstQualify(ami, bus) if ami is not None and bus is not None else None
@@ -178,6 +187,10 @@ class ConfigApplier:
             await asyncio.wait([task])
         if self._reports:
             await asyncio.wait(self._reports, timeout=5)
+        introducer, self._introducer = self._introducer, None
+        if introducer is not None:
+            introducer.cancel()
+            await asyncio.wait([introducer])
         if self._first_qualify is not None:
             await self._first_qualify.stop()
         await self._shards.stop()
@@ -197,8 +210,11 @@ class ConfigApplier:
         self._wake.set()
 
     async def settled(self) -> None:
-        """Wait until every request made so far is applied."""
+        """Wait until every request made so far is applied, its new devices introduced."""
         await self._idle.wait()
+        introducer = self._introducer
+        if introducer is not None:
+            await asyncio.wait([introducer])
 
     async def _on_resync(self, message: Message) -> None:
         # After a reconnect: anything written while Asterisk was away still needs its reload.
@@ -346,10 +362,13 @@ class ConfigApplier:
         PJSIP learns realtime AORs when it synchronizes (at its load, and at the res_pjsip
         reload that follows a new res_pgsql.conf): after a full pass it knows every device.
         An AOR it does not know yet is set up at its first contact, and that set-up reads
-        every endpoint while each REGISTER of the node waits (docs/realtime-sip.md). So a
-        device that appears in a later pass is introduced here, once, with ``pjsip reload
-        qualify aor``: a synchronization of that AOR's qualify state, not a module reload.
-        A failure only leaves the set-up to the device's first REGISTER.
+        every endpoint while the REGISTER waits (docs/realtime-sip.md). So a device that
+        appears in a later pass is introduced, once, with ``pjsip reload qualify aor``: a
+        synchronization of that AOR's qualify state, not a module reload. It still reads
+        every endpoint (Asterisk 22 does so for each AOR new to it, whichever way it
+        learns it), which takes about a minute at 20,000 endpoints: so introductions run
+        one at a time beside the passes (``_introduce``), never holding a pass or its
+        generations. A failure only leaves the set-up to the device's first REGISTER.
         """
         present = {
             tenant.id: {device.sip_username for device in tenant.devices}
@@ -369,9 +388,20 @@ class ConfigApplier:
                 self._node_devices.pop(tenant, None)
         if self._ami is None or not new:
             return
-        for name in new:
+        self._introductions.update(dict.fromkeys(new))
+        if self._introducer is None or self._introducer.done():
+            self._introducer = asyncio.create_task(
+                self._introduce(self._ami), name="pjsip-introductions"
+            )
+
+    async def _introduce(self, ami: AmiSupervisor) -> None:
+        """Introduce the queued devices one by one: PJSIP runs each on its one management
+        queue anyway, and one at a time leaves room there for registrations."""
+        while self._introductions:
+            name = next(iter(self._introductions))
+            del self._introductions[name]
             try:
-                await self._ami.command(f"pjsip reload qualify aor {name}", timeout=30)
+                await ami.command(f"pjsip reload qualify aor {name}", timeout=INTRODUCE_TIMEOUT)
             except Exception as err:
                 log.warning("device not introduced to PJSIP aor=%s error=%s", name, err)
 

@@ -6,9 +6,9 @@ processes, each serving HTTP as ``graam-pbx run --role`` does (graam_pbx.cli.ser
 command line. ``RoleProcess`` starts one and waits until its ``/readyz`` says ``ready`` (for
 a worker: the active one, holding the lease).
 
-``pre_ping: false`` measures the pool without SQLAlchemy's pre-ping (a BEGIN, a ``;`` and a
-ROLLBACK on every checkout): the engine graam_pbx.db.create_engine makes with that switch
-off and idle connections pinged instead (``ping_when_idle``), the policy proposed for it.
+Each process's engine is graam_pbx.db.create_engine's, unchanged: its pool pings a
+connection at checkout only when it sat idle for ``IDLE_BEFORE_PING`` (5 s), so under a
+storm no request pays a ping.
 """
 
 from __future__ import annotations
@@ -18,21 +18,15 @@ import contextlib
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
-from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.cli import serve
-from graam_pbx.db import create_engine
 from graam_pbx.logs import configure_logging
 from graam_pbx.settings import ProcessRole, Settings
 
@@ -51,7 +45,6 @@ class ProcessConfig:
     secret_key: str  # every process signs and checks the same access tokens
     config_dir: str | None = None  # the worker writes Asterisk's configuration here
     sounds_dir: str | None = None
-    pre_ping: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)  # other settings, by name
 
 
@@ -74,42 +67,6 @@ def settings_for(config: ProcessConfig) -> Settings:
     )
 
 
-# How long a connection may have sat in the pool before it is pinged when checked out.
-IDLE_BEFORE_PING = 30.0
-
-
-def ping_when_idle(engine: AsyncEngine, idle: float = IDLE_BEFORE_PING) -> None:
-    """Ping a connection at checkout only when it sat unused in the pool for ``idle`` seconds.
-
-    The policy proposed instead of SQLAlchemy's pre-ping (three round trips on every
-    checkout): under load connections are never idle and cost nothing more; one that sat
-    through a database restart is pinged, found dead and replaced (DisconnectionError makes
-    the pool try another), so the first request after an outage does not fail.
-    """
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def returned(_: Any, record: Any) -> None:
-        record.info["returned_at"] = time.monotonic()
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def taken(dbapi_connection: Any, record: Any, __: Any) -> None:
-        since = record.info.get("returned_at")
-        if since is None or time.monotonic() - since < idle:
-            return
-        try:
-            dbapi_connection.ping()
-        except Exception as err:
-            raise DisconnectionError("idle connection did not answer") from err
-
-
-def engine_without_pre_ping(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """graam_pbx.db's engine with pre-ping off, idle connections pinged instead."""
-    engine = create_engine(url, pool_size=pool_size)
-    engine.pool._pre_ping = False  # the one switch compared
-    ping_when_idle(engine)
-    return engine
-
-
 async def _run(config: ProcessConfig) -> int:
     settings = settings_for(config)
     configure_logging(settings.log_level, settings.log_format)  # as graam-pbx run does
@@ -119,10 +76,7 @@ async def _run(config: ProcessConfig) -> int:
         config_dir=Path(config.config_dir) if config.config_dir else None,
         sounds_dir=Path(config.sounds_dir) if config.sounds_dir else None,
     )
-    if config.pre_ping:
-        return await serve(create_app(settings, endpoints), settings)
-    with mock.patch("graam_pbx.app.create_engine", engine_without_pre_ping):
-        return await serve(create_app(settings, endpoints), settings)
+    return await serve(create_app(settings, endpoints), settings)
 
 
 class RoleProcess:

@@ -8,8 +8,9 @@ driver's type lookups, made only the first time a connection sees a statement.
 
 Counted only in the context that entered ``counting()``: a request made there through an
 in-process transport (httpx's ASGITransport runs the app in the caller's task) is counted,
-the app's own workers running beside it are not. SQLAlchemy's pool pre-ping (a BEGIN, a
-``;`` and a ROLLBACK on every checkout) is counted apart, so a change of the pool's policy
+the app's own workers running beside it are not. The pool's checkout ping (a BEGIN, a ``;``
+and a ROLLBACK: graam_pbx.db pings only a connection that sat idle for ``IDLE_BEFORE_PING``)
+is counted apart: a request on a warm pool, as under a storm, makes none, and one that does
 shows as such.
 """
 
@@ -24,7 +25,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-# The SQL of SQLAlchemy's asyncpg pre-ping, between its own BEGIN and ROLLBACK.
+# The SQL of SQLAlchemy's asyncpg ping (the one graam_pbx.db's pool makes on checking out an
+# idle connection), between its own BEGIN and ROLLBACK.
 _PING = ";"
 
 
@@ -42,24 +44,25 @@ class Tally:
 
     @property
     def pings(self) -> int:
-        """Round trips of pool pre-pings: each is its BEGIN, its ``;`` and its ROLLBACK."""
+        """Round trips of the pool's checkout pings: each is its BEGIN, its ``;`` and its
+        ROLLBACK."""
         return 3 * sum(1 for kind, sql in self.sent if kind == "execute" and sql == _PING)
 
     @property
     def transactions(self) -> int:
-        """Transactions begun, pre-pings' own excluded."""
+        """Transactions begun, pings' own excluded."""
         begins = sum(1 for kind, sql in self.sent if kind == "query" and sql.startswith("BEGIN"))
         return begins - self.pings // 3
 
     @property
     def statements(self) -> int:
-        """Statements executed, pre-pings' own excluded."""
+        """Statements executed, pings' own excluded."""
         executes = sum(1 for kind, _ in self.sent if kind == "execute")
         return executes - self.pings // 3
 
     @property
     def round_trips(self) -> int:
-        """Every round trip but setup: statements, BEGIN/COMMIT/ROLLBACK, pre-pings."""
+        """Every round trip but setup: statements, BEGIN/COMMIT/ROLLBACK, pings."""
         return len(self.sent) - self.setup
 
 

@@ -2,7 +2,6 @@
 licence limit holding.
 
 python -m bench.login_storm [--quick] [--attempts N] [--api-processes P] [--repeats R]
-                            [--no-pre-ping]
 
 Prints one JSON line. The control plane runs as in production: one worker process (AMI, the
 config applier, the agent worker making Asterisk's queue members follow the logins it hears
@@ -35,9 +34,9 @@ figure other work on the machine barely moves, unlike rates.
 One login's round trips to Postgres (and one no-op's) are counted beforehand through an API
 app in this process (bench/login_round_trips.py): ``round_trips_per_login``,
 ``round_trips_per_noop``, ``statements_per_login``, ``transactions_per_login``, and
-``pre_ping_round_trips``, what the pool's pre-ping adds to every request.
-``--no-pre-ping`` runs every process (and the count) with the same engine, pre-ping off and
-connections idle for 30 s pinged at checkout instead (bench/login_processes.py).
+``pre_ping_round_trips``, what the pool's checkout ping added to the login: 0, as for any
+request under a storm, since graam_pbx.db's pool pings a connection only when it sat idle
+for ``IDLE_BEFORE_PING`` (5 s). Every process runs that engine, as production does.
 """
 
 from __future__ import annotations
@@ -57,17 +56,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import asyncpg
 import httpx
 
-from bench.login_processes import (
-    ProcessConfig,
-    RoleProcess,
-    engine_without_pre_ping,
-    serve_process,
-)
+from bench.login_processes import ProcessConfig, RoleProcess, serve_process
 from bench.login_round_trips import Tally, counting, instrumented
 from bench.readings import percentile
 from bench.stack import ami_config, asterisk_sandbox
@@ -76,7 +69,7 @@ from graam_pbx.agents.sessions import AGENTS_CHANNEL
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.auth import service as auth_service
-from graam_pbx.db import create_engine, migrate
+from graam_pbx.db import migrate
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import ProcessRole, Settings
@@ -281,7 +274,6 @@ async def tokens_and_round_trips(
     work: Path,
     tenants: list[Tenant],
     spare: Tenant,
-    pre_ping: bool,
 ) -> tuple[dict[int, str], dict[str, Any]]:
     """Every tenant's supervisor token, and one login's and one no-op's round trips, through
     an API app in this process (role api, the same code the API processes run)."""
@@ -293,8 +285,7 @@ async def tokens_and_round_trips(
         demo_seed=False,
         log_level="WARNING",
     )
-    engine = create_engine if pre_ping else engine_without_pre_ping
-    with instrumented(), mock.patch("graam_pbx.app.create_engine", engine):
+    with instrumented():
         app = create_app(settings, Endpoints(database_url=url, ami=ami))
         async with (
             app.router.lifespan_context(app),
@@ -466,7 +457,7 @@ def process_config(
 
 
 async def main(
-    attempts: int, client_processes: int, api_processes: int, repeats: int, pre_ping: bool
+    attempts: int, client_processes: int, api_processes: int, repeats: int
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
@@ -502,7 +493,7 @@ async def main(
         if not await eventually(lambda: queues_known(ami), tenants_count + 1, SETTLE_TIMEOUT):
             raise RuntimeError("the worker did not apply every tenant's queue")
         tokens, figures = await tokens_and_round_trips(
-            url, ami_settings, secret_key, work / "inproc", tenants, spare, pre_ping
+            url, ami_settings, secret_key, work / "inproc", tenants, spare
         )
         runs: list[dict[str, Any]] = []
         for count in range(1, api_processes + 1):
@@ -511,7 +502,6 @@ async def main(
                 config = process_config(
                     ProcessRole.API, host, url, ami_settings, secret_key, work / host
                 )
-                config.pre_ping = pre_ping
                 apis.append(RoleProcess(work / host, config))
             for api in apis:
                 await api.start()
@@ -525,7 +515,7 @@ async def main(
             for api in apis:
                 await api.stop()
                 started.remove(api)
-        return report(attempts, client_processes, tenants, pre_ping, figures, runs)
+        return report(attempts, client_processes, tenants, figures, runs)
     finally:
         if ami is not None:
             await ami.stop()
@@ -555,7 +545,6 @@ def report(
     attempts: int,
     client_processes: int,
     tenants: list[Tenant],
-    pre_ping: bool,
     figures: dict[str, Any],
     runs: list[dict[str, Any]],
 ) -> dict[str, Any]:
@@ -573,7 +562,6 @@ def report(
         "api_processes": 1,
         **{key: value for key, value in first.items() if key != "over_limit"},
         "over_limit": max(run["over_limit"] for run in runs),
-        "pre_ping": pre_ping,
         **figures,
     }
     for count, run in enumerate(runs[1:], start=2):
@@ -603,7 +591,6 @@ if __name__ == "__main__":
     parser.add_argument("--api-processes", type=int, default=2, choices=range(1, 5))
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="storms of each configuration")
-    parser.add_argument("--no-pre-ping", action="store_true", help="pools without pre-ping")
     parser.add_argument("--fire", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -621,7 +608,6 @@ if __name__ == "__main__":
                         args.client_processes,
                         args.api_processes,
                         args.repeats,
-                        not args.no_pre_ping,
                     )
                 )
             )

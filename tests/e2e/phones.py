@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from graam_pbx.ami import AmiSupervisor, EventBus, Message
+from graam_pbx.cluster.supervisors import node_of_event
 from tests.e2e.sipp import Sipp, SippPool
 
 PHONES_IP = "127.0.0.1"
@@ -19,17 +20,24 @@ async def reachable_phone(
     sipp: SippPool,
     device: dict[str, Any],
     scenario: str = "uas_answer.xml",
+    *,
+    node: str | None = None,
 ) -> Sipp:
     """The device registered from a sipp UAS running ``scenario``, and reachable.
 
     Asterisk qualifies a new contact at once: the OPTIONS may reach the registering sipp, or
     the UAS that replaced it on the same port; until one answers, Asterisk will not ring it.
+
+    With ``node`` (the phones register with that node, ``ami`` its AMI): every node reads the
+    contacts of ps_contacts, so another node may qualify the phone too; only ``node``'s own
+    ContactStatus counts (its GraamNode header), and ``node`` is asked to qualify the phone
+    once its UAS is up.
     """
     name = device["sip_username"]
     statuses: asyncio.Queue[str] = asyncio.Queue()
 
     async def on_status(message: Message) -> None:
-        if message.get("AOR") == name:
+        if message.get("AOR") == name and (node is None or node_of_event(message) == node):
             statuses.put_nowait(message.get("ContactStatus", ""))
 
     subscription = bus.subscribe(f"e2e-contact-{uuid.uuid4().hex}", ["ContactStatus"], on_status)
@@ -40,6 +48,8 @@ async def reachable_phone(
         registration = await registering.run()
         assert registration.ok, registration.describe()
         phone = await sipp.uas(scenario, ip=PHONES_IP, port=registering.port).start()
+        if node is not None:
+            await ami.command(f"pjsip qualify {name}")
         try:
             async with asyncio.timeout(20):
                 while (status := await statuses.get()) != "Reachable":

@@ -23,10 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.asterisk.applier import ConfigApplier
 from tests.conftest import Asterisk, RunningApp
+from tests.e2e.announcements import announced_number
 from tests.e2e.sipp import Sipp, SippPool
-from tests.e2e.test_calls import CALLER, CARRIER_IP, created, new_number, new_trunk, route_number
-from tests.factories import make_world
-from tests.unit.test_wav import make_wav
+from tests.e2e.test_calls import CALLER, CARRIER_IP
 
 Sessions = async_sessionmaker[AsyncSession]
 Address = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
@@ -41,20 +40,14 @@ async def announced_did(
     pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions, applier: ConfigApplier
 ) -> str:
     """A number of a tenant of its own that answers, plays one second and hangs up."""
-    world = await make_world(client, sessions)
-    number = await new_number(client, world)
-    prompt = await created(
-        await client.post(
-            "/api/v1/prompts",
-            headers=world.admin.headers,
-            data={"name": "burst"},
-            files={"file": ("a.wav", make_wav(seconds=ANNOUNCEMENT_SECONDS), "audio/wav")},
-        )
+    _, e164 = await announced_number(
+        client,
+        sessions,
+        applier,
+        prompt_name="burst",
+        seconds=ANNOUNCEMENT_SECONDS,
+        carrier_ip=CARRIER_IP,
     )
-    await route_number(client, world, number, {"type": "announcement", "id": prompt["id"]})
-    await new_trunk(client, world, CARRIER_IP)
-    await applier.settled()
-    e164: str = number["e164"]
     return e164
 
 

@@ -94,15 +94,18 @@ async def dialer_tenant(
     applier: ConfigApplier,
     sipp: SippPool,
     tmp_path: Path,
+    *,
+    carrier_ip: str = CARRIER_IP,
 ) -> DialerTenant:
     """A tenant with one agent in one queue, a caller-ID number, and an outbound route to
-    the far-end carrier (started); live in Asterisk."""
+    the far-end carrier (started on ``carrier_ip``, which answers ``person`` numbers); live in
+    Asterisk."""
     world, made = await new_tenant(pbx, client, sessions, licences=1, agents=1)
     number = await new_number(client, world)
-    carrier = Sipp("dialer_far_end.xml", workdir=tmp_path, ip=CARRIER_IP, timeout=240)
+    carrier = Sipp("dialer_far_end.xml", workdir=tmp_path, ip=carrier_ip, timeout=240)
     sipp.started.append(carrier)
     await carrier.start()
-    trunk = await new_trunk(client, world, CARRIER_IP, carrier.port)
+    trunk = await new_trunk(client, world, carrier_ip, carrier.port)
     await created(
         await client.post(
             "/api/v1/outbound-routes",

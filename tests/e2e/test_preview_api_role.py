@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 
-from graam_pbx.app import Endpoints, Runtime
+from graam_pbx.app import Runtime
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.auth.service import hash_password
 from graam_pbx.campaigns.placing import CallRefused
@@ -30,24 +30,24 @@ from graam_pbx.campaigns.remote_preview import PreviewRequests, RemoteDialer
 from graam_pbx.campaigns.worker import DialerUnavailable
 from graam_pbx.cluster import signals
 from graam_pbx.db import plain_url
-from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
-from graam_pbx.settings import ProcessRole, Settings
-from tests.conftest import Asterisk, RunningApp, start_app
+from graam_pbx.settings import ProcessRole
+from tests.conftest import Asterisk, RunningApp
 from tests.e2e.campaign_world import judge_every_dialer_at_legal_hours
-from tests.e2e.sipp import Sipp, SippPool
-from tests.e2e.test_agent_login import configured, new_tenant
-from tests.e2e.test_calls import created, new_number, new_trunk
+from tests.e2e.sipp import SippPool
 from tests.e2e.test_dialer import (
     DialerTenant,
     Sessions,
     attempts_of,
     contact_number,
+    dialer_tenant,
     invites_by_number,
     logged_in_agent,
     new_campaign,
 )
 from tests.factories import PASSWORD, login
+from tests.role_processes import is_active
+from tests.role_processes import role_process as shared_role_process
 from tests.waiting import until
 
 CARRIER_IP = "127.0.0.151"  # this module's far end; no other test's
@@ -55,64 +55,21 @@ LEASE_INTERVAL = 0.2
 TAKEOVER_TIMEOUT = 30.0  # a wait on a loaded machine, never a measured duration
 
 
-async def far_end_tenant(
-    pbx: RunningApp,
-    client: httpx.AsyncClient,
-    sessions: Sessions,
-    applier: ConfigApplier,
-    sipp: SippPool,
-    tmp_path: Path,
-) -> DialerTenant:
-    """A tenant with one agent in one queue, a caller-ID number and an outbound route to this
-    module's far end (which answers ``person`` numbers); live in Asterisk."""
-    world, made = await new_tenant(pbx, client, sessions, licences=1, agents=1)
-    number = await new_number(client, world)
-    carrier = Sipp("dialer_far_end.xml", workdir=tmp_path, ip=CARRIER_IP, timeout=240)
-    sipp.started.append(carrier)
-    await carrier.start()
-    trunk = await new_trunk(client, world, CARRIER_IP, carrier.port)
-    await created(
-        await client.post(
-            "/api/v1/outbound-routes",
-            headers=world.admin.headers,
-            json={
-                "name": "france",
-                "trunk_id": trunk["id"],
-                "caller_id_number_id": number["id"],
-                "allowed_countries": ["FR"],
-            },
-        )
-    )
-    await configured(applier, {world.tenant_id})
-    return DialerTenant(world, made.queue_id, made.agents[0], number["id"], number["e164"], carrier)
-
-
 @contextlib.asynccontextmanager
 async def role_process(
     role: ProcessRole, database_url: str, asterisk: Asterisk, workdir: Path
 ) -> AsyncIterator[RunningApp]:
     """A process of ``role`` on the session's database (its secret key: the same data dir)."""
-    settings = Settings(
-        role=role,
-        worker_lease_interval=LEASE_INTERVAL,
-        worker_name=f"preview-{role.value}",
+    async with shared_role_process(
+        role,
+        database_url,
+        asterisk,
+        workdir,
+        name="preview",
+        lease_interval=LEASE_INTERVAL,
         dialer_node=f"preview-{role.value}",  # the session's dialer keeps its own campaigns
-        agi_port=free_port(),
-        cdr_dir=workdir / "cdr",
-        queue_calls_dir=workdir / "queue-calls",
-        billing_interval=86_400,
-    )
-    endpoints = Endpoints(database_url=database_url, ami=asterisk.ami_config())
-    process = cast(AsyncGenerator[RunningApp, None], start_app(endpoints, settings))
-    try:
-        yield await anext(process)
-    finally:
-        await process.aclose()
-
-
-async def is_active(client: httpx.AsyncClient) -> bool:
-    body = (await client.get("/readyz")).json()
-    return bool(body["status"] == "ready" and body["checks"]["worker"]["active"])
+    ) as process:
+        yield process
 
 
 async def agent_headers(
@@ -132,7 +89,16 @@ def pbx_database(postgres: EmbeddedPostgres) -> str:
     return postgres.url("pbx")
 
 
-async def test_a_click_in_an_api_process_places_one_preview_call_through_the_worker(
+@dataclass
+class PreviewCampaign:
+    setup: DialerTenant
+    person: str  # the one contact's number: a person who answers
+    campaign_id: int
+    contact_ids: dict[str, int]
+
+
+@pytest.fixture
+async def preview(
     pbx: RunningApp,
     client: httpx.AsyncClient,
     sessions: Sessions,
@@ -140,13 +106,28 @@ async def test_a_click_in_an_api_process_places_one_preview_call_through_the_wor
     asterisk: Asterisk,
     sipp: SippPool,
     tmp_path: Path,
-    pbx_database: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    setup = await far_end_tenant(pbx, client, sessions, applier, sipp, tmp_path)
+) -> PreviewCampaign:
+    """A preview campaign of one contact (a person) of a tenant whose agent is logged in and
+    whose outbound route leads to this module's far end."""
+    setup = await dialer_tenant(
+        pbx, client, sessions, applier, sipp, tmp_path, carrier_ip=CARRIER_IP
+    )
     await logged_in_agent(pbx, client, setup, asterisk, sipp, tmp_path)
     person = contact_number("person")
     campaign_id, contact_ids = await new_campaign(sessions, setup, [person], mode="preview")
+    return PreviewCampaign(setup, person, campaign_id, contact_ids)
+
+
+async def test_a_click_in_an_api_process_places_one_preview_call_through_the_worker(
+    preview: PreviewCampaign,
+    sessions: Sessions,
+    asterisk: Asterisk,
+    tmp_path: Path,
+    pbx_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup, person = preview.setup, preview.person
+    campaign_id, contact_ids = preview.campaign_id, preview.contact_ids
     judge_every_dialer_at_legal_hours(monkeypatch)
     async with (
         role_process(ProcessRole.API, pbx_database, asterisk, tmp_path / "api") as api,
@@ -199,20 +180,15 @@ class DiesBeforeAnswering(PreviewRequests):
 
 
 async def test_a_click_whose_worker_died_before_answering_is_answered_by_the_next_not_placed_again(
-    pbx: RunningApp,
-    client: httpx.AsyncClient,
+    preview: PreviewCampaign,
     sessions: Sessions,
-    applier: ConfigApplier,
     asterisk: Asterisk,
-    sipp: SippPool,
     tmp_path: Path,
     pbx_database: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    setup = await far_end_tenant(pbx, client, sessions, applier, sipp, tmp_path)
-    await logged_in_agent(pbx, client, setup, asterisk, sipp, tmp_path)
-    person = contact_number("person")
-    campaign_id, contact_ids = await new_campaign(sessions, setup, [person], mode="preview")
+    setup, person = preview.setup, preview.person
+    campaign_id, contact_ids = preview.campaign_id, preview.contact_ids
     async with sessions() as session, session.begin():
         await session.execute(
             text("UPDATE campaign_contacts SET reserved_by = :agent WHERE campaign_id = :c"),

@@ -12,11 +12,10 @@ session's node (tenant B's dialplan and queues among it).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import shutil
 import socket
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +26,17 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import AmiSupervisor, Message
+from graam_pbx.ami import AmiSupervisor
 from graam_pbx.ami import actions as ami_actions
 from graam_pbx.cluster.nodes import LOCAL_NODE
-from graam_pbx.cluster.supervisors import NodeSupervisors, node_of_event
+from graam_pbx.cluster.supervisors import NodeSupervisors
 from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import BASE_CONF_DIR, AsteriskSandbox, AsteriskSandboxConfig
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.settings import Settings
 from tests.conftest import Asterisk, RunningApp
-from tests.e2e.sipp import Sipp, SippPool, free_udp_port
+from tests.e2e.phones import reachable_phone
+from tests.e2e.sipp import SippPool, free_udp_port
 from tests.e2e.test_calls import PHONES_IP, created, new_agent, new_device
 from tests.factories import TenantWorld, make_world
 from tests.waiting import until
@@ -164,42 +164,6 @@ async def sipp_b(tmp_path: Path, two_nodes: World) -> AsyncIterator[SippPool]:
     await pool.close()
 
 
-async def _reachable(
-    pbx: RunningApp, node: str, ami: AmiSupervisor, sipp: SippPool, device: dict[str, Any]
-) -> Sipp:
-    """The device registered with ``node`` from a sipp UAS that answers, and reachable from
-    that node. Every node reads the contacts of ps_contacts, so another node may qualify
-    the phone too: only ``node``'s own ContactStatus counts (its GraamNode header)."""
-    name = device["sip_username"]
-    statuses: asyncio.Queue[str] = asyncio.Queue()
-
-    async def on_status(message: Message) -> None:
-        if message.get("AOR") == name and node_of_event(message) == node:
-            statuses.put_nowait(message.get("ContactStatus", ""))
-
-    bus = pbx.runtime.bus
-    subscription = bus.subscribe(f"two-nodes-{uuid.uuid4().hex}", ["ContactStatus"], on_status)
-    try:
-        registering = sipp.uac(
-            "register.xml", ip=PHONES_IP, service=name, auth=(name, device["password"])
-        )
-        registration = await registering.run()
-        assert registration.ok, registration.describe()
-        phone = await sipp.uas("uas_answer.xml", ip=PHONES_IP, port=registering.port).start()
-        await ami.command(f"pjsip qualify {name}")
-        try:
-            async with asyncio.timeout(20):
-                while (status := await statuses.get()) != "Reachable":
-                    if status == "Unreachable":
-                        await ami.command(f"pjsip qualify {name}")
-        except TimeoutError:
-            ended = await phone.stop()
-            raise AssertionError(f"{name} never became reachable:\n{ended.describe()}") from None
-        return phone
-    finally:
-        await bus.unsubscribe(subscription)
-
-
 async def _members(ami: AmiSupervisor, queue: str) -> set[str]:
     return {
         event.get("Location") or event.get("Interface") or ""
@@ -216,6 +180,32 @@ async def _reg_servers(sessions: Sessions, sip_username: str) -> set[str]:
         return {str(row) for row in rows}
 
 
+@contextlib.asynccontextmanager
+async def _login_from_nodeb(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    two_nodes: World,
+    sipp_b: SippPool,
+    world: TenantWorld,
+    extension: str,
+) -> AsyncIterator[tuple[dict[str, Any], httpx.Response]]:
+    """A new device of ``world`` registered with nodeb (its phone up until the block ends),
+    and the answer to its agent's login from it."""
+    device = await new_device(client, world, extension)
+    phone = await reachable_phone(two_nodes.ami, pbx.runtime.bus, sipp_b, device, node=NODE_B)
+    try:
+        assert await _reg_servers(sessions, device["sip_username"]) == {NODE_B}
+        response = await client.post(
+            f"/api/v1/agents/{world.agent.user_id}/session",
+            headers=world.agent.headers,
+            json={"device_id": device["id"]},
+        )
+        yield device, response
+    finally:
+        await phone.stop()
+
+
 async def test_an_agent_of_a_tenant_on_nodeb_is_a_member_on_nodeb_only(
     pbx: RunningApp,
     client: httpx.AsyncClient,
@@ -224,15 +214,8 @@ async def test_an_agent_of_a_tenant_on_nodeb_is_a_member_on_nodeb_only(
     sipp_b: SippPool,
 ) -> None:
     b = two_nodes.b
-    device = await new_device(client, b, "401")
-    phone = await _reachable(pbx, NODE_B, two_nodes.ami, sipp_b, device)
-    try:
-        assert await _reg_servers(sessions, device["sip_username"]) == {NODE_B}
-        response = await client.post(
-            f"/api/v1/agents/{b.agent.user_id}/session",
-            headers=b.agent.headers,
-            json={"device_id": device["id"]},
-        )
+    logging_in = _login_from_nodeb(pbx, client, sessions, two_nodes, sipp_b, b, "401")
+    async with logging_in as (device, response):
         assert response.status_code in (200, 201), response.text
         worker = pbx.runtime.agents
         assert worker is not None
@@ -245,8 +228,6 @@ async def test_an_agent_of_a_tenant_on_nodeb_is_a_member_on_nodeb_only(
 
         await until(member_on_nodeb, "the member added on nodeb", 20)
         assert location not in await _members(pbx.runtime.ami, queue)
-    finally:
-        await phone.stop()
 
 
 async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
@@ -257,15 +238,8 @@ async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
     sipp_b: SippPool,
 ) -> None:
     a = two_nodes.a
-    device = await new_device(client, a, "402")
-    phone = await _reachable(pbx, NODE_B, two_nodes.ami, sipp_b, device)
-    try:
-        assert await _reg_servers(sessions, device["sip_username"]) == {NODE_B}
-        response = await client.post(
-            f"/api/v1/agents/{a.agent.user_id}/session",
-            headers=a.agent.headers,
-            json={"device_id": device["id"]},
-        )
+    logging_in = _login_from_nodeb(pbx, client, sessions, two_nodes, sipp_b, a, "402")
+    async with logging_in as (_, response):
         assert response.status_code == 409, response.text
         body = response.json()
         assert body["error_id"] == "tenant-on-other-node"
@@ -280,8 +254,6 @@ async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
                 {"t": a.tenant_id},
             )
         assert live == 0
-    finally:
-        await phone.stop()
 
 
 async def _call_between(
@@ -289,7 +261,7 @@ async def _call_between(
 ) -> None:
     """A phone calls another phone of its tenant, both registered with ``sipp``'s node."""
     caller, callee = devices
-    callee_phone = await _reachable(pbx, node, ami, sipp, callee)
+    callee_phone = await reachable_phone(ami, pbx.runtime.bus, sipp, callee, node=node)
     call = await sipp.uac(
         "uac_call.xml",
         ip=PHONES_IP,

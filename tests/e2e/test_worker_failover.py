@@ -31,11 +31,10 @@ from graam_pbx.db import migrate, plain_url
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
 from graam_pbx.settings import ProcessRole
 from tests.conftest import Asterisk, RunningApp, create_database, drop_database
+from tests.e2e.announcements import announced_number
 from tests.e2e.control_plane import ControlPlane, ControlPlaneConfig, free_tcp_port
 from tests.e2e.sipp import SippPool
-from tests.e2e.test_calls import CALLER, created, new_number, new_trunk, route_number
-from tests.factories import make_world
-from tests.unit.test_wav import make_wav
+from tests.e2e.test_calls import CALLER
 from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -68,20 +67,14 @@ async def announced(
     pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions, applier: ConfigApplier
 ) -> tuple[int, str]:
     """A tenant's number, called from CARRIER_IP, that answers and plays three seconds."""
-    world = await make_world(client, sessions)
-    number = await new_number(client, world)
-    prompt = await created(
-        await client.post(
-            "/api/v1/prompts",
-            headers=world.admin.headers,
-            data={"name": "failover"},
-            files={"file": ("a.wav", make_wav(seconds=ANNOUNCEMENT_SECONDS), "audio/wav")},
-        )
+    return await announced_number(
+        client,
+        sessions,
+        applier,
+        prompt_name="failover",
+        seconds=ANNOUNCEMENT_SECONDS,
+        carrier_ip=CARRIER_IP,
     )
-    await route_number(client, world, number, {"type": "announcement", "id": prompt["id"]})
-    await new_trunk(client, world, CARRIER_IP)
-    await applier.settled()
-    return world.tenant_id, str(number["e164"])
 
 
 def process(
@@ -207,7 +200,7 @@ def pbx_database(pbx: RunningApp) -> str:
 
 
 async def _status_is(plane: ControlPlane, status: str) -> bool:
-    return (await readiness(plane))["status"] == status
+    return bool((await readiness(plane))["status"] == status)
 
 
 async def _wait_for_calls(

@@ -11,26 +11,26 @@ board again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
 
 import asyncpg
-import httpx
 import pytest
 
 from graam_pbx.agents import states
-from graam_pbx.app import Endpoints, Runtime
+from graam_pbx.app import Runtime
 from graam_pbx.cluster import signals
 from graam_pbx.cluster.lease import lease_holder
 from graam_pbx.db import plain_url
 from graam_pbx.live.board import Board
 from graam_pbx.live.relay import LISTENER_NAME
 from graam_pbx.live.wallboards import Wallboards
-from graam_pbx.sandbox.ports import free_port
-from graam_pbx.settings import ProcessRole, Settings
-from tests.conftest import Asterisk, RunningApp, start_app
+from graam_pbx.settings import ProcessRole
+from tests.conftest import Asterisk, RunningApp
 from tests.factories import make_world
+from tests.role_processes import is_active
+from tests.role_processes import role_process as shared_role_process
 from tests.waiting import until
 
 LEASE_INTERVAL = 0.2
@@ -44,28 +44,16 @@ TAKEOVER_TIMEOUT = 30.0
 async def role_process(
     role: ProcessRole, database_url: str, asterisk: Asterisk, workdir: Path
 ) -> AsyncIterator[RunningApp]:
-    settings = Settings(
-        role=role,
-        worker_lease_interval=LEASE_INTERVAL,
-        worker_name=f"wallboards-{role.value}",
-        agi_port=free_port(),
-        cdr_dir=workdir / "cdr",
-        queue_calls_dir=workdir / "queue-calls",
-        billing_interval=86_400,
-    )
-    endpoints = Endpoints(
-        database_url=database_url, ami=asterisk.ami_config(), config_dir=workdir / "generated"
-    )
-    process = cast(AsyncGenerator[RunningApp, None], start_app(endpoints, settings))
-    try:
-        yield await anext(process)
-    finally:
-        await process.aclose()
-
-
-async def is_active(client: httpx.AsyncClient) -> bool:
-    body = (await client.get("/readyz")).json()
-    return bool(body["status"] == "ready" and body["checks"]["worker"]["active"])
+    async with shared_role_process(
+        role,
+        database_url,
+        asterisk,
+        workdir,
+        name="wallboards",
+        lease_interval=LEASE_INTERVAL,
+        config_dir=workdir / "generated",
+    ) as process:
+        yield process
 
 
 async def agent_state(live: Wallboards, tenant_id: int, agent_id: int) -> str | None:

@@ -95,6 +95,30 @@ async def _node(sessions: Sessions, **values: object) -> int:
         return node.id
 
 
+async def _local_node(
+    sessions: Sessions,
+    asterisk: Asterisk,
+    *,
+    name: str,
+    systemname: str,
+    ami_secret: str | None = None,
+) -> int:
+    """A node for the session's Asterisk (its AMI; ``ami_secret`` given: that one instead)."""
+    template = asterisk.ami_config()
+    return await _node(
+        sessions,
+        name=name,
+        systemname=systemname,
+        ami_host=template.host,
+        ami_port=template.port,
+        ami_username=template.username,
+        ami_secret=template.secret if ami_secret is None else ami_secret,
+        sip_host="127.0.0.1",
+        sip_port=asterisk.sip_port,
+        state=NodeState.ACTIVE.value,
+    )
+
+
 async def _tenant_on(sessions: Sessions, node_id: int) -> int:
     async with sessions() as session, session.begin():
         slug = f"ns{uuid.uuid4().hex[:10]}"
@@ -122,18 +146,7 @@ async def test_each_tenants_actions_and_events_go_through_its_own_node(
 ) -> None:
     template = asterisk.ami_config()
     b_info = second_asterisk.config
-    node_a = await _node(
-        sessions,
-        name="a",
-        systemname="graam",
-        ami_host=template.host,
-        ami_port=template.port,
-        ami_username=template.username,
-        ami_secret=template.secret,
-        sip_host="127.0.0.1",
-        sip_port=asterisk.sip_port,
-        state=NodeState.ACTIVE.value,
-    )
+    node_a = await _local_node(sessions, asterisk, name="a", systemname="graam")
     node_b = await _node(
         sessions,
         name="b",
@@ -248,17 +261,8 @@ async def test_a_changed_ami_login_restarts_the_nodes_supervisor(
     asterisk: Asterisk, sessions: Sessions
 ) -> None:
     template = asterisk.ami_config()
-    node_id = await _node(
-        sessions,
-        name="c",
-        systemname="graam_c",
-        ami_host=template.host,
-        ami_port=template.port,
-        ami_username=template.username,
-        ami_secret="not-the-secret",
-        sip_host="127.0.0.1",
-        sip_port=asterisk.sip_port,
-        state=NodeState.ACTIVE.value,
+    node_id = await _local_node(
+        sessions, asterisk, name="c", systemname="graam_c", ami_secret="not-the-secret"
     )
     bus = EventBus()
     await bus.start()
@@ -300,18 +304,7 @@ async def test_an_adopted_supervisor_serves_its_node_without_a_second_connection
     asterisk: Asterisk, sessions: Sessions
 ) -> None:
     template = asterisk.ami_config()
-    node_id = await _node(
-        sessions,
-        name="d",
-        systemname="graam_d",
-        ami_host=template.host,
-        ami_port=template.port,
-        ami_username=template.username,
-        ami_secret=template.secret,
-        sip_host="127.0.0.1",
-        sip_port=asterisk.sip_port,
-        state=NodeState.ACTIVE.value,
-    )
+    node_id = await _local_node(sessions, asterisk, name="d", systemname="graam_d")
     tenant_id = await _tenant_on(sessions, node_id)
     bus = EventBus()
     collected = Collected()

@@ -217,7 +217,10 @@ def _layout() -> re.Pattern[str]:
         rf"(?:\r\nGraamTo: {value}\r\nGraamRefused: {value}"
         rf"\r\nGraamAgentAnswer: ((?:{epoch[1:-1]})?)\r\nGraamDevice: {value})?"
     )
-    return re.compile(head + "\r\n".join(lines) + legs)
+    # The node's name, appended last by the control plane when it drives several Asterisk
+    # nodes (graam_pbx/cluster/supervisors.py); the record's SystemName already says it.
+    node = rf"(?:\r\nGraamNode: {ignored})?"
+    return re.compile(head + "\r\n".join(lines) + legs + node)
 
 
 # The headers after SystemName, in Asterisk's order: the standard ones, then our mappings.

@@ -66,7 +66,8 @@ ensure_secrets() {
   chmod 0644 "$STATE/metrics_token" # read by Prometheus in its container
   mkdir -p "$STATE"/{postgres,prometheus,grafana,asterisk-config,sounds,workers/1,workers/2} \
     "$STATE"/kamailio/run \
-    "$STATE"/nodes/{a,b}/{log,spool}
+    "$STATE"/nodes/{a,b}/{log,spool} \
+    "$STATE"/node-files/b/{config,sounds}
 }
 
 psql_admin() {
@@ -131,7 +132,7 @@ down() {
   "${COMPOSE[@]}" --profile grafana --profile tools down --remove-orphans --timeout 20
   if [ "${1:-}" = "--purge" ]; then
     rm -rf "$STATE/postgres" "$STATE/prometheus" "$STATE/grafana" "$STATE/asterisk-config" \
-      "$STATE/sounds" "$STATE/nodes" "$STATE/workers" "$STATE/kamailio" "$STATE/metrics_token" \
+      "$STATE/sounds" "$STATE/nodes" "$STATE/node-files" "$STATE/workers" "$STATE/kamailio" "$STATE/metrics_token" \
       "$STATE/compose.env" "$SECRETS"
     say "state removed"
   fi

@@ -32,6 +32,7 @@ from graam_pbx.ami.fastagi import FastAgiServer
 from graam_pbx.ami.supervisor import DEFAULT_NODE
 from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.asterisk.nodes import NodeAppliers
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
@@ -150,7 +151,8 @@ class Runtime:
     bus: EventBus
     ami: AmiSupervisor
     signing_key: str
-    applier: ConfigApplier | None
+    applier: ConfigApplier | None  # the configured Asterisk's (appliers.local)
+    appliers: NodeAppliers | None  # every node's: what configuration changes are told to
     logins: LoginGate
     # Every node's AMI connection (``ami`` adopted as the configured node's); None when the
     # database has no node table (a process started before its migrations).
@@ -202,12 +204,16 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         # holds it and the FastAGI server checks it (ami/agi_auth.py).
         fastagi_key = agi_key(signing_key)
         file_access = configured_access(settings)
-        applier = (
-            ConfigApplier(
+        db_url = settings.asterisk_db_url
+
+        def node_applier(
+            node: str | None, node_ami: AmiSupervisor, config_dir: Path, sounds_dir: Path | None
+        ) -> ConfigApplier:
+            return ConfigApplier(
                 engine,
-                endpoints.config_dir,
-                sounds_dir=endpoints.sounds_dir,
-                ami=ami,
+                config_dir,
+                sounds_dir=sounds_dir,
+                ami=node_ami,
                 bus=bus,
                 override_dir=settings.config_templates_dir,
                 agi_address=(settings.agi_host, settings.agi_port),
@@ -215,10 +221,24 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 file_access=file_access,
                 # A tenant whose configuration starts (or stops) failing gets an audit entry.
                 on_failure=config_status_service.failure_auditor(session_factory(engine)),
+                asterisk_db_url=db_url.get_secret_value() if db_url is not None else None,
+                node=node,
+            )
+
+        # Each node gets only the tenants it holds (asterisk/nodes.py): the configured
+        # Asterisk from this applier, the others under GRAAM_NODES_FILES_DIR.
+        appliers = (
+            NodeAppliers(
+                node_applier(local, ami, endpoints.config_dir, endpoints.sounds_dir),
+                nodes=nodes,
+                local_node=local,
+                files_dir=settings.nodes_files_dir,
+                make=node_applier,
             )
             if acts and endpoints.config_dir is not None
             else None
         )
+        applier = appliers.local if appliers is not None else None
         # In an API process the agent worker is never started: its device-state reads (the
         # supervisors' live view) go through this process's own AMI connection.
         agents = AgentWorker(engine, ami, bus, settings, routes=nodes)
@@ -229,6 +249,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             ami=ami,
             signing_key=signing_key,
             applier=applier,
+            appliers=appliers,
             logins=LoginGate.from_settings(settings),
             nodes=nodes,
             agents=agents,
@@ -242,7 +263,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         # to the active worker instead (pg_notify in the committing transaction).
         app.state.sessions = session_factory(
             engine,
-            on_config_change=applier.request if applier else None,
+            on_config_change=appliers.request if appliers else None,
             on_agent_change=agents.request if acts else None,
             notify_changes=not acts,
         )
@@ -275,7 +296,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 # heard, one committed before is in the components' first full passes.
                 on_taken=lambda connection: signals.listen(
                     connection,
-                    on_config=applier.request if applier else None,
+                    on_config=appliers.request if appliers else None,
                     on_agents=agents.request,
                     on_preview=(
                         runtime.preview_requests.heard if runtime.preview_requests else None
@@ -347,7 +368,7 @@ def _acting_components(
     flushes what it has (what it misses then is in Asterisk's CSV log).
     """
     settings, engine, bus, ami = runtime.settings, runtime.engine, runtime.bus, runtime.ami
-    applier, agents = runtime.applier, runtime.agents
+    appliers, agents = runtime.appliers, runtime.agents
     assert agents is not None  # noqa: S101 - made by the lifespan for every role
     cdr = CdrWorker(
         plain_url(endpoints.database_url),
@@ -403,7 +424,7 @@ def _acting_components(
     # Trunks' host names, looked up here so that Asterisk never resolves them at a reload.
     trunk_resolver = TrunkResolver(
         session_factory(engine),
-        (lambda: applier.request(())) if applier else None,
+        (lambda: appliers.request(())) if appliers else None,
         interval=settings.trunk_resolve_interval,
         timeout=settings.trunk_resolve_timeout,
     )
@@ -442,7 +463,7 @@ def _acting_components(
     runtime.billing = billing
     return [
         *relay,
-        *([applier] if applier else []),
+        *([appliers] if appliers else []),
         ami,
         *([runtime.nodes] if runtime.nodes is not None else []),
         agents,

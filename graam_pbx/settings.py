@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="Where tenants' prompts are written (Asterisk reads them as "
         "/var/lib/asterisk/graam-sounds); the sandbox's own when unset.",
     )
+    nodes_files_dir: Path | None = Field(
+        None,
+        description="Root of the other Asterisk nodes' generated files: node N's configuration "
+        "in N/config, its prompts in N/sounds (each mounted where that node reads them); "
+        "unset: only the configured Asterisk's files are written.",
+    )
     config_templates_dir: Path | None = Field(
         None, description="Operator's template overrides, searched before the shipped ones."
     )

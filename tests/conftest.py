@@ -158,6 +158,8 @@ async def start_app(
             agi_port=free_port(),
             cdr_dir=Path(cdr_dir),
             queue_calls_dir=Path(cdr_dir) / "queue-calls",
+            # Nodes registered by a test get their files here (asterisk/nodes.py).
+            nodes_files_dir=Path(cdr_dir) / "nodes",
             # The billing scheduler's pass runs once at start; billing tests run the parts
             # they test themselves, so no later pass races them.
             billing_interval=86_400,

@@ -20,10 +20,20 @@ logger = logging.getLogger(__name__)
 RESYNC_EVENT = "GraamResync"
 ALL_EVENTS = "*"
 YIELD_EVERY = 100  # events a subscriber handles before letting the other tasks run
+# Added last to every event of a node's supervisor (graam_pbx/cluster/supervisors.py): the
+# name of the node that sent it.
+NODE_HEADER = "GraamNode"
 
 # None once the event is handled, or an awaitable when handling it has to wait: the usual
 # event then costs no coroutine (a busy Asterisk sends thousands of events a second).
 EventHandler = Callable[[Message], Awaitable[None] | None]
+
+
+def sent_by(message: Message, node: str) -> bool:
+    """Whether ``message`` came from the node named ``node``. An untagged event (a process
+    with one Asterisk and no node table) is every node's."""
+    sender = message.get(NODE_HEADER)
+    return sender is None or sender == node
 
 
 class Subscription:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graam_pbx import metrics
 from graam_pbx.ami import AmiSupervisor, EventBus, Message, Subscription
-from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.ami.bus import RESYNC_EVENT, sent_by
 from graam_pbx.asterisk import hold_music, realtime, status
 from graam_pbx.asterisk.changes import ALL_TENANTS
 from graam_pbx.asterisk.qualify import FirstQualify
@@ -49,7 +49,13 @@ from graam_pbx.asterisk.render import (
     trunks_index,
 )
 from graam_pbx.asterisk.shards import ShardedWriter
-from graam_pbx.asterisk.snapshot import Snapshot, load_snapshot, prompt_audio
+from graam_pbx.asterisk.snapshot import (
+    HeldTenants,
+    Snapshot,
+    held_by_node,
+    load_snapshot,
+    prompt_audio,
+)
 from graam_pbx.asterisk.writer import (
     existing_tenants,
     reloads_for,
@@ -112,8 +118,12 @@ class ConfigApplier:
         reload_deadline: float = RELOAD_DEADLINE,
         on_failure: FailureReport | None = None,
         asterisk_db_url: str | None = None,
+        node: str | None = None,
     ) -> None:
         self._engine = engine
+        # The node whose files these are: only the tenants it holds are written (those
+        # living there and those it stands by for). None: every tenant (no node table).
+        self._node = node
         self.config_dir = config_dir
         self.sounds_dir = sounds_dir
         self._ami = ami
@@ -157,6 +167,11 @@ class ConfigApplier:
         self._subscription: Subscription | None = None
         self.applied = 0
 
+    @property
+    def ami(self) -> AmiSupervisor | None:
+        """The AMI connection of the node whose files these are (None: files only)."""
+        return self._ami
+
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -165,7 +180,7 @@ class ConfigApplier:
             await self._first_qualify.start()
         if self._bus is not None:
             self._subscription = self._bus.subscribe(
-                "config-applier", [RESYNC_EVENT], self._on_resync
+                f"config-applier {self._node or ''}".strip(), [RESYNC_EVENT], self._on_resync
             )
         self._task = asyncio.create_task(self._run(), name="config-applier")
 
@@ -218,7 +233,9 @@ class ConfigApplier:
 
     async def _on_resync(self, message: Message) -> None:
         # After a reconnect: anything written while Asterisk was away still needs its reload.
-        self.request(None)
+        # (Every node's resync reaches the shared bus: only this node's concerns this one.)
+        if self._ami is None or sent_by(message, self._ami.node):
+            self.request(None)
 
     # ---- the work ---------------------------------------------------------------------------
 
@@ -286,11 +303,10 @@ class ConfigApplier:
         result = ApplyResult()
         tracked = self._ami is not None
         started = time.perf_counter()
+        scope, home = await self._scope(tenant_ids)
         async with self._engine.connect() as connection:
-            snapshot = await load_snapshot(
-                connection, None if tenant_ids is None else sorted(tenant_ids)
-            )
-            generations = await status.read_generations(connection, tenant_ids) if tracked else []
+            snapshot = await load_snapshot(connection, None if scope is None else sorted(scope))
+            generations = await status.read_generations(connection, home) if tracked else []
             await connection.rollback()
         result.snapshot_s = time.perf_counter() - started
         if tenant_ids is None:
@@ -323,6 +339,24 @@ class ConfigApplier:
         self._note_failures(result)
         self.applied += 1
         return result
+
+    async def _scope(self, tenant_ids: set[int] | None) -> tuple[set[int] | None, set[int] | None]:
+        """Which of ``tenant_ids`` (None: all) this node's files hold, and which of those
+        live here (their generations are this applier's to record; a standby's copy is not
+        what makes a change live). A tenant asked for and not held has its files removed:
+        it moved to another node."""
+        if self._node is None:
+            return tenant_ids, tenant_ids
+        async with self._engine.connect() as connection:
+            held = await held_by_node(connection, self._node)
+            await connection.rollback()
+        if held is not None and held.every:
+            return tenant_ids, tenant_ids
+        held = held or HeldTenants(frozenset(), frozenset())
+        holds = held.home | held.standby
+        if tenant_ids is None:
+            return set(holds), set(held.home)
+        return tenant_ids & holds, tenant_ids & held.home
 
     async def _write_files(
         self, snapshot: Snapshot, tenant_ids: set[int] | None, result: ApplyResult

@@ -21,6 +21,7 @@ import logging
 import re
 
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
+from graam_pbx.ami.bus import sent_by
 from graam_pbx.asterisk.reloads import Backoff
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class FirstQualify:
 
     async def start(self) -> None:
         self._subscription = self._bus.subscribe(
-            "sip-first-qualify", ["ContactStatus"], self._on_status
+            f"sip-first-qualify {self._ami.node}", ["ContactStatus"], self._on_status
         )
 
     async def stop(self) -> None:
@@ -62,7 +63,7 @@ class FirstQualify:
                 await task
 
     async def _on_status(self, message: Message) -> None:
-        if message.get("ContactStatus") not in NEW_CONTACT:
+        if message.get("ContactStatus") not in NEW_CONTACT or not sent_by(message, self._ami.node):
             return
         aor = message.get("AOR", "")
         # Trunks' AORs are files' (permanent contacts, qualified as configured): devices only.

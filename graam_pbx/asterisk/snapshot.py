@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.auth.models import User
+from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
@@ -41,6 +43,7 @@ CONFIG_MODELS = (
     PhoneNumber,
     MohClass,
     MohClassPrompt,
+    TenantPlacement,  # which nodes' files hold the tenant (asterisk/nodes.py)
 )
 # Rows every tenant's files depend on.
 PLATFORM_MODELS = (Trunk,)
@@ -202,6 +205,57 @@ def _by_tenant(rows: Iterable[Any]) -> dict[int, list[Any]]:
     for row in rows:
         grouped[row["tenant_id"]].append(row)
     return grouped
+
+
+@dataclass(frozen=True)
+class HeldTenants:
+    """The tenants whose configuration a node holds: those living there (``home``) and those
+    it stands by for (``standby``); ``every`` when the node is the only one (it holds every
+    tenant, and the sets are left empty: nothing needs listing)."""
+
+    home: frozenset[int]
+    standby: frozenset[int]
+    every: bool = False
+
+
+async def held_by_node(connection: AsyncConnection, name: str) -> HeldTenants | None:
+    """What the node named ``name`` holds (None: no such node).
+
+    A tenant lives on its placement's node, or, without one, on the default node: the active
+    node with the lowest id (graam_pbx/cluster/placement.py, whose rule this follows).
+    """
+    nodes = (
+        await connection.execute(
+            select(AsteriskNode.id, AsteriskNode.name, AsteriskNode.state).order_by(AsteriskNode.id)
+        )
+    ).all()
+    node_id = next((node.id for node in nodes if node.name == name), None)
+    if node_id is None:
+        return None
+    if len(nodes) == 1:
+        return HeldTenants(frozenset(), frozenset(), every=True)
+    default = next((node.id for node in nodes if node.state == NodeState.ACTIVE.value), None)
+    placed = (
+        await connection.execute(
+            select(
+                TenantPlacement.tenant_id, TenantPlacement.node_id, TenantPlacement.standby_node_id
+            ).where(
+                or_(TenantPlacement.node_id == node_id, TenantPlacement.standby_node_id == node_id)
+            )
+        )
+    ).all()
+    home = {row.tenant_id for row in placed if row.node_id == node_id}
+    if default == node_id:
+        unplaced = await connection.scalars(
+            select(Tenant.id).where(
+                ~select(TenantPlacement.tenant_id)
+                .where(TenantPlacement.tenant_id == Tenant.id)
+                .exists()
+            )
+        )
+        home |= set(unplaced.all())
+    standby = {row.tenant_id for row in placed if row.standby_node_id == node_id}
+    return HeldTenants(frozenset(home), frozenset(standby))
 
 
 async def load_snapshot(

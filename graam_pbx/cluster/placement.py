@@ -17,6 +17,7 @@ from graam_pbx.agents import sessions as agent_sessions
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
 from graam_pbx.errors import Conflict
+from graam_pbx.tenants import service as tenants_service
 from graam_pbx.tenants.models import Tenant
 
 
@@ -158,6 +159,22 @@ async def place_new_tenant(session: AsyncSession, tenant_id: int) -> TenantPlace
     return row
 
 
+async def place_created_tenant(session: AsyncSession, tenant_id: int) -> None:
+    """Where a tenant just created goes (a hook of the tenants' domain, in its transaction).
+
+    With several nodes, on the least-loaded active node (``place_new_tenant``). With one
+    node, or none active, it gets no placement: it lives on the default node, like every
+    tenant without one, and is pinned there if the default ever changes.
+    """
+    nodes = await session.scalar(select(func.count()).select_from(AsteriskNode))
+    if not nodes or nodes < 2:
+        return
+    try:
+        await place_new_tenant(session, tenant_id)
+    except NoActiveNode:
+        return
+
+
 async def require_tenant_on_node(
     session: AsyncSession, tenant_id: int, node_id: int, *, field: str = "node"
 ) -> AsteriskNode:
@@ -202,6 +219,10 @@ async def require_device_on_tenant_node(
     for node_id in registered:
         await require_tenant_on_node(session, tenant_id, node_id, field="body.device_id")
 
+
+# Every tenant created in a process that loads the cluster layer (the app does) is placed.
+if place_created_tenant not in tenants_service.ON_CREATE:
+    tenants_service.ON_CREATE.append(place_created_tenant)
 
 # Every login in a process that loads the cluster layer (the app does) passes this check.
 if require_device_on_tenant_node not in agent_sessions.LOGIN_GUARDS:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,15 +29,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus, Message, TransportFactory, open_tcp
-from graam_pbx.ami.bus import EventHandler, Subscription
+from graam_pbx.ami.bus import NODE_HEADER, EventHandler, Subscription
 from graam_pbx.cluster.models import AsteriskNode, NodeState
 from graam_pbx.cluster.nodes import NodeUnavailable, ami_config_of
 from graam_pbx.cluster.placement import node_of_tenant, tenants_of_node
 
 logger = logging.getLogger(__name__)
 
-NODE_HEADER = "GraamNode"
 REFRESH_INTERVAL = 5.0  # seconds between reads of the node table (changes by other processes)
+
+# Told after every refresh (and at stop, with no node left): what follows the supervisors.
+RefreshHook = Callable[[], Awaitable[None]]
 
 
 def node_of_event(message: Message) -> str | None:
@@ -122,6 +124,7 @@ class NodeSupervisors:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._hooks: list[RefreshHook] = []
 
     @property
     def supervisors(self) -> Mapping[str, AmiSupervisor]:
@@ -139,6 +142,19 @@ class NodeSupervisors:
         ``NodeBus(bus, node)``, its events are tagged like the others'. Call before start."""
         self._adopted[node] = supervisor
 
+    def on_refresh(self, hook: RefreshHook) -> None:
+        """Call ``hook`` after every refresh, and at stop before the supervisors stop (with
+        ``supervisors`` then empty but for the adopted ones): per-node work (each node's
+        configuration applier) follows the supervisors."""
+        self._hooks.append(hook)
+
+    async def _tell(self) -> None:
+        for hook in self._hooks:
+            try:
+                await hook()
+            except Exception:
+                logger.exception("node supervisors refresh hook failed")
+
     def get(self, node: str) -> AmiSupervisor | None:
         """The running supervisor of the node named ``node``."""
         return self.supervisors.get(node)
@@ -155,7 +171,8 @@ class NodeSupervisors:
             await asyncio.wait([task])
         async with self._lock:
             running, self._running = self._running, {}
-            await asyncio.gather(*(entry.supervisor.stop() for entry in running.values()))
+        await self._tell()
+        await asyncio.gather(*(entry.supervisor.stop() for entry in running.values()))
 
     def request(self) -> None:
         """Re-read the node table soon (after a committed change of nodes or placements)."""
@@ -200,6 +217,7 @@ class NodeSupervisors:
                     config.host,
                     config.port,
                 )
+        await self._tell()
 
     async def for_tenant(self, tenant_id: int) -> AmiSupervisor:
         """The supervisor of the tenant's node; NodeUnavailable (503) when that node is down

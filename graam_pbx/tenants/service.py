@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +59,13 @@ async def list_tenants(
     return await keyset_page(session, statement, Tenant.id, after_id, limit)
 
 
+# Told of each tenant created, in its transaction (session, tenant id). The cluster layer
+# adds one (the new tenant's placement: graam_pbx/cluster/placement.py); this domain knows no
+# nodes.
+TenantCreated = Callable[[AsyncSession, int], Awaitable[None]]
+ON_CREATE: list[TenantCreated] = []
+
+
 async def create_tenant(session: AsyncSession, principal: Principal, data: TenantCreate) -> Tenant:
     """A new tenant (operators only, checked by the route)."""
     tenant = Tenant(
@@ -71,6 +80,8 @@ async def create_tenant(session: AsyncSession, principal: Principal, data: Tenan
     )
     session.add(tenant)
     await flush_or_conflict(session, taken={"uq_tenants_slug": ("slug", data.slug)})
+    for hook in ON_CREATE:
+        await hook(session, tenant.id)
     await audit.record(
         session, principal, "create", "tenant", tenant.id, data.model_dump(), tenant_id=tenant.id
     )

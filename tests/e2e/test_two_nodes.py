@@ -5,9 +5,9 @@ Node ``local`` is the session's Asterisk (the app registered it at start, system
 ``graam``); node ``nodeb`` is a second sandbox on 127.0.0.161, registered through the API.
 Both read phones from the session's database through realtime SIP (their registrations go to
 ``ps_contacts`` with the node's systemname as ``reg_server``). Tenant A lives on ``local``,
-tenant B is placed on ``nodeb``. Writing each node only its tenants' configuration is not
-this test's subject: ``nodeb`` starts with a copy of what the applier generated for the
-session's node (tenant B's dialplan and queues among it).
+tenant B is placed on ``nodeb``. ``nodeb`` starts with the project's base configuration
+only: the app writes it its tenants' files (through ``GRAAM_NODES_FILES_DIR``, here linked
+to the sandbox's own directories) and reloads it, and removes them from the node they left.
 """
 
 from __future__ import annotations
@@ -28,13 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import AmiSupervisor
 from graam_pbx.ami import actions as ami_actions
+from graam_pbx.asterisk.nodes import CONFIG_SUBDIR, SOUNDS_SUBDIR
 from graam_pbx.cluster.nodes import LOCAL_NODE
 from graam_pbx.cluster.supervisors import NodeSupervisors
 from graam_pbx.sandbox import SandboxError
-from graam_pbx.sandbox.asterisk import BASE_CONF_DIR, AsteriskSandbox, AsteriskSandboxConfig
+from graam_pbx.sandbox.asterisk import (
+    BASE_CONF_DIR,
+    GENERATED_SUBDIR,
+    AsteriskSandbox,
+    AsteriskSandboxConfig,
+)
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.settings import Settings
-from tests.conftest import Asterisk, RunningApp
+from tests.conftest import RunningApp
 from tests.e2e.phones import reachable_phone
 from tests.e2e.sipp import SippPool, free_udp_port
 from tests.e2e.test_calls import PHONES_IP, created, new_agent, new_device
@@ -55,7 +61,7 @@ class World:
     queue_a: dict[str, Any]
     queue_b: dict[str, Any]
     calls_a: Devices  # a caller and a callee of tenant A, in its dialplan on local
-    calls_b: Devices  # of tenant B, in the dialplan copied to nodeb
+    calls_b: Devices  # of tenant B, in the dialplan the app wrote to nodeb
     sandbox: AsteriskSandbox
     sip_port: int
     ami: AmiSupervisor  # the app's connection to nodeb
@@ -79,7 +85,7 @@ async def _queue_with(
 
 
 @pytest.fixture(scope="module")
-async def two_nodes(pbx: RunningApp, asterisk: Asterisk) -> AsyncIterator[World]:
+async def two_nodes(pbx: RunningApp) -> AsyncIterator[World]:
     client = pbx.client
     sessions: Sessions = pbx.app.state.sessions
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -92,15 +98,12 @@ async def two_nodes(pbx: RunningApp, asterisk: Asterisk) -> AsyncIterator[World]
     queue_b = await _queue_with(client, b, [b.agent.user_id])
     calls_a = await _two_phones(client, a, ("501", "502"))
     calls_b = await _two_phones(client, b, ("601", "602"))
-    applier = pbx.runtime.applier
-    assert applier is not None
-    await applier.settled()
-    # nodeb's configuration: the project's base, plus what the applier generated (tenant B's
-    # dialplan and queues, the realtime connection to the session's database).
+    appliers = pbx.runtime.appliers
+    assert appliers is not None
+    # nodeb's configuration: the project's base only; the app writes the rest.
     root = Path(tempfile.mkdtemp(prefix="graam-two-nodes-"))
     base = root / "conf"
     shutil.copytree(BASE_CONF_DIR, base, ignore=shutil.ignore_patterns("templates"))
-    shutil.copytree(asterisk.info.config_dir, base / "graam", dirs_exist_ok=True)
     sip_port = free_udp_port(NODE_B_IP)
     sandbox = AsteriskSandbox(
         AsteriskSandboxConfig(
@@ -119,6 +122,11 @@ async def two_nodes(pbx: RunningApp, asterisk: Asterisk) -> AsyncIterator[World]
             info = await sandbox.start()
         except SandboxError as err:
             pytest.fail(f"second Asterisk sandbox unavailable: {err}")
+        files = pbx.runtime.settings.nodes_files_dir
+        assert files is not None
+        (files / NODE_B).mkdir(parents=True)
+        (files / NODE_B / CONFIG_SUBDIR).symlink_to(info.config_dir)
+        (files / NODE_B / SOUNDS_SUBDIR).symlink_to(sandbox.sounds_dir)
         body = {
             "name": NODE_B,
             "systemname": NODE_B,
@@ -144,6 +152,13 @@ async def two_nodes(pbx: RunningApp, asterisk: Asterisk) -> AsyncIterator[World]
         await until(connected, "the app logged in to nodeb", 30)
         ami = nodes.get(NODE_B)
         assert ami is not None
+
+        async def applier_of_nodeb() -> bool:
+            nodes.request()
+            return appliers.of_node(NODE_B) is not None
+
+        await until(applier_of_nodeb, "an applier writing nodeb's files", 30)
+        await appliers.settled()
         yield World(a, b, queue_a, queue_b, calls_a, calls_b, sandbox, sip_port, ami)
     finally:
         async with sessions.begin() as session:
@@ -318,3 +333,47 @@ async def _cdrs(sessions: Sessions, tenants: set[int]) -> list[tuple[int, str, s
             {"t": list(tenants)},
         )
         return [(int(t), str(s), str(u)) for t, s, u in rows.all()]
+
+
+def _tenant_files(config_dir: Path, tenant_id: int) -> bool:
+    return (config_dir / "tenants" / f"t{tenant_id}" / "extensions.conf").exists()
+
+
+async def test_each_node_holds_its_tenants_files_and_a_moved_tenants_files_follow(
+    pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions, two_nodes: World
+) -> None:
+    local_dir = pbx.runtime.applier.config_dir if pbx.runtime.applier else None
+    appliers = pbx.runtime.appliers
+    assert local_dir is not None and appliers is not None
+    nodeb_dir = two_nodes.sandbox.etc_dir / GENERATED_SUBDIR
+    a, b = two_nodes.a, two_nodes.b
+    await appliers.settled()
+    assert _tenant_files(local_dir, a.tenant_id) and not _tenant_files(nodeb_dir, a.tenant_id)
+    assert _tenant_files(nodeb_dir, b.tenant_id) and not _tenant_files(local_dir, b.tenant_id)
+
+    c = await make_world(client, sessions)
+    operator = a.operator.headers
+
+    async def place(body: dict[str, Any]) -> None:
+        response = await client.put(
+            f"/api/v1/tenants/{c.tenant_id}/placement", headers=operator, json=body
+        )
+        assert response.status_code == 200, response.text
+
+    async def files_are(on_local: bool, on_nodeb: bool) -> bool:
+        await appliers.settled()
+        return (
+            _tenant_files(local_dir, c.tenant_id) == on_local
+            and _tenant_files(nodeb_dir, c.tenant_id) == on_nodeb
+        )
+
+    await place({"node": NODE_B})
+    await until(lambda: files_are(False, True), "tenant C's files on nodeb only", 30)
+    await place({"node": LOCAL_NODE, "standby": NODE_B})
+    await until(lambda: files_are(True, True), "C on local, nodeb standing by", 30)
+    await place({"node": LOCAL_NODE})
+    await until(lambda: files_are(True, False), "C's files on local only", 30)
+    # The move's generation is recorded by the node the tenant lives on.
+    status = await client.get("/api/v1/config/status", headers=c.admin.headers)
+    assert status.status_code == 200, status.text
+    assert status.json()["pending"] is False, status.json()

@@ -428,6 +428,33 @@ async def test_a_new_tenant_goes_to_the_least_loaded_active_node(
     assert row.node_id != drained["id"]
 
 
+async def test_a_tenant_created_through_the_api_is_placed_when_there_are_several_nodes(
+    client: httpx.AsyncClient, sessions: Sessions, world: TenantWorld
+) -> None:
+    await _create(client, world)  # several nodes, whatever the tests before made
+    async with sessions() as session:
+        active = (
+            await session.scalars(
+                select(AsteriskNode).where(AsteriskNode.state == NodeState.ACTIVE.value)
+            )
+        ).all()
+        loads = {node.id: len(await placement.tenants_of_node(session, node.id)) for node in active}
+    expected = min(loads, key=lambda node_id: (loads[node_id], node_id))
+    slug = unique("p")[:40]
+    response = await client.post(
+        "/api/v1/tenants",
+        headers=world.operator.headers,
+        json={"slug": slug, "name": slug, "country": "FR", "timezone": "Europe/Paris"},
+    )
+    assert response.status_code == 201, response.text
+    where = await client.get(
+        f"/api/v1/tenants/{response.json()['id']}/placement", headers=world.operator.headers
+    )
+    assert where.status_code == 200
+    assert where.json()["placed"] is True
+    assert where.json()["node"]["id"] == expected
+
+
 async def test_a_tenants_queue_member_through_another_node_is_refused(
     client: httpx.AsyncClient, sessions: Sessions, world: TenantWorld
 ) -> None:

@@ -22,10 +22,10 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import AmiSupervisor, EventBus, Message
-from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.ami.bus import NODE_HEADER, RESYNC_EVENT
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
 from graam_pbx.cluster.nodes import NodeUnavailable
-from graam_pbx.cluster.supervisors import NODE_HEADER, NodeBus, NodeSupervisors, node_of_event
+from graam_pbx.cluster.supervisors import NodeBus, NodeSupervisors, node_of_event
 from graam_pbx.db import create_engine, session_factory
 from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 
 from graam_pbx.ami import EventBus, Message
+from graam_pbx.ami.bus import NODE_HEADER
 from graam_pbx.asterisk.qualify import FirstQualify
 
 
 class FakeAmi:
     """Answers ``pjsip qualify`` as PJSIP does: nothing until the AOR is set up."""
+
+    node = "local"
 
     def __init__(self, empty_answers: int) -> None:
         self.commands: list[str] = []
@@ -27,8 +30,9 @@ class FakeAmi:
         return f"Qualifying AOR '{name}' on endpoint '{name}'\n"
 
 
-def status(aor: str, value: str) -> Message:
-    return Message([("Event", "ContactStatus"), ("AOR", aor), ("ContactStatus", value)])
+def status(aor: str, value: str, node: str | None = None) -> Message:
+    fields = [("Event", "ContactStatus"), ("AOR", aor), ("ContactStatus", value)]
+    return Message(fields + ([(NODE_HEADER, node)] if node else []))
 
 
 async def test_a_new_contact_is_qualified_until_pjsip_takes_it() -> None:
@@ -39,7 +43,8 @@ async def test_a_new_contact_is_qualified_until_pjsip_takes_it() -> None:
     try:
         bus.publish(status("trunk-acme", "Created"))  # a trunk's: files, not ours
         bus.publish(status("acme-desk1", "Reachable"))  # already qualified
-        bus.publish(status("acme-desk1", "NonQualified"))  # a new contact
+        bus.publish(status("acme-desk2", "Created", node="nodeb"))  # another node's
+        bus.publish(status("acme-desk1", "NonQualified", node="local"))  # a new contact
         async with asyncio.timeout(5):
             await ami.done.wait()
     finally:

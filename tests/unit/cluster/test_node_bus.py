@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from graam_pbx.ami.bus import RESYNC_EVENT, EventBus
+from graam_pbx.ami.bus import NODE_HEADER, RESYNC_EVENT, EventBus
 from graam_pbx.ami.protocol import Message
-from graam_pbx.cluster.supervisors import NODE_HEADER, NodeBus, node_of_event, tagged
+from graam_pbx.cluster.supervisors import NodeBus, node_of_event, tagged
 from tests.unit.ami.scripted import Recorder
 
 

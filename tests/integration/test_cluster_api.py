@@ -23,6 +23,7 @@ from graam_pbx.cluster.placement import TenantOnOtherNode
 from graam_pbx.tenants.models import Tenant
 from tests.conftest import Asterisk
 from tests.factories import TenantWorld, fields_of, make_world, unique
+from tests.schema import differences_after_migrating
 
 Sessions = async_sessionmaker[AsyncSession]
 SECRET = "node-secret-0123456789"
@@ -479,21 +480,5 @@ async def test_a_tenants_queue_member_through_another_node_is_refused(
 
 
 async def test_the_cluster_migration_makes_the_models_tables(empty_database_url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    import graam_pbx.models  # noqa: F401 - every table in Base.metadata
-    from graam_pbx.db import Base, create_engine, migrate
-
-    await migrate(empty_database_url)
-    engine = create_engine(empty_database_url, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
     tables = {AsteriskNode.__tablename__, TenantPlacement.__tablename__}
-    ours = [d for d in differences if any(f"'{table}'" in str(d) for table in tables)]
-    assert ours == []
+    assert await differences_after_migrating(empty_database_url, tables) == []

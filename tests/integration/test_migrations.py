@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from graam_pbx.db import current_revision, downgrade, migrate, plain_url
+from tests.schema import differences_after_migrating
 
 
 async def _tables(url: str) -> set[str]:
@@ -30,46 +31,15 @@ async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
 
 
 async def test_the_queue_calls_migration_makes_the_models_table(empty_database_url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    import graam_pbx.models  # noqa: F401 - every table in Base.metadata
-    from graam_pbx.db import Base, create_engine
-
-    await migrate(empty_database_url)
-    engine = create_engine(empty_database_url, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
-    ours = [difference for difference in differences if "queue_calls" in str(difference)]
-    assert ours == []
+    assert await differences_after_migrating(empty_database_url, ["queue_calls"]) == []
 
 
 async def test_the_billing_migration_makes_the_models_tables(empty_database_url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    import graam_pbx.models  # noqa: F401 - every table in Base.metadata
     from graam_pbx.billing import models as billing_models
-    from graam_pbx.db import Base, create_engine
 
-    await migrate(empty_database_url)
-    engine = create_engine(empty_database_url, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
     tables = {
         model.__tablename__
         for model in vars(billing_models).values()
         if isinstance(model, type) and hasattr(model, "__tablename__")
     }
-    ours = [d for d in differences if any(f"'{table}'" in str(d) for table in tables)]
-    assert ours == []
+    assert await differences_after_migrating(empty_database_url, tables) == []

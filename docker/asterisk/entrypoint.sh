@@ -46,9 +46,9 @@ CONF
 printf '[general]\nenabled = yes\nbindaddr = %s\nbindport = %s\n' \
   "$NODE_ADDRESS" "$NODE_HTTP_PORT" >"$etc/http.conf"
 
-# Phones' endpoints are rows of the SIP views, alike for every node: the view takes their
-# media address and whether contacts are kept (behind the edge) from the connection's
-# settings graam.media_address and graam.behind_edge, sent by libpq from PGOPTIONS
-# (docs/realtime-sip.md, docs/sip-edge.md).
-export PGOPTIONS="-c graam.media_address=$NODE_ADDRESS -c graam.behind_edge=$NODE_BEHIND_EDGE"
+# Phones' endpoints are rows of the SIP views: the views list the devices of the tenants this
+# node holds (graam.node, its systemname) and take their media address and whether contacts
+# are kept (behind the edge) from the connection's settings graam.media_address and
+# graam.behind_edge, all sent by libpq from PGOPTIONS (docs/realtime-sip.md, docs/sip-edge.md).
+export PGOPTIONS="-c graam.node=$NODE_SYSTEMNAME -c graam.media_address=$NODE_ADDRESS -c graam.behind_edge=$NODE_BEHIND_EDGE"
 exec /usr/sbin/asterisk -f -n "$@"

@@ -324,12 +324,16 @@ class AsteriskSandbox:
     def _environment(self) -> dict[str, str]:
         """Asterisk's environment: ours, and what makes phones' endpoints this node's own.
 
-        Phones' endpoints are rows of the view ps_endpoints, which every node reads alike; the
-        view takes the media address and whether the node is behind the SIP edge from its
-        connection's settings graam.media_address and graam.behind_edge, which libpq sends
-        from PGOPTIONS at each connect of res_config_pgsql (docs/realtime-sip.md).
+        Phones' endpoints are rows of the view ps_endpoints; the view takes the node (its
+        systemname: the node sees its tenants' devices only), its media address and whether
+        it is behind the SIP edge from its connection's settings graam.node,
+        graam.media_address and graam.behind_edge, which libpq sends from PGOPTIONS at each
+        connect of res_config_pgsql (docs/realtime-sip.md).
         """
-        options = f"-c graam.media_address={self._media_address()}"
+        options = (
+            f"-c graam.node={self.config.systemname} "
+            f"-c graam.media_address={self._media_address()}"
+        )
         if self.config.behind_edge:
             options += " -c graam.behind_edge=on"
         return {**os.environ, "PGOPTIONS": options}

@@ -16,7 +16,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,13 +204,16 @@ async def _login_from_nodeb(
     sipp_b: SippPool,
     world: TenantWorld,
     extension: str,
+    before_login: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[tuple[dict[str, Any], httpx.Response]]:
     """A new device of ``world`` registered with nodeb (its phone up until the block ends),
-    and the answer to its agent's login from it."""
+    and the answer to its agent's login from it (after ``before_login``)."""
     device = await new_device(client, world, extension)
     phone = await reachable_phone(two_nodes.ami, pbx.runtime.bus, sipp_b, device, node=NODE_B)
     try:
         assert await _reg_servers(sessions, device["sip_username"]) == {NODE_B}
+        if before_login is not None:
+            await before_login()
         response = await client.post(
             f"/api/v1/agents/{world.agent.user_id}/session",
             headers=world.agent.headers,
@@ -252,8 +255,22 @@ async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
     two_nodes: World,
     sipp_b: SippPool,
 ) -> None:
-    a = two_nodes.a
-    logging_in = _login_from_nodeb(pbx, client, sessions, two_nodes, sipp_b, a, "402")
+    # A phone registers only with a node that holds its tenant (the SIP views list no other
+    # device): a tenant registered on nodeb and then moved to local is how a phone comes to
+    # be registered on another node than its tenant's, until its registration expires.
+    c = await make_world(client, sessions)
+    operator = two_nodes.a.operator.headers
+
+    async def place(node: str) -> None:
+        response = await client.put(
+            f"/api/v1/tenants/{c.tenant_id}/placement", headers=operator, json={"node": node}
+        )
+        assert response.status_code == 200, response.text
+
+    await place(NODE_B)
+    logging_in = _login_from_nodeb(
+        pbx, client, sessions, two_nodes, sipp_b, c, "402", before_login=lambda: place(LOCAL_NODE)
+    )
     async with logging_in as (_, response):
         assert response.status_code == 409, response.text
         body = response.json()
@@ -266,7 +283,7 @@ async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
                 text(
                     "SELECT count(*) FROM agent_sessions WHERE tenant_id = :t AND ended_at IS NULL"
                 ),
-                {"t": a.tenant_id},
+                {"t": c.tenant_id},
             )
         assert live == 0
 
@@ -377,3 +394,19 @@ async def test_each_node_holds_its_tenants_files_and_a_moved_tenants_files_follo
     status = await client.get("/api/v1/config/status", headers=c.admin.headers)
     assert status.status_code == 200, status.text
     assert status.json()["pending"] is False, status.json()
+
+
+async def test_a_node_lists_only_the_devices_of_the_tenants_it_holds(
+    client: httpx.AsyncClient, sessions: Sessions, two_nodes: World
+) -> None:
+    """What nodeb's realtime connection sees: its tenants' devices, not tenant A's."""
+    a, b = two_nodes.a, two_nodes.b
+    ours = {device["sip_username"] for device in two_nodes.calls_b}
+    theirs = {device["sip_username"] for device in two_nodes.calls_a}
+    async with sessions() as session, session.begin():
+        await session.execute(text("SELECT set_config('graam.node', :n, true)"), {"n": NODE_B})
+        listed = set((await session.scalars(text("SELECT id FROM ps_endpoints"))).all())
+        auths = set((await session.scalars(text("SELECT id FROM ps_auths"))).all())
+        aors = set((await session.scalars(text("SELECT id FROM ps_aors"))).all())
+    for seen in (listed, auths, aors):
+        assert ours <= seen and not theirs & seen, (a.tenant_id, b.tenant_id)

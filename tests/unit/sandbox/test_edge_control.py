@@ -101,7 +101,9 @@ def test_the_edge_is_told_only_when_configured(tmp_path: Path) -> None:
     assert edge is not None and edge.socket_path == tmp_path / "rpc.sock"
 
 
-def test_a_node_behind_the_edge_says_so_to_the_sip_views(tmp_path: Path) -> None:
+def test_a_node_names_itself_and_says_whether_it_is_behind_the_edge_to_the_sip_views(
+    tmp_path: Path,
+) -> None:
     def options(**extra: object) -> str:
         sandbox = AsteriskSandbox(
             AsteriskSandboxConfig(
@@ -114,8 +116,10 @@ def test_a_node_behind_the_edge_says_so_to_the_sip_views(tmp_path: Path) -> None
         )
         return sandbox._environment()["PGOPTIONS"]
 
-    assert options() == "-c graam.media_address=127.0.0.1"
-    assert options(behind_edge=True) == ("-c graam.media_address=127.0.0.1 -c graam.behind_edge=on")
+    assert options() == "-c graam.node=graam -c graam.media_address=127.0.0.1"
+    assert options(behind_edge=True, systemname="nodeb") == (
+        "-c graam.node=nodeb -c graam.media_address=127.0.0.1 -c graam.behind_edge=on"
+    )
 
 
 def test_every_node_answers_the_edges_probes_without_a_challenge() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graam_pbx.agents import sessions as agent_sessions
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.principal import Principal
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
@@ -225,6 +226,11 @@ async def set_placement(
         row.standby_node_id = standby.id if standby else None
     await flush_or_conflict(session, otherwise="the placement changed meanwhile; try again")
     await session.refresh(row, ["placed_at"])
+    if node.id != current_node:
+        # Its agents' sessions follow at the commit: the agent worker adds their queue
+        # members on the new node and removes them from the old one (the placement row
+        # itself is a configuration change: its files follow the same way).
+        session.info.setdefault(agent_sessions.PENDING_KEY, set()).add(tenant_id)
     if changes:
         action = "move" if "node" in changes and current_node != node.id else "update"
         await audit.record(

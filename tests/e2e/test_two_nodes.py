@@ -162,8 +162,14 @@ async def two_nodes(pbx: RunningApp) -> AsyncIterator[World]:
         yield World(a, b, queue_a, queue_b, calls_a, calls_b, sandbox, sip_port, ami)
     finally:
         async with sessions.begin() as session:
+            # Every placement on nodeb (tenants the tests placed or moved there, and those
+            # created while it was the least loaded node).
             await session.execute(
-                text("DELETE FROM tenant_placements WHERE tenant_id = :t"), {"t": b.tenant_id}
+                text(
+                    "DELETE FROM tenant_placements WHERE :n IN ("
+                    " SELECT name FROM asterisk_nodes WHERE id IN (node_id, standby_node_id))"
+                ),
+                {"n": NODE_B},
             )
             await session.execute(text("DELETE FROM asterisk_nodes WHERE name = :n"), {"n": NODE_B})
         nodes.request()
@@ -410,3 +416,46 @@ async def test_a_node_lists_only_the_devices_of_the_tenants_it_holds(
         aors = set((await session.scalars(text("SELECT id FROM ps_aors"))).all())
     for seen in (listed, auths, aors):
         assert ours <= seen and not theirs & seen, (a.tenant_id, b.tenant_id)
+
+
+async def test_a_moved_tenants_logged_in_agent_is_a_member_on_its_new_node(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    two_nodes: World,
+    sipp: SippPool,
+) -> None:
+    d = await make_world(client, sessions)
+    operator = two_nodes.a.operator.headers
+    placed = await client.put(
+        f"/api/v1/tenants/{d.tenant_id}/placement", headers=operator, json={"node": LOCAL_NODE}
+    )
+    assert placed.status_code == 200, placed.text
+    queue = await _queue_with(client, d, [d.agent.user_id])
+    device = await new_device(client, d, "403")
+    appliers = pbx.runtime.appliers
+    assert appliers is not None
+    await appliers.settled()
+    phone = await reachable_phone(pbx.runtime.ami, pbx.runtime.bus, sipp, device, node=LOCAL_NODE)
+    try:
+        login = await client.post(
+            f"/api/v1/agents/{d.agent.user_id}/session",
+            headers=d.agent.headers,
+            json={"device_id": device["id"]},
+        )
+        assert login.status_code in (200, 201), login.text
+        name = f"t{d.tenant_id}-q{queue['id']}"
+        location = f"PJSIP/{device['sip_username']}"
+
+        async def member_on(ami: AmiSupervisor, present: bool) -> bool:
+            return (location in await _members(ami, name)) == present
+
+        await until(lambda: member_on(pbx.runtime.ami, True), "the member on local", 20)
+        moved = await client.put(
+            f"/api/v1/tenants/{d.tenant_id}/placement", headers=operator, json={"node": NODE_B}
+        )
+        assert moved.status_code == 200, moved.text
+        await until(lambda: member_on(two_nodes.ami, True), "the member on nodeb", 30)
+        await until(lambda: member_on(pbx.runtime.ami, False), "no member left on local", 30)
+    finally:
+        await phone.stop()

@@ -85,7 +85,9 @@ def test_every_endpoint_binds_and_announces_its_media_address(tmp_path: Path) ->
     assert "](graam-trunk)" in (BASE_CONF_DIR / "templates" / "pjsip_trunks.conf.j2").read_text()
     # Phones' endpoints are rows of ps_endpoints: the view reads the same address from
     # Asterisk's database connection, which libpq sets from PGOPTIONS.
-    assert sandbox._environment()["PGOPTIONS"] == "-c graam.media_address=127.0.0.1"
+    assert sandbox._environment()["PGOPTIONS"] == (
+        "-c graam.node=graam -c graam.media_address=127.0.0.1"
+    )
     assert "icesupport = no" in (BASE_CONF_DIR / "rtp.conf").read_text()
 
 
@@ -104,7 +106,7 @@ def test_the_media_address_is_the_sip_address_unless_set(
     assert f"bind = {bind}\n" in text
     assert text.count(f"media_address = {media}\n") == 1
     options = _sandbox(tmp_path, **addresses)._environment()["PGOPTIONS"]
-    assert options == f"-c graam.media_address={media}"
+    assert options == f"-c graam.node=graam -c graam.media_address={media}"
 
 
 @pytest.mark.parametrize(

@@ -722,7 +722,8 @@ async def main(
                     if profiler is not None and profile is not None:
                         profiler.dump_stats(profile)
 
-                    # The limit: the same legs, straight from the carrier to an agent's phone.
+                    # The limit: the same legs, straight from the carrier to an agent's phone
+                    # (an exact extension of graam-from-trunk goes before its dispatcher's pattern).
                     await runtime.ami.action(
                         "DialplanExtensionAdd",
                         {

@@ -659,3 +659,32 @@ async def test_an_ivr_digit_added_through_the_api_routes_the_next_call(
     assert answered.ok, answered.describe()
     (invite,) = answered.received("INVITE")
     assert after in (header(invite, "From") or ""), invite
+
+
+# ---- a number nobody holds -------------------------------------------------------------------
+
+
+async def test_a_carrier_call_to_a_number_nobody_holds_is_refused_with_404(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    """[graam-from-trunk] sends each number to the context of its last three digits; a number
+    no tenant's context holds is answered 404 (cause 1, unallocated), in both forms."""
+    world = await make_world(client, sessions)
+    await new_trunk(client, world, CARRIER_IP)
+    await applier.settled()
+    # A number of a reserved range (+33 1 99 00 xx xx: fiction), no tenant holds it.
+    for number in (
+        f"+3319900{secrets.randbelow(10_000):04d}",
+        f"3319900{secrets.randbelow(10_000):04d}",
+    ):
+        async with ami_events(pbx, "Hangup") as events:
+            call = await sipp.uac(
+                "carrier_unknown_number.xml", ip=CARRIER_IP, service=number, keys={"caller": CALLER}
+            ).run()
+            assert call.ok, call.describe()
+            hangup = await events.wait_for(lambda event, n=number: event.get("Exten") == n)
+        assert hangup.get("Cause") == "1", hangup

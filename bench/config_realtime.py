@@ -10,6 +10,10 @@ Measured on the bench's own Asterisk, after PJSIP synchronized every realtime AO
 - a new device's introduction to PJSIP's qualify (``pjsip reload qualify aor``, which waits
   for PJSIP's management queue): Asterisk 22 reads every endpoint for each AOR it did not
   know, so this grows with the node's endpoints; ``SELECT * FROM ps_endpoints`` is its floor.
+
+With several nodes, every read goes through the bench node's own view of the devices (the
+connection setting ``graam.node``, as its Asterisk sends it): the devices changed and
+introduced are that node's tenants'.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ class Target:
     asterisk_ip: str
     sip_port: int
     phone_ip: str
+    node: str  # the Asterisk's systemname: graam.node of its realtime connection
+
+
+async def connect_as(url: str, target: Target) -> asyncpg.Connection:
+    """A connection that sees the SIP views as the target's Asterisk does."""
+    return await asyncpg.connect(url, server_settings={"graam.node": target.node})
 
 
 def phone_port(phone_ip: str) -> int:
@@ -81,10 +91,12 @@ async def device_changes(
     """Each of ``changes`` devices: a new password then its REGISTER (the change), then the
     same REGISTER again (the floor: nothing changed)."""
     sessions = session_factory(engine)
-    conn = await asyncpg.connect(url)
+    conn = await connect_as(url, target)
     try:
         rows = await conn.fetch(
-            "SELECT id, tenant_id FROM agent_devices ORDER BY random() LIMIT $1", changes
+            "SELECT d.id, d.tenant_id FROM agent_devices d"
+            " JOIN ps_endpoints e ON e.id = d.sip_username ORDER BY random() LIMIT $1",
+            changes,
         )
     finally:
         await conn.close()
@@ -108,10 +120,10 @@ async def device_changes(
     return {"change": ms(changed), "unchanged": ms(unchanged)}
 
 
-async def endpoint_reads(url: str, reads: int) -> dict[str, float]:
+async def endpoint_reads(url: str, target: Target, reads: int) -> dict[str, float]:
     """One ``ps_endpoints`` row by id (p50, ms), and every row at once (ms): the floors of a
-    REGISTER's lookup and of PJSIP's read of every endpoint."""
-    conn = await asyncpg.connect(url)
+    REGISTER's lookup and of PJSIP's read of every endpoint (the node's)."""
+    conn = await connect_as(url, target)
     try:
         names = [
             r["id"]
@@ -125,20 +137,23 @@ async def endpoint_reads(url: str, reads: int) -> dict[str, float]:
             await conn.fetchrow("SELECT * FROM ps_endpoints WHERE id = $1", name)
             one.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        await conn.fetch("SELECT * FROM ps_endpoints")
+        listed = len(await conn.fetch("SELECT * FROM ps_endpoints"))
         every = (time.perf_counter() - started) * 1000
     finally:
         await conn.close()
-    return {"one_p50": round(statistics.median(one), 3), "all": round(every, 1)}
+    return {"one_p50": round(statistics.median(one), 3), "all": round(every, 1), "rows": listed}
 
 
-async def introductions(url: str, ami: AmiSupervisor, count: int) -> dict[str, float]:
+async def introductions(
+    url: str, target: Target, ami: AmiSupervisor, count: int
+) -> dict[str, float]:
     """``count`` devices added behind PJSIP's back, each introduced as the applier does
     (``pjsip reload qualify aor``, answered once PJSIP's management queue ran it), in ms."""
-    conn = await asyncpg.connect(url)
+    conn = await connect_as(url, target)
     try:
         user = await conn.fetchrow(
-            "SELECT u.id, u.tenant_id FROM users u ORDER BY u.id DESC LIMIT 1"
+            "SELECT u.id, u.tenant_id FROM users u JOIN agent_devices d ON d.user_id = u.id"
+            " JOIN ps_endpoints e ON e.id = d.sip_username ORDER BY u.id DESC LIMIT 1"
         )
         assert user is not None
         names = [f"bench-new-{n}" for n in range(count)]

@@ -1,6 +1,7 @@
 """Config generation at scale: full render, one tenant's change, and Asterisk's reloads.
 
-python -m bench.config_render [--quick] [--tenants N] [--reload-deadline S]
+python -m bench.config_render [--quick] [--tenants N] [--nodes K] [--reload-deadline S]
+                              [--dialplan-only]
 
 Prints one JSON line. The physical limit in the same run: writing the same bytes plainly.
 Asterisk's reload times are reported separately (they are Asterisk's, not ours), with the
@@ -13,6 +14,16 @@ once: ``realtime_change_*_ms`` is commit → REGISTER accepted, sipp's own start
 Its floors in the same run (bench/config_realtime.py): the same REGISTER for a device that
 did not change, and one ``ps_endpoints`` row by id. A new device's introduction to PJSIP's
 qualify is measured too, with its floor (every ``ps_endpoints`` row read once).
+
+``--dialplan-only`` leaves out PJSIP's reload and the realtime case (their keys are null):
+the dialplan's reload alone, much sooner than the realtime case at 10,000
+tenants.
+
+``--nodes K`` spreads the tenants over K nodes (placements, one tenant in K each): the
+bench's Asterisk is one of them, and holds only its tenants, as a node of a deployment does
+(docs/nodes.md): the file pass writes its tenants' files and its SIP views list its
+tenants' devices (``graam.node``). The database still holds every tenant
+(``realtime_endpoints``); ``node_tenants`` and ``node_endpoints`` say what the node holds.
 """
 
 from __future__ import annotations
@@ -302,7 +313,68 @@ async def timed_reload(
     return took, peak
 
 
-async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, object]:
+# The bench's node: its Asterisk sandbox keeps the default systemname, which names it to the
+# SIP views (graam.node).
+BENCH_NODE, BENCH_SYSTEMNAME = "bench", "graam"
+
+
+async def place(url: str, nodes: int) -> list[int]:
+    """Register ``nodes`` nodes (the bench's first) and place one tenant in ``nodes`` on
+    each, round robin; the bench node's tenants. One node: no node table rows at all, every
+    tenant held (as a deployment of one Asterisk)."""
+    conn = await asyncpg.connect(url)
+    try:
+        tenant_ids = [r["id"] for r in await conn.fetch("SELECT id FROM tenants ORDER BY id")]
+        if nodes <= 1:
+            return tenant_ids
+        await conn.copy_records_to_table(
+            "asterisk_nodes",
+            columns=[
+                "name",
+                "systemname",
+                "ami_host",
+                "ami_port",
+                "ami_username",
+                "ami_secret",
+                "sip_host",
+                "sip_port",
+                "state",
+                "version",
+            ],
+            records=[
+                (
+                    BENCH_NODE if n == 0 else f"node{n}",
+                    BENCH_SYSTEMNAME if n == 0 else f"node{n}",
+                    "127.0.0.1",
+                    5038,
+                    "bench",
+                    "unused",
+                    "127.0.0.1",
+                    5060,
+                    "active",
+                    1,
+                )
+                for n in range(nodes)
+            ],
+        )
+        node_ids = [r["id"] for r in await conn.fetch("SELECT id FROM asterisk_nodes ORDER BY id")]
+        await conn.copy_records_to_table(
+            "tenant_placements",
+            columns=["tenant_id", "node_id"],
+            records=[(t, node_ids[i % nodes]) for i, t in enumerate(tenant_ids)],
+        )
+    finally:
+        await conn.close()
+    return tenant_ids[::nodes]
+
+
+async def main(
+    tenants: int,
+    changes: int,
+    reload_deadline: float,
+    dialplan_only: bool = False,
+    nodes: int = 1,
+) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
     await pg.start()
@@ -314,6 +386,7 @@ async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, 
     try:
         await migrate(url)
         await populate(url, tenants)
+        held = await place(url, nodes)
         # The setup's own writes are flushed first, so the disk is not busy with them below.
         conn = await asyncpg.connect(url)
         await conn.execute("CHECKPOINT")
@@ -321,7 +394,7 @@ async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, 
         await asyncio.to_thread(os.sync)
         engine = create_engine(url, pool_size=2)
         config_dir = work / "graam"
-        applier = ConfigApplier(engine, config_dir)
+        applier = ConfigApplier(engine, config_dir, node=BENCH_NODE if nodes > 1 else None)
         # A running control plane has its rendering workers; their start is reported apart.
         started = time.perf_counter()
         await applier.prepare()
@@ -334,10 +407,9 @@ async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, 
         plain_write_s = plain_write(files, work / "plain")
 
         conn = await asyncpg.connect(url)
-        tenant_ids = [r["id"] for r in await conn.fetch("SELECT id FROM tenants")]
         timings = []
         for i in range(changes):
-            tenant = random.choice(tenant_ids)
+            tenant = random.choice(held)
             await conn.execute(
                 "UPDATE queues SET ring_timeout = $1, version = version + 1 "
                 "WHERE id = (SELECT min(id) FROM queues WHERE tenant_id = $2)",
@@ -360,6 +432,7 @@ async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, 
                 ami_username="bench",
                 sip_bind=ASTERISK_IP,
                 sip_port=free_port(socket.SOCK_DGRAM),
+                systemname=BENCH_SYSTEMNAME,
             )
         )
         info = await sandbox.start()
@@ -375,19 +448,27 @@ async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, 
         # with the generated res_pgsql.conf just copied; res_pjsip's reload then synchronizes
         # PJSIP's qualify with every realtime AOR, as the applier's first pass does.
         await ami.command("module reload res_config_pgsql.so", timeout=60)
-        pjsip_s, pjsip_peak = await timed_reload(
-            ami, "module reload res_pjsip.so", reload_deadline, f"tenant{tenants}-a{AGENTS - 1}"
-        )
-        reads = await endpoint_reads(url, 200)
+        pjsip_s: float | None = None
+        pjsip_peak = -1
+        if not dialplan_only:
+            pjsip_s, pjsip_peak = await timed_reload(
+                ami,
+                "module reload res_pjsip.so",
+                reload_deadline,
+                f"tenant{max(held)}-a{AGENTS - 1}",
+            )
+        target = Target(ASTERISK_IP, sandbox.config.sip_port, PHONE_IP, BENCH_SYSTEMNAME)
+        reads = await endpoint_reads(url, target, 200)
         # Past the deadline Asterisk is still synchronizing: what follows would measure
         # that, so its keys are null (and the run stays bounded).
         realtime: dict[str, float | None] = dict.fromkeys(REALTIME_KEYS)
         dialplan_s: float | None = None
         dialplan_peak = -1
-        if pjsip_s is not None:
-            target = Target(ASTERISK_IP, sandbox.config.sip_port, PHONE_IP)
+        if dialplan_only:
+            dialplan_s, dialplan_peak = await timed_reload(ami, "dialplan reload", reload_deadline)
+        elif pjsip_s is not None:
             registers = await device_changes(engine, url, work, target, changes)
-            introduced = await introductions(url, ami, INTRODUCTIONS)
+            introduced = await introductions(url, target, ami, INTRODUCTIONS)
             realtime.update(
                 realtime_change_p50_ms=registers["change"]["p50"],
                 realtime_change_p99_ms=registers["change"]["p99"],
@@ -422,6 +503,9 @@ async def main(tenants: int, changes: int, reload_deadline: float) -> dict[str, 
             "reload_deadline_s": reload_deadline,
             "pjsip_reload_s": None if pjsip_s is None else round(pjsip_s, 3),
             "realtime_endpoints": tenants * AGENTS,
+            "nodes": nodes,
+            "node_tenants": len(held),
+            "node_endpoints": reads["rows"],
             **realtime,
             "endpoint_select_p50_ms": reads["one_p50"],
             "endpoint_select_all_ms": reads["all"],
@@ -444,7 +528,24 @@ if __name__ == "__main__":
         default=300,
         help="seconds each Asterisk reload may take (dialplan_reload_s is null past it)",
     )
+    parser.add_argument(
+        "--dialplan-only",
+        action="store_true",
+        help="only the dialplan's reload: no PJSIP reload, no realtime case",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="tenants spread over this many nodes, the bench's Asterisk holding one share",
+    )
     args = parser.parse_args()
     tenants = 100 if args.quick else args.tenants
     changes = 20 if args.quick else 100
-    print(json.dumps(asyncio.run(main(tenants, changes, args.reload_deadline))))
+    print(
+        json.dumps(
+            asyncio.run(
+                main(tenants, changes, args.reload_deadline, args.dialplan_only, args.nodes)
+            )
+        )
+    )

@@ -45,6 +45,7 @@ import asyncpg
 
 from bench.config_realtime import Target, device_changes, endpoint_reads, introductions
 from bench.stack import ami_config
+from graam_pbx import heap
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.db import create_engine, migrate
@@ -393,6 +394,8 @@ async def main(
         await conn.close()
         await asyncio.to_thread(os.sync)
         engine = create_engine(url, pool_size=2)
+        # The collector as the running control plane sets it once started (graam_pbx/heap.py).
+        heap.settle_after_startup()
         config_dir = work / "graam"
         applier = ConfigApplier(engine, config_dir, node=BENCH_NODE if nodes > 1 else None)
         # A running control plane has its rendering workers; their start is reported apart.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jinja2
 
+from graam_pbx import heap
 from graam_pbx.asterisk.render import (
     DEFAULT_AGI_ADDRESS,
     TENANT_FILES,
@@ -182,7 +183,12 @@ class ShardedWriter:
         if self._pool is None:
             # "spawn": the control plane runs threads, and forking a threaded process can
             # copy a lock held by another thread into the child.
+            # Each worker sets its collector as the control plane does (graam_pbx/heap.py):
+            # a shard makes hundreds of thousands of objects that live until it is written,
+            # and the default thresholds walked them again and again.
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn")
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=heap.settle_after_startup,
             )
         return self._pool

@@ -331,8 +331,7 @@ class AsteriskSandbox:
         connect of res_config_pgsql (docs/realtime-sip.md).
         """
         options = (
-            f"-c graam.node={self.config.systemname} "
-            f"-c graam.media_address={self._media_address()}"
+            f"-c graam.node={self.config.systemname} -c graam.media_address={self._media_address()}"
         )
         if self.config.behind_edge:
             options += " -c graam.behind_edge=on"

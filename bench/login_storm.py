@@ -29,7 +29,12 @@ The no-op storm runs just before and just after the login storm and counts as on
 whose load drifts meanwhile weighs on both alike. The tenants' logins come interleaved (as a
 shift starting in many call centres at once brings them). ``api_cpu_ms_per_login`` and
 ``api_cpu_ms_per_noop``: the CPU time the API processes spent per request (from /proc), a
-figure other work on the machine barely moves, unlike rates.
+figure other work on the machine barely moves, unlike rates. Beside them, what the rest of
+the bench's own stack spent per request during the same storm: ``postgres_cpu_ms_per_*``
+(the postmaster and every backend, those that ended included) and ``worker_cpu_ms_per_*``
+(the active worker, which makes Asterisk's queue members follow the logins as they commit):
+with the API's, the CPU a login costs the machine, which the rate on a machine of few cores
+follows.
 
 One login's round trips to Postgres (and one no-op's) are counted beforehand through an API
 app in this process (bench/login_round_trips.py): ``round_trips_per_login``,
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -124,17 +130,25 @@ class Storm:
     latencies: list[float]
     per_s: float
     cpu_ms: float = 0.0
+    stack_cpu_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # by process
 
     def __add__(self, other: Storm) -> Storm:
         """Two storms as one: their requests together, over their time together."""
         count = len(self.statuses) + len(other.statuses)
         elapsed = len(self.statuses) / self.per_s + len(other.statuses) / other.per_s
-        cpu = self.cpu_ms * len(self.statuses) + other.cpu_ms * len(other.statuses)
+
+        def mean(mine: float, theirs: float) -> float:
+            return (mine * len(self.statuses) + theirs * len(other.statuses)) / count
+
         return Storm(
             self.statuses + other.statuses,
             self.latencies + other.latencies,
             count / elapsed,
-            cpu / count,
+            mean(self.cpu_ms, other.cpu_ms),
+            {
+                name: mean(value, other.stack_cpu_ms.get(name, 0.0))
+                for name, value in self.stack_cpu_ms.items()
+            },
         )
 
     @property
@@ -146,10 +160,41 @@ class Storm:
         return round(percentile(self.latencies, 0.99), 1)
 
 
+def process_cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """CPU time of process ``pid`` (user and system), from /proc; ``reaped``: with that of
+    its children that ended (and were waited for)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    used = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    if reaped:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
+    """CPU time of the embedded Postgres: its postmaster, every live backend, and the
+    backends that ended (counted in the postmaster's children's time)."""
+    postmaster = int((pg.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    total = process_cpu_seconds(postmaster, reaped=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:  # ppid
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+CpuReaders = dict[str, Callable[[], float]]
+
+
 async def storm(
-    apis: list[RoleProcess], requests: list[tuple[str, str, str]], processes: int
+    apis: list[RoleProcess],
+    requests: list[tuple[str, str, str]],
+    processes: int,
+    stack: CpuReaders | None = None,
 ) -> Storm:
-    """Fire every request at once from ``processes`` client processes at the API processes."""
+    """Fire every request at once from ``processes`` client processes at the API processes;
+    ``stack``: other processes whose CPU time per request is read over the same storm."""
+    stack = stack or {}
     base_urls = [api.url for api in apis]
     # Started first: they import httpx while waiting for their share on stdin.
     children = [
@@ -165,6 +210,7 @@ async def storm(
     ]
     numbered = [(index, *request) for index, request in enumerate(requests)]
     cpu_before = sum(api.cpu_seconds() for api in apis)
+    stack_before = {name: read() for name, read in stack.items()}
     shares = [numbered[i::processes] for i in range(processes)]
     outputs = await asyncio.gather(
         *(
@@ -178,6 +224,9 @@ async def storm(
             raise RuntimeError(f"a client process failed with {child.returncode}")
         results += json.loads(out)
     cpu = sum(api.cpu_seconds() for api in apis) - cpu_before
+    stack_ms = {
+        name: (read() - stack_before[name]) * 1000 / len(results) for name, read in stack.items()
+    }
     # The processes fire together: the storm lasts until the last answer any of them got.
     elapsed = max(result["done"] for result in results)
     return Storm(
@@ -185,6 +234,7 @@ async def storm(
         [r["ms"] for r in results],
         len(results) / elapsed,
         cpu * 1000 / len(results),
+        stack_ms,
     )
 
 
@@ -384,6 +434,7 @@ async def one_run(
     client_processes: int,
     url: str,
     ami: AmiSupervisor,
+    stack: CpuReaders,
 ) -> dict[str, Any]:
     """The no-op storm, the login storm (agents of slice ``run``) and the no-op storm again,
     with the over-limit sampler running; then every session ended for the next run."""
@@ -403,9 +454,9 @@ async def one_run(
     try:
         # The no-op before and after the logins: a machine whose load drifts meanwhile
         # (other work on it) weighs on both alike.
-        before = await storm(apis, noops, client_processes)
-        login = await storm(apis, logins, client_processes)
-        noop = before + await storm(apis, noops, client_processes)
+        before = await storm(apis, noops, client_processes, stack)
+        login = await storm(apis, logins, client_processes, stack)
+        noop = before + await storm(apis, noops, client_processes, stack)
     finally:
         stop.set()
         over_limit, samples = await sampling
@@ -431,6 +482,11 @@ async def one_run(
         "noop_p99_ms": noop.p99_ms,
         "api_cpu_ms_per_login": round(login.cpu_ms, 2),
         "api_cpu_ms_per_noop": round(noop.cpu_ms, 2),
+        **{
+            f"{name}_cpu_ms_per_{kind}": round(measured.stack_cpu_ms[name], 2)
+            for name in stack
+            for kind, measured in (("login", login), ("noop", noop))
+        },
         "created": login.statuses.count(201),
         "refused": login.statuses.count(409),
         "errors": sum(1 for s in login.statuses if s not in (201, 409))
@@ -495,6 +551,10 @@ async def main(
         tokens, figures = await tokens_and_round_trips(
             url, ami_settings, secret_key, work / "inproc", tenants, spare
         )
+        stack: CpuReaders = {
+            "postgres": lambda: postgres_cpu_seconds(pg),
+            "worker": worker.cpu_seconds,
+        }
         runs: list[dict[str, Any]] = []
         for count in range(1, api_processes + 1):
             apis = []
@@ -508,7 +568,9 @@ async def main(
                 started.append(api)
             # Each repeat logs its own slice of agents in.
             repeated = [
-                await one_run(apis, tenants, tokens, slot, attempts, client_processes, url, ami)
+                await one_run(
+                    apis, tenants, tokens, slot, attempts, client_processes, url, ami, stack
+                )
                 for slot in range((count - 1) * repeats, count * repeats)
             ]
             runs.append(median_run(repeated))
@@ -575,6 +637,10 @@ def report(
             "noop_p99_ms",
             "api_cpu_ms_per_login",
             "api_cpu_ms_per_noop",
+            "postgres_cpu_ms_per_login",
+            "postgres_cpu_ms_per_noop",
+            "worker_cpu_ms_per_login",
+            "worker_cpu_ms_per_noop",
         ):
             result[key + suffix] = run[key]
         result["errors"] += run["errors"]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -136,12 +135,6 @@ sessions_router = APIRouter(prefix="/api/v1/agents", tags=["agent sessions"])
 UserId = Annotated[int, id_path("The agent's user id")]
 
 
-class _DeviceStates(Protocol):
-    """What the agent worker reads of Asterisk's devices."""
-
-    async def device_states(self, sip_usernames: Iterable[str]) -> dict[str, str]: ...
-
-
 def _session_out(live: AgentSession) -> AgentSessionOut:
     return AgentSessionOut.model_validate(live)
 
@@ -158,8 +151,8 @@ async def list_sessions(
     rows, after = await sessions.list_live_sessions(
         session, scope, after_id=page.after_id, limit=page.limit
     )
-    worker: _DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
-    states = await worker.device_states(r.sip_username for r in rows) if worker else {}
+    worker: sessions.DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
+    states = await sessions.live_device_states(worker, rows)
     items = [
         LiveAgentOut(
             **_session_out(row.session).model_dump(),
@@ -188,9 +181,8 @@ async def login(
     user_id: UserId,
     scope: Member,
     session: DbSession,
-    response: Response,
     body: Annotated[SessionLogin, Body(default_factory=SessionLogin)],
-) -> AgentSessionOut | JSONResponse:
+) -> Response:
     try:
         result = await sessions.login(session, scope, user_id, device_id=body.device_id)
     except sessions.LicenceExhausted as refused:
@@ -199,9 +191,13 @@ async def login(
             error_id=refused.error_id, message=refused.message, details=refused.details
         )
         return JSONResponse(error.model_dump(), status_code=refused.status_code)
-    if not result.created:
-        response.status_code = 200
-    return _session_out(result.session)
+    # The model's JSON as the answer: the hot path of a login storm, where the framework's
+    # check and encoding of a returned model would redo what the model just did.
+    return Response(
+        _session_out(result.session).model_dump_json(),
+        status_code=201 if result.created else 200,
+        media_type="application/json",
+    )
 
 
 @sessions_router.get(

@@ -13,13 +13,14 @@ agent worker makes Asterisk's queue members match. A rolled-back change is never
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -126,21 +127,18 @@ def _ensure_may_act(scope: Scope, user_id: int) -> None:
 # tenant take its row lock one at a time, here and in every other process; NO KEY UPDATE lets
 # other tables' foreign keys to the tenant go on meanwhile. The agent and its device are read
 # under the lock too: a request that turns out to be refused holds it only until its rollback.
-# Plain SQL: the hot path of a login storm, where building a statement costs as much as a
-# round trip.
-_LOGIN_CHECK = text(
-    """
+# Parameters: tenant, agent, device asked for (or NULL), the agents' role.
+_LOGIN_CHECK = """
     SELECT t.licences, u.id, u.disabled,
            (SELECT d.id FROM agent_devices d
             WHERE d.tenant_id = t.id AND d.user_id = u.id
-              AND (CAST(:device_id AS bigint) IS NULL OR d.id = :device_id)
+              AND ($3::bigint IS NULL OR d.id = $3::bigint)
             ORDER BY d.id LIMIT 1)
     FROM tenants t
-    LEFT JOIN users u ON u.id = :user_id AND u.tenant_id = t.id AND u.role = :agent_role
-    WHERE t.id = :tenant_id
+    LEFT JOIN users u ON u.id = $2 AND u.tenant_id = t.id AND u.role = $4
+    WHERE t.id = $1
     FOR NO KEY UPDATE OF t
-    """
-)
+"""
 
 
 # Under the tenant's lock, in one round trip (the lock is held until the commit): count the
@@ -148,36 +146,60 @@ _LOGIN_CHECK = text(
 # insert the session, its login event and the agent's move to ``available`` (the timeline's
 # own function, with states.py's form of the move), and, in an API process, tell the active
 # worker (``pg_notify``: delivered when, and only if, the transaction commits); when none is
-# free, the refusal's event. The statement starts after the lock is granted, so its snapshot
+# free, the refusal's event and who holds the licences (the refusal's details: the very
+# sessions the count saw). The statement starts after the lock is granted, so its snapshot
 # holds every login committed before. (The count cannot share the locking statement: a
 # statement's snapshot is taken before it waits for the lock.) The move's function runs its
 # own statements with fresh snapshots and reads no table this statement writes.
-_LOGIN_IF_FREE = text(
-    """
+# Parameters: tenant, agent, device, source, actor, licences, refusal reason, moves (JSON),
+# notify or not, channel, payload.
+_LOGIN_IF_FREE = """
     WITH live AS (
-        SELECT count(*) AS in_use, max(id) FILTER (WHERE user_id = :user_id) AS mine
-        FROM agent_sessions WHERE tenant_id = :tenant_id AND ended_at IS NULL
+        SELECT count(*) AS in_use, max(id) FILTER (WHERE user_id = $2) AS mine
+        FROM agent_sessions WHERE tenant_id = $1 AND ended_at IS NULL
     ), made AS (
         INSERT INTO agent_sessions (tenant_id, user_id, device_id, source, started_by, paused)
-        SELECT :tenant_id, :user_id, :device_id, :source, :actor, false FROM live
-        WHERE live.mine IS NULL AND live.in_use < :licences
+        SELECT $1, $2, $3, $4, $5, false FROM live
+        WHERE live.mine IS NULL AND live.in_use < $6
         RETURNING id, started_at
     ), logged AS (
         INSERT INTO agent_state_events (tenant_id, user_id, session_id, kind, source,
                                         actor_user_id)
-        SELECT :tenant_id, :user_id, made.id, 'login', :source, :actor FROM made
+        SELECT $1, $2, made.id, 'login', $4, $5 FROM made
     ), refused AS (
         INSERT INTO agent_state_events (tenant_id, user_id, kind, reason, source,
                                         actor_user_id)
-        SELECT :tenant_id, :user_id, 'refused', :refusal, :source, :actor FROM live
-        WHERE live.mine IS NULL AND live.in_use >= :licences
+        SELECT $1, $2, 'refused', $7, $4, $5 FROM live
+        WHERE live.mine IS NULL AND live.in_use >= $6
+    ), holders AS (
+        SELECT array_agg(ROW(s.user_id, u.display_name, s.started_at) ORDER BY s.started_at, s.id)
+               AS holders
+        FROM agent_sessions s JOIN users u ON u.id = s.user_id
+        WHERE s.tenant_id = $1 AND s.ended_at IS NULL
     )
     SELECT live.in_use, live.mine, made.id, made.started_at,
-           (SELECT agent_state_apply(CAST(:moves AS jsonb)) FROM made) AS moved,
-           (SELECT pg_notify(:channel, :payload) FROM made WHERE :notify) AS notified
+           (SELECT agent_state_apply($8::jsonb) FROM made) AS moved,
+           (SELECT pg_notify($10, $11) FROM made WHERE $9) AS notified,
+           CASE WHEN live.mine IS NULL AND live.in_use >= $6 THEN (SELECT holders FROM holders)
+           END AS holders
     FROM live LEFT JOIN made ON true
+"""
+
+
+async def _fetch_row(session: AsyncSession, sql: str, *args: Any) -> Sequence[Any] | None:
+    """One row of ``sql`` (the driver's ``$n`` parameters), in the session's transaction.
+
+    Straight through asyncpg once the transaction has begun: the hot path of a login storm,
+    where SQLAlchemy's statement machinery costs about twice what the driver's round trip
+    does in this process. The transaction's first statement goes through SQLAlchemy, which
+    begins it.
     """
-)
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is not None and driver.is_in_transaction():
+        row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
+        return row
+    return (await connection.exec_driver_sql(sql, args)).first()
 
 
 def _record(
@@ -225,17 +247,9 @@ async def login(
     anyway to keep it.
     """
     _ensure_may_act(scope, user_id)
-    checked = (
-        await session.execute(
-            _LOGIN_CHECK,
-            {
-                "tenant_id": scope.tenant_id,
-                "user_id": user_id,
-                "device_id": device_id,
-                "agent_role": Role.AGENT.value,
-            },
-        )
-    ).one_or_none()
+    checked = await _fetch_row(
+        session, _LOGIN_CHECK, scope.tenant_id, user_id, device_id, Role.AGENT.value
+    )
     if checked is None:
         raise NotFound(f"no tenant {scope.tenant_id}")
     licences, agent, disabled, chosen = checked
@@ -254,24 +268,23 @@ async def login(
     # (graam_pbx.cluster.agent_signals does it for every other change, before the commit).
     notify = bool(session.info.get(NOTIFY_KEY))
     move = states.Move("any", scope.tenant_id, user_id, "available")
-    in_use, mine, made_id, started_at, _, _ = (
-        await session.execute(
-            _LOGIN_IF_FREE,
-            {
-                "tenant_id": scope.tenant_id,
-                "user_id": user_id,
-                "device_id": chosen,
-                "source": source,
-                "actor": scope.principal.user_id,
-                "licences": licences,
-                "refusal": LicenceExhausted.error_id,
-                "moves": json.dumps([move.as_json()]),
-                "notify": notify,
-                "channel": AGENTS_CHANNEL,
-                "payload": str(scope.tenant_id),
-            },
-        )
-    ).one()
+    answer = await _fetch_row(
+        session,
+        _LOGIN_IF_FREE,
+        scope.tenant_id,
+        user_id,
+        chosen,
+        source,
+        scope.principal.user_id,
+        licences,
+        LicenceExhausted.error_id,
+        json.dumps([move.as_json()]),
+        notify,
+        AGENTS_CHANNEL,
+        str(scope.tenant_id),
+    )
+    assert answer is not None  # noqa: S101 - one row from ``live``, always
+    in_use, mine, made_id, started_at, _, _, holders = answer
     if made_id is not None:
         if not notify:
             _note_change(session, scope.tenant_id)
@@ -300,21 +313,11 @@ async def login(
         f"all {licences} licences of the tenant are in use",
         licences=licences,
         in_use=in_use,
-        connected=await _connected(session, scope.tenant_id),
+        connected=[
+            {"user_id": holder, "display_name": name, "since": since.isoformat()}
+            for holder, name, since in holders or ()
+        ],
     )
-
-
-async def _connected(session: AsyncSession, tenant_id: int) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(AgentSession.user_id, User.display_name, AgentSession.started_at)
-        .join(User, User.id == AgentSession.user_id)
-        .where(AgentSession.tenant_id == tenant_id, AgentSession.ended_at.is_(None))
-        .order_by(AgentSession.started_at)
-    )
-    return [
-        {"user_id": user_id, "display_name": name, "since": since.isoformat()}
-        for user_id, name, since in rows
-    ]
 
 
 async def logout(
@@ -438,6 +441,33 @@ async def list_live_sessions(
         rows = rows[:limit]
         return rows, rows[-1].session.id
     return rows, None
+
+
+class DeviceStates(Protocol):
+    """What the agent worker reads of Asterisk's devices (on ``tenant_id``'s node)."""
+
+    async def device_states(
+        self, sip_usernames: Iterable[str], *, tenant_id: int | None = None
+    ) -> dict[str, str]: ...
+
+
+async def live_device_states(
+    reader: DeviceStates | None, rows: Sequence[LiveSession]
+) -> dict[str, str]:
+    """Asterisk's state of each live session's device (by SIP username), read on the node of
+    that session's tenant: a tenant's phones register, and its calls run, on its own node
+    only. Rows of several tenants are read per tenant, each on its node."""
+    if reader is None or not rows:
+        return {}
+    by_tenant: dict[int, list[str]] = {}
+    for row in rows:
+        by_tenant.setdefault(row.session.tenant_id, []).append(row.sip_username)
+    found: dict[str, str] = {}
+    for part in await asyncio.gather(
+        *(reader.device_states(names, tenant_id=tenant) for tenant, names in by_tenant.items())
+    ):
+        found |= part
+    return found
 
 
 # ---- sessions ended by the system ---------------------------------------------------------------

@@ -43,6 +43,7 @@ from graam_pbx.ami import actions as ami_actions
 from graam_pbx.ami.bus import RESYNC_EVENT
 from graam_pbx.ami.supervisor import AmiRoutes, OneAsterisk
 from graam_pbx.db import session_factory
+from graam_pbx.errors import Unavailable
 from graam_pbx.metrics import LICENCES_IN_USE, LICENCES_TOTAL, QUEUE_MEMBER_FIXES
 from graam_pbx.settings import Settings
 
@@ -187,9 +188,13 @@ class AgentWorker:
         read on ``tenant_id``'s node (its calls are there; None: this process's Asterisk).
 
         Asked when needed: the shipped manager.conf disables DeviceStateChange events (every
-        call makes many). A device whose state cannot be read is left out.
+        call makes many). A device whose state cannot be read is left out: every device of a
+        tenant whose node is down or unreachable from here.
         """
-        ami = self._ami if tenant_id is None else await self._routes.for_tenant(tenant_id)
+        try:
+            ami = self._ami if tenant_id is None else await self._routes.for_tenant(tenant_id)
+        except Unavailable:
+            return {}
         names = [name for name in set(sip_usernames) if _AOR.match(name)]
         limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
 

@@ -4,10 +4,9 @@ same role rule (admins and supervisors; operators acting in a tenant)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -46,12 +45,6 @@ DONE = {
     "paused": _("The agent is paused."),
     "resumed": _("The agent is back: calls can reach it again."),
 }
-
-
-class _DeviceStates(Protocol):
-    """What the agent worker reads of Asterisk's devices."""
-
-    async def device_states(self, sip_usernames: Iterable[str]) -> dict[str, str]: ...
 
 
 async def pause_catalogue(session: AsyncSession, viewer: Viewer) -> dict[str, str]:
@@ -97,8 +90,8 @@ async def connected_agents(
             session, viewer.scope, after_id=after, limit=PAGE_SIZE
         )
     )
-    worker: _DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
-    devices = await worker.device_states(r.sip_username for r in rows) if worker and rows else {}
+    worker: sessions.DeviceStates | None = getattr(request.app.state.runtime, "agents", None)
+    devices = await sessions.live_device_states(worker, rows)
     current = {
         now.agent_id: now
         for now in await states.agents_now(

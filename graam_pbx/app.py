@@ -88,12 +88,14 @@ log = logging.getLogger(__name__)
 # Every domain's routes, under /api/v1.
 API_ROUTERS: list[APIRouter] = [
     auth_api.router,
+    # Routes are tried in this order: the agents' sessions (a login storm's one route) come
+    # first after the token's own. No other router has paths under /api/v1/agents/.
+    agents_api.sessions_router,
     tenants_api.router,
     audit_api.router,
     numbers_api.router,
     routing_api.router,
     agents_api.router,
-    agents_api.sessions_router,
     agents_api.pause_reasons_router,
     queues_api.router,
     prompts_api.router,

@@ -33,6 +33,7 @@ from graam_pbx.ami.supervisor import DEFAULT_NODE
 from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.nodes import NodeAppliers
+from graam_pbx.asterisk.shards import ShardedWriter
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
@@ -209,7 +210,11 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         db_url = settings.asterisk_db_url
 
         def node_applier(
-            node: str | None, node_ami: AmiSupervisor, config_dir: Path, sounds_dir: Path | None
+            node: str | None,
+            node_ami: AmiSupervisor,
+            config_dir: Path,
+            sounds_dir: Path | None,
+            shards: ShardedWriter | None = None,
         ) -> ConfigApplier:
             return ConfigApplier(
                 engine,
@@ -225,21 +230,24 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 on_failure=config_status_service.failure_auditor(session_factory(engine)),
                 asterisk_db_url=db_url.get_secret_value() if db_url is not None else None,
                 node=node,
+                shards=shards,
             )
 
         # Each node gets only the tenants it holds (asterisk/nodes.py): the configured
         # Asterisk from this applier, the others under GRAAM_NODES_FILES_DIR.
-        appliers = (
-            NodeAppliers(
-                node_applier(local, ami, endpoints.config_dir, endpoints.sounds_dir),
+        appliers: NodeAppliers | None = None
+        if acts and endpoints.config_dir is not None:
+            own = node_applier(local, ami, endpoints.config_dir, endpoints.sounds_dir)
+            appliers = NodeAppliers(
+                own,
                 nodes=nodes,
                 local_node=local,
                 files_dir=settings.nodes_files_dir,
-                make=node_applier,
+                # The other nodes' appliers render with the configured one's workers.
+                make=lambda node, node_ami, config_dir, sounds_dir: node_applier(
+                    node, node_ami, config_dir, sounds_dir, own.shards
+                ),
             )
-            if acts and endpoints.config_dir is not None
-            else None
-        )
         applier = appliers.local if appliers is not None else None
         # In an API process the agent worker is never started: its device-state reads (the
         # supervisors' live view) go through this process's own AMI connection.

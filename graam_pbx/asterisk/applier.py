@@ -119,6 +119,7 @@ class ConfigApplier:
         on_failure: FailureReport | None = None,
         asterisk_db_url: str | None = None,
         node: str | None = None,
+        shards: ShardedWriter | None = None,
     ) -> None:
         self._engine = engine
         # The node whose files these are: only the tenants it holds are written (those
@@ -130,7 +131,12 @@ class ConfigApplier:
         self._bus = bus
         # agi_key: the feature codes' FastAGI URLs carry each tenant's key (agi_auth);
         # file_access: generated files hold secrets, readable by Asterisk's group at most.
-        self._shards = ShardedWriter(override_dir, agi_address, agi_key=agi_key, access=file_access)
+        # The rendering workers: this applier's own, or another's (one pool serves every
+        # node's applier of a process: asterisk/nodes.py); the owner starts and stops them.
+        self._owns_shards = shards is None
+        self._shards = shards or ShardedWriter(
+            override_dir, agi_address, agi_key=agi_key, access=file_access
+        )
         self.file_access = file_access
         self._settle_delay = settle_delay
         self._pending: set[int] = set()
@@ -166,6 +172,11 @@ class ConfigApplier:
         self._task: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
         self.applied = 0
+
+    @property
+    def shards(self) -> ShardedWriter:
+        """The rendering workers this applier writes with."""
+        return self._shards
 
     @property
     def ami(self) -> AmiSupervisor | None:
@@ -208,7 +219,8 @@ class ConfigApplier:
             await asyncio.wait([introducer])
         if self._first_qualify is not None:
             await self._first_qualify.stop()
-        await self._shards.stop()
+        if self._owns_shards:
+            await self._shards.stop()
 
     # ---- requests ---------------------------------------------------------------------------
 

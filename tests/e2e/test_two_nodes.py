@@ -185,6 +185,21 @@ async def sipp_b(tmp_path: Path, two_nodes: World) -> AsyncIterator[SippPool]:
     await pool.close()
 
 
+async def _place(
+    client: httpx.AsyncClient,
+    two_nodes: World,
+    tenant_id: int,
+    node: str,
+    standby: str | None = None,
+) -> None:
+    """Place (or move) a tenant through the operator's API."""
+    body = {"node": node} if standby is None else {"node": node, "standby": standby}
+    response = await client.put(
+        f"/api/v1/tenants/{tenant_id}/placement", headers=two_nodes.a.operator.headers, json=body
+    )
+    assert response.status_code == 200, response.text
+
+
 async def _members(ami: AmiSupervisor, queue: str) -> set[str]:
     return {
         event.get("Location") or event.get("Interface") or ""
@@ -265,17 +280,16 @@ async def test_a_login_from_a_phone_registered_on_another_node_is_refused(
     # device): a tenant registered on nodeb and then moved to local is how a phone comes to
     # be registered on another node than its tenant's, until its registration expires.
     c = await make_world(client, sessions)
-    operator = two_nodes.a.operator.headers
-
-    async def place(node: str) -> None:
-        response = await client.put(
-            f"/api/v1/tenants/{c.tenant_id}/placement", headers=operator, json={"node": node}
-        )
-        assert response.status_code == 200, response.text
-
-    await place(NODE_B)
+    await _place(client, two_nodes, c.tenant_id, NODE_B)
     logging_in = _login_from_nodeb(
-        pbx, client, sessions, two_nodes, sipp_b, c, "402", before_login=lambda: place(LOCAL_NODE)
+        pbx,
+        client,
+        sessions,
+        two_nodes,
+        sipp_b,
+        c,
+        "402",
+        before_login=lambda: _place(client, two_nodes, c.tenant_id, LOCAL_NODE),
     )
     async with logging_in as (_, response):
         assert response.status_code == 409, response.text
@@ -375,13 +389,6 @@ async def test_each_node_holds_its_tenants_files_and_a_moved_tenants_files_follo
     assert _tenant_files(nodeb_dir, b.tenant_id) and not _tenant_files(local_dir, b.tenant_id)
 
     c = await make_world(client, sessions)
-    operator = a.operator.headers
-
-    async def place(body: dict[str, Any]) -> None:
-        response = await client.put(
-            f"/api/v1/tenants/{c.tenant_id}/placement", headers=operator, json=body
-        )
-        assert response.status_code == 200, response.text
 
     async def files_are(on_local: bool, on_nodeb: bool) -> bool:
         await appliers.settled()
@@ -390,11 +397,11 @@ async def test_each_node_holds_its_tenants_files_and_a_moved_tenants_files_follo
             and _tenant_files(nodeb_dir, c.tenant_id) == on_nodeb
         )
 
-    await place({"node": NODE_B})
+    await _place(client, two_nodes, c.tenant_id, NODE_B)
     await until(lambda: files_are(False, True), "tenant C's files on nodeb only", 30)
-    await place({"node": LOCAL_NODE, "standby": NODE_B})
+    await _place(client, two_nodes, c.tenant_id, LOCAL_NODE, standby=NODE_B)
     await until(lambda: files_are(True, True), "C on local, nodeb standing by", 30)
-    await place({"node": LOCAL_NODE})
+    await _place(client, two_nodes, c.tenant_id, LOCAL_NODE)
     await until(lambda: files_are(True, False), "C's files on local only", 30)
     # The move's generation is recorded by the node the tenant lives on.
     status = await client.get("/api/v1/config/status", headers=c.admin.headers)
@@ -426,11 +433,7 @@ async def test_a_moved_tenants_logged_in_agent_is_a_member_on_its_new_node(
     sipp: SippPool,
 ) -> None:
     d = await make_world(client, sessions)
-    operator = two_nodes.a.operator.headers
-    placed = await client.put(
-        f"/api/v1/tenants/{d.tenant_id}/placement", headers=operator, json={"node": LOCAL_NODE}
-    )
-    assert placed.status_code == 200, placed.text
+    await _place(client, two_nodes, d.tenant_id, LOCAL_NODE)
     queue = await _queue_with(client, d, [d.agent.user_id])
     device = await new_device(client, d, "403")
     appliers = pbx.runtime.appliers
@@ -451,10 +454,7 @@ async def test_a_moved_tenants_logged_in_agent_is_a_member_on_its_new_node(
             return (location in await _members(ami, name)) == present
 
         await until(lambda: member_on(pbx.runtime.ami, True), "the member on local", 20)
-        moved = await client.put(
-            f"/api/v1/tenants/{d.tenant_id}/placement", headers=operator, json={"node": NODE_B}
-        )
-        assert moved.status_code == 200, moved.text
+        await _place(client, two_nodes, d.tenant_id, NODE_B)
         await until(lambda: member_on(two_nodes.ami, True), "the member on nodeb", 30)
         await until(lambda: member_on(pbx.runtime.ami, False), "no member left on local", 30)
     finally:

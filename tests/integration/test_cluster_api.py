@@ -410,20 +410,26 @@ async def _last_node_audit(sessions: Sessions, node_id: int) -> dict[str, Any]:
     return dict(entry.changes)
 
 
-async def test_a_new_tenant_goes_to_the_least_loaded_active_node(
-    client: httpx.AsyncClient, sessions: Sessions, world: TenantWorld
-) -> None:
-    drained = await _create(client, world)
-    assert (await _set_state(client, world, drained["id"], "draining")).status_code == 200
-    tenant_id = await _new_tenant(sessions)
-    async with sessions() as session, session.begin():
+async def _least_loaded(sessions: Sessions) -> int:
+    """The active node with the fewest tenants (the lowest id among equals), counted here."""
+    async with sessions() as session:
         active = (
             await session.scalars(
                 select(AsteriskNode).where(AsteriskNode.state == NodeState.ACTIVE.value)
             )
         ).all()
         loads = {node.id: len(await placement.tenants_of_node(session, node.id)) for node in active}
-        expected = min(loads, key=lambda node_id: (loads[node_id], node_id))
+    return min(loads, key=lambda node_id: (loads[node_id], node_id))
+
+
+async def test_a_new_tenant_goes_to_the_least_loaded_active_node(
+    client: httpx.AsyncClient, sessions: Sessions, world: TenantWorld
+) -> None:
+    drained = await _create(client, world)
+    assert (await _set_state(client, world, drained["id"], "draining")).status_code == 200
+    tenant_id = await _new_tenant(sessions)
+    expected = await _least_loaded(sessions)
+    async with sessions() as session, session.begin():
         row = await placement.place_new_tenant(session, tenant_id)
     assert row.node_id == expected
     assert row.node_id != drained["id"]
@@ -433,14 +439,7 @@ async def test_a_tenant_created_through_the_api_is_placed_when_there_are_several
     client: httpx.AsyncClient, sessions: Sessions, world: TenantWorld
 ) -> None:
     await _create(client, world)  # several nodes, whatever the tests before made
-    async with sessions() as session:
-        active = (
-            await session.scalars(
-                select(AsteriskNode).where(AsteriskNode.state == NodeState.ACTIVE.value)
-            )
-        ).all()
-        loads = {node.id: len(await placement.tenants_of_node(session, node.id)) for node in active}
-    expected = min(loads, key=lambda node_id: (loads[node_id], node_id))
+    expected = await _least_loaded(sessions)
     slug = unique("p")[:40]
     response = await client.post(
         "/api/v1/tenants",

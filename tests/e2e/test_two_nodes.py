@@ -161,20 +161,25 @@ async def two_nodes(pbx: RunningApp) -> AsyncIterator[World]:
         await appliers.settled()
         yield World(a, b, queue_a, queue_b, calls_a, calls_b, sandbox, sip_port, ami)
     finally:
-        async with sessions.begin() as session:
-            # Every placement on nodeb (tenants the tests placed or moved there, and those
-            # created while it was the least loaded node).
-            await session.execute(
-                text(
-                    "DELETE FROM tenant_placements WHERE :n IN ("
-                    " SELECT name FROM asterisk_nodes WHERE id IN (node_id, standby_node_id))"
-                ),
-                {"n": NODE_B},
-            )
-            await session.execute(text("DELETE FROM asterisk_nodes WHERE name = :n"), {"n": NODE_B})
-        nodes.request()
-        await sandbox.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            async with sessions.begin() as session:
+                # Every placement on nodeb (tenants the tests placed or moved there, and those
+                # created while it was the least loaded node).
+                await session.execute(
+                    text(
+                        "DELETE FROM tenant_placements WHERE :n IN ("
+                        " SELECT name FROM asterisk_nodes WHERE id IN (node_id, standby_node_id))"
+                    ),
+                    {"n": NODE_B},
+                )
+                await session.execute(
+                    text("DELETE FROM asterisk_nodes WHERE name = :n"), {"n": NODE_B}
+                )
+            nodes.request()
+        finally:
+            # The second Asterisk never outlives the module, whatever the clean-up above met.
+            await sandbox.stop()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

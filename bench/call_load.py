@@ -72,6 +72,7 @@ from graam_pbx.db import migrate
 from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
+from graam_pbx.sandbox.processes import end_process
 from graam_pbx.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -151,15 +152,7 @@ async def sipp(
         stopping = asyncio.ensure_future(stop.wait() if stop else asyncio.Event().wait())
         await asyncio.wait({waiting, stopping}, timeout=limit_s, return_when="FIRST_COMPLETED")
         stopping.cancel()
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await end_process(process, grace=10)
         await waiting
     finally:
         if process.returncode is None:

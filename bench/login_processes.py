@@ -14,7 +14,6 @@ storm no request pays a ping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.cli import serve
 from graam_pbx.logs import configure_logging
+from graam_pbx.sandbox.processes import end_process
 from graam_pbx.settings import ProcessRole, Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,17 +136,8 @@ class RoleProcess:
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not ended within 20 s."""
-        if self._process is None or self._process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self._process.terminate()
-        try:
-            async with asyncio.timeout(20):
-                await self._process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-            await self._process.wait()
+        if self._process is not None:
+            await end_process(self._process, grace=20)
 
     def cpu_seconds(self) -> float:
         """CPU time the process has used so far (user and system), from /proc."""

@@ -10,11 +10,9 @@ directory, its runtime files there too: several edges on one machine share nothi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
 import shutil
-import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from graam_pbx.files import write_atomically
 from graam_pbx.sandbox.errors import SandboxError
+from graam_pbx.sandbox.processes import end_process
 from graam_pbx.sip_edge import EdgeControl, EdgeRpcError
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "kamailio_conf"
@@ -190,15 +189,7 @@ class KamailioSandbox:
         if process is None or process.returncode is not None:
             self._process = None
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(grace):
-                await process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await end_process(process, grace=grace, group=True)
         self._process = None
         return True
 

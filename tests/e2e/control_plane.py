@@ -33,6 +33,7 @@ from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.cli import serve
 from graam_pbx.sandbox.ports import free_port
+from graam_pbx.sandbox.processes import end_process
 from graam_pbx.settings import ProcessRole, Settings
 from tests.e2e.campaign_world import judge_every_dialer_at_legal_hours
 
@@ -120,15 +121,8 @@ class ControlPlane:
 
     async def stop(self) -> None:
         """End it cleanly (SIGTERM), or kill it when it does not end within 20 s."""
-        if self._process is None or self._process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self._process.terminate()
-        try:
-            async with asyncio.timeout(20):
-                await self._process.wait()
-        except TimeoutError:
-            await self.kill()
+        if self._process is not None:
+            await end_process(self._process, grace=20)
 
     def log(self) -> str:
         try:

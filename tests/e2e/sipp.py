@@ -12,7 +12,6 @@ as the call; its scenario stops sipp itself once the real call is over (exit 97)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import re
 import socket
@@ -20,6 +19,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from graam_pbx.sandbox.processes import end_process
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 UAC_DONE = 0  # sipp's "all calls succeeded"
@@ -226,15 +227,7 @@ class Sipp:
     async def stop(self) -> SippResult:
         """End sipp now (a phone that must not have been called); what it saw until then."""
         assert self._process is not None, "start() first"
-        if self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await self._process.wait()
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
+        await end_process(self._process, grace=10)
         assert self._process.returncode is not None
         return self._result(self._process.returncode)
 

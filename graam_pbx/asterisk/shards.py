@@ -140,44 +140,52 @@ class ShardedWriter:
 
     async def write(self, config_dir: Path, tenants: Sequence[TenantConf]) -> ShardResult:
         """Every tenant's files written; render time is the sum over shards (CPU time)."""
-        if len(tenants) < SHARD_THRESHOLD:
-            return await asyncio.to_thread(
-                write_tenants,
-                self.env,
-                config_dir,
-                tenants,
-                self._agi_address,
-                agi_key=self._agi_key,
-                access=self.access,
-            )
-        pool = self._executor()
+        written = self.begin(config_dir)
+        written.submit(tenants)
+        return await written.finish()
+
+    def begin(self, config_dir: Path) -> ShardPass:
+        """A pass writing ``config_dir``, fed tenants as they are read (``ShardPass``)."""
+        return ShardPass(self, config_dir)
+
+    def _start(
+        self, config_dir: Path, tenants: Sequence[TenantConf]
+    ) -> list[asyncio.Future[ShardResult]]:
+        """The tenants' files under way: here for a few, else in shards over the workers."""
         loop = asyncio.get_running_loop()
+        if len(tenants) < SHARD_THRESHOLD:
+            return [
+                asyncio.ensure_future(
+                    asyncio.to_thread(
+                        write_tenants,
+                        self.env,
+                        config_dir,
+                        tenants,
+                        self._agi_address,
+                        agi_key=self._agi_key,
+                        access=self.access,
+                    )
+                )
+            ]
+        pool = self._executor()
         # Several shards per worker: the first starts while the next ones are still being
         # pickled, and a slow shard does not leave the other core idle.
         count = self.processes * SHARDS_PER_PROCESS
-        shards = [tuple(tenants[i::count]) for i in range(count)]
-        results = await asyncio.gather(
-            *(
-                loop.run_in_executor(
-                    pool,
-                    _run_shard,
-                    ShardJob(
-                        config_dir,
-                        self._override_dir,
-                        self._agi_address,
-                        shard,
-                        self._agi_key,
-                        self.access,
-                    ),
-                )
-                for shard in shards
+        return [
+            loop.run_in_executor(
+                pool,
+                _run_shard,
+                ShardJob(
+                    config_dir,
+                    self._override_dir,
+                    self._agi_address,
+                    tuple(tenants[i::count]),
+                    self._agi_key,
+                    self.access,
+                ),
             )
-        )
-        return ShardResult(
-            frozenset().union(*(r.written for r in results)),
-            sum(r.render_s for r in results),
-            {tenant: why for r in results for tenant, why in r.failed.items()},
-        )
+            for i in range(min(count, len(tenants)))
+        ]
 
     def _executor(self) -> Executor:
         if self._pool is None:
@@ -192,3 +200,36 @@ class ShardedWriter:
                 initializer=heap.settle_after_startup,
             )
         return self._pool
+
+
+class ShardPass:
+    """One pass of a ShardedWriter over a directory, fed tenants in parts: each part starts
+    rendering at once (a full pass hands over each chunk of tenants it reads while it reads
+    the next), and ``finish`` waits for all of them."""
+
+    def __init__(self, writer: ShardedWriter, config_dir: Path) -> None:
+        self._writer = writer
+        self._config_dir = config_dir
+        self._running: list[asyncio.Future[ShardResult]] = []
+        self.written: frozenset[str] = frozenset()
+
+    def submit(self, tenants: Sequence[TenantConf]) -> None:
+        if tenants:
+            self._running += self._writer._start(self._config_dir, tenants)
+
+    async def finish(self) -> ShardResult:
+        """What every part wrote. All parts are waited for even when one fails, and what the
+        others wrote is kept in ``written`` before the first failure is raised: those files
+        are owed a reload."""
+        outcomes = await asyncio.gather(*self._running, return_exceptions=True)
+        results = [r for r in outcomes if isinstance(r, ShardResult)]
+        combined = ShardResult(
+            frozenset().union(*(r.written for r in results)),
+            sum(r.render_s for r in results),
+            {tenant: why for r in results for tenant, why in r.failed.items()},
+        )
+        self.written = combined.written
+        errors = [r for r in outcomes if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        return combined

@@ -262,124 +262,167 @@ async def load_snapshot(
     connection: AsyncConnection, tenant_ids: Sequence[int] | None = None
 ) -> Snapshot:
     """Every live tenant's configuration (or only ``tenant_ids``'), and the trunks."""
-    await connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    reader = await SnapshotReader.open(connection)
+    rows = await reader.tenant_rows(tenant_ids)
+    tenants = await reader.tenants(rows, whole=tenant_ids is None)
+    return Snapshot(tenants, await reader.trunks())
 
-    def scoped(statement: Any, column: Any) -> Any:
-        return statement if tenant_ids is None else statement.where(column.in_(tenant_ids))
 
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None  # noqa: S101 - an open connection has its driver connection
+class SnapshotReader:
+    """One REPEATABLE READ view of the configuration, read in parts: a full pass reads its
+    tenants a chunk at a time and hands each chunk to the rendering workers while it reads
+    the next (asterisk/applier.py), every chunk from the same view.
 
-    async def fetch(statement: Any) -> list[Any]:
+    Opened on a connection whose transaction has not run anything yet.
+    """
+
+    def __init__(self, connection: AsyncConnection, raw: Any) -> None:
+        self._connection = connection
+        self._raw = raw
+
+    @classmethod
+    async def open(cls, connection: AsyncConnection) -> SnapshotReader:
+        await connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None  # noqa: S101 - an open connection has its driver connection
+        return cls(connection, raw)
+
+    async def _fetch(self, statement: Any) -> list[Any]:
         # Hot path: asyncpg decodes rows and arrays in C, several times faster than result
         # processing at thousands of tenants. Only ids and constants are inlined.
-        sql = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-        return list(await raw.fetch(str(sql)))
+        sql = statement.compile(
+            dialect=self._connection.dialect, compile_kwargs={"literal_binds": True}
+        )
+        return list(await self._raw.fetch(str(sql)))
 
-    async def rows(statement: Any, column: Any) -> dict[int, list[Any]]:
-        return _by_tenant(await fetch(scoped(statement, column)))
-
-    tenants = await fetch(
-        scoped(
+    async def tenant_rows(self, tenant_ids: Sequence[int] | None = None) -> list[Any]:
+        """The live tenants (or those of ``tenant_ids``), by id: what ``tenants`` reads."""
+        statement = (
             select(Tenant.id, Tenant.slug, Tenant.name, Tenant.status)
             .where(Tenant.status != TenantStatus.TERMINATED.value)
-            .order_by(Tenant.id),
-            Tenant.id,
+            .order_by(Tenant.id)
         )
-    )
-    devices = await rows(
-        select(*AgentDevice.__table__.c).order_by(AgentDevice.extension), AgentDevice.tenant_id
-    )
-    queues = await rows(select(*Queue.__table__.c).order_by(Queue.id), Queue.tenant_id)
-    menus = await rows(select(*IvrMenu.__table__.c).order_by(IvrMenu.id), IvrMenu.tenant_id)
-    options = await rows(
-        select(
+        if tenant_ids is not None:
+            statement = statement.where(Tenant.id.in_(tenant_ids))
+        return await self._fetch(statement)
+
+    async def tenants(self, rows: Sequence[Any], *, whole: bool = False) -> tuple[TenantConf, ...]:
+        """The configuration of the tenants of ``rows`` (a slice of ``tenant_rows``, by id).
+
+        ``whole``: ``rows`` are every live tenant, so each table is read whole rather than
+        filtered; a slice of all tenants is read by its range of ids, any other set by its ids.
+        """
+        if not rows:
+            return ()
+        ids = [row["id"] for row in rows]
+
+        def scoped(statement: Any, column: Any) -> Any:
+            if whole:
+                return statement
+            if len(ids) > 1 and ids[-1] - ids[0] + 1 <= 2 * len(ids):
+                return statement.where(column.between(ids[0], ids[-1]))
+            return statement.where(column.in_(ids))
+
+        async def rows_of(statement: Any, column: Any) -> dict[int, list[Any]]:
+            return _by_tenant(await self._fetch(scoped(statement, column)))
+
+        devices = await rows_of(
+            select(*AgentDevice.__table__.c).order_by(AgentDevice.extension), AgentDevice.tenant_id
+        )
+        queues = await rows_of(select(*Queue.__table__.c).order_by(Queue.id), Queue.tenant_id)
+        menus = await rows_of(select(*IvrMenu.__table__.c).order_by(IvrMenu.id), IvrMenu.tenant_id)
+        options = await rows_of(
+            select(
+                IvrOption.tenant_id,
+                IvrOption.menu_id,
+                IvrOption.digit,
+                IvrOption.dest_type,
+                IvrOption.dest_id,
+            ).order_by(IvrOption.menu_id, IvrOption.digit),
             IvrOption.tenant_id,
-            IvrOption.menu_id,
-            IvrOption.digit,
-            IvrOption.dest_type,
-            IvrOption.dest_id,
-        ).order_by(IvrOption.menu_id, IvrOption.digit),
-        IvrOption.tenant_id,
-    )
-    boxes = await rows(
-        select(
+        )
+        boxes = await rows_of(
+            select(
+                VoicemailBox.tenant_id,
+                VoicemailBox.id,
+                VoicemailBox.number,
+                VoicemailBox.name,
+                VoicemailBox.pin,
+                VoicemailBox.email,
+                VoicemailBox.greeting_prompt_id,
+            ).order_by(VoicemailBox.number),
             VoicemailBox.tenant_id,
-            VoicemailBox.id,
-            VoicemailBox.number,
-            VoicemailBox.name,
-            VoicemailBox.pin,
-            VoicemailBox.email,
-            VoicemailBox.greeting_prompt_id,
-        ).order_by(VoicemailBox.number),
-        VoicemailBox.tenant_id,
-    )
-    prompts = await rows(
-        select(Prompt.tenant_id, Prompt.id, Prompt.sha256).order_by(Prompt.id), Prompt.tenant_id
-    )
-    schedules = await rows(
-        select(
-            Schedule.tenant_id, Schedule.id, Schedule.timezone, Schedule.weekly, Schedule.holidays
-        ).order_by(Schedule.id),
-        Schedule.tenant_id,
-    )
-    inbound = await rows(
-        select(
+        )
+        prompts = await rows_of(
+            select(Prompt.tenant_id, Prompt.id, Prompt.sha256).order_by(Prompt.id), Prompt.tenant_id
+        )
+        schedules = await rows_of(
+            select(
+                Schedule.tenant_id,
+                Schedule.id,
+                Schedule.timezone,
+                Schedule.weekly,
+                Schedule.holidays,
+            ).order_by(Schedule.id),
+            Schedule.tenant_id,
+        )
+        inbound = await rows_of(
+            select(
+                InboundRoute.tenant_id,
+                InboundRoute.id,
+                PhoneNumber.e164,
+                InboundRoute.schedule_id,
+                InboundRoute.open_dest_type,
+                InboundRoute.open_dest_id,
+                InboundRoute.closed_dest_type,
+                InboundRoute.closed_dest_id,
+            )
+            .join(PhoneNumber, PhoneNumber.id == InboundRoute.number_id)
+            .where(
+                PhoneNumber.tenant_id == InboundRoute.tenant_id, PhoneNumber.status == "assigned"
+            )
+            .order_by(PhoneNumber.e164),
             InboundRoute.tenant_id,
-            InboundRoute.id,
-            PhoneNumber.e164,
-            InboundRoute.schedule_id,
-            InboundRoute.open_dest_type,
-            InboundRoute.open_dest_id,
-            InboundRoute.closed_dest_type,
-            InboundRoute.closed_dest_id,
         )
-        .join(PhoneNumber, PhoneNumber.id == InboundRoute.number_id)
-        .where(PhoneNumber.tenant_id == InboundRoute.tenant_id, PhoneNumber.status == "assigned")
-        .order_by(PhoneNumber.e164),
-        InboundRoute.tenant_id,
-    )
-    outbound = await rows(
-        select(
+        outbound = await rows_of(
+            select(
+                OutboundRoute.tenant_id,
+                OutboundRoute.id,
+                OutboundRoute.name,
+                Trunk.name.label("trunk"),
+                PhoneNumber.e164.label("caller_id"),
+                OutboundRoute.allowed_countries,
+                OutboundRoute.priority,
+                OutboundRoute.caller_id_name,
+            )
+            .join(Trunk, Trunk.id == OutboundRoute.trunk_id)
+            .join(PhoneNumber, PhoneNumber.id == OutboundRoute.caller_id_number_id)
+            .where(Trunk.enabled.is_(True), PhoneNumber.tenant_id == OutboundRoute.tenant_id)
+            .order_by(OutboundRoute.priority.desc(), OutboundRoute.id),
             OutboundRoute.tenant_id,
-            OutboundRoute.id,
-            OutboundRoute.name,
-            Trunk.name.label("trunk"),
-            PhoneNumber.e164.label("caller_id"),
-            OutboundRoute.allowed_countries,
-            OutboundRoute.priority,
-            OutboundRoute.caller_id_name,
         )
-        .join(Trunk, Trunk.id == OutboundRoute.trunk_id)
-        .join(PhoneNumber, PhoneNumber.id == OutboundRoute.caller_id_number_id)
-        .where(Trunk.enabled.is_(True), PhoneNumber.tenant_id == OutboundRoute.tenant_id)
-        .order_by(OutboundRoute.priority.desc(), OutboundRoute.id),
-        OutboundRoute.tenant_id,
-    )
-    moh_classes = await rows(
-        select(MohClass.tenant_id, MohClass.id, MohClass.name).order_by(MohClass.id),
-        MohClass.tenant_id,
-    )
-    moh_prompts = await rows(
-        select(
+        moh_classes = await rows_of(
+            select(MohClass.tenant_id, MohClass.id, MohClass.name).order_by(MohClass.id),
+            MohClass.tenant_id,
+        )
+        moh_prompts = await rows_of(
+            select(
+                MohClassPrompt.tenant_id,
+                MohClassPrompt.class_id,
+                Prompt.id,
+                Prompt.sha256,
+            )
+            .join(Prompt, Prompt.id == MohClassPrompt.prompt_id)
+            .order_by(MohClassPrompt.class_id, MohClassPrompt.position),
             MohClassPrompt.tenant_id,
-            MohClassPrompt.class_id,
-            Prompt.id,
-            Prompt.sha256,
         )
-        .join(Prompt, Prompt.id == MohClassPrompt.prompt_id)
-        .order_by(MohClassPrompt.class_id, MohClassPrompt.position),
-        MohClassPrompt.tenant_id,
-    )
-    agents = await rows(
-        select(User.tenant_id, User.id, User.display_name).where(
-            User.role == "agent", User.disabled.is_(False)
-        ),
-        User.tenant_id,
-    )
-    trunks = await fetch(select(*Trunk.__table__.c).order_by(Trunk.name))
-    return Snapshot(
-        tenants=tuple(
+        agents = await rows_of(
+            select(User.tenant_id, User.id, User.display_name).where(
+                User.role == "agent", User.disabled.is_(False)
+            ),
+            User.tenant_id,
+        )
+        return tuple(
             _tenant(
                 t,
                 devices,
@@ -395,9 +438,13 @@ async def load_snapshot(
                 moh_classes,
                 moh_prompts,
             )
-            for t in tenants
-        ),
-        trunks=tuple(
+            for t in rows
+        )
+
+    async def trunks(self) -> tuple[TrunkConf, ...]:
+        """Every trunk: each tenant's outbound routes name them."""
+        trunks = await self._fetch(select(*Trunk.__table__.c).order_by(Trunk.name))
+        return tuple(
             TrunkConf(
                 t["id"],
                 t["name"],
@@ -417,8 +464,7 @@ async def load_snapshot(
                 tuple(t["resolved_addresses"]) if t["resolved_host"] == t["host"] else (),
             )
             for t in trunks
-        ),
-    )
+        )
 
 
 def _tenant(

@@ -88,3 +88,33 @@ async def test_tenants_built_with_defaults_reach_the_workers(
     )
     result = await writer.write(tmp_path, tenants)
     assert len(result.written) == len(tenants) * len(TENANT_FILES)
+
+
+async def test_a_pass_fed_in_parts_writes_what_one_write_gives(
+    writer: ShardedWriter, tmp_path: Path
+) -> None:
+    tenants = _many_tenants().tenants
+    whole = await writer.write(tmp_path / "whole", tenants)
+
+    fed = writer.begin(tmp_path / "parts")
+    for part in (tenants[:3], tenants[3 : SHARD_THRESHOLD + 5], tenants[SHARD_THRESHOLD + 5 :]):
+        fed.submit(part)  # a few rendered here, a shard's worth in the workers
+    parts = await fed.finish()
+    assert _on_disk(tmp_path / "parts") == _on_disk(tmp_path / "whole")
+    assert {name for name in parts.written} == {name for name in whole.written}
+    assert fed.written == parts.written
+
+
+async def test_a_failing_part_still_reports_what_the_others_wrote(
+    writer: ShardedWriter, tmp_path: Path
+) -> None:
+    tenants = _many_tenants().tenants
+    blocked = tmp_path / "tenants" / f"t{tenants[0].id}"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the tenant's directory goes\n")
+    fed = writer.begin(tmp_path)
+    fed.submit(tenants[:1])
+    fed.submit(tenants[1:])
+    with pytest.raises(OSError):
+        await fed.finish()
+    assert len(fed.written) == (len(tenants) - 1) * len(TENANT_FILES)

@@ -200,6 +200,16 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _columns(model: Any, shape: Any, **instead: tuple[str, ...]) -> list[Any]:
+    """The columns of ``model``'s table that the named tuple ``shape`` is made of, and its
+    tenant: only what is rendered is read (a full pass decodes hundreds of thousands of
+    rows; timestamps alone cost more than the rest). ``instead`` names the columns a field
+    is built from when they are not its own name."""
+    table = model.__table__.c
+    names = [n for field in shape._fields for n in instead.get(field, (field,))]
+    return [table[name] for name in ("tenant_id", *names)]
+
+
 def _by_tenant(rows: Iterable[Any]) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
@@ -327,9 +337,15 @@ class SnapshotReader:
             return _by_tenant(await self._fetch(scoped(statement, column)))
 
         devices = await rows_of(
-            select(*AgentDevice.__table__.c).order_by(AgentDevice.extension), AgentDevice.tenant_id
+            select(*_columns(AgentDevice, Device)).order_by(AgentDevice.extension),
+            AgentDevice.tenant_id,
         )
-        queues = await rows_of(select(*Queue.__table__.c).order_by(Queue.id), Queue.tenant_id)
+        queues = await rows_of(
+            select(*_columns(Queue, QueueConf, fallback=("fallback_type", "fallback_id"))).order_by(
+                Queue.id
+            ),
+            Queue.tenant_id,
+        )
         menus = await rows_of(select(*IvrMenu.__table__.c).order_by(IvrMenu.id), IvrMenu.tenant_id)
         options = await rows_of(
             select(

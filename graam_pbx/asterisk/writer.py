@@ -30,31 +30,59 @@ def write_changed(root: Path, files: Mapping[str, str], access: FileAccess = PRI
 
     A file whose content is unchanged but whose modes or group are not ``access`` (written
     by an older version) gets them, and is not counted as written: nothing to reload.
+    Plain ``os`` calls and string paths: a full pass goes through here for every file.
     """
     changed = set()
-    directories: set[Path] = set()
+    directories: set[str] = set()
+    base = os.fspath(root)
     for name, text in files.items():
-        path = root / name
+        path = os.path.join(base, name)
         data = text.encode()
-        directories |= {root / parent for parent in Path(name).parents if parent != Path(".")}
-        try:
-            with path.open("rb") as current:
-                same = current.read() == data
-                if same and not access.applied(os.fstat(current.fileno())):
-                    access.apply(current.fileno())
-            if same:
-                continue
-        except FileNotFoundError:
-            pass
+        parent = os.path.dirname(name)
+        while parent and parent not in directories:
+            directories.add(parent)
+            parent = os.path.dirname(parent)
+        if _same(path, data, access):
+            continue
         write_atomically(path, data, access)
         changed.add(name)
     for directory in directories:
         try:
-            if not access.applied(directory.stat(), directory=True):
-                access.apply(directory, directory=True)
+            if not access.applied(os.stat(os.path.join(base, directory)), directory=True):
+                access.apply(Path(base, directory), directory=True)
         except FileNotFoundError:
             continue
     return changed
+
+
+def _same(path: str, data: bytes, access: FileAccess) -> bool:
+    """Whether ``path`` holds ``data`` already (given ``access`` if it lacked it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if info.st_size != len(data) or _read_all(fd, len(data)) != data:
+            return False
+        if not access.applied(info):
+            access.apply(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The file's first ``size`` bytes, and one more if there are (it grew meanwhile)."""
+    chunks = []
+    left = size + 1
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def remove_tenants(root: Path, tenant_ids: Iterable[int]) -> set[str]:

@@ -13,6 +13,8 @@ sleep, and says what it waited for when it gives up.
    once, with node a's system name.
 3. The active worker (the one whose graam_worker_active is 1) is killed with SIGKILL; the
    standby takes the lease within 10 s; a second call is answered and its CDR written once.
+4. Prometheus's console page of the dashboards (/consoles/graam.html) shows every dashboard,
+   and the AMI connection of both nodes, as scraped from the active worker.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from graam_pbx.sandbox.kamailio import KamailioConfig, KamailioSandbox  # noqa: 
 from tests.e2e.sipp import SippPool, routed_phone_call  # noqa: E402 - the repository's own helpers
 
 EDGE = "127.0.0.144:5060"
+CONSOLE = "http://127.0.0.147:9090/consoles/graam.html"
+DASHBOARD_TITLES = ("AMI per node", "CDR and apply lag", "licences", "queues", "SIP blocks")
 PHONES_IP = "127.0.0.149"
 API = "http://127.0.0.145:8000"
 OTHER_API = "http://127.0.0.146:8000"  # the same deployment: any API answers any token
@@ -328,6 +332,25 @@ async def kill_active_worker(client: httpx.AsyncClient, state: Path) -> None:
     say(f"{standby} active {time.monotonic() - killed:.1f} s after the kill")
 
 
+async def dashboards_shown() -> None:
+    """The console page renders, names every dashboard, and lists both nodes' AMI."""
+
+    async def page() -> str | None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.get(CONSOLE)
+        if answer.status_code != 200:
+            return None
+        ami = answer.text.split("<h3>AMI connected</h3>", 1)[-1].split("</table>", 1)[0]
+        nodes = set(re.findall(r"node=(\w+)", ami))
+        return answer.text if len(nodes) >= 2 else None  # node a (the "local" one) and b
+
+    text = await until(page, "the console page listing both nodes' AMI", 30)
+    missing = [title for title in DASHBOARD_TITLES if title not in text]
+    if missing or "error executing template" in text:
+        raise SystemExit(f"smoke: the console page lacks {missing} or failed to render")
+    say("dashboards: Prometheus's console page shows every dashboard and both nodes' AMI")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state", type=Path, required=True)
@@ -369,6 +392,7 @@ async def main() -> None:
                 await call(sipp, world, state, "call after the failover")
             finally:
                 await sipp.close()
+    await dashboards_shown()
     say("passed")
 
 

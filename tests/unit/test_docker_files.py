@@ -9,6 +9,7 @@ outside the stack's loopback range fail here rather than in a dark panel.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import re
@@ -156,3 +157,17 @@ def _panel_targets() -> list[tuple[str, list[dict[str, Any]]]]:
         for path in sorted((DOCKER / "grafana/dashboards").glob("*.json"))
         for panel in json.loads(path.read_text())["panels"]
     ]
+
+
+def test_the_console_page_is_made_from_the_dashboards() -> None:
+    """Prometheus serves the dashboards where Grafana cannot be built (docker/README.md): its
+    console page is the dashboards' current rendering, and shows every panel's expression."""
+    spec = importlib.util.spec_from_file_location("consoles", DOCKER / "prometheus/consoles.py")
+    assert spec is not None and spec.loader is not None
+    consoles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(consoles)
+    page = (DOCKER / "prometheus/consoles/graam.html").read_text()
+    assert page == consoles.render(), "run: python docker/prometheus/consoles.py"
+    for _, expr in dashboard_expressions():
+        assert f"{{{{ range query `{expr}` }}}}" in page
+    assert "COPY docker/prometheus/consoles/" in (DOCKER / "prometheus/Dockerfile").read_text()

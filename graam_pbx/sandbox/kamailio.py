@@ -41,7 +41,9 @@ class KamailioConfig:
     sip_address: str = "127.0.0.1"
     sip_port: int = 5060
     pike_density: int = 30  # requests per source per 2 s before the source is banned
-    ban_seconds: int = 300
+    ban_seconds: int = 300  # how long a flooding or guessing source is ignored
+    auth_failures: int = 20  # failed authentications of one source before it is banned
+    auth_window: int = 600  # seconds without a failure after which that count restarts
     conf_dir: Path = CONF_DIR
     binary: str = "kamailio"
 
@@ -80,8 +82,8 @@ def local_conf(config: KamailioConfig, rpc_socket: Path) -> str:
         raise SandboxError("the SIP edge sandbox listens on an IPv4 address")
     if not 0 < config.sip_port < 65536:
         raise SandboxError(f"SIP port {config.sip_port} out of range")
-    if config.pike_density < 1 or config.ban_seconds < 1:
-        raise SandboxError("pike density and ban time must be positive")
+    if min(config.pike_density, config.ban_seconds, config.auth_failures, config.auth_window) < 1:
+        raise SandboxError("pike density, ban time, failures and their window must be positive")
     socket_path = str(rpc_socket)
     if _UNSAFE & set(socket_path):
         raise SandboxError(f"control socket path {socket_path!r} holds a quote or '!'")
@@ -92,6 +94,8 @@ def local_conf(config: KamailioConfig, rpc_socket: Path) -> str:
         "EDGE_RPC_SOCKET": socket_path,
         "EDGE_PIKE_DENSITY": str(config.pike_density),
         "EDGE_BAN_SECONDS": str(config.ban_seconds),
+        "EDGE_AUTH_FAILURES": str(config.auth_failures),
+        "EDGE_AUTH_WINDOW": str(config.auth_window),
     }
     lines = [f'#!substdef "!{name}!{value}!g"' for name, value in values.items()]
     return "# written by graam-pbx at every start of this edge\n" + "\n".join(lines) + "\n"

@@ -72,7 +72,9 @@ PHONE_IPS = {"a": "127.0.0.135", "b": "127.0.0.136"}
 CARRIER_IP = "127.0.0.137"
 BYSTANDER_IP = "127.0.0.138"
 UNUSED_NODE_IP = "127.0.0.139"  # a node row with nothing behind it
+GUESSER_IP = "127.0.0.130"
 PIKE_DENSITY = 50  # requests per source per 2 s: the flood passes it, a test's phones never do
+AUTH_FAILURES = 5  # failed authentications of one source before the edge bans it
 FAILOVER_SECONDS = 10  # the issue's bound for a dead node's tenants to reach their standby
 
 pytestmark = pytest.mark.usefixtures("_addresses")
@@ -87,6 +89,7 @@ def _addresses() -> None:
         *PHONE_IPS.values(),
         CARRIER_IP,
         BYSTANDER_IP,
+        GUESSER_IP,
     ):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind((ip, 0))  # loopback is 127.0.0.0/8: fails loudly if not
@@ -270,6 +273,7 @@ async def edge(database_url: str) -> AsyncIterator[Edge]:
                 sip_address=EDGE_IP,
                 sip_port=port,
                 pike_density=PIKE_DENSITY,
+                auth_failures=AUTH_FAILURES,
             )
         )
         try:
@@ -702,13 +706,16 @@ async def test_nodes_behind_the_edge_keep_their_phones_contacts(edge: Edge) -> N
     assert re.search(r"^\s*rewrite_contact\s*:\s*false\s*$", shown, re.MULTILINE), shown
 
 
+async def banned_at_edge(edge: Edge, source: str) -> bool:
+    try:
+        await edge.kamailio.rpc("htable.get", "ban", source)
+    except SandboxError:
+        return False
+    return True
+
+
 async def test_a_flood_from_one_source_is_blocked_at_the_edge(edge: Edge, sipp: SippPool) -> None:
-    async def banned() -> bool:
-        try:
-            await edge.kamailio.rpc("htable.get", "ban", FLOOD_IP)
-        except SandboxError:
-            return False
-        return True
+    banned = partial(banned_at_edge, edge, FLOOD_IP)
 
     assert not await banned()
     flood = sipp.uac(
@@ -729,3 +736,27 @@ async def test_a_flood_from_one_source_is_blocked_at_the_edge(edge: Edge, sipp: 
     assert answer is not None and answer.startswith("SIP/2.0 200"), answer
     call = await phone_call(sipp, edge.tenants["b"])
     assert call.ok, call.describe()
+
+
+async def test_a_source_that_keeps_failing_to_authenticate_is_banned_at_the_edge(
+    edge: Edge, sipp: SippPool
+) -> None:
+    """Slow guessing stays under pike's density, and behind the edge the nodes' security events
+    name only the edge: the edge counts the answers refusing a request's credentials."""
+    guessed = edge.tenants["a"].phone.sip_username
+    banned = partial(banned_at_edge, edge, GUESSER_IP)
+    for attempt in range(AUTH_FAILURES):
+        assert not await banned(), f"banned after {attempt} failures"
+        guess = sipp.uac(
+            "register_refused.xml",
+            ip=GUESSER_IP,
+            service=guessed,
+            auth=(guessed, f"guess-{attempt}"),
+        )
+        refused = await guess.run()
+        assert refused.ok, refused.describe()
+    await until(banned, "ban of the guessing source", 5)
+    # The guesser gets no answer at all; the phone with its password registers as before.
+    assert await asyncio.to_thread(sip_options, EDGE_IP, edge.port, 1.0, source=GUESSER_IP) is None
+    await register(sipp, edge.tenants["a"])
+    assert not await banned_at_edge(edge, PHONE_IPS["a"])

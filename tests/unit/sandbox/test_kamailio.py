@@ -79,6 +79,8 @@ def test_the_local_file_defines_what_the_shipped_cfg_uses(tmp_path: Path) -> Non
         "EDGE_RPC_SOCKET": str(tmp_path / "rpc.sock"),
         "EDGE_PIKE_DENSITY": "30",
         "EDGE_BAN_SECONDS": "300",
+        "EDGE_AUTH_FAILURES": "20",
+        "EDGE_AUTH_WINDOW": "600",
     }
     shipped = (CONF_DIR / MAIN_CONF).read_text()
     used = set(re.findall(r"\bEDGE_[A-Z_]+\b", shipped))
@@ -93,6 +95,8 @@ def test_the_local_file_defines_what_the_shipped_cfg_uses(tmp_path: Path) -> Non
         {"sip_address": "edge.example"},
         {"sip_port": 0},
         {"pike_density": 0},
+        {"auth_failures": 0},
+        {"auth_window": 0},
         {"state_dir": Path("/tmp/with!bang")},  # noqa: S108 - never created
     ],
 )

@@ -66,8 +66,8 @@ ensure_secrets() {
   chmod 0644 "$STATE/metrics_token" # read by Prometheus in its container
   mkdir -p "$STATE"/{postgres,prometheus,grafana,asterisk-config,sounds,workers/1,workers/2} \
     "$STATE"/kamailio/run \
-    "$STATE"/nodes/{a,b}/{log,spool} \
-    "$STATE"/node-files/b/{config,sounds}
+    "$STATE"/nodes/a/{log,spool} "$STATE"/nodes/b/spool \
+    "$STATE"/node-files/b/{config,sounds,log}
 }
 
 psql_admin() {

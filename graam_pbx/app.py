@@ -45,6 +45,7 @@ from graam_pbx.campaigns.remote_preview import PreviewRequests, RemoteDialer
 from graam_pbx.campaigns.worker import DialerWorker
 from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
+from graam_pbx.cdr.node_logs import NodeLogs
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
 from graam_pbx.cluster import agent_signals, signals  # noqa: F401 - agent_signals: its hook
 from graam_pbx.cluster import api as cluster_api
@@ -278,7 +279,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             notify_changes=not acts,
         )
         acting = (
-            _acting_components(app, runtime, endpoints, fastagi_key, file_access) if acts else []
+            _acting_components(app, runtime, endpoints, fastagi_key, file_access, local)
+            if acts
+            else []
         )
         if role is ProcessRole.API:
             # Waiting callers from this process's AMI events, figures and agents from Postgres.
@@ -368,6 +371,7 @@ def _acting_components(
     endpoints: Endpoints,
     fastagi_key: bytes,
     file_access: FileAccess,
+    local: str | None,
 ) -> list[Component]:
     """What acts on Asterisk and writes its events: the process of role all, or the active
     worker. Started in this order, stopped in reverse.
@@ -376,10 +380,19 @@ def _acting_components(
     for a full pass when it starts, so it needs no resync to begin. The CDR writer subscribes
     before its first await, so it sees AMI's first resync too; it stops before AMI and
     flushes what it has (what it misses then is in Asterisk's CSV log).
+
+    The CDR and queue-call writers backfill every other node's logs too, seen under
+    ``GRAAM_NODES_FILES_DIR`` (``local`` is the configured Asterisk's node, whose logs are
+    ``GRAAM_CDR_CSV_LOG`` and ``GRAAM_QUEUE_LOG``).
     """
     settings, engine, bus, ami = runtime.settings, runtime.engine, runtime.bus, runtime.ami
-    appliers, agents = runtime.appliers, runtime.agents
+    appliers, agents, nodes = runtime.appliers, runtime.agents, runtime.nodes
     assert agents is not None  # noqa: S101 - made by the lifespan for every role
+    node_logs = (
+        NodeLogs(settings.nodes_files_dir, local, lambda: nodes.supervisors)
+        if nodes is not None and settings.nodes_files_dir is not None
+        else None
+    )
     cdr = CdrWorker(
         plain_url(endpoints.database_url),
         bus,
@@ -392,6 +405,7 @@ def _acting_components(
             journal_max_bytes=settings.cdr_journal_max_bytes,
             checkpoint_interval=settings.cdr_checkpoint_interval,
         ),
+        nodes=node_logs,
     )
     runtime.cdr = cdr
     # Queue calls: AMI queue events live, Asterisk's queue_log after any absence.
@@ -406,6 +420,7 @@ def _acting_components(
             metrics_per_queue=settings.queue_metrics_per_queue,
             metrics_interval=settings.queue_metrics_interval,
         ),
+        nodes=node_logs,
     )
     runtime.queue_calls = queue_calls
     # Campaigns: leases, pacing, placing calls and following them to their outcome.

@@ -122,9 +122,10 @@ class Settings(BaseSettings):
     )
     nodes_files_dir: Path | None = Field(
         None,
-        description="Root of the other Asterisk nodes' generated files: node N's configuration "
-        "in N/config, its prompts in N/sounds (each mounted where that node reads them); "
-        "unset: only the configured Asterisk's files are written.",
+        description="Root of the other Asterisk nodes' files: node N's generated configuration "
+        "in N/config, its prompts in N/sounds (each mounted where that node reads them), and "
+        "its Asterisk log directory in N/log (read by the CDR and queue-call backfills); "
+        "unset: only the configured Asterisk's files are written and read.",
     )
     config_templates_dir: Path | None = Field(
         None, description="Operator's template overrides, searched before the shipped ones."

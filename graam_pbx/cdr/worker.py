@@ -7,6 +7,12 @@
 - AMI away or this process stopped: Asterisk keeps writing its CSV log; after every AMI
   (re)connection (``GraamResync``) and whenever the bus dropped events, what was written
   after the checkpoint is read back and written too. The key makes every repeat harmless.
+- Every other node's CSV log too (``NodeLogs``, cdr/node_logs.py): each has a checkpoint of
+  its own, and is read from it to its end at this worker's start, at each (re)connection of
+  that node's AMI (its resync names it) and whenever the bus dropped events; the checkpoint
+  then moves to what was read. (The configured node's checkpoint also moves while AMI stays
+  up, through the marks below; another node's moves only at those reads, so a reconnection
+  re-reads what was written live since the last one: duplicates, ignored.)
 - An event that cannot be a CDR goes to the dead letters with its reason; nothing raises.
 """
 
@@ -26,10 +32,11 @@ from typing import Any
 
 from graam_pbx import metrics
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription
-from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.ami.bus import NODE_HEADER, RESYNC_EVENT
 from graam_pbx.cdr import backfill
 from graam_pbx.cdr.agent_legs import AGENT_CALLED, AGENT_CONNECT, HOLD_SECONDS, ConnectedAgents
 from graam_pbx.cdr.journal import Checkpoint, DeadLetters, Journal, JournalFull
+from graam_pbx.cdr.node_logs import NodeLogs, checkpoint_dir
 from graam_pbx.cdr.parse import CdrRecord, MalformedCdr, record_from_csv, record_from_event
 from graam_pbx.cdr.writer import CdrTable, DatabaseUnavailable
 
@@ -44,6 +51,7 @@ PARTITION_CHECK_INTERVAL = 6 * 3600.0
 # An AMI event reaches the reader within milliseconds of the CSV row Asterisk writes for the
 # same CDR; the marker that vouches for a checkpoint is published this long after it.
 CHECKPOINT_MARGIN = 2.0
+CHECKPOINT_NAME = "csv-checkpoint.json"  # in the state directory (other nodes': node_logs.py)
 
 CommitHook = Callable[[Sequence[CdrRecord], float], None]
 _RECEIVED_LIVE = metrics.CDR_RECEIVED.labels(source="ami")
@@ -73,6 +81,14 @@ class CdrSettings:
 
 
 @dataclass
+class _NodeBackfill:
+    """Whether another node's CSV log is to be read, and not before when."""
+
+    wanted: bool = True
+    next_attempt: float = 0.0
+
+
+@dataclass
 class _Mark:
     """Where the CSV log ended at one housekeeping tick, and what must hold to trust it."""
 
@@ -94,16 +110,20 @@ class CdrWorker:
         settings: CdrSettings,
         *,
         on_committed: CommitHook | None = None,
+        nodes: NodeLogs | None = None,
     ) -> None:
         self._bus = bus
         self._ami = ami
         self._settings = settings
+        # The other nodes' CSV logs (None: the configured Asterisk's only).
+        self._nodes = nodes
+        self._node_backfills: dict[str, _NodeBackfill] = {}
         self._table = CdrTable(database_url, timeout=settings.db_timeout)
         self._journal = Journal(
             settings.state_dir / "journal", max_bytes=settings.journal_max_bytes
         )
         self.dead_letters = DeadLetters(settings.state_dir / "dead-letter.jsonl")
-        self.checkpoint_path = settings.state_dir / "csv-checkpoint.json"
+        self.checkpoint_path = settings.state_dir / CHECKPOINT_NAME
         self._on_committed = on_committed
         self._pending: list[CdrRecord] = []
         # Agents' channels answered in queues: a leg's CDR the dialplan could not attribute
@@ -150,6 +170,7 @@ class CdrWorker:
         # What Asterisk logged while this process was not running: read it whatever AMI does
         # (its first resync may come before this subscription, or not at all).
         self._request_backfill()
+        self._request_node_backfills()
         await asyncio.to_thread(self._journal.open)
         self._update_journal_metrics()
         self._stopping = False
@@ -213,6 +234,10 @@ class CdrWorker:
         """Take one bus event; an awaitable only when it has to wait (see EventHandler)."""
         name = message.event
         if name == RESYNC_EVENT:
+            node = message.get(NODE_HEADER)
+            if self._nodes is not None and node is not None and not self._nodes.is_local(message):
+                self._request_node_backfill(node)  # another node's AMI (re)connected
+                return None
             self._resyncs += 1
             self._mark = None
             self._request_backfill()
@@ -283,12 +308,34 @@ class CdrWorker:
             self._next_backfill_attempt = 0.0
             self._wake.set()
 
+    def _request_node_backfills(self) -> None:
+        if self._nodes is not None:
+            for node in self._nodes.others():
+                self._request_node_backfill(node)
+
+    def _request_node_backfill(self, node: str) -> None:
+        state = self._node_backfills.setdefault(node, _NodeBackfill())
+        state.wanted = True
+        state.next_attempt = 0.0
+        self._wake.set()
+
     def _backfill_due(self) -> bool:
         return (
             self._backfill_wanted
             and self._journal.empty
             and time.monotonic() >= self._next_backfill_attempt
         )
+
+    def _nodes_due(self) -> list[str]:
+        """The other nodes whose CSV log is to be read now."""
+        if not self._journal.empty:
+            return []
+        now = time.monotonic()
+        return [
+            node
+            for node, state in self._node_backfills.items()
+            if state.wanted and now >= state.next_attempt
+        ]
 
     # ---- the writer task --------------------------------------------------------------------
 
@@ -327,6 +374,11 @@ class CdrWorker:
         if self._backfill_due():
             self._backfill_wanted = False
             await self._backfill()
+        for node in self._nodes_due():
+            if self._stopping:
+                break
+            self._node_backfills[node].wanted = False
+            await self._backfill_node(node)
         if not self._journal.empty and time.monotonic() >= self._next_db_attempt:
             await self._replay()
         return False
@@ -340,7 +392,7 @@ class CdrWorker:
                 or now - self._oldest_at >= settings.batch_delay
             ):
                 return
-            if self._backfill_due():
+            if self._backfill_due() or self._nodes_due():
                 return
             if not self._journal.empty and now >= self._next_db_attempt:
                 return
@@ -349,6 +401,10 @@ class CdrWorker:
                 deadlines.append(self._next_db_attempt)
             if self._backfill_wanted and self._journal.empty:
                 deadlines.append(self._next_backfill_attempt)
+            if self._journal.empty:
+                deadlines.extend(
+                    state.next_attempt for state in self._node_backfills.values() if state.wanted
+                )
             timeout = min(deadlines) - now if deadlines else None
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -504,7 +560,40 @@ class CdrWorker:
             self._next_backfill_attempt = time.monotonic() + self._settings.retry_interval
             return
         self._backfill_postponed = False
-        checkpoint = await asyncio.to_thread(Checkpoint.load, self.checkpoint_path)
+        read = await self._read_log(csv_log, self.checkpoint_path, system_name)
+        if read:
+            log.info("cdr backfill from Asterisk's CSV log", extra={"records": read})
+
+    async def _backfill_node(self, node: str) -> None:
+        """Write every CDR of another node's CSV log after its checkpoint (the same reading as
+        the configured node's): skipped while its log directory is missing or this process
+        is not connected to it (its resync asks again), retried while it does not answer."""
+        nodes = self._nodes
+        assert nodes is not None  # noqa: S101 - a node backfill is asked for only with nodes
+        if not await asyncio.to_thread(nodes.present, node):
+            return
+        try:
+            system_name = await nodes.system_name(node)
+        except AmiError as err:
+            log.debug("cdr: CoreSettings failed", extra={"node": node, "error": str(err)})
+            state = self._node_backfills[node]
+            state.wanted = True
+            state.next_attempt = time.monotonic() + self._settings.retry_interval
+            return
+        if system_name is None:
+            return
+        read = await self._read_log(
+            nodes.log_dir(node) / backfill.LOG_NAME,
+            checkpoint_dir(self._settings.state_dir, node) / CHECKPOINT_NAME,
+            system_name,
+        )
+        if read:
+            log.info("cdr backfill from a node's CSV log", extra={"node": node, "records": read})
+
+    async def _read_log(self, csv_log: Path, checkpoint_path: Path, system_name: str) -> int:
+        """Write every CDR of ``csv_log`` after its checkpoint, moving it chunk by chunk; the
+        number of records read."""
+        checkpoint = await asyncio.to_thread(Checkpoint.load, checkpoint_path)
         parts = await asyncio.to_thread(backfill.plan, csv_log, checkpoint)
         read = 0
         for part in parts:
@@ -520,14 +609,13 @@ class CdrWorker:
                     batch = records[start : start + self._settings.batch_size]
                     while not await self._persist(batch, live=False):
                         if self._stopping:
-                            return  # the checkpoint stays before this chunk
+                            return read  # the checkpoint stays before this chunk
                         await self._pause()
                     if self._pending:
                         await self._flush_one()  # live CDRs keep flowing meanwhile
-                await asyncio.to_thread(chunk.checkpoint.save, self.checkpoint_path)
+                await asyncio.to_thread(chunk.checkpoint.save, checkpoint_path)
                 offset = chunk.checkpoint.offset
-        if read:
-            log.info("cdr backfill from Asterisk's CSV log", extra={"records": read})
+        return read
 
     async def _records_from_rows(self, rows: list[list[str]], system_name: str) -> list[CdrRecord]:
         records: list[CdrRecord] = []
@@ -591,6 +679,7 @@ class CdrWorker:
         self._dropped_seen = subscription.dropped
         self._mark = None
         self._request_backfill()
+        self._request_node_backfills()
 
     async def _advance_checkpoint(self) -> None:
         """Move the checkpoint to where the log ended at the previous tick, when that is safe,

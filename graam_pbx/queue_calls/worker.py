@@ -9,6 +9,10 @@
   to the entry line of the oldest call still open in what was read, so a row is rebuilt
   whole; the key makes every repeat harmless. Postgres down or this process killed: the rows
   are in the log, and written at the next backfill that succeeds.
+- Every other node's ``queue_log`` too (``NodeLogs``, graam_pbx/cdr/node_logs.py): each
+  backfill reads each node's log from a checkpoint of its own, by the same rule (a node
+  whose log directory is missing is skipped, with one warning). Queue calls of different
+  nodes never share a key: a caller's uniqueid starts with its node's systemname.
 - The two run as two tasks: a backfill (a read of the log and its writes) never holds the live
   rows back. The keys written in the last ``WRITTEN_KEPT_SECONDS`` are remembered, and a
   backfill writes only the rows not among them: under load, what it re-reads was mostly
@@ -37,6 +41,7 @@ from graam_pbx import metrics
 from graam_pbx.ami import AmiError, AmiSupervisor, EventBus, Message, Subscription, event_time
 from graam_pbx.ami.actions import queue_status
 from graam_pbx.ami.bus import RESYNC_EVENT
+from graam_pbx.cdr.node_logs import NodeLogs, checkpoint_dir
 from graam_pbx.queue_calls.store import write_rows
 from graam_pbx.queue_calls.tracker import (
     AMI_EVENTS,
@@ -53,6 +58,8 @@ log = logging.getLogger(__name__)
 
 SUBSCRIBER = "queue-calls"
 QUEUE_LOG = Path("/var/log/asterisk/queue_log")
+LOG_NAME = QUEUE_LOG.name  # in another node's log directory (node_logs.py)
+CHECKPOINT_NAME = "queue-log-checkpoint.json"  # in the state directory (other nodes': theirs)
 READ_CHUNK = 1 << 20
 # Entry ordinals kept in the checkpoint for callers seen this recently (a caller re-entering
 # the same queue after the checkpoint is numbered on from them).
@@ -204,12 +211,15 @@ class QueueCallWorker:
         bus: EventBus,
         ami: AmiSupervisor | None,
         settings: QueueCallSettings,
+        *,
+        nodes: NodeLogs | None = None,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
         self._ami = ami
         self._settings = settings
-        self.checkpoint_path = settings.state_dir / "queue-log-checkpoint.json"
+        self._nodes = nodes  # the other nodes' queue_logs (None: the configured one's only)
+        self.checkpoint_path = settings.state_dir / CHECKPOINT_NAME
         self.tracker = Tracker()
         self._pending: list[QueueCallRow] = []
         self._writing: list[QueueCallRow] = []  # the live batch being written
@@ -382,16 +392,28 @@ class QueueCallWorker:
             written.popitem(last=False)
 
     async def _backfill(self) -> None:
+        """The configured node's queue_log, then every other node's (each from its own
+        checkpoint)."""
         queue_log = self._settings.queue_log
-        if queue_log is None:
-            return
-        checkpoint = await asyncio.to_thread(Checkpoint.load, self.checkpoint_path)
+        if queue_log is not None:
+            await self._backfill_log(queue_log, self.checkpoint_path)
+        nodes = self._nodes
+        if nodes is not None:
+            for node in nodes.others():
+                if await asyncio.to_thread(nodes.present, node):
+                    await self._backfill_log(
+                        nodes.log_dir(node) / LOG_NAME,
+                        checkpoint_dir(self._settings.state_dir, node) / CHECKPOINT_NAME,
+                    )
+        self.backfills += 1
+
+    async def _backfill_log(self, queue_log: Path, checkpoint_path: Path) -> None:
+        checkpoint = await asyncio.to_thread(Checkpoint.load, checkpoint_path)
         result = await asyncio.to_thread(read_log, queue_log, checkpoint, self._live_first())
         missing = [row for row in result.rows if row_key(row) not in self._written]
         for start in range(0, len(missing), 5000):
             await self._write(missing[start : start + 5000], "queue_log")
-        await asyncio.to_thread(result.checkpoint.save, self.checkpoint_path)
-        self.backfills += 1
+        await asyncio.to_thread(result.checkpoint.save, checkpoint_path)
 
     def _live_first(self) -> Callable[[QueueCallRow], bool]:
         """Which rows a backfill leaves to the live writer: those it is writing or will write

@@ -34,14 +34,17 @@ down_revision: str | None = "0020_cluster"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The default node (later revisions ask graam_default_node(), 0023, in its place).
+DEFAULT_NODE = "(select min(d.id) from asterisk_nodes d where d.state = 'active')"
+
 _TENANT_NODE = """
     join tenants t on t.id = {owner}.tenant_id
     left join tenant_placements p on p.tenant_id = t.id
     join asterisk_nodes n on n.id = coalesce(
-        p.node_id, (select min(d.id) from asterisk_nodes d where d.state = 'active')
+        p.node_id, DEFAULT_NODE
     )
     left join asterisk_nodes s on s.id = p.standby_node_id and s.state = 'active'
-"""
+""".replace("DEFAULT_NODE", DEFAULT_NODE)
 
 _ROUTE_COLUMNS = """
     t.id as tenant_id,
@@ -49,6 +52,21 @@ _ROUTE_COLUMNS = """
     (n.state = 'active')::integer as node_usable,
     s.id::integer as standby_set
 """
+
+
+ROUTES_VIEW = f"""
+        create view kamailio_routes as
+        select 'user'::text as kind, dev.sip_username::text as key, {_ROUTE_COLUMNS}
+        from agent_devices dev {_TENANT_NODE.format(owner="dev")}
+        union all
+        select 'did'::text as kind, num.e164::text as key, {_ROUTE_COLUMNS}
+        from phone_numbers num {_TENANT_NODE.format(owner="num")}
+        where num.tenant_id is not null
+        """  # noqa: S608 - only the constant fragments above are formatted in
+DEFAULT_NODE_VIEW = """
+        create view kamailio_default_node as
+        select min(id)::integer as node_set from asterisk_nodes where state = 'active'
+        """
 
 
 def upgrade() -> None:
@@ -82,23 +100,8 @@ def upgrade() -> None:
     op.execute(
         "insert into kamailio_version (table_name, table_version) values ('kamailio_dispatcher', 4)"
     )
-    op.execute(
-        f"""
-        create view kamailio_routes as
-        select 'user'::text as kind, dev.sip_username::text as key, {_ROUTE_COLUMNS}
-        from agent_devices dev {_TENANT_NODE.format(owner="dev")}
-        union all
-        select 'did'::text as kind, num.e164::text as key, {_ROUTE_COLUMNS}
-        from phone_numbers num {_TENANT_NODE.format(owner="num")}
-        where num.tenant_id is not null
-        """  # noqa: S608 - only the constant fragments above are formatted in
-    )
-    op.execute(
-        """
-        create view kamailio_default_node as
-        select min(id)::integer as node_set from asterisk_nodes where state = 'active'
-        """
-    )
+    op.execute(ROUTES_VIEW)
+    op.execute(DEFAULT_NODE_VIEW)
 
 
 def downgrade() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -41,11 +40,9 @@ from graam_pbx.cdr.worker import CHECKPOINT_NAME
 from graam_pbx.cluster.supervisors import NodeSupervisors
 from graam_pbx.db import migrate, plain_url
 from graam_pbx.queue_calls.worker import LOG_NAME as QUEUE_LOG_NAME
-from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import (
     GENERATED_SUBDIR,
     AsteriskSandbox,
-    AsteriskSandboxConfig,
     SandboxInfo,
 )
 from graam_pbx.sandbox.ports import free_port
@@ -54,6 +51,7 @@ from graam_pbx.settings import Settings
 from tests.conftest import Asterisk, RunningApp, create_database, drop_database, start_app
 from tests.e2e.test_calls import created
 from tests.factories import make_world
+from tests.second_node import second_node
 from tests.waiting import until
 
 NODE_B_IP = "127.0.0.191"  # reserved for this test
@@ -89,43 +87,26 @@ class NodeB:
 
 @pytest.fixture
 async def node_b(tmp_path: Path) -> AsyncIterator[NodeB]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((NODE_B_IP, 0))  # loopback is 127.0.0.0/8: fails loudly if not
     root = Path(tempfile.mkdtemp(prefix="graam-node-backfill-"))
-    sandbox = AsteriskSandbox(
-        AsteriskSandboxConfig(
-            rootfs=Settings().asterisk_rootfs,
-            state_dir=root / "node",
-            ami_port=free_port(),
-            ami_username="graam-nodebf",
-            sip_bind=NODE_B_IP,
-            sip_port=free_port(socket.SOCK_DGRAM),
-            systemname=NODE_B,
-        )
-    )
     try:
-        try:
-            info = await sandbox.start()
-        except SandboxError as err:
-            pytest.fail(f"second Asterisk sandbox unavailable: {err}")
-        config = AmiConfig.from_settings(
-            Settings(
-                ami_host="127.0.0.1",
-                ami_port=info.ami_port,
-                ami_username=info.ami_username,
-                ami_secret=info.ami_secret,
-                ami_backoff_max=0.5,
+        async with second_node(root / "node", NODE_B_IP, NODE_B) as (sandbox, info):
+            config = AmiConfig.from_settings(
+                Settings(
+                    ami_host="127.0.0.1",
+                    ami_port=info.ami_port,
+                    ami_username=info.ami_username,
+                    ami_secret=info.ami_secret,
+                    ami_backoff_max=0.5,
+                )
             )
-        )
-        ami = AmiSupervisor(config, EventBus())
-        await ami.start()
-        try:
-            await ami.wait_connected(timeout=30)
-            yield NodeB(sandbox, info, ami)
-        finally:
-            await ami.stop()
+            ami = AmiSupervisor(config, EventBus())
+            await ami.start()
+            try:
+                await ami.wait_connected(timeout=30)
+                yield NodeB(sandbox, info, ami)
+            finally:
+                await ami.stop()
     finally:
-        await sandbox.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -31,20 +31,17 @@ from graam_pbx.ami import actions as ami_actions
 from graam_pbx.asterisk.nodes import CONFIG_SUBDIR, SOUNDS_SUBDIR
 from graam_pbx.cluster.nodes import LOCAL_NODE
 from graam_pbx.cluster.supervisors import NodeSupervisors
-from graam_pbx.sandbox import SandboxError
 from graam_pbx.sandbox.asterisk import (
     BASE_CONF_DIR,
     GENERATED_SUBDIR,
     AsteriskSandbox,
-    AsteriskSandboxConfig,
 )
-from graam_pbx.sandbox.ports import free_port
-from graam_pbx.settings import Settings
 from tests.conftest import RunningApp
 from tests.e2e.phones import reachable_phone
-from tests.e2e.sipp import SippPool, free_udp_port
+from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import PHONES_IP, created, new_agent, new_device
 from tests.factories import TenantWorld, make_world
+from tests.second_node import second_node
 from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -88,8 +85,6 @@ async def _queue_with(
 async def two_nodes(pbx: RunningApp) -> AsyncIterator[World]:
     client = pbx.client
     sessions: Sessions = pbx.app.state.sessions
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((NODE_B_IP, 0))  # loopback is 127.0.0.0/8: fails loudly if not
     nodes = pbx.app.state.nodes
     assert isinstance(nodes, NodeSupervisors)
     a = await make_world(client, sessions)
@@ -104,82 +99,71 @@ async def two_nodes(pbx: RunningApp) -> AsyncIterator[World]:
     root = Path(tempfile.mkdtemp(prefix="graam-two-nodes-"))
     base = root / "conf"
     shutil.copytree(BASE_CONF_DIR, base, ignore=shutil.ignore_patterns("templates"))
-    sip_port = free_udp_port(NODE_B_IP)
-    sandbox = AsteriskSandbox(
-        AsteriskSandboxConfig(
-            rootfs=Settings().asterisk_rootfs,
-            state_dir=root / "node",
-            ami_port=free_port(),
-            ami_username="graam-nodeb",
-            sip_bind=NODE_B_IP,
-            sip_port=sip_port,
-            systemname=NODE_B,
-            base_conf_dir=base,
-        )
-    )
     try:
-        try:
-            info = await sandbox.start()
-        except SandboxError as err:
-            pytest.fail(f"second Asterisk sandbox unavailable: {err}")
-        files = pbx.runtime.settings.nodes_files_dir
-        assert files is not None
-        (files / NODE_B).mkdir(parents=True)
-        (files / NODE_B / CONFIG_SUBDIR).symlink_to(info.config_dir)
-        (files / NODE_B / SOUNDS_SUBDIR).symlink_to(sandbox.sounds_dir)
-        body = {
-            "name": NODE_B,
-            "systemname": NODE_B,
-            "ami_host": "127.0.0.1",
-            "ami_port": info.ami_port,
-            "ami_username": info.ami_username,
-            "ami_secret": info.ami_secret,
-            "sip_host": NODE_B_IP,
-            "sip_port": sip_port,
-        }
-        await created(await client.post("/api/v1/nodes", headers=a.operator.headers, json=body))
-        placed = await client.put(
-            f"/api/v1/tenants/{b.tenant_id}/placement",
-            headers=a.operator.headers,
-            json={"node": NODE_B},
-        )
-        assert placed.status_code == 200, placed.text
+        # The second Asterisk never outlives the module, whatever the clean-up below meets.
+        async with second_node(root / "node", NODE_B_IP, NODE_B, base_conf_dir=base) as (
+            sandbox,
+            info,
+        ):
+            sip_port = sandbox.config.sip_port
+            try:
+                files = pbx.runtime.settings.nodes_files_dir
+                assert files is not None
+                (files / NODE_B).mkdir(parents=True)
+                (files / NODE_B / CONFIG_SUBDIR).symlink_to(info.config_dir)
+                (files / NODE_B / SOUNDS_SUBDIR).symlink_to(sandbox.sounds_dir)
+                body = {
+                    "name": NODE_B,
+                    "systemname": NODE_B,
+                    "ami_host": "127.0.0.1",
+                    "ami_port": info.ami_port,
+                    "ami_username": info.ami_username,
+                    "ami_secret": info.ami_secret,
+                    "sip_host": NODE_B_IP,
+                    "sip_port": sip_port,
+                }
+                await created(
+                    await client.post("/api/v1/nodes", headers=a.operator.headers, json=body)
+                )
+                placed = await client.put(
+                    f"/api/v1/tenants/{b.tenant_id}/placement",
+                    headers=a.operator.headers,
+                    json={"node": NODE_B},
+                )
+                assert placed.status_code == 200, placed.text
 
-        async def connected() -> bool:
-            supervisor = nodes.get(NODE_B)
-            return supervisor is not None and supervisor.state.connected
+                async def connected() -> bool:
+                    supervisor = nodes.get(NODE_B)
+                    return supervisor is not None and supervisor.state.connected
 
-        await until(connected, "the app logged in to nodeb", 30)
-        ami = nodes.get(NODE_B)
-        assert ami is not None
+                await until(connected, "the app logged in to nodeb", 30)
+                ami = nodes.get(NODE_B)
+                assert ami is not None
 
-        async def applier_of_nodeb() -> bool:
-            nodes.request()
-            return appliers.of_node(NODE_B) is not None
+                async def applier_of_nodeb() -> bool:
+                    nodes.request()
+                    return appliers.of_node(NODE_B) is not None
 
-        await until(applier_of_nodeb, "an applier writing nodeb's files", 30)
-        await appliers.settled()
-        yield World(a, b, queue_a, queue_b, calls_a, calls_b, sandbox, sip_port, ami)
+                await until(applier_of_nodeb, "an applier writing nodeb's files", 30)
+                await appliers.settled()
+                yield World(a, b, queue_a, queue_b, calls_a, calls_b, sandbox, sip_port, ami)
+            finally:
+                async with sessions.begin() as session:
+                    # Every placement on nodeb (tenants the tests placed or moved there, and
+                    # those created while it was the least loaded node).
+                    await session.execute(
+                        text(
+                            "DELETE FROM tenant_placements WHERE :n IN (SELECT name"
+                            " FROM asterisk_nodes WHERE id IN (node_id, standby_node_id))"
+                        ),
+                        {"n": NODE_B},
+                    )
+                    await session.execute(
+                        text("DELETE FROM asterisk_nodes WHERE name = :n"), {"n": NODE_B}
+                    )
+                nodes.request()
     finally:
-        try:
-            async with sessions.begin() as session:
-                # Every placement on nodeb (tenants the tests placed or moved there, and those
-                # created while it was the least loaded node).
-                await session.execute(
-                    text(
-                        "DELETE FROM tenant_placements WHERE :n IN ("
-                        " SELECT name FROM asterisk_nodes WHERE id IN (node_id, standby_node_id))"
-                    ),
-                    {"n": NODE_B},
-                )
-                await session.execute(
-                    text("DELETE FROM asterisk_nodes WHERE name = :n"), {"n": NODE_B}
-                )
-            nodes.request()
-        finally:
-            # The second Asterisk never outlives the module, whatever the clean-up above met.
-            await sandbox.stop()
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ AMI sessions says so).
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,12 +26,10 @@ from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
 from graam_pbx.cluster.nodes import NodeUnavailable
 from graam_pbx.cluster.supervisors import NodeBus, NodeSupervisors, node_of_event
 from graam_pbx.db import create_engine, session_factory
-from graam_pbx.sandbox import SandboxError
-from graam_pbx.sandbox.asterisk import AsteriskSandbox, AsteriskSandboxConfig
-from graam_pbx.sandbox.ports import free_port
-from graam_pbx.settings import Settings
+from graam_pbx.sandbox.asterisk import AsteriskSandbox
 from graam_pbx.tenants.models import Tenant
 from tests.conftest import Asterisk
+from tests.second_node import second_node
 from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -43,23 +40,9 @@ CONNECT_TIMEOUT = 30.0
 
 @pytest.fixture(scope="module")
 async def second_asterisk(servers_dir: Path) -> AsyncIterator[AsteriskSandbox]:
-    sandbox = AsteriskSandbox(
-        AsteriskSandboxConfig(
-            rootfs=Settings().asterisk_rootfs,
-            state_dir=servers_dir / f"asterisk-b-{uuid.uuid4().hex[:6]}",
-            ami_port=free_port(),
-            ami_username="graam-test",
-            sip_bind=NODE_B_ADDRESS,
-            sip_port=free_port(socket.SOCK_DGRAM),
-            systemname=NODE_B_SYSTEMNAME,
-        )
-    )
-    try:
-        await sandbox.start()
-    except SandboxError as err:
-        pytest.fail(f"second Asterisk sandbox unavailable: {err}")
-    yield sandbox
-    await sandbox.stop()
+    state_dir = servers_dir / f"asterisk-b-{uuid.uuid4().hex[:6]}"
+    async with second_node(state_dir, NODE_B_ADDRESS, NODE_B_SYSTEMNAME) as (sandbox, _):
+        yield sandbox
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,10 @@ shift starting in many call centres at once brings them). ``api_cpu_ms_per_login
 figure other work on the machine barely moves, unlike rates. Beside them, what the rest of
 the bench's own stack spent per request during the same storm: ``postgres_cpu_ms_per_*``
 (the postmaster and every backend, those that ended included) and ``worker_cpu_ms_per_*``
-(the active worker, which makes Asterisk's queue members follow the logins as they commit):
-with the API's, the CPU a login costs the machine, which the rate on a machine of few cores
-follows.
+(the active worker, which makes Asterisk's queue members follow the logins as they commit)
+and ``asterisk_cpu_ms_per_*`` (the queue members added, their devices' states, and the
+realtime lookups those make in Postgres): with the API's, the CPU a login costs the machine,
+which the rate on a machine of few cores follows.
 
 One login's round trips to Postgres (and one no-op's) are counted beforehand through an API
 app in this process (bench/login_round_trips.py): ``round_trips_per_login``,
@@ -511,11 +512,11 @@ async def one_run(
 def ratio_bound(login: Storm, noop: Storm) -> float:
     """The ratio to the no-op that logins would reach on this machine if a login cost the
     API processes no more CPU than the no-op does: the CPU of a request, whole (API,
-    Postgres, worker, clients), decides the rate when every process shares the same cores,
-    so the no-op's whole CPU over a login's with the API's part made the no-op's is the
-    most the API's own code could bring. Below 0.5, the target is below this machine's
-    floor: the rest is Postgres's durable writes, the worker's queue members and the
-    clients."""
+    Postgres, worker, Asterisk, clients), decides the rate when every process shares the
+    same cores, so the no-op's whole CPU over a login's with the API's part made the
+    no-op's is the most the API's own code could bring. Below 0.5, the target is below this
+    machine's floor: the rest is Postgres's durable writes, the worker's and Asterisk's
+    queue members and the clients."""
     noop_total = noop.cpu_ms + sum(noop.stack_cpu_ms.values()) + noop.client_cpu_ms
     login_rest = sum(login.stack_cpu_ms.values()) + login.client_cpu_ms
     return noop_total / (noop.cpu_ms + login_rest)
@@ -578,6 +579,7 @@ async def main(
         stack: CpuReaders = {
             "postgres": lambda: postgres_cpu_seconds(pg),
             "worker": worker.cpu_seconds,
+            "asterisk": lambda: process_cpu_seconds(info.pid),
         }
         runs: list[dict[str, Any]] = []
         for count in range(1, api_processes + 1):
@@ -665,6 +667,8 @@ def report(
             "postgres_cpu_ms_per_noop",
             "worker_cpu_ms_per_login",
             "worker_cpu_ms_per_noop",
+            "asterisk_cpu_ms_per_login",
+            "asterisk_cpu_ms_per_noop",
             "client_cpu_ms_per_login",
             "client_cpu_ms_per_noop",
             "ratio_if_api_login_cost_noop",

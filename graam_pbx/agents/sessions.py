@@ -4,7 +4,8 @@ The limit holds in Postgres, whatever the number of requests or control-plane pr
 login locks its tenant's row (``FOR NO KEY UPDATE``, the lock ``set_licences`` also
 takes), then counts the live sessions in a statement of its own, so the count sees every
 login committed before the lock was granted. A partial unique index keeps one live session
-per agent.
+per agent. The whole login is one round trip, the ``agent_login()`` function of migration
+0023 (a login storm's rate follows its CPU, and every round trip costs CPU at both ends).
 
 Services never commit. Each change notes its tenant in ``session.info``; after the commit,
 the callback the session factory was given (``on_agent_change``) hears the tenants, and the
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
 from graam_pbx.agents import pause_reasons, states
@@ -31,7 +32,7 @@ from graam_pbx.auth.principal import Role, Scope
 from graam_pbx.db import NOTIFY_KEY
 from graam_pbx.errors import Conflict, Forbidden, GraamError, Invalid, NotFound
 from graam_pbx.metrics import AGENT_SESSIONS_ENDED, LICENCE_REFUSALS
-from graam_pbx.queues.models import Queue, QueueMember
+from graam_pbx.queues.models import QueueMember
 from graam_pbx.tenants.models import Tenant, TenantStatus
 
 Source = Literal["api", "phone", "web"]  # web: the console's "My day" page
@@ -122,67 +123,31 @@ def _ensure_may_act(scope: Scope, user_id: int) -> None:
         raise Forbidden("an agent logs in, out and pauses only itself")
 
 
-# The tenant's licences under its row lock, with the agent (disabled or not) and the id of
-# its device to log in with (the named one, else its first), in one round trip. Logins of one
-# tenant take its row lock one at a time, here and in every other process; NO KEY UPDATE lets
-# other tables' foreign keys to the tenant go on meanwhile. The agent and its device are read
-# under the lock too: a request that turns out to be refused holds it only until its rollback.
-# Parameters: tenant, agent, device asked for (or NULL), the agents' role.
-_LOGIN_CHECK = """
-    SELECT t.licences, u.id, u.disabled,
-           (SELECT d.id FROM agent_devices d
-            WHERE d.tenant_id = t.id AND d.user_id = u.id
-              AND ($3::bigint IS NULL OR d.id = $3::bigint)
-            ORDER BY d.id LIMIT 1)
-    FROM tenants t
-    LEFT JOIN users u ON u.id = $2 AND u.tenant_id = t.id AND u.role = $4
-    WHERE t.id = $1
-    FOR NO KEY UPDATE OF t
-"""
+class DeviceOnOtherNode(Conflict):
+    """The device is registered with another node than its tenant's: its queue members would
+    be added on the tenant's node, where the phone cannot be rung (the cluster's rule,
+    graam_pbx/cluster/placement.py, checked by the login's own statement)."""
+
+    error_id = "tenant-on-other-node"
 
 
-# Under the tenant's lock, in one round trip (the lock is held until the commit): count the
-# live sessions, find the agent's own, and only when there is none and a licence is free,
-# insert the session, its login event and the agent's move to ``available`` (the timeline's
-# own function, with states.py's form of the move), and, in an API process, tell the active
-# worker (``pg_notify``: delivered when, and only if, the transaction commits); when none is
-# free, the refusal's event and who holds the licences (the refusal's details: the very
-# sessions the count saw). The statement starts after the lock is granted, so its snapshot
-# holds every login committed before. (The count cannot share the locking statement: a
-# statement's snapshot is taken before it waits for the lock.) The move's function runs its
-# own statements with fresh snapshots and reads no table this statement writes.
-# Parameters: tenant, agent, device, source, actor, licences, refusal reason, moves (JSON),
-# notify or not, channel, payload.
-_LOGIN_IF_FREE = """
-    WITH live AS (
-        SELECT count(*) AS in_use, max(id) FILTER (WHERE user_id = $2) AS mine
-        FROM agent_sessions WHERE tenant_id = $1 AND ended_at IS NULL
-    ), made AS (
-        INSERT INTO agent_sessions (tenant_id, user_id, device_id, source, started_by, paused)
-        SELECT $1, $2, $3, $4, $5, false FROM live
-        WHERE live.mine IS NULL AND live.in_use < $6
-        RETURNING id, started_at
-    ), logged AS (
-        INSERT INTO agent_state_events (tenant_id, user_id, session_id, kind, source,
-                                        actor_user_id)
-        SELECT $1, $2, made.id, 'login', $4, $5 FROM made
-    ), refused AS (
-        INSERT INTO agent_state_events (tenant_id, user_id, kind, reason, source,
-                                        actor_user_id)
-        SELECT $1, $2, 'refused', $7, $4, $5 FROM live
-        WHERE live.mine IS NULL AND live.in_use >= $6
-    ), holders AS (
-        SELECT array_agg(ROW(s.user_id, u.display_name, s.started_at) ORDER BY s.started_at, s.id)
-               AS holders
-        FROM agent_sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.tenant_id = $1 AND s.ended_at IS NULL
-    )
-    SELECT live.in_use, live.mine, made.id, made.started_at,
-           (SELECT agent_state_apply($8::jsonb) FROM made) AS moved,
-           (SELECT pg_notify($10, $11) FROM made WHERE $9) AS notified,
-           CASE WHEN live.mine IS NULL AND live.in_use >= $6 THEN (SELECT holders FROM holders)
-           END AS holders
-    FROM live LEFT JOIN made ON true
+class NoNodeActive(Conflict):
+    """The tenant has no placement and no node is active: no node can take its agents."""
+
+    error_id = "no-active-node"
+
+
+# The whole login in one round trip, in the caller's transaction (migration 0023: the
+# tenant's lock, the agent and its device, the device's node, the count under the lock, the
+# session with its event, state move and notification, or the refusal with who holds the
+# licences). It raises nothing: ``outcome`` says what happened, mapped to errors below.
+# Parameters: tenant, agent, device asked for (or NULL), the agents' role, source, actor,
+# refusal reason, moves (JSON), notify or not, channel, payload.
+_LOGIN = """
+    SELECT outcome, licences, in_use, session_id, device_id, source, started_at, paused,
+           pause_reason, paused_since, registered, home, holder_ids, holder_names,
+           holder_since
+    FROM agent_login($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)
 """
 
 
@@ -226,13 +191,6 @@ def _record(
     )
 
 
-# Checks a login's device passes before its session is made, each raising to refuse:
-# (session, tenant id, device id). The cluster layer adds one (its device registered on the
-# tenant's node: graam_pbx/cluster/placement.py); this domain knows no nodes.
-LoginGuard = Callable[[AsyncSession, int, int], Awaitable[None]]
-LOGIN_GUARDS: list[LoginGuard] = []
-
-
 async def login(
     session: AsyncSession,
     scope: Scope,
@@ -244,80 +202,100 @@ async def login(
     """Log an agent in with its device (the named one, else its first) if a licence is free.
 
     A refusal raises LicenceExhausted after adding a ``refused`` event: the caller commits
-    anyway to keep it.
+    anyway to keep it. Any other refusal writes nothing.
     """
     _ensure_may_act(scope, user_id)
-    checked = await _fetch_row(
-        session, _LOGIN_CHECK, scope.tenant_id, user_id, device_id, Role.AGENT.value
-    )
-    if checked is None:
-        raise NotFound(f"no tenant {scope.tenant_id}")
-    licences, agent, disabled, chosen = checked
-    if agent is None:
-        raise NotFound(f"no agent {user_id}")
-    if disabled:
-        raise Forbidden(f"agent {user_id} is disabled")
-    if chosen is None:
-        if device_id is not None:
-            raise Invalid("body.device_id", f"no device {device_id} of agent {user_id}")
-        raise Invalid("body.device_id", f"agent {user_id} has no device to log in with")
-    for guard in LOGIN_GUARDS:
-        await guard(session, scope.tenant_id, chosen)
-    # An API process's sessions tell the active worker of agent changes through Postgres:
-    # a login does it in its own statement, one round trip less under the tenant's lock
-    # (graam_pbx.cluster.agent_signals does it for every other change, before the commit).
+    tenant_id = scope.tenant_id
+    # An API process's sessions tell the active worker of agent changes through Postgres,
+    # within the login's own statement (graam_pbx.cluster.agent_signals does it for every
+    # other change, before the commit).
     notify = bool(session.info.get(NOTIFY_KEY))
-    move = states.Move("any", scope.tenant_id, user_id, "available")
+    move = states.Move("any", tenant_id, user_id, "available")
     answer = await _fetch_row(
         session,
-        _LOGIN_IF_FREE,
-        scope.tenant_id,
+        _LOGIN,
+        tenant_id,
         user_id,
-        chosen,
+        device_id,
+        Role.AGENT.value,
         source,
         scope.principal.user_id,
-        licences,
         LicenceExhausted.error_id,
         json.dumps([move.as_json()]),
         notify,
         AGENTS_CHANNEL,
-        str(scope.tenant_id),
+        str(tenant_id),
     )
-    assert answer is not None  # noqa: S101 - one row from ``live``, always
-    in_use, mine, made_id, started_at, _, _, holders = answer
-    if made_id is not None:
-        if not notify:
-            _note_change(session, scope.tenant_id)
-        made = AgentSession(
-            id=made_id,
-            tenant_id=scope.tenant_id,
+    assert answer is not None  # noqa: S101 - a function's one row, always
+    (outcome, licences, in_use, session_id, device, made_by, started_at, paused) = answer[:8]
+    pause_reason, paused_since, registered, home, ids, names, since = answer[8:]
+    if outcome == "created" or outcome == "existing":
+        live = AgentSession(
+            id=session_id,
+            tenant_id=tenant_id,
             user_id=user_id,
-            device_id=chosen,
-            source=source,
-            started_by=scope.principal.user_id,
+            device_id=device,
+            source=made_by,
+            started_by=scope.principal.user_id if outcome == "created" else None,
             started_at=started_at,
-            paused=False,
+            paused=paused,
+            pause_reason=pause_reason,
+            paused_since=paused_since,
         )
-        return LoginResult(made, created=True)
-    if mine is not None:
-        current = await session.get_one(AgentSession, mine)
-        if device_id is not None and current.device_id != device_id:
+        if outcome == "created":
+            if not notify:
+                _note_change(session, tenant_id)
+            return LoginResult(live, created=True)
+        if device_id is not None and device != device_id:
             raise Conflict(
-                f"agent {user_id} is logged in on device {current.device_id}: log out first",
-                device_id=current.device_id,
+                f"agent {user_id} is logged in on device {device}: log out first",
+                device_id=device,
             )
-        return LoginResult(current, created=False)
-    # Refused: its event is written (the caller commits anyway to keep it).
-    LICENCE_REFUSALS.labels(tenant=str(scope.tenant_id)).inc()
-    raise LicenceExhausted(
-        f"all {licences} licences of the tenant are in use",
-        licences=licences,
-        in_use=in_use,
-        connected=[
-            {"user_id": holder, "display_name": name, "since": since.isoformat()}
-            for holder, name, since in holders or ()
-        ],
-    )
+        return LoginResult(live, created=False)
+    if outcome == "refused":
+        # Its event is written (the caller commits anyway to keep it).
+        LICENCE_REFUSALS.labels(tenant=str(tenant_id)).inc()
+        raise LicenceExhausted(
+            f"all {licences} licences of the tenant are in use",
+            licences=licences,
+            in_use=in_use,
+            connected=[
+                {"user_id": holder, "display_name": name, "since": at.isoformat()}
+                for holder, name, at in zip(ids or (), names or (), since or (), strict=True)
+            ],
+        )
+    raise _refusal(outcome, tenant_id, user_id, device_id, registered, home)
+
+
+def _refusal(
+    outcome: str,
+    tenant_id: int,
+    user_id: int,
+    device_id: int | None,
+    registered: str | None,
+    home: str | None,
+) -> GraamError:
+    """The error of a login ``agent_login`` refused before counting licences."""
+    if outcome == "no-tenant":
+        return NotFound(f"no tenant {tenant_id}")
+    if outcome == "no-agent":
+        return NotFound(f"no agent {user_id}")
+    if outcome == "disabled":
+        return Forbidden(f"agent {user_id} is disabled")
+    if outcome == "no-device":
+        if device_id is not None:
+            return Invalid("body.device_id", f"no device {device_id} of agent {user_id}")
+        return Invalid("body.device_id", f"agent {user_id} has no device to log in with")
+    if outcome == "no-node":
+        return NoNodeActive(f"tenant {tenant_id} has no placement and no node is active")
+    if outcome == "elsewhere":
+        return DeviceOnOtherNode(
+            f"tenant {tenant_id} lives on node {home}, not on node {registered}",
+            field="body.device_id",
+            reason="the tenant lives on another node",
+            tenant_node=home,
+        )
+    raise AssertionError(f"agent_login answered {outcome!r}")
 
 
 async def logout(
@@ -550,38 +528,44 @@ async def licence_usage(session: AsyncSession) -> list[tuple[int, int, int]]:
     return [(tenant_id, licences, used) for tenant_id, licences, used in rows]
 
 
-async def queue_seats(session: AsyncSession, tenant_ids: Collection[int] | None) -> list[QueueSeat]:
-    """Every queue member the live sessions of these tenants (None: all) call for."""
-    statement = (
-        select(
-            AgentSession.tenant_id,
-            QueueMember.queue_id,
-            AgentSession.user_id,
-            AgentDevice.sip_username,
-            QueueMember.penalty,
-            AgentSession.paused,
-            AgentSession.pause_reason,
-        )
-        .join(AgentDevice, AgentDevice.id == AgentSession.device_id)
-        .join(
-            QueueMember,
-            (QueueMember.user_id == AgentSession.user_id)
-            & (QueueMember.tenant_id == AgentSession.tenant_id),
-        )
-        .join(Tenant, Tenant.id == AgentSession.tenant_id)
-        # A terminated tenant's queues are gone from Asterisk with its configuration.
-        .where(AgentSession.ended_at.is_(None), Tenant.status != TenantStatus.TERMINATED.value)
-    )
-    if tenant_ids is not None:
-        statement = statement.where(AgentSession.tenant_id.in_(list(tenant_ids)))
-    return [QueueSeat(*row) for row in await session.execute(statement)]
+# Every queue of the tenants (``$1``, NULL: all) and every queue member their live sessions
+# call for, in one statement: kind ``q`` rows name a queue, kind ``s`` rows a seat. A
+# terminated tenant's queues are gone from Asterisk with its configuration: no seats there.
+_SEATS_AND_QUEUES = """
+    SELECT 'q', q.tenant_id, q.id, NULL::bigint, NULL::text, NULL::integer, NULL::boolean,
+           NULL::text
+    FROM queues q
+    WHERE $1::bigint[] IS NULL OR q.tenant_id = ANY($1::bigint[])
+    UNION ALL
+    SELECT 's', s.tenant_id, m.queue_id, s.user_id, d.sip_username, m.penalty, s.paused,
+           s.pause_reason
+    FROM agent_sessions s
+    JOIN agent_devices d ON d.id = s.device_id
+    JOIN queue_members m ON m.user_id = s.user_id AND m.tenant_id = s.tenant_id
+    JOIN tenants t ON t.id = s.tenant_id
+    WHERE s.ended_at IS NULL AND t.status <> $2
+      AND ($1::bigint[] IS NULL OR s.tenant_id = ANY($1::bigint[]))
+"""
 
 
-async def tenant_queues(
-    session: AsyncSession, tenant_ids: Collection[int] | None
-) -> list[tuple[int, int]]:
-    """(tenant, queue) of every queue of these tenants (None: all)."""
-    statement = select(Queue.tenant_id, Queue.id)
-    if tenant_ids is not None:
-        statement = statement.where(Queue.tenant_id.in_(list(tenant_ids)))
-    return [(tenant_id, queue_id) for tenant_id, queue_id in await session.execute(statement)]
+async def seats_and_queues(
+    engine: AsyncEngine, tenant_ids: Collection[int] | None
+) -> tuple[list[QueueSeat], list[tuple[int, int]]]:
+    """Every queue member the live sessions of these tenants (None: all) call for, and
+    (tenant, queue) of every queue of theirs.
+
+    One round trip, outside any transaction (one statement reads one snapshot): the agent
+    worker asks after every few logins of a storm, where a BEGIN and a COMMIT around it
+    would cost as much again, in this process and in Postgres.
+    """
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # noqa: S101 - a pooled connection has its driver's
+        rows = await driver.fetch(
+            _SEATS_AND_QUEUES,
+            None if tenant_ids is None else list(tenant_ids),
+            TenantStatus.TERMINATED.value,
+        )
+    seats = [QueueSeat(*row[1:]) for row in rows if row[0] == "s"]
+    queues = [(row[1], row[2]) for row in rows if row[0] == "q"]
+    return seats, queues

@@ -4,8 +4,10 @@
   factory's ``on_agent_change``), after every AMI (re)connect and every
   ``agent_reconcile_interval``, it compares Asterisk's members (``QueueStatus``) with the
   live sessions of those tenants and fixes Asterisk: adds the missing, removes members nobody
-  is logged in as, and corrects pauses and penalties. Requests that arrive while a pass runs
-  are merged into the next one.
+  is logged in as, and corrects pauses and penalties. Requests that arrive while a pass runs,
+  or within ``MERGE_WINDOW`` of its end, are merged into the next one; while passes come back
+  to back, a queue's members listed less than ``MEMBERS_FRESH`` ago (with this worker's own
+  changes since) stand for a new listing.
 - It ends sessions whose device is gone: a contact removed (unregistered or expired) and no
   other left, a device unreachable for longer than ``agent_unreachable_grace``, a session
   older than ``agent_max_session``.
@@ -21,7 +23,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -57,6 +59,19 @@ _AOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # the new one is made. Look for a remaining contact only once that has settled.
 CONTACT_SETTLE = 1.0
 ACTIONS_IN_FLIGHT = 32
+# A pass requested within this many seconds of the previous one's end waits out the rest of
+# it, gathering the requests that arrive meanwhile (a storm of logins: one pass for many,
+# instead of one each). A request after a quiet spell is served at once; under a storm, a
+# login's member waits at most this long, plus the pass.
+MERGE_WINDOW = 0.1
+# A queue's members as Asterisk last listed them (``QueueStatus``), with what this worker has
+# done to them since, stand for a new listing for this many seconds: under a storm, a tenant's
+# queues are listed about once a second instead of once a pass. A change made in Asterisk by
+# anyone else is seen at the first pass after that (as before, at the next pass); a
+# reconnect, a queue reload, a full pass or any failed action drops what was kept.
+MEMBERS_FRESH = 1.0
+# What a pass compares of a member.
+_MEMBER_FIELDS = ("Paused", "PausedReason", "Penalty", "Membership")
 DEVICE_STATE_TIMEOUT = 2.0
 STOP_TIMEOUT = 10.0
 
@@ -101,6 +116,7 @@ class AgentWorker:
         routes: AmiRoutes | None = None,
     ) -> None:
         self._ami = ami
+        self._engine = engine
         # Each tenant's members live on its own Asterisk (its node): reconciled there.
         self._routes: AmiRoutes = routes or OneAsterisk(ami)
         self._bus = bus
@@ -118,7 +134,10 @@ class AgentWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._last_full = 0.0
+        self._last_pass = -MERGE_WINDOW  # when the last pass ended (monotonic)
         self._unreachable: dict[str, float] = {}  # AOR → when it became unreachable
+        # (Asterisk, queue) → (when listed, location → the member's _MEMBER_FIELDS).
+        self._members: dict[tuple[int, str], tuple[float, dict[str, dict[str, str]]]] = {}
         self._waiting_for_queues: set[int] = set()  # tenants whose queue Asterisk lacked
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -217,6 +236,7 @@ class AgentWorker:
     async def _on_event(self, message: Message) -> None:
         name = message.name
         if name == RESYNC_EVENT:
+            self._members.clear()
             self.request(None)
         elif name == "ContactStatus":
             self._on_contact_status(message)
@@ -224,6 +244,7 @@ class AgentWorker:
             self._on_queues_reloaded()
 
     def _on_queues_reloaded(self) -> None:
+        self._members.clear()
         # Queues Asterisk did not have at the last pass may exist now.
         if self._waiting_for_queues:
             self.request(self._waiting_for_queues)
@@ -277,6 +298,9 @@ class AgentWorker:
         failing = False
         while True:
             await self._wake.wait()
+            quiet = time.monotonic() - self._last_pass
+            if quiet < MERGE_WINDOW:
+                await asyncio.sleep(MERGE_WINDOW - quiet)
             self._wake.clear()
             full, tenants = self._full, self._pending
             self._full, self._pending = False, set()
@@ -300,6 +324,8 @@ class AgentWorker:
                 if failing:
                     log.info("queue member reconciliation recovered")
                     failing = False
+            finally:
+                self._last_pass = time.monotonic()
             if not self._wake.is_set():
                 self._idle.set()
 
@@ -311,8 +337,13 @@ class AgentWorker:
         parts = await self._routes.partition(tenant_ids)
         for ami, _ in parts:
             ami.client_or_raise()
-        for ami, tenants in parts:
-            await self._reconcile_on(ami, tenants, full=tenant_ids is None, result=result)
+        try:
+            for ami, tenants in parts:
+                await self._reconcile_on(ami, tenants, full=tenant_ids is None, result=result)
+        except BaseException:
+            # An action half done (a time-out, a lost connection): list everything again.
+            self._members.clear()
+            raise
         if tenant_ids is None:
             self._last_full = time.monotonic()
         if result.missing_queues:
@@ -345,12 +376,8 @@ class AgentWorker:
         living elsewhere (moved away, deleted) are removed from it."""
         if tenant_ids is not None and not tenant_ids and not full:
             return
-        async with self._sessions() as session, session.begin():
-            seats = await sessions_service.queue_seats(session, tenant_ids)
-            queues = await sessions_service.tenant_queues(session, tenant_ids)
-        actual = await self._asterisk_members(
-            ami, None if full else [queue_name(t, q) for t, q in queues]
-        )
+        seats, queues = await sessions_service.seats_and_queues(self._engine, tenant_ids)
+        actual = await self._asterisk_members(ami, [queue_name(t, q) for t, q in queues], full=full)
         wanted = {
             (queue_name(s.tenant_id, s.queue_id), interface(s.sip_username)): s for s in seats
         }
@@ -374,26 +401,59 @@ class AgentWorker:
         await asyncio.gather(*work)
 
     async def _asterisk_members(
-        self, ami: AmiSupervisor, queues: list[str] | None
-    ) -> dict[tuple[str, str], Message]:
-        if queues is None:
-            events = await ami_actions.queue_status(ami)
+        self, ami: AmiSupervisor, queues: list[str], *, full: bool
+    ) -> dict[tuple[str, str], dict[str, str]]:
+        """The members of these queues (``full``: of every queue of this Asterisk, ours or
+        not): as listed within MEMBERS_FRESH seconds where kept, else listed now."""
+        now = time.monotonic()
+        node = id(ami)
+        if full:
+            # Every queue of this Asterisk, whatever the database says: and kept anew.
+            listed = self._by_queue(await ami_actions.queue_status(ami))
+            self._members = {key: kept for key, kept in self._members.items() if key[0] != node}
+            for queue in queues:
+                self._members[(node, queue)] = (now, listed.get(queue, {}))
         else:
+            stale = [
+                queue
+                for queue in queues
+                if now - self._members.get((node, queue), (-MEMBERS_FRESH, {}))[0] >= MEMBERS_FRESH
+            ]
             limit = asyncio.Semaphore(ACTIONS_IN_FLIGHT)
 
             async def one(queue: str) -> list[Message]:
                 async with limit:
                     return await ami_actions.queue_status(ami, queue)
 
-            events = [e for batch in await asyncio.gather(*map(one, queues)) for e in batch]
-        members: dict[tuple[str, str], Message] = {}
+            batches = await asyncio.gather(*map(one, stale))
+            listed = self._by_queue([event for batch in batches for event in batch])
+            for queue in stale:
+                self._members[(node, queue)] = (now, listed.get(queue, {}))
+            listed = {queue: self._members[(node, queue)][1] for queue in queues}
+        return {
+            (queue, location): member
+            for queue, members in listed.items()
+            for location, member in members.items()
+        }
+
+    @staticmethod
+    def _by_queue(events: Iterable[Message]) -> dict[str, dict[str, dict[str, str]]]:
+        """QueueStatus's members of our queues: queue → location → the fields compared."""
+        listed: dict[str, dict[str, dict[str, str]]] = {}
         for event in events:
             queue = event.get("Queue", "")
             if event.name != "QueueMember" or not _QUEUE_NAME.match(queue):
                 continue
             location = event.get("Location") or event.get("Interface") or ""
-            members[(queue, location)] = event
-        return members
+            listed.setdefault(queue, {})[location] = {
+                name: event.get(name, "") for name in _MEMBER_FIELDS
+            }
+        return listed
+
+    def _kept(self, ami: AmiSupervisor, queue: str) -> dict[str, dict[str, str]] | None:
+        """The members kept of ``queue`` on ``ami``, to note what an action did to them."""
+        found = self._members.get((id(ami), queue))
+        return None if found is None else found[1]
 
     async def _add(
         self, ami: AmiSupervisor, queue: str, seat: QueueSeat, result: ReconcileResult
@@ -411,23 +471,38 @@ class AgentWorker:
             )
         except AmiActionError as err:
             if "already there" in err.message.lower():
+                # Not as listed: listed again at the next pass.
+                self._members.pop((id(ami), queue), None)
                 return
             if "no such queue" in err.message.lower():
                 result.missing_queues.add(queue)
                 return
             raise
+        kept = self._kept(ami, queue)
+        if kept is not None:
+            kept[interface(seat.sip_username)] = {
+                "Paused": "1" if seat.paused else "0",
+                "PausedReason": (seat.pause_reason or "") if seat.paused else "",
+                "Penalty": str(seat.penalty),
+                "Membership": "dynamic",
+            }
         result.added += 1
         QUEUE_MEMBER_FIXES.labels(action="add").inc()
 
     async def _remove(
         self, ami: AmiSupervisor, queue: str, location: str, result: ReconcileResult
     ) -> None:
+        kept = self._kept(ami, queue)
         try:
             await ami_actions.queue_remove(ami, queue, location)
         except AmiActionError as err:
             if "not there" in err.message.lower() or "no such queue" in err.message.lower():
+                if kept is not None:
+                    kept.pop(location, None)
                 return
             raise
+        if kept is not None:
+            kept.pop(location, None)
         result.removed += 1
         QUEUE_MEMBER_FIXES.labels(action="remove").inc()
 
@@ -436,20 +511,25 @@ class AgentWorker:
         ami: AmiSupervisor,
         queue: str,
         seat: QueueSeat,
-        member: Message,
+        member: Mapping[str, str],
         result: ReconcileResult,
     ) -> None:
         location = interface(seat.sip_username)
         reason = (seat.pause_reason or "") if seat.paused else ""
         paused_now = member.get("Paused") == "1"
+        kept = (self._kept(ami, queue) or {}).get(location)
         if paused_now != seat.paused or (seat.paused and member.get("PausedReason", "") != reason):
             await ami_actions.queue_pause(ami, queue, location, seat.paused, reason or None)
+            if kept is not None:
+                kept.update(Paused="1" if seat.paused else "0", PausedReason=reason)
             result.updated += 1
             QUEUE_MEMBER_FIXES.labels(action="pause").inc()
         if member.get("Penalty") != str(seat.penalty):
             await ami.action(
                 "QueuePenalty", {"Queue": queue, "Interface": location, "Penalty": seat.penalty}
             )
+            if kept is not None:
+                kept["Penalty"] = str(seat.penalty)
             result.updated += 1
             QUEUE_MEMBER_FIXES.labels(action="penalty").inc()
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, func, insert, literal, select, text
+from sqlalchemy import BigInteger, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graam_pbx.agents import sessions as agent_sessions
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
 from graam_pbx.errors import Conflict
 from graam_pbx.tenants import service as tenants_service
@@ -194,52 +193,6 @@ async def require_tenant_on_node(
     return node
 
 
-# In one statement (a login runs it under its tenant's lock): the nodes the device is
-# registered with (``ps_contacts.reg_server``, written by every node through realtime: the
-# node's systemname, docs/realtime-sip.md) that are not the tenant's node, with the tenant's
-# node (its placement's, else the default node: the active node with the lowest id).
-_DEVICE_ELSEWHERE = text(
-    """
-    SELECT n.name AS registered, home.name AS home
-    FROM agent_devices d
-    JOIN ps_contacts c ON c.endpoint = d.sip_username
-    JOIN asterisk_nodes n ON n.systemname = c.reg_server
-    LEFT JOIN asterisk_nodes home ON home.id = coalesce(
-        (SELECT p.node_id FROM tenant_placements p WHERE p.tenant_id = :tenant_id),
-        (SELECT a.id FROM asterisk_nodes a WHERE a.state = 'active' ORDER BY a.id LIMIT 1))
-    WHERE d.id = :device_id AND n.id IS DISTINCT FROM home.id
-    LIMIT 1
-    """
-)
-
-
-async def require_device_on_tenant_node(
-    session: AsyncSession, tenant_id: int, device_id: int
-) -> None:
-    """Refuse (409, ``body.device_id``) a login whose device is registered with a node the
-    tenant does not live on: its queue members would be added on the tenant's node, where
-    the phone cannot be rung. A device not registered anywhere yet passes (it registers
-    through the SIP edge, which sends it to the tenant's node), and so does one registered
-    with an Asterisk that is no node."""
-    row = (
-        await session.execute(_DEVICE_ELSEWHERE, {"tenant_id": tenant_id, "device_id": device_id})
-    ).first()
-    if row is None:
-        return
-    if row.home is None:
-        raise NoActiveNode(f"tenant {tenant_id} has no placement and no node is active")
-    raise TenantOnOtherNode(
-        f"tenant {tenant_id} lives on node {row.home}, not on node {row.registered}",
-        field="body.device_id",
-        reason="the tenant lives on another node",
-        tenant_node=row.home,
-    )
-
-
 # Every tenant created in a process that loads the cluster layer (the app does) is placed.
 if place_created_tenant not in tenants_service.ON_CREATE:
     tenants_service.ON_CREATE.append(place_created_tenant)
-
-# Every login in a process that loads the cluster layer (the app does) passes this check.
-if require_device_on_tenant_node not in agent_sessions.LOGIN_GUARDS:
-    agent_sessions.LOGIN_GUARDS.append(require_device_on_tenant_node)

@@ -1,12 +1,12 @@
 """What one agent login costs the database, counted: its round trips, not its time.
 
-The login path is held to one transaction and four statements (the caller's account, the
-tenant's lock with the agent and its device, the cluster's check that the device is not
-registered with another node than the tenant's, then the login itself with its event and
-its state move), a refusal to as many (who holds the licences, for the 409's body, comes with
-the refusal's own statement). The
-authenticated no-op (``GET /api/v1/auth/me``) is counted beside it: the login costs three
-round trips more, the pool's checkout ping left out: graam_pbx.db pings a connection only
+The login path is held to one transaction and two statements: the caller's account (every
+authenticated request reads it) and ``agent_login()`` (migration 0023), which does the rest in
+one round trip: the tenant's lock with the agent and its device, the check that the device is
+not registered with another node than the tenant's, the login itself with its event and its
+state move, or the refusal with who holds the licences (for the 409's body). The
+authenticated no-op (``GET /api/v1/auth/me``) is counted beside it: the login costs one
+round trip more, the pool's checkout ping left out: graam_pbx.db pings a connection only
 when it sat idle for ``IDLE_BEFORE_PING``, which a request on a warm pool never pays, and
 which says nothing of the request it precedes. In an API process the login also tells the
 active worker (``pg_notify``), within the same statement.
@@ -34,10 +34,8 @@ from tests.conftest import Asterisk, RunningApp, start_app
 from tests.factories import PASSWORD, TenantWorld, make_world, unique
 
 # The login's own statements: the caller's account (every authenticated request reads it),
-# the tenant's lock with the agent and its device, the login guard of the cluster layer
-# (graam_pbx/cluster/placement.py: where the device is registered; one statement for a
-# device registered nowhere), the login itself.
-LOGIN_STATEMENTS = 4
+# then ``agent_login()``.
+LOGIN_STATEMENTS = 2
 NOOP_STATEMENTS = 1
 
 # (agent, kind, whether it has an open ``available`` interval) of some agents' events.
@@ -105,7 +103,7 @@ async def counted_noop(client: httpx.AsyncClient, world: TenantWorld) -> Tally:
     return tally
 
 
-async def test_a_login_is_one_transaction_of_four_statements_three_round_trips_above_a_noop(
+async def test_a_login_is_one_transaction_of_two_statements_one_round_trip_above_a_noop(
     running_app: RunningApp,
 ) -> None:
     client = running_app.client

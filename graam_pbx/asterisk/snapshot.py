@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.auth.models import User
-from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
+from graam_pbx.cluster.models import AsteriskNode, TenantPlacement
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
@@ -232,11 +232,11 @@ async def held_by_node(connection: AsyncConnection, name: str) -> HeldTenants | 
     """What the node named ``name`` holds (None: no such node).
 
     A tenant lives on its placement's node, or, without one, on the default node: the active
-    node with the lowest id (graam_pbx/cluster/placement.py, whose rule this follows).
+    node with the lowest id (the database's ``graam_default_node()``, migration 0024).
     """
     nodes = (
         await connection.execute(
-            select(AsteriskNode.id, AsteriskNode.name, AsteriskNode.state).order_by(AsteriskNode.id)
+            select(AsteriskNode.id, AsteriskNode.name).order_by(AsteriskNode.id)
         )
     ).all()
     node_id = next((node.id for node in nodes if node.name == name), None)
@@ -244,7 +244,7 @@ async def held_by_node(connection: AsyncConnection, name: str) -> HeldTenants | 
         return None
     if len(nodes) == 1:
         return HeldTenants(frozenset(), frozenset(), every=True)
-    default = next((node.id for node in nodes if node.state == NodeState.ACTIVE.value), None)
+    default = await connection.scalar(select(func.graam_default_node()))
     placed = (
         await connection.execute(
             select(

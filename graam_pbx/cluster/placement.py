@@ -18,6 +18,9 @@ from graam_pbx.errors import Conflict
 from graam_pbx.tenants import service as tenants_service
 from graam_pbx.tenants.models import Tenant
 
+# The id of the default node, as the database decides it (one rule for every reader).
+DEFAULT_NODE_ID = select(func.graam_default_node()).scalar_subquery()
+
 
 class NoActiveNode(Conflict):
     """No node can take the tenant: none is active."""
@@ -42,13 +45,10 @@ class Placement:
 
 
 async def default_node(session: AsyncSession) -> AsteriskNode | None:
-    """The active node with the lowest id: home of the tenants without a placement."""
-    return await session.scalar(
-        select(AsteriskNode)
-        .where(AsteriskNode.state == NodeState.ACTIVE.value)
-        .order_by(AsteriskNode.id)
-        .limit(1)
-    )
+    """The active node with the lowest id: home of the tenants without a placement. The rule
+    is the database's ``graam_default_node()`` (migration 0024), which the SIP views, the
+    edge's routes and ``agent_login`` ask too."""
+    return await session.scalar(select(AsteriskNode).where(AsteriskNode.id == DEFAULT_NODE_ID))
 
 
 async def placement_of(session: AsyncSession, tenant_id: int) -> Placement:

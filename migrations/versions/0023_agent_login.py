@@ -45,6 +45,9 @@ SIGNATURE = (
     "agent_login(bigint, bigint, bigint, text, text, bigint, text, jsonb, boolean, text, text)"
 )
 
+# The default node (0024 asks graam_default_node() in its place).
+DEFAULT_NODE = "(SELECT a.id FROM asterisk_nodes a WHERE a.state = 'active' ORDER BY a.id LIMIT 1)"
+
 FUNCTION = """
 CREATE FUNCTION agent_login(
     p_tenant bigint, p_agent bigint, p_device bigint, p_role text, p_source text,
@@ -101,7 +104,7 @@ BEGIN
     JOIN asterisk_nodes n ON n.systemname = c.reg_server
     LEFT JOIN asterisk_nodes home_node ON home_node.id = coalesce(
         (SELECT p.node_id FROM tenant_placements p WHERE p.tenant_id = p_tenant),
-        (SELECT a.id FROM asterisk_nodes a WHERE a.state = 'active' ORDER BY a.id LIMIT 1))
+        DEFAULT_NODE)
     WHERE d.id = v_chosen AND n.id IS DISTINCT FROM home_node.id
     LIMIT 1;
     IF FOUND THEN
@@ -166,7 +169,7 @@ BEGIN
     outcome := 'refused';
 END
 $$
-"""
+""".replace("DEFAULT_NODE", DEFAULT_NODE)
 
 
 def upgrade() -> None:

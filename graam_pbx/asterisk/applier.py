@@ -322,7 +322,7 @@ class ConfigApplier:
         scope, home = await self._scope(tenant_ids)
         files = self._shards.begin(self.config_dir)
         try:
-            snapshot, generations = await self._read(scope, home if tracked else None, files)
+            snapshot, generations = await self._read(scope, home, files, tracked=tracked)
         except BaseException:
             await self._abandon(files)
             raise
@@ -360,12 +360,12 @@ class ConfigApplier:
         return result
 
     async def _read(
-        self, scope: set[int] | None, home: set[int] | None, files: ShardPass
+        self, scope: set[int] | None, home: set[int] | None, files: ShardPass, *, tracked: bool
     ) -> tuple[Snapshot, list[status.Generation]]:
-        """The snapshot of ``scope`` (None: every tenant) and, unless ``home`` is None, the
-        generations of ``home``, in one view. Tenants are read ``SNAPSHOT_CHUNK`` at a time
-        and each chunk is handed to ``files`` at once: the workers render one chunk while
-        this process reads the next."""
+        """The snapshot of ``scope`` (None: every tenant) and, when ``tracked``, the
+        generations of ``home`` (None: every tenant's), in one view. Tenants are read
+        ``SNAPSHOT_CHUNK`` at a time and each chunk is handed to ``files`` at once: the
+        workers render one chunk while this process reads the next."""
         async with self._engine.connect() as connection:
             reader = await SnapshotReader.open(connection)
             rows = await reader.tenant_rows(None if scope is None else sorted(scope))
@@ -376,7 +376,7 @@ class ConfigApplier:
                 files.submit(chunk)
                 tenants += chunk
             trunks = await reader.trunks()
-            generations = [] if home is None else await status.read_generations(connection, home)
+            generations = await status.read_generations(connection, home) if tracked else []
             await connection.rollback()
         return Snapshot(tuple(tenants), trunks), generations
 

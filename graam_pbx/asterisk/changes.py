@@ -72,6 +72,8 @@ def _bump_generations(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _announce(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: told when the outer transaction commits, not before
     pending: set[int] = session.info.pop(PENDING_KEY, set())
     callback: ConfigChangeCallback | None = session.info.get(CALLBACK_KEY)
     if pending and callback is not None:
@@ -80,4 +82,7 @@ def _announce(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(PENDING_KEY, None)
+    # A savepoint rolled back leaves what the outer transaction did before it: still told
+    # at its commit (a change undone costs one needless pass, never a missed one).
+    if not session.in_nested_transaction():
+        session.info.pop(PENDING_KEY, None)

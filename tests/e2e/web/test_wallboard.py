@@ -74,7 +74,30 @@ async def paused_agent_scene(
     assert changed.status_code == 200, changed.text
     phone = await register(tmp_path, asterisk, sipp, [agent], "uas_answer_talk_long.xml")
     await paused_for_lunch(client, world, agent.user_id)
+    # The pause is answered once committed; Asterisk's member follows shortly after. A caller
+    # sent before it does would be offered to the agent.
+    await paused_in_asterisk(pbx, f"t{world.tenant_id}-q{queue['id']}", agent.sip_username)
     return Scene(world, agent.user_id, queue["id"], did, phone)
+
+
+async def paused_in_asterisk(pbx: RunningApp, queue: str, sip_username: str) -> None:
+    """Wait until Asterisk has the agent's phone in ``queue``, paused."""
+
+    async def paused() -> bool:
+        events = await pbx.runtime.ami.action_list("QueueStatus", {"Queue": queue})
+        return any(
+            event.name == "QueueMember"
+            and (event.get("Location") or event.get("Interface", "")) == f"PJSIP/{sip_username}"
+            and event.get("Paused") == "1"
+            for event in events
+        )
+
+    try:
+        async with asyncio.timeout(30):
+            while not await paused():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"PJSIP/{sip_username} not paused in {queue} within 30 s") from None
 
 
 async def paused_for_lunch(client: httpx.AsyncClient, world: TenantWorld, agent_id: int) -> None:

@@ -18,8 +18,10 @@ reads the caller's account in one transaction and does nothing else). The contra
 again while the storms run).
 
 Each run is made with 1 to P API processes, the requests spread over them in turn (as any
-HTTP balancer would), ``--repeats`` times (each repeat with agents of its own): each figure
-is the median of the repeats (``ratio_to_noop_runs``: every repeat's ratio). The figures of
+HTTP balancer would), ``--repeats`` times (5 by default; each repeat with agents of its
+own): each figure is the median of the repeats (``ratio_to_noop_runs``: every repeat's ratio;
+on two shared cores one repeat's ratio swings by up to ±0.07, so fewer repeats make a
+headline that moves from run to run). The figures of
 1 process are the headline, those of more carry a ``_<n>_api`` suffix, with their scaling
 over 1 process. On a machine with few cores the
 processes share them with Postgres, the worker and the clients: scaling says what the API's
@@ -687,7 +689,7 @@ if __name__ == "__main__":
     parser.add_argument("--attempts", type=int, default=500)
     parser.add_argument("--api-processes", type=int, default=2, choices=range(1, 5))
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="storms of each configuration")
+    parser.add_argument("--repeats", type=int, default=5, help="storms of each configuration")
     parser.add_argument("--fire", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -137,6 +137,18 @@ class Settings(BaseSettings):
     )
     sip_port: int = Field(5060, description="UDP port of the sandbox's SIP transport.")
     sip_bind: str = Field("127.0.0.1", description="Address the sandbox's SIP transport binds.")
+    sip_websocket_port: int | None = Field(
+        8088,
+        description="Port of the sandbox's HTTP server on sip_bind, where browser phones' "
+        "SIP over WebSocket is (path /ws); none: no browser phones.",
+    )
+    sip_websocket_url: str | None = Field(
+        None,
+        pattern=r"^wss?://[^\s/]+(/\S*)?$",
+        description="Where browsers reach Asterisk's SIP WebSocket (the console's phone), as "
+        "they see it: wss://… behind a TLS proxy; unset: ws://sip_bind:sip_websocket_port/ws "
+        "for the sandbox, none for an Asterisk of its own.",
+    )
     sip_media_address: str | None = Field(
         None,
         description="Address the sandbox's RTP binds and announces in SDP; sip_bind when unset.",

@@ -124,6 +124,7 @@ async def asterisk(servers_dir: Path) -> AsyncIterator[Asterisk]:
             ami_port=free_port(),
             ami_username="graam-test",
             sip_port=sip_port,
+            http_port=free_port(),
         )
     )
     try:

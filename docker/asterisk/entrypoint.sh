@@ -40,6 +40,12 @@ type = transport
 protocol = udp
 bind = $NODE_ADDRESS:$SIP_PORT
 
+; browser phones: SIP over WebSocket on the HTTP server below (/ws)
+[transport-ws]
+type = transport
+protocol = ws
+bind = $NODE_ADDRESS
+
 [graam-trunk](!)
 $endpoint
 CONF

@@ -29,7 +29,7 @@ class AgentDevice(TenantOwned, Timestamped, Versioned, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "extension"),
         CheckConstraint("max_contacts between 1 and 10", name="max_contacts_range"),
-        CheckConstraint("transport in ('udp', 'tcp', 'tls')", name="transport_known"),
+        CheckConstraint("transport in ('udp', 'tcp', 'tls', 'webrtc')", name="transport_known"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -42,6 +42,7 @@ class AgentDevice(TenantOwned, Timestamped, Versioned, Base):
     password_ha1: Mapped[str] = mapped_column(String(32))
     extension: Mapped[str] = mapped_column(String(8))
     codecs: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    # udp, tcp, tls: a SIP phone; webrtc: a browser (SIP over WebSocket, DTLS-SRTP).
     transport: Mapped[str] = mapped_column(String(8), default="udp")
     max_contacts: Mapped[int] = mapped_column(Integer, default=1)
 

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from graam_pbx.fields import Extension, Flag, NotNull, ObjectId, ObjectName
 
@@ -21,9 +29,13 @@ class Transport(StrEnum):
     UDP = "udp"
     TCP = "tcp"
     TLS = "tls"
+    # A browser: SIP over WebSocket, media in DTLS-SRTP (the console's softphone).
+    WEBRTC = "webrtc"
 
 
 Codecs = list[Codec]
+# What a browser speaks, in the order a browser device gets by default.
+BROWSER_CODECS = (Codec.OPUS, Codec.G722, Codec.ULAW, Codec.ALAW)
 
 
 def _unique_codecs(codecs: Codecs | None) -> Codecs | None:
@@ -58,12 +70,35 @@ class DeviceCreate(BaseModel):
         default_factory=lambda: [Codec.ULAW, Codec.ALAW],
         min_length=1,
         max_length=5,
-        description="In order of preference, each at most once.",
+        description="In order of preference, each at most once. A `webrtc` device given none "
+        "gets opus, g722, ulaw, alaw, and speaks only those.",
     )
-    transport: Transport = Transport.UDP
+    transport: Transport = Field(
+        Transport.UDP,
+        description="udp, tcp or tls: a SIP phone; webrtc: a browser (the console's "
+        "softphone: SIP over WebSocket, DTLS-SRTP).",
+    )
     max_contacts: int = Field(1, ge=1, le=10, description="Phones registered at once.")
 
     _codecs_unique = field_validator("codecs")(_unique_codecs)
+
+    @model_validator(mode="after")
+    def _browser_codecs(self) -> DeviceCreate:
+        if self.transport == Transport.WEBRTC:
+            if "codecs" not in self.model_fields_set:
+                self.codecs = list(BROWSER_CODECS)
+            if other := not_for_browsers(self.codecs):
+                raise ValueError(browser_codecs_rule(other))
+        return self
+
+
+def not_for_browsers(codecs: Iterable[str]) -> list[str]:
+    """What a browser device may not have among ``codecs``."""
+    return [str(codec) for codec in codecs if codec not in BROWSER_CODECS]
+
+
+def browser_codecs_rule(other: list[str]) -> str:
+    return f"a webrtc device speaks only {', '.join(BROWSER_CODECS)}; not {', '.join(other)}"
 
 
 class DeviceUpdate(BaseModel):

@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents.models import AgentDevice
-from graam_pbx.agents.schemas import DeviceCreate, DeviceUpdate
+from graam_pbx.agents.schemas import (
+    DeviceCreate,
+    DeviceUpdate,
+    Transport,
+    browser_codecs_rule,
+    not_for_browsers,
+)
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
@@ -144,6 +150,8 @@ async def update_device(
         await ensure_agent(session, scope.tenant_id, data.user_id, "body.user_id")
     for field, value in changes.items():
         setattr(device, field, value)
+    if device.transport == Transport.WEBRTC and (other := not_for_browsers(device.codecs)):
+        raise Invalid("body.codecs", browser_codecs_rule(other))
     await flush_or_conflict(session, taken=_taken(device))
     await audit.record(session, scope, "update", "agent_device", device.id, changes)
     return device

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from graam_pbx import metrics
 from graam_pbx.ami import AmiSupervisor, EventBus, Message, Subscription
 from graam_pbx.ami.bus import RESYNC_EVENT, sent_by
-from graam_pbx.asterisk import hold_music, realtime, status
+from graam_pbx.asterisk import dtls, hold_music, realtime, status
 from graam_pbx.asterisk.changes import ALL_TENANTS
 from graam_pbx.asterisk.qualify import FirstQualify
 from graam_pbx.asterisk.reloads import (
@@ -428,6 +428,9 @@ class ConfigApplier:
         if self._realtime_conf is not None:
             common[realtime.CONF_FILE] = self._realtime_conf
         written = await asyncio.to_thread(write_changed, self.config_dir, common, self.file_access)
+        if tenant_ids is None:
+            # Browser phones' media certificate: kept at each full pass (read at each call).
+            await asyncio.to_thread(dtls.ensure, self.config_dir, self.file_access)
         keep = set(trunks) | {trunk_file(trunk) for trunk in kept}
         written |= await asyncio.to_thread(remove_trunks, self.config_dir, keep)
         shards = await files.finish()  # the snapshot's tenants, submitted as they were read

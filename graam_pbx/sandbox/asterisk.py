@@ -34,6 +34,8 @@ BASE_CONF_DIR = Path(__file__).resolve().parent.parent.parent / "asterisk_conf"
 GENERATED_SUBDIR = "graam"
 SOUNDS_IN_ROOT = "var/lib/asterisk/graam-sounds"  # render.SOUNDS_PATH inside the chroot
 DEBIAN_SUITE = "sid"
+WRITTEN = "; written by graam-pbx at every start of this sandbox\n"
+WEBSOCKET_PATH = "/ws"  # res_http_websocket's path of PJSIP's WebSocket transport
 # Debian packages of the cached root: Asterisk, and the hold music of the `default` class
 # (musiconhold.conf) in GSM, the format Debian's asterisk package recommends.
 ROOT_PACKAGES = ("asterisk", "asterisk-moh-opsound-gsm")
@@ -50,6 +52,8 @@ class AsteriskSandboxConfig:
     ami_secret: str | None = None  # generated and kept under state_dir when None
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060
+    # Asterisk's HTTP server on sip_bind: browser phones' WebSocket (/ws). None: off.
+    http_port: int | None = None
     sip_media_address: str | None = None  # where RTP binds and what SDP announces; sip_bind
     systemname: str = "graam"  # asterisk.conf's systemname: it prefixes uniqueids (CDR keys)
     # Behind the SIP edge (docs/sip-edge.md): phones' endpoints keep their registered
@@ -276,6 +280,7 @@ class AsteriskSandbox:
             "writetimeout = 1000\n".encode(),
         )
         (self.etc_dir / "pjsip_transports.conf").write_text(self._transports())
+        (self.etc_dir / "http.conf").write_text(self._http())
         self._write_systemname()
 
     def _write_systemname(self) -> None:
@@ -313,13 +318,34 @@ class AsteriskSandbox:
         host = f"[{bind}]" if bind.version == 6 else str(bind)
         endpoint = f"media_address = {media}\nbind_rtp_to_media_address = yes\n"
         return (
-            "; written by graam-pbx at every start of this sandbox\n"
+            f"{WRITTEN}"
             "[transport-udp]\n"
             "type = transport\n"
             "protocol = udp\n"
             f"bind = {host}:{self.config.sip_port}\n\n"
+            "[transport-ws]\n"
+            "type = transport\n"
+            "protocol = ws\n"
+            f"bind = {host}\n\n"
             f"[graam-trunk](!)\n{endpoint}"
         )
+
+    def websocket_url(self) -> str | None:
+        """Where browser phones reach this sandbox's SIP WebSocket; None: HTTP is off."""
+        port = self.config.http_port
+        if port is None:
+            return None
+        bind = _ip(self.config.sip_bind, "GRAAM_SIP_BIND")
+        host = f"[{bind}]" if bind.version == 6 else str(bind)
+        return f"ws://{host}:{port}{WEBSOCKET_PATH}"
+
+    def _http(self) -> str:
+        """http.conf: the HTTP server of browser phones' WebSocket, on the SIP address."""
+        port = self.config.http_port
+        if port is None:
+            return f"{WRITTEN}[general]\nenabled = no\n"
+        bind = _ip(self.config.sip_bind, "GRAAM_SIP_BIND")
+        return f"{WRITTEN}[general]\nenabled = yes\nbindaddr = {bind}\nbindport = {port}\n"
 
     def _environment(self) -> dict[str, str]:
         """Asterisk's environment: ours, and what makes phones' endpoints this node's own.

@@ -27,6 +27,7 @@ def asterisk_sandbox(settings: Settings) -> AsteriskSandbox:
             ami_secret=settings.ami_secret.get_secret_value() if settings.ami_secret else None,
             sip_bind=settings.sip_bind,
             sip_port=settings.sip_port,
+            http_port=settings.sip_websocket_port,
             sip_media_address=settings.sip_media_address,
         )
     )

@@ -161,3 +161,24 @@ def test_the_instance_is_closed_to_other_users(tmp_path: Path) -> None:
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) & stat.S_IRWXO == 0, path
     assert stat.S_IMODE((sandbox.etc_dir / "manager_graam.conf").stat().st_mode) == 0o600
+
+
+def test_the_http_server_of_browser_phones_is_on_the_sip_address_or_off(tmp_path: Path) -> None:
+    off = _sandbox(tmp_path)
+    off._write_config()
+    assert "enabled = no" in (off.etc_dir / "http.conf").read_text()
+    on = AsteriskSandbox(
+        AsteriskSandboxConfig(
+            rootfs=tmp_path / "rootfs",
+            state_dir=tmp_path / "on",
+            ami_port=6038,
+            ami_username="graam",
+            sip_bind="127.0.0.9",
+            http_port=6088,
+        )
+    )
+    on._write_config()
+    http = (on.etc_dir / "http.conf").read_text()
+    assert "enabled = yes\nbindaddr = 127.0.0.9\nbindport = 6088" in http
+    transports = (on.etc_dir / "pjsip_transports.conf").read_text()
+    assert "[transport-ws]\ntype = transport\nprotocol = ws\nbind = 127.0.0.9\n" in transports

@@ -130,6 +130,8 @@ class Endpoints:
     cdr_csv_log: Path | None = None  # Asterisk's CSV log of CDRs; None: no backfill
     voicemail_spool: Path | None = None  # Asterisk's voicemail spool; None: messages unreachable
     queue_log: Path | None = None  # Asterisk's queue_log; None: no queue-call backfill
+    # Where browsers reach Asterisk's SIP WebSocket (the console's phone); None: no phone.
+    phone_websocket: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoints:
@@ -143,6 +145,7 @@ class Endpoints:
             cdr_csv_log=settings.cdr_csv_log or ASTERISK_LOG,
             voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
             queue_log=settings.queue_log or QUEUE_LOG,
+            phone_websocket=settings.sip_websocket_url,
         )
 
 
@@ -174,6 +177,7 @@ class Runtime:
     live_listener: Listener | None = None  # role api: what the wallboards hear from Postgres
     billing: BillingScheduler | None = None
     worker: ActiveWorker | None = None  # role worker: this process's part in the lease
+    phone_websocket: str | None = None  # Endpoints.phone_websocket: the console's phone
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -267,6 +271,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             voicemail_spool=VoicemailSpool(endpoints.voicemail_spool)
             if endpoints.voicemail_spool
             else None,
+            phone_websocket=endpoints.phone_websocket,
         )
         app.state.runtime = runtime
         # Committed configuration changes reach the applier, and committed logins, logouts

@@ -316,6 +316,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
             cdr_csv_log=settings.cdr_csv_log or ASTERISK_CDR_LOG,
             voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
             queue_log=settings.queue_log or QUEUE_LOG,
+            phone_websocket=settings.sip_websocket_url,
         )
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
@@ -348,6 +349,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         cdr_csv_log=settings.cdr_csv_log or sandbox.log_dir / CDR_LOG_NAME,
         voicemail_spool=settings.voicemail_spool_dir or sandbox.spool_dir / "voicemail",
         queue_log=settings.queue_log or sandbox.log_dir / QUEUE_LOG.name,
+        phone_websocket=settings.sip_websocket_url or sandbox.websocket_url(),
     )
 
 

@@ -53,6 +53,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/reports", "Reports", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/agents", "Agents", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/my-day", "My day", (Role.AGENT,)),
+    NavItem("/phone", "Phone", (Role.AGENT,)),
     NavItem("/campaigns", "Campaigns", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/contact-lists", "Contact lists", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/campaign-call", "Campaign call", (Role.AGENT,)),

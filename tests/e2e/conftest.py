@@ -34,6 +34,7 @@ async def pbx(postgres: EmbeddedPostgres, asterisk: Asterisk) -> AsyncIterator[R
         sounds_dir=asterisk.info.sounds_dir,
         voicemail_spool=asterisk.sandbox.spool_dir / "voicemail",
         queue_log=asterisk.sandbox.log_dir / "queue_log",
+        phone_websocket=asterisk.sandbox.websocket_url(),
     )
     async for running in start_app(endpoints):
         await running.runtime.ami.wait_connected(timeout=20)

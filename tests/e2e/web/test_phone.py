@@ -1,0 +1,235 @@
+"""The console's phone in Debian's chromium, with a WAV file as its microphone: it registers
+over Asterisk's SIP WebSocket, answers a queue call from a sipp carrier, audio flows both
+ways (Asterisk's own RTP counters of the browser's channel), the agent hangs up from the
+page, and the call's CDR names the agent and its browser device."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import struct
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import text
+
+from graam_pbx.asterisk.applier import ConfigApplier
+from tests.conftest import RunningApp
+from tests.e2e.agent_tenant import retire
+from tests.e2e.rtp_pcap import rtp_pcap, voice
+from tests.e2e.sipp import SCENARIOS, Sipp, SippPool
+from tests.e2e.test_agent_login import (
+    CARRIER_IP,
+    Sessions,
+    configured,
+    new_number_to_queue,
+    new_tenant,
+    queue_members,
+    raw_connection,
+    session_url,
+)
+from tests.e2e.test_calls import created
+from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, SEEN_WITHIN_MS, log_in
+from tests.factories import PASSWORD, TenantWorld
+
+EXTENSION = "7001"
+SPEAKING_SCENARIO = "carrier_press_1_speaks.xml"
+VOICE = "caller_voice.pcap"  # the name the scenario plays
+
+
+def microphone(path: Path, seconds: int = 30, rate: int = 48000) -> Path:
+    """A WAV of a 440 Hz tone: what the browser's fake microphone sends."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        samples = (
+            int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(seconds * rate)
+        )
+        out.writeframes(b"".join(struct.pack("<h", sample) for sample in samples))
+    return path
+
+
+@pytest.fixture
+async def phone_context(browser: Browser, tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    """A chromium of its own: a WAV as its microphone, allowed without asking, and ICE on
+    loopback (where the sandbox's Asterisk is)."""
+    assert CHROMIUM.exists()
+    wav = microphone(tmp_path / "microphone.wav")
+    media = await browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}",
+            "--allow-loopback-in-peer-connection",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+    context = await media.new_context(
+        locale="en-GB", viewport={"width": 1280, "height": 900}, permissions=["microphone"]
+    )
+    try:
+        yield context
+    finally:
+        await context.close()
+        await media.close()
+
+
+async def browser_agent(
+    pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions, applier: ConfigApplier
+) -> tuple[TenantWorld, dict[str, Any], int, str]:
+    """A tenant whose agent (the one who logs in to the console) has a browser device and is
+    a member of a queue, and the number whose IVR sends 1 there."""
+    world, made = await new_tenant(pbx, client, sessions, licences=2, agents=0)
+    conn = await raw_connection(pbx)
+    try:
+        await conn.execute(
+            "INSERT INTO queue_members (tenant_id, queue_id, user_id, penalty) "
+            "VALUES ($1, $2, $3, 0)",
+            world.tenant_id,
+            made.queue_id,
+            world.agent.user_id,
+        )
+    finally:
+        await conn.close()
+    device = await created(
+        await client.post(
+            "/api/v1/devices",
+            headers=world.admin.headers,
+            json={
+                "user_id": world.agent.user_id,
+                "name": "browser",
+                "extension": EXTENSION,
+                "transport": "webrtc",
+            },
+        )
+    )
+    did = await new_number_to_queue(client, world, made.queue_id)
+    await configured(applier, {world.tenant_id})
+    return world, device, made.queue_id, did
+
+
+def speaking_caller(sipp: SippPool, workdir: Path, did: str) -> Sipp:
+    """The carrier's caller who dials ``did``, presses 1 and speaks a minute of tone (not
+    started yet): the scenario beside the voice it plays."""
+    directory = workdir / "speaking-caller"
+    directory.mkdir(exist_ok=True)
+    (directory / VOICE).write_bytes(rtp_pcap(voice([(60_000, True)])))
+    scenario = directory / SPEAKING_SCENARIO
+    shutil.copyfile(SCENARIOS / SPEAKING_SCENARIO, scenario)
+    return sipp.uac(
+        str(scenario), ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}, timeout=120
+    )
+
+
+async def rtp_counts(pbx: RunningApp, sip_username: str) -> tuple[int, int]:
+    """(packets received, packets sent) by Asterisk on the browser's channel; (0, 0) when
+    it has none."""
+    ami = pbx.runtime.ami
+    channels = await ami.action_list("CoreShowChannels", {})
+    names = [
+        event.get("Channel", "")
+        for event in channels
+        if event.name == "CoreShowChannel"
+        and event.get("Channel", "").startswith(f"PJSIP/{sip_username}-")
+    ]
+    if not names:
+        return 0, 0
+    counts = []
+    for field in ("rxcount", "txcount"):  # chan_pjsip's CHANNEL(rtcp,<field>,<stream>)
+        answer = await ami.action(
+            "Getvar", {"Channel": names[0], "Variable": f"CHANNEL(rtcp,{field},audio)"}
+        )
+        counts.append(int(float(answer.get("Value", "") or 0)))
+    return counts[0], counts[1]
+
+
+async def audio_both_ways(pbx: RunningApp, sip_username: str, packets: int = 100) -> None:
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                received, sent = await rtp_counts(pbx, sip_username)
+                if received >= packets and sent >= packets:
+                    return
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(
+            f"no audio both ways within 20 s: received {received}, sent {sent}"
+        ) from None
+
+
+async def test_the_agent_answers_a_queue_call_in_the_browser_and_hangs_up(
+    phone_context: BrowserContext,
+    console: str,
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    world, device, queue_id, did = await browser_agent(pbx, client, sessions, applier)
+    name = str(device["sip_username"])
+    page: Page = await phone_context.new_page()
+    await log_in(page, console, world.slug, world.agent.email, PASSWORD)
+    await page.goto(f"{console}/phone")
+    status = page.locator("#phone-status")
+    await expect(status).to_have_attribute("data-state", "registered", timeout=SEEN_WITHIN_MS)
+
+    login = await client.post(
+        session_url(world.agent.user_id),
+        headers=world.supervisor.headers,
+        json={"device_id": device["id"]},
+    )
+    assert login.status_code == 201, login.text
+    queue = f"t{world.tenant_id}-q{queue_id}"
+    async with asyncio.timeout(20):
+        while (queue, f"PJSIP/{name}") not in await queue_members(pbx, [queue]):
+            await asyncio.sleep(0.05)
+
+    caller = await speaking_caller(sipp, tmp_path, did).start()
+    try:
+        await expect(page.locator("#phone-call")).to_contain_text(
+            "Incoming call", timeout=SEEN_WITHIN_MS
+        )
+        await page.locator("#phone-answer").click()
+        await expect(page.locator("#phone-call")).to_contain_text(
+            "On a call", timeout=SEEN_WITHIN_MS
+        )
+        await audio_both_ways(pbx, name)
+        await page.locator("#phone-hangup").click()
+        await expect(page.locator("#phone-call")).to_have_text("Call ended")
+        ended = await caller.wait()
+        assert ended.ok, ended.describe()
+    finally:
+        if caller.running:
+            await caller.stop()
+    await expect(page.locator("#phone-log tbody tr")).to_have_count(1)
+
+    async with asyncio.timeout(20):
+        while True:
+            async with sessions() as session:
+                row = (
+                    await session.execute(
+                        text(
+                            "SELECT agent_user_id, device, dstchannel FROM cdrs "
+                            "WHERE tenant_id = :t AND agent_user_id IS NOT NULL"
+                        ),
+                        {"t": world.tenant_id},
+                    )
+                ).first()
+            if row is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert row.agent_user_id == world.agent.user_id
+    assert row.dstchannel.startswith(f"PJSIP/{name}-"), row
+    await page.close()
+    await retire(pbx, applier, world.tenant_id)

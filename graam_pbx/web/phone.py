@@ -34,6 +34,10 @@ from graam_pbx.web.viewer import AgentViewer, Viewer, console_router
 
 router = console_router()
 
+# Seconds between two checks by the page that its console session still holds: once it does
+# not (logged out, expired, the device taken away), the phone unregisters and stops.
+SESSION_CHECK_SECONDS = 30
+
 # The page's texts for its script (English; translated when rendered).
 SCRIPT_TEXTS = {
     "connecting": _("Connecting…"),
@@ -46,6 +50,7 @@ SCRIPT_TEXTS = {
     "on_call": _("On a call with {caller}"),
     "on_hold": _("On hold: {caller}"),
     "ended": _("Call ended"),
+    "signed_out": _("Your console session has ended: this phone is off. Log in again."),
     "unknown": _("unknown"),
     "in": _("In"),
     "out": _("Out"),
@@ -86,6 +91,7 @@ async def phone_page(request: Request, viewer: AgentViewer, session: DbSession) 
         agent=True,
         device=device,
         websocket=websocket,
+        session_check=SESSION_CHECK_SECONDS,
         texts_json=json.dumps(
             {key: viewer.texts.gettext(text) for key, text in SCRIPT_TEXTS.items()}
             | {"locale": viewer.texts.locale},

@@ -206,6 +206,30 @@ async function start() {
     manager.unregister().catch(() => {});
   });
   await manager.connect();
+  stillSignedIn();
+}
+
+// The phone lives only while its console session does: checked every few seconds, and
+// when the session has ended, the phone unregisters (the agent's queue session ends with
+// it) and disconnects for good.
+function stillSignedIn() {
+  const every = Number(root.dataset.sessionCheck) * 1000;
+  const timer = setInterval(async () => {
+    let response;
+    try {
+      response = await fetch(root.dataset.credentials, { cache: "no-store", credentials: "same-origin", redirect: "manual" });
+    } catch (error) {
+      return; // the console unreachable for a moment is no logout
+    }
+    if (response.ok) return;
+    clearInterval(timer);
+    if (current) await manager.hangup(current.session).catch(() => {});
+    await manager.unregister().catch(() => {});
+    await manager.disconnect().catch(() => {});
+    show("idle");
+    dialForm.hidden = true;
+    setStatus("signed-out", texts.signed_out);
+  }, every);
 }
 
 drawLog();

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import text
 
 from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.web import phone as phone_page
 from tests.conftest import RunningApp
 from tests.e2e.agent_tenant import retire
 from tests.e2e.rtp_pcap import rtp_pcap, voice
@@ -35,7 +36,13 @@ from tests.e2e.test_agent_login import (
     session_url,
 )
 from tests.e2e.test_calls import created
-from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, SEEN_WITHIN_MS, log_in
+from tests.e2e.web.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SEEN_WITHIN_MS,
+    assert_accessible,
+    log_in,
+)
 from tests.factories import PASSWORD, TenantWorld
 
 EXTENSION = "7001"
@@ -232,4 +239,65 @@ async def test_the_agent_answers_a_queue_call_in_the_browser_and_hangs_up(
     assert row.agent_user_id == world.agent.user_id
     assert row.dstchannel.startswith(f"PJSIP/{name}-"), row
     await page.close()
+    await retire(pbx, applier, world.tenant_id)
+
+
+async def session_end(sessions: Sessions, user_id: int) -> str:
+    """Why the agent's last queue session ended, once it has (waited for)."""
+    async with asyncio.timeout(20):
+        while True:
+            async with sessions() as session:
+                row = (
+                    await session.execute(
+                        text(
+                            "SELECT ended_at, end_reason FROM agent_sessions "
+                            "WHERE user_id = :u ORDER BY id DESC LIMIT 1"
+                        ),
+                        {"u": user_id},
+                    )
+                ).first()
+            if row is not None and row.ended_at is not None:
+                return str(row.end_reason)
+            await asyncio.sleep(0.1)
+
+
+async def test_the_phone_stops_with_its_console_session_and_the_queue_session_with_it(
+    phone_context: BrowserContext,
+    console: str,
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(phone_page, "SESSION_CHECK_SECONDS", 1)
+    world, device, _queue_id, _did = await browser_agent(pbx, client, sessions, applier)
+    page: Page = await phone_context.new_page()
+    await log_in(page, console, world.slug, world.agent.email, PASSWORD)
+    await page.goto(f"{console}/phone")
+    status = page.locator("#phone-status")
+    await expect(status).to_have_attribute("data-state", "registered", timeout=SEEN_WITHIN_MS)
+    await assert_accessible(page)
+    login = await client.post(
+        session_url(world.agent.user_id),
+        headers=world.supervisor.headers,
+        json={"device_id": device["id"]},
+    )
+    assert login.status_code == 201, login.text
+
+    # The agent logs out of the console in another tab: the phone goes off by itself.
+    other = await phone_context.new_page()
+    await other.goto(f"{console}/my-day")
+    await other.get_by_role("button", name="Log out", exact=True).click()
+    await expect(other).to_have_url(f"{console}/login")
+    await expect(status).to_have_attribute("data-state", "signed-out", timeout=SEEN_WITHIN_MS)
+    assert await session_end(sessions, world.agent.user_id) == "unregistered"
+    async with sessions() as session:
+        contacts = await session.scalar(
+            text("SELECT count(*) FROM ps_contacts WHERE endpoint = :name"),
+            {"name": device["sip_username"]},
+        )
+    assert contacts == 0
+    await page.close()
+    await other.close()
     await retire(pbx, applier, world.tenant_id)

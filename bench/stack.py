@@ -12,8 +12,11 @@ from graam_pbx.sandbox.ports import free_port
 from graam_pbx.settings import Settings
 
 
-def asterisk_sandbox(state_dir: Path, sip_port: int | None = None) -> AsteriskSandbox:
-    """An Asterisk of the bench's own under ``state_dir``, on free loopback ports."""
+def asterisk_sandbox(
+    state_dir: Path, sip_port: int | None = None, http_port: int | None = None
+) -> AsteriskSandbox:
+    """An Asterisk of the bench's own under ``state_dir``, on free loopback ports (its HTTP
+    server, browser phones' WebSocket, on ``http_port``; none by default)."""
     return AsteriskSandbox(
         AsteriskSandboxConfig(
             rootfs=Settings().asterisk_rootfs,
@@ -21,6 +24,7 @@ def asterisk_sandbox(state_dir: Path, sip_port: int | None = None) -> AsteriskSa
             ami_port=free_port(),
             ami_username="bench",
             sip_port=sip_port if sip_port is not None else free_port(socket.SOCK_DGRAM),
+            http_port=http_port,
         )
     )
 

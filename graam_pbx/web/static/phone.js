@@ -194,6 +194,12 @@ async function start() {
       authorizationUsername: credentials.username,
       authorizationHa1: credentials.ha1,
       logLevel: "warn",
+      // No STUN or TURN server (SIP.js would ask a public one): the phone offers its own
+      // addresses, Asterisk its media address; gathering them takes no time to wait on.
+      sessionDescriptionHandlerFactoryOptions: {
+        peerConnectionConfiguration: { iceServers: [] },
+        iceGatheringTimeout: 2000,
+      },
     },
     registererOptions: { expires: 300 },
     reconnectionAttempts: 1000000,

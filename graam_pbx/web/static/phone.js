@@ -159,7 +159,11 @@ keypad.addEventListener("click", (event) => {
 transferForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const target = transferForm.elements.to.value.trim();
-  if (current && target) act(manager.transfer(current.session, `sip:${target}@${host}`));
+  if (!current || !target) return;
+  // A blind transfer: once Asterisk took the REFER, the caller is its to put through, and
+  // this leg ends (the caller follows the target's dialplan if nobody answers there).
+  const session = current.session;
+  act(manager.transfer(session, `sip:${target}@${host}`).then(() => manager.hangup(session)));
 });
 dialForm.addEventListener("submit", (event) => {
   event.preventDefault();

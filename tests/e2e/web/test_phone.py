@@ -1,7 +1,8 @@
 """The console's phone in Debian's chromium, with a WAV file as its microphone: it registers
 over Asterisk's SIP WebSocket, answers a queue call from a sipp carrier, audio flows both
 ways (Asterisk's own RTP counters of the browser's channel), the agent hangs up from the
-page, and the call's CDR names the agent and its browser device."""
+page, and the call's CDR names the agent and its browser device; hold, mute, a tone and a
+blind transfer to a colleague's phone; and the phone goes off with its console session."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import struct
 import wave
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +23,20 @@ from sqlalchemy import text
 
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.web import phone as phone_page
-from tests.conftest import RunningApp
+from tests.conftest import Asterisk, RunningApp
 from tests.e2e.agent_tenant import retire
 from tests.e2e.rtp_pcap import rtp_pcap, voice
 from tests.e2e.sipp import SCENARIOS, Sipp, SippPool
 from tests.e2e.test_agent_login import (
     CARRIER_IP,
+    Phone,
     Sessions,
     configured,
     new_number_to_queue,
     new_tenant,
     queue_members,
     raw_connection,
+    register,
     session_url,
 )
 from tests.e2e.test_calls import created
@@ -90,12 +94,26 @@ async def phone_context(browser: Browser, tmp_path: Path) -> AsyncIterator[Brows
         await media.close()
 
 
+@dataclass
+class Scene:
+    world: TenantWorld
+    device: dict[str, Any]  # the agent's browser device, as the API made it
+    queue_id: int
+    did: str
+    colleagues: list[Phone]
+
+
 async def browser_agent(
-    pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions, applier: ConfigApplier
-) -> tuple[TenantWorld, dict[str, Any], int, str]:
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    colleagues: int = 0,
+) -> Scene:
     """A tenant whose agent (the one who logs in to the console) has a browser device and is
-    a member of a queue, and the number whose IVR sends 1 there."""
-    world, made = await new_tenant(pbx, client, sessions, licences=2, agents=0)
+    a member of a queue, and the number whose IVR sends 1 there; ``colleagues`` more agents
+    with SIP phones (extensions 2000, 2001, …), not logged in."""
+    world, made = await new_tenant(pbx, client, sessions, licences=2, agents=colleagues)
     conn = await raw_connection(pbx)
     try:
         await conn.execute(
@@ -121,7 +139,7 @@ async def browser_agent(
     )
     did = await new_number_to_queue(client, world, made.queue_id)
     await configured(applier, {world.tenant_id})
-    return world, device, made.queue_id, did
+    return Scene(world, device, made.queue_id, did, made.agents)
 
 
 def speaking_caller(sipp: SippPool, workdir: Path, did: str) -> Sipp:
@@ -173,6 +191,34 @@ async def audio_both_ways(pbx: RunningApp, sip_username: str, packets: int = 100
         ) from None
 
 
+async def phone_in_queue(
+    context: BrowserContext,
+    console: str,
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    scene: Scene,
+) -> Page:
+    """The agent's Phone page, registered, and the agent logged in to the queue with it (a
+    member in Asterisk)."""
+    world, device = scene.world, scene.device
+    page = await context.new_page()
+    await log_in(page, console, world.slug, world.agent.email, PASSWORD)
+    await page.goto(f"{console}/phone")
+    status = page.locator("#phone-status")
+    await expect(status).to_have_attribute("data-state", "registered", timeout=SEEN_WITHIN_MS)
+    login = await client.post(
+        session_url(world.agent.user_id),
+        headers=world.supervisor.headers,
+        json={"device_id": device["id"]},
+    )
+    assert login.status_code == 201, login.text
+    queue, member = f"t{world.tenant_id}-q{scene.queue_id}", f"PJSIP/{device['sip_username']}"
+    async with asyncio.timeout(20):
+        while (queue, member) not in await queue_members(pbx, [queue]):
+            await asyncio.sleep(0.05)
+    return page
+
+
 async def test_the_agent_answers_a_queue_call_in_the_browser_and_hangs_up(
     phone_context: BrowserContext,
     console: str,
@@ -183,26 +229,12 @@ async def test_the_agent_answers_a_queue_call_in_the_browser_and_hangs_up(
     sipp: SippPool,
     tmp_path: Path,
 ) -> None:
-    world, device, queue_id, did = await browser_agent(pbx, client, sessions, applier)
+    scene = await browser_agent(pbx, client, sessions, applier)
+    world, device = scene.world, scene.device
     name = str(device["sip_username"])
-    page: Page = await phone_context.new_page()
-    await log_in(page, console, world.slug, world.agent.email, PASSWORD)
-    await page.goto(f"{console}/phone")
-    status = page.locator("#phone-status")
-    await expect(status).to_have_attribute("data-state", "registered", timeout=SEEN_WITHIN_MS)
+    page = await phone_in_queue(phone_context, console, pbx, client, scene)
 
-    login = await client.post(
-        session_url(world.agent.user_id),
-        headers=world.supervisor.headers,
-        json={"device_id": device["id"]},
-    )
-    assert login.status_code == 201, login.text
-    queue = f"t{world.tenant_id}-q{queue_id}"
-    async with asyncio.timeout(20):
-        while (queue, f"PJSIP/{name}") not in await queue_members(pbx, [queue]):
-            await asyncio.sleep(0.05)
-
-    caller = await speaking_caller(sipp, tmp_path, did).start()
+    caller = await speaking_caller(sipp, tmp_path, scene.did).start()
     try:
         await expect(page.locator("#phone-call")).to_contain_text(
             "Incoming call", timeout=SEEN_WITHIN_MS
@@ -271,7 +303,8 @@ async def test_the_phone_stops_with_its_console_session_and_the_queue_session_wi
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(phone_page, "SESSION_CHECK_SECONDS", 1)
-    world, device, _queue_id, _did = await browser_agent(pbx, client, sessions, applier)
+    scene = await browser_agent(pbx, client, sessions, applier)
+    world, device = scene.world, scene.device
     page: Page = await phone_context.new_page()
     await log_in(page, console, world.slug, world.agent.email, PASSWORD)
     await page.goto(f"{console}/phone")
@@ -301,3 +334,53 @@ async def test_the_phone_stops_with_its_console_session_and_the_queue_session_wi
     await page.close()
     await other.close()
     await retire(pbx, applier, world.tenant_id)
+
+
+async def test_the_agent_holds_mutes_and_transfers_a_call_to_a_colleague_from_the_page(
+    phone_context: BrowserContext,
+    console: str,
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    asterisk: Asterisk,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    scene = await browser_agent(pbx, client, sessions, applier, colleagues=1)
+    (colleague,) = scene.colleagues
+    page = await phone_in_queue(phone_context, console, pbx, client, scene)
+    call = page.locator("#phone-call")
+    caller = await speaking_caller(sipp, tmp_path, scene.did).start()
+    try:
+        await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
+        await page.locator("#phone-answer").click()
+        await expect(call).to_contain_text("On a call", timeout=SEEN_WITHIN_MS)
+
+        hold = page.locator("#phone-hold")
+        await hold.click()
+        await expect(hold).to_have_attribute("aria-pressed", "true", timeout=SEEN_WITHIN_MS)
+        await expect(call).to_contain_text("On hold")
+        await hold.click()
+        await expect(hold).to_have_attribute("aria-pressed", "false", timeout=SEEN_WITHIN_MS)
+        await expect(call).to_contain_text("On a call")
+        mute = page.locator("#phone-mute")
+        await mute.click()
+        await expect(mute).to_have_attribute("aria-pressed", "true")
+        await page.locator('#phone-keypad [data-tone="5"]').click()
+
+        # Blind transfer to the colleague's extension: the colleague's phone gets the caller
+        # (answers, then hangs up), and the page's call ends.
+        phone = await register(tmp_path, asterisk, sipp, [colleague], "uas_answer_hangup.xml")
+        await page.locator("#phone-transfer-to").fill("2000")
+        await page.get_by_role("button", name="Transfer", exact=True).click()
+        await expect(call).to_have_text("Call ended", timeout=SEEN_WITHIN_MS)
+        answered = await phone.wait()
+        assert answered.ok, answered.describe()
+        ended = await caller.wait()
+        assert ended.ok, ended.describe()
+    finally:
+        if caller.running:
+            await caller.stop()
+    await page.close()
+    await retire(pbx, applier, scene.world.tenant_id)

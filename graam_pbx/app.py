@@ -178,6 +178,7 @@ class Runtime:
     billing: BillingScheduler | None = None
     worker: ActiveWorker | None = None  # role worker: this process's part in the lease
     phone_websocket: str | None = None  # Endpoints.phone_websocket: the console's phone
+    local_node: str | None = None  # the configured Asterisk's node (None: no node table)
 
 
 def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> FastAPI:
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             if endpoints.voicemail_spool
             else None,
             phone_websocket=endpoints.phone_websocket,
+            local_node=local,
         )
         app.state.runtime = runtime
         # Committed configuration changes reach the applier, and committed logins, logouts

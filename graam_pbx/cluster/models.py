@@ -45,6 +45,7 @@ class AsteriskNode(Timestamped, Versioned, Base):
         CheckConstraint("state in ('active', 'draining', 'down')", name="state_known"),
         CheckConstraint("ami_port between 1 and 65535", name="ami_port_range"),
         CheckConstraint("sip_port between 1 and 65535", name="sip_port_range"),
+        CheckConstraint(r"phone_websocket ~ '^wss?://[^\s/]+(/\S*)?$'", name="phone_websocket_url"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -59,6 +60,9 @@ class AsteriskNode(Timestamped, Versioned, Base):
     sip_host: Mapped[str] = mapped_column(String(255))
     sip_port: Mapped[int] = mapped_column(Integer, default=5060)
     state: Mapped[str] = mapped_column(String(8), default=NodeState.ACTIVE.value)
+    # Where browsers reach this node's SIP WebSocket (browser phones, docs/webrtc.md); none:
+    # the control plane's own setting for the configured Asterisk, else no browser phones.
+    phone_websocket: Mapped[str | None] = mapped_column(String(255))
 
 
 class TenantPlacement(Base):

@@ -36,6 +36,15 @@ NodeHost = Annotated[
     AfterValidator(sip_values.host),
     Field(examples=["127.0.0.1", "ast1.example"], description=sip_values.HOST_RULE),
 ]
+PhoneWebSocket = Annotated[
+    str,
+    StringConstraints(pattern=r"^wss?://[^\s/]+(/\S*)?$", max_length=255),
+    Field(
+        examples=["wss://paris-2.pbx.example/ws"],
+        description="Where browsers reach the node's SIP WebSocket (browser phones), as they "
+        "see it: ws:// or wss://, a host, a path",
+    ),
+]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True, examples=[5038])]
 AmiUsername = Annotated[
     str,
@@ -85,6 +94,7 @@ class NodeCreate(BaseModel):
     ami_secret: AmiSecret
     sip_host: NodeHost
     sip_port: Port = 5060
+    phone_websocket: PhoneWebSocket | None = None
     state: NodeState = Field(
         NodeState.ACTIVE, description="draining: registered, but takes no tenant yet"
     )
@@ -106,6 +116,7 @@ class NodeUpdate(BaseModel):
     ami_secret: Annotated[AmiSecret | None, NotNull] = None
     sip_host: Annotated[NodeHost | None, NotNull] = None
     sip_port: Annotated[Port | None, NotNull] = None
+    phone_websocket: PhoneWebSocket | None = Field(None, description="null: none")
     state: Annotated[NodeState | None, NotNull] = None
 
 
@@ -120,6 +131,7 @@ class NodeOut(BaseModel):
     ami_username: str
     sip_host: str
     sip_port: int
+    phone_websocket: str | None
     state: NodeState
     default: bool = Field(description="Tenants without a placement live here")
     tenants: int = Field(description="Tenants living on the node (placed, or by default)")
@@ -138,6 +150,7 @@ class NodeOut(BaseModel):
             ami_username=node.ami_username,
             sip_host=node.sip_host,
             sip_port=node.sip_port,
+            phone_websocket=node.phone_websocket,
             state=NodeState(node.state),
             default=default,
             tenants=tenants,

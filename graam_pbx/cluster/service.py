@@ -69,6 +69,7 @@ async def create_node(
         ami_secret=data.ami_secret.get_secret_value(),
         sip_host=data.sip_host,
         sip_port=data.sip_port,
+        phone_websocket=data.phone_websocket,
         state=data.state.value,
     )
     session.add(node)

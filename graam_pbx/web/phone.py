@@ -25,6 +25,7 @@ from graam_pbx.agents import service as devices_service
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.agents.schemas import Transport
 from graam_pbx.auth.principal import Role
+from graam_pbx.cluster import placement
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import NotFound
 from graam_pbx.web.agents import PAGE_SIZE
@@ -57,9 +58,18 @@ SCRIPT_TEXTS = {
 }
 
 
-def _websocket(request: Request) -> str | None:
-    url: str | None = request.app.state.runtime.phone_websocket
-    return url
+async def _websocket(request: Request, session: AsyncSession, viewer: Viewer) -> str | None:
+    """Where the agent's browser reaches the SIP WebSocket of its tenant's node: the node's
+    own, else, for the configured Asterisk, the control plane's setting; None: nowhere."""
+    runtime = request.app.state.runtime
+    configured: str | None = runtime.phone_websocket
+    try:
+        node = await placement.node_of_tenant(session, viewer.scope.tenant_id)
+    except placement.NoActiveNode:
+        return None
+    if node.phone_websocket:
+        return node.phone_websocket
+    return configured if node.name == runtime.local_node else None
 
 
 async def _browser_device(session: AsyncSession, viewer: Viewer) -> AgentDevice | None:
@@ -82,7 +92,7 @@ async def phone_page(request: Request, viewer: AgentViewer, session: DbSession) 
     if viewer.role is not Role.AGENT:
         return page(request, viewer, "phone.html", title=title, agent=False)
     device = await _browser_device(session, viewer)
-    websocket = _websocket(request)
+    websocket = await _websocket(request, session, viewer)
     response = page(
         request,
         viewer,
@@ -114,7 +124,7 @@ async def phone_credentials(
 ) -> JSONResponse:
     """What the page registers with: the agent's own browser device, never another's."""
     device = await _browser_device(session, viewer) if viewer.role is Role.AGENT else None
-    websocket = _websocket(request)
+    websocket = await _websocket(request, session, viewer) if device is not None else None
     if device is None or websocket is None:
         raise NotFound("no browser phone")
     return JSONResponse(

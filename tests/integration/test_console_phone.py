@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents.service import sip_ha1
 from tests.conftest import RunningApp
-from tests.factories import make_world
+from tests.factories import make_world, unique
 from tests.integration.test_console_auth import console_client, log_in
 
 WEBSOCKET = "ws://127.0.0.7:8088/ws"
@@ -85,3 +85,76 @@ async def test_the_agent_gets_its_own_browser_devices_credentials_only(
             assert (await browser.get("/phone/credentials")).status_code == 404
             page = await browser.get("/phone")
             assert "connect-src 'self';" in page.headers["content-security-policy"]
+
+
+async def test_a_tenant_on_another_node_gets_that_nodes_websocket_or_none(
+    running_app: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    world = await make_world(client, sessions)
+    made = await client.post(
+        "/api/v1/devices",
+        headers=world.admin.headers,
+        json={
+            "user_id": world.agent.user_id,
+            "name": "browser",
+            "extension": "203",
+            "transport": "webrtc",
+        },
+    )
+    assert made.status_code == 201, made.text
+    operator = world.operator.headers
+    name = unique("n")[:32].replace("_", "-")
+    node = await client.post(
+        "/api/v1/nodes",
+        headers=operator,
+        json={
+            "name": name,
+            "systemname": name.replace("-", "_"),
+            "ami_host": "127.0.0.124",
+            "ami_port": 5038,
+            "ami_username": "graam",
+            "ami_secret": "node-secret-0123456789",
+            "sip_host": "127.0.0.124",
+            "phone_websocket": "wss://nodeb.pbx.example/ws",
+        },
+    )
+    assert node.status_code == 201, node.text
+    assert node.json()["phone_websocket"] == "wss://nodeb.pbx.example/ws"
+    node_url = f"/api/v1/nodes/{node.json()['id']}"
+    refused = await client.patch(node_url, headers=operator, json={"phone_websocket": "http://x"})
+    assert refused.status_code == 422, refused.text
+    placed = await client.put(
+        f"/api/v1/tenants/{world.tenant_id}/placement", headers=operator, json={"node": name}
+    )
+    assert placed.status_code == 200, placed.text
+    try:
+        with phone_websocket(running_app.app, WEBSOCKET):
+            async with console_client(client) as browser:
+                assert (await log_in(browser, world, "agent")).status_code == 303
+                answer = await browser.get("/phone/credentials")
+                assert answer.status_code == 200, answer.text
+                # The tenant's node's, not the configured Asterisk's.
+                assert answer.json()["websocket"] == "wss://nodeb.pbx.example/ws"
+                page = await browser.get("/phone")
+                policy = page.headers["content-security-policy"]
+                assert "connect-src 'self' wss://nodeb.pbx.example;" in policy
+                cleared = await client.patch(
+                    node_url, headers=operator, json={"phone_websocket": None}
+                )
+                assert cleared.status_code == 200, cleared.text
+                assert cleared.json()["phone_websocket"] is None
+                # A node that says nowhere: no browser phone, never another node's address.
+                assert (await browser.get("/phone/credentials")).status_code == 404
+                page = await browser.get("/phone")
+                assert 'id="no-browser-phone"' in page.text
+    finally:
+        moved = await client.put(
+            f"/api/v1/tenants/{world.tenant_id}/placement",
+            headers=operator,
+            json={"node": "local"},
+        )
+        assert moved.status_code == 200, moved.text
+        down = await client.patch(node_url, headers=operator, json={"state": "down"})
+        assert down.status_code == 200, down.text

@@ -88,7 +88,11 @@ def test_every_endpoint_binds_and_announces_its_media_address(tmp_path: Path) ->
     assert sandbox._environment()["PGOPTIONS"] == (
         "-c graam.node=graam -c graam.media_address=127.0.0.1"
     )
-    assert "icesupport = no" in (BASE_CONF_DIR / "rtp.conf").read_text()
+    # ICE is on for the endpoints that ask for it, and only browser phones do: no trunk or
+    # SIP phone gathers candidates from every interface of the machine.
+    assert "icesupport = yes" in (BASE_CONF_DIR / "rtp.conf").read_text()
+    trunks = (BASE_CONF_DIR / "templates" / "pjsip_trunks.conf.j2").read_text()
+    assert "ice_support" not in trunks and "webrtc" not in trunks
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -125,3 +126,23 @@ async def make_world(
         assert made.status_code == 201, made.text
         actors[role] = Actor(made.json()["id"], email, role, await login(client, email, slug))
     return TenantWorld(tenant_id=tenant_id, slug=slug, operator=operator, **actors)
+
+
+async def browser_device(
+    client: httpx.AsyncClient, world: TenantWorld, extension: str, name: str = "browser"
+) -> dict[str, Any]:
+    """A browser phone (transport webrtc) of the tenant's agent, made through the API, with
+    its generated password (shown once)."""
+    made = await client.post(
+        "/api/v1/devices",
+        headers=world.admin.headers,
+        json={
+            "user_id": world.agent.user_id,
+            "name": name,
+            "extension": extension,
+            "transport": "webrtc",
+        },
+    )
+    assert made.status_code == 201, made.text
+    device: dict[str, Any] = made.json()
+    return device

@@ -31,6 +31,7 @@ from graam_pbx.errors import NotFound
 from graam_pbx.web.agents import PAGE_SIZE
 from graam_pbx.web.i18n import _
 from graam_pbx.web.render import SECURITY_HEADERS, page
+from graam_pbx.web.reports import all_queues
 from graam_pbx.web.viewer import AgentViewer, Viewer, console_router
 
 router = console_router()
@@ -101,6 +102,7 @@ async def phone_page(request: Request, viewer: AgentViewer, session: DbSession) 
         agent=True,
         device=device,
         websocket=websocket,
+        queues=await all_queues(session, viewer) if device is not None else [],
         session_check=SESSION_CHECK_SECONDS,
         texts_json=json.dumps(
             {key: viewer.texts.gettext(text) for key, text in SCRIPT_TEXTS.items()}

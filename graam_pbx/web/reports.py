@@ -257,7 +257,8 @@ def chart_data(
     }
 
 
-async def _all_queues(session: AsyncSession, viewer: Viewer) -> list[tuple[int, str]]:
+async def all_queues(session: AsyncSession, viewer: Viewer) -> list[tuple[int, str]]:
+    """(id, name) of every queue of the viewer's tenant, oldest first."""
     queues = await every_page(
         lambda after: queues_service.list_queues(
             session, viewer.scope, after_id=after, limit=MAX_PAGE
@@ -279,7 +280,7 @@ async def _user_names(session: AsyncSession, viewer: Viewer) -> dict[int, str]:
 async def reports(request: Request, viewer: Supervising, session: DbSession) -> Response:
     texts = viewer.texts
     form = read_form(request, texts)
-    queues = await _all_queues(session, viewer)
+    queues = await all_queues(session, viewer)
     span = await report_period(session, viewer, form)
     values: dict[str, Any] = {
         "form": form,

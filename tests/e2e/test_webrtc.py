@@ -15,7 +15,7 @@ from tests.conftest import Asterisk, RunningApp
 from tests.e2e.sip_ws import WS_PATH, WsPhone
 from tests.e2e.test_calls import created
 from tests.e2e.test_config_live import live
-from tests.factories import TenantWorld, make_world
+from tests.factories import browser_device, make_world
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -26,18 +26,6 @@ def ws_url(asterisk: Asterisk) -> str:
     return f"ws://127.0.0.1:{port}{WS_PATH}"
 
 
-async def browser_device(client: httpx.AsyncClient, world: TenantWorld) -> dict[str, object]:
-    body = {
-        "user_id": world.agent.user_id,
-        "name": "browser",
-        "extension": "301",
-        "transport": "webrtc",
-    }
-    return await created(
-        await client.post("/api/v1/devices", headers=world.admin.headers, json=body)
-    )
-
-
 async def test_a_webrtc_device_registers_over_websocket_as_a_webrtc_endpoint(
     pbx: RunningApp,
     client: httpx.AsyncClient,
@@ -45,7 +33,7 @@ async def test_a_webrtc_device_registers_over_websocket_as_a_webrtc_endpoint(
     asterisk: Asterisk,
 ) -> None:
     world = await make_world(client, sessions)
-    device = await browser_device(client, world)
+    device = await browser_device(client, world, "301")
     assert device["transport"] == "webrtc"
     assert device["codecs"] == ["opus", "g722", "ulaw", "alaw"]
     name, password = str(device["sip_username"]), str(device["password"])

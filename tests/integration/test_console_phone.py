@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents.service import sip_ha1
 from tests.conftest import RunningApp
-from tests.factories import make_world, unique
+from tests.factories import browser_device, make_world, unique
 from tests.integration.test_console_auth import console_client, log_in
 
 WEBSOCKET = "ws://127.0.0.7:8088/ws"
@@ -50,18 +50,7 @@ async def test_the_agent_gets_its_own_browser_devices_credentials_only(
             page = await browser.get("/phone")
             assert page.status_code == 200 and 'id="no-browser-phone"' in page.text
 
-            made = await client.post(
-                "/api/v1/devices",
-                headers=world.admin.headers,
-                json={
-                    "user_id": world.agent.user_id,
-                    "name": "browser",
-                    "extension": "202",
-                    "transport": "webrtc",
-                },
-            )
-            assert made.status_code == 201, made.text
-            device = made.json()
+            device = await browser_device(client, world, "202")
             page = await browser.get("/phone")
             assert page.status_code == 200 and 'id="phone"' in page.text
             policy = page.headers["content-security-policy"]
@@ -93,17 +82,7 @@ async def test_a_tenant_on_another_node_gets_that_nodes_websocket_or_none(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     world = await make_world(client, sessions)
-    made = await client.post(
-        "/api/v1/devices",
-        headers=world.admin.headers,
-        json={
-            "user_id": world.agent.user_id,
-            "name": "browser",
-            "extension": "203",
-            "transport": "webrtc",
-        },
-    )
-    assert made.status_code == 201, made.text
+    await browser_device(client, world, "203")
     operator = world.operator.headers
     name = unique("n")[:32].replace("_", "-")
     node = await client.post(

@@ -39,7 +39,6 @@ from tests.e2e.test_agent_login import (
     register,
     session_url,
 )
-from tests.e2e.test_calls import created
 from tests.e2e.web.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -47,7 +46,7 @@ from tests.e2e.web.browser import (
     assert_accessible,
     log_in,
 )
-from tests.factories import PASSWORD, TenantWorld
+from tests.factories import PASSWORD, TenantWorld, browser_device
 
 EXTENSION = "7001"
 SPEAKING_SCENARIO = "carrier_press_1_speaks.xml"
@@ -125,18 +124,7 @@ async def browser_agent(
         )
     finally:
         await conn.close()
-    device = await created(
-        await client.post(
-            "/api/v1/devices",
-            headers=world.admin.headers,
-            json={
-                "user_id": world.agent.user_id,
-                "name": "browser",
-                "extension": EXTENSION,
-                "transport": "webrtc",
-            },
-        )
-    )
+    device = await browser_device(client, world, EXTENSION)
     did = await new_number_to_queue(client, world, made.queue_id)
     await configured(applier, {world.tenant_id})
     return Scene(world, device, made.queue_id, did, made.agents)
@@ -384,3 +372,55 @@ async def test_the_agent_holds_mutes_and_transfers_a_call_to_a_colleague_from_th
             await caller.stop()
     await page.close()
     await retire(pbx, applier, scene.world.tenant_id)
+
+
+async def test_the_agent_transfers_a_call_to_a_queue_from_the_page(
+    phone_context: BrowserContext,
+    console: str,
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    asterisk: Asterisk,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    scene = await browser_agent(pbx, client, sessions, applier, colleagues=1)
+    world, (colleague,) = scene.world, scene.colleagues
+    page = await phone_in_queue(phone_context, console, pbx, client, scene)
+    call = page.locator("#phone-call")
+    caller = await speaking_caller(sipp, tmp_path, scene.did).start()
+    try:
+        await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
+        await page.locator("#phone-answer").click()
+        await expect(call).to_contain_text("On a call", timeout=SEEN_WITHIN_MS)
+        # The queue's other agent takes over: the browser's agent leaves the queue (its call
+        # goes on), the colleague logs in with its SIP phone.
+        supervisor = world.supervisor.headers
+        out = await client.delete(session_url(world.agent.user_id), headers=supervisor)
+        assert out.status_code == 204, out.text
+        phone = await register(tmp_path, asterisk, sipp, [colleague], "uas_answer_hangup.xml")
+        joined = await client.post(session_url(colleague.user_id), headers=supervisor)
+        assert joined.status_code == 201, joined.text
+        queue = f"t{world.tenant_id}-q{scene.queue_id}"
+        async with asyncio.timeout(20):
+            while (queue, f"PJSIP/{colleague.sip_username}") not in await queue_members(
+                pbx, [queue]
+            ):
+                await asyncio.sleep(0.05)
+
+        # The queue is offered by its name; its value is what the dialplan knows it by.
+        option = page.locator(f'#phone-queues option[value="queue-{scene.queue_id}"]')
+        await expect(option).to_have_text("support")
+        await page.locator("#phone-transfer-to").fill(f"queue-{scene.queue_id}")
+        await page.get_by_role("button", name="Transfer", exact=True).click()
+        await expect(call).to_have_text("Call ended", timeout=SEEN_WITHIN_MS)
+        answered = await phone.wait()
+        assert answered.ok, answered.describe()
+        ended = await caller.wait()
+        assert ended.ok, ended.describe()
+    finally:
+        if caller.running:
+            await caller.stop()
+    await page.close()
+    await retire(pbx, applier, world.tenant_id)

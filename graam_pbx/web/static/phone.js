@@ -231,7 +231,8 @@ function stillSignedIn() {
     } catch (error) {
       return; // the console unreachable for a moment is no logout
     }
-    if (response.ok) return;
+    // A server error is the console restarting, not a logout: the next check decides.
+    if (response.ok || response.status >= 500) return;
     clearInterval(timer);
     if (current) await manager.hangup(current.session).catch(() => {});
     await manager.unregister().catch(() => {});

@@ -2,12 +2,15 @@
 over Asterisk's SIP WebSocket, answers a queue call from a sipp carrier, audio flows both
 ways (Asterisk's own RTP counters of the browser's channel), the agent hangs up from the
 page, and the call's CDR names the agent and its browser device; hold, mute, a tone and a
-blind transfer to a colleague's phone; and the phone goes off with its console session."""
+blind transfer to a colleague's phone or to a queue; a preview call placed from the campaign
+screen; and the phone goes off with its console session."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+import re
 import shutil
 import struct
 import wave
@@ -39,6 +42,15 @@ from tests.e2e.test_agent_login import (
     register,
     session_url,
 )
+from tests.e2e.test_dialer import (
+    attempts_of,
+    contact_number,
+    dialer,
+    dialer_tenant,
+    invites_by_number,
+    legal_hours,
+    new_campaign,
+)
 from tests.e2e.web.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -47,6 +59,7 @@ from tests.e2e.web.browser import (
     log_in,
 )
 from tests.factories import PASSWORD, TenantWorld, browser_device
+from tests.waiting import until
 
 EXTENSION = "7001"
 SPEAKING_SCENARIO = "carrier_press_1_speaks.xml"
@@ -423,4 +436,78 @@ async def test_the_agent_transfers_a_call_to_a_queue_from_the_page(
         if caller.running:
             await caller.stop()
     await page.close()
+    await retire(pbx, applier, world.tenant_id)
+
+
+async def test_a_preview_call_from_the_campaign_screen_rings_the_browser_then_the_contact(
+    phone_context: BrowserContext,
+    console: str,
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    dialing = await dialer_tenant(pbx, client, sessions, applier, sipp, tmp_path)
+    world = dialing.world
+    # The agent who logs in to the console, with its browser phone, in the campaign's queue.
+    conn = await raw_connection(pbx)
+    try:
+        await conn.execute(
+            "INSERT INTO queue_members (tenant_id, queue_id, user_id, penalty) "
+            "VALUES ($1, $2, $3, 0)",
+            world.tenant_id,
+            dialing.queue_id,
+            world.agent.user_id,
+        )
+    finally:
+        await conn.close()
+    device = await browser_device(client, world, EXTENSION)
+    await configured(applier, {world.tenant_id})
+    agent = Phone(world.agent.user_id, device["id"], device["sip_username"], device["password"])
+    setup = dataclasses.replace(dialing, agent=agent)
+    scene = Scene(world, device, setup.queue_id, "", [])
+    phone = await phone_in_queue(phone_context, console, pbx, client, scene)
+    person = contact_number("person")
+    campaign_id, _contacts = await new_campaign(sessions, setup, [person], mode="preview")
+
+    # The agent's campaign screen, beside its phone: the next contact, then Dial.
+    screen = await phone_context.new_page()
+    with legal_hours(dialer(pbx)):
+        await screen.goto(f"{console}/campaign-call")
+        await screen.get_by_role("button", name=re.compile("^Next contact of")).click()
+        await screen.get_by_role("button", name="Dial", exact=True).click()
+        # A preview call rings the agent first, then the contact.
+        call = phone.locator("#phone-call")
+        await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
+        await phone.locator("#phone-answer").click()
+        await expect(call).to_contain_text("On a call", timeout=SEEN_WITHIN_MS)
+
+        # Then the contact: the carrier's leg answered (the attempt's facts come at its end).
+        async def contact_answered() -> bool:
+            events = await pbx.runtime.ami.action_list("CoreShowChannels", {})
+            return any(
+                event.name == "CoreShowChannel"
+                and event.get("Channel", "").startswith("PJSIP/trunk-")
+                and event.get("ChannelStateDesc") == "Up"
+                for event in events
+            )
+
+        await until(contact_answered, "the contact's leg answered", timeout=30)
+        await phone.locator("#phone-hangup").click()
+        await expect(call).to_have_text("Call ended")
+
+        async def ended() -> bool:
+            return all(a.ended_at is not None for a in await attempts_of(sessions, campaign_id))
+
+        await until(ended, "the preview call's end", timeout=30)
+    (attempt,) = await attempts_of(sessions, campaign_id)
+    assert (attempt.outcome, attempt.mode) == ("answered", "preview"), attempt.__dict__
+    assert attempt.agent_user_id == world.agent.user_id
+    assert attempt.connected_at is not None and attempt.talk_seconds is not None
+    far_end = await setup.carrier.stop()
+    assert invites_by_number(far_end) == {person: 1}, far_end.describe()
+    await phone.close()
+    await screen.close()
     await retire(pbx, applier, world.tenant_id)

@@ -115,6 +115,25 @@ class Scene:
     colleagues: list[Phone]
 
 
+async def browser_member(
+    pbx: RunningApp, client: httpx.AsyncClient, world: TenantWorld, queue_id: int
+) -> dict[str, Any]:
+    """The tenant's agent (the one who logs in to the console) made a member of ``queue_id``,
+    and its browser device."""
+    conn = await raw_connection(pbx)
+    try:
+        await conn.execute(
+            "INSERT INTO queue_members (tenant_id, queue_id, user_id, penalty) "
+            "VALUES ($1, $2, $3, 0)",
+            world.tenant_id,
+            queue_id,
+            world.agent.user_id,
+        )
+    finally:
+        await conn.close()
+    return await browser_device(client, world, EXTENSION)
+
+
 async def browser_agent(
     pbx: RunningApp,
     client: httpx.AsyncClient,
@@ -126,18 +145,7 @@ async def browser_agent(
     a member of a queue, and the number whose IVR sends 1 there; ``colleagues`` more agents
     with SIP phones (extensions 2000, 2001, …), not logged in."""
     world, made = await new_tenant(pbx, client, sessions, licences=2, agents=colleagues)
-    conn = await raw_connection(pbx)
-    try:
-        await conn.execute(
-            "INSERT INTO queue_members (tenant_id, queue_id, user_id, penalty) "
-            "VALUES ($1, $2, $3, 0)",
-            world.tenant_id,
-            made.queue_id,
-            world.agent.user_id,
-        )
-    finally:
-        await conn.close()
-    device = await browser_device(client, world, EXTENSION)
+    device = await browser_member(pbx, client, world, made.queue_id)
     did = await new_number_to_queue(client, world, made.queue_id)
     await configured(applier, {world.tenant_id})
     return Scene(world, device, made.queue_id, did, made.agents)
@@ -337,6 +345,17 @@ async def test_the_phone_stops_with_its_console_session_and_the_queue_session_wi
     await retire(pbx, applier, world.tenant_id)
 
 
+async def answered_on_the_page(page: Page, sipp: SippPool, workdir: Path, did: str) -> Sipp:
+    """A speaking caller to ``did``'s queue, answered on the page (the pool stops it if the
+    test fails)."""
+    caller = await speaking_caller(sipp, workdir, did).start()
+    call = page.locator("#phone-call")
+    await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
+    await page.locator("#phone-answer").click()
+    await expect(call).to_contain_text("On a call", timeout=SEEN_WITHIN_MS)
+    return caller
+
+
 async def test_the_agent_holds_mutes_and_transfers_a_call_to_a_colleague_from_the_page(
     phone_context: BrowserContext,
     console: str,
@@ -352,12 +371,8 @@ async def test_the_agent_holds_mutes_and_transfers_a_call_to_a_colleague_from_th
     (colleague,) = scene.colleagues
     page = await phone_in_queue(phone_context, console, pbx, client, scene)
     call = page.locator("#phone-call")
-    caller = await speaking_caller(sipp, tmp_path, scene.did).start()
+    caller = await answered_on_the_page(page, sipp, tmp_path, scene.did)
     try:
-        await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
-        await page.locator("#phone-answer").click()
-        await expect(call).to_contain_text("On a call", timeout=SEEN_WITHIN_MS)
-
         hold = page.locator("#phone-hold")
         await hold.click()
         await expect(hold).to_have_attribute("aria-pressed", "true", timeout=SEEN_WITHIN_MS)
@@ -402,11 +417,8 @@ async def test_the_agent_transfers_a_call_to_a_queue_from_the_page(
     world, (colleague,) = scene.world, scene.colleagues
     page = await phone_in_queue(phone_context, console, pbx, client, scene)
     call = page.locator("#phone-call")
-    caller = await speaking_caller(sipp, tmp_path, scene.did).start()
+    caller = await answered_on_the_page(page, sipp, tmp_path, scene.did)
     try:
-        await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
-        await page.locator("#phone-answer").click()
-        await expect(call).to_contain_text("On a call", timeout=SEEN_WITHIN_MS)
         # The queue's other agent takes over: the browser's agent leaves the queue (its call
         # goes on), the colleague logs in with its SIP phone.
         supervisor = world.supervisor.headers
@@ -452,18 +464,7 @@ async def test_a_preview_call_from_the_campaign_screen_rings_the_browser_then_th
     dialing = await dialer_tenant(pbx, client, sessions, applier, sipp, tmp_path)
     world = dialing.world
     # The agent who logs in to the console, with its browser phone, in the campaign's queue.
-    conn = await raw_connection(pbx)
-    try:
-        await conn.execute(
-            "INSERT INTO queue_members (tenant_id, queue_id, user_id, penalty) "
-            "VALUES ($1, $2, $3, 0)",
-            world.tenant_id,
-            dialing.queue_id,
-            world.agent.user_id,
-        )
-    finally:
-        await conn.close()
-    device = await browser_device(client, world, EXTENSION)
+    device = await browser_member(pbx, client, world, dialing.queue_id)
     await configured(applier, {world.tenant_id})
     agent = Phone(world.agent.user_id, device["id"], device["sip_username"], device["password"])
     setup = dataclasses.replace(dialing, agent=agent)

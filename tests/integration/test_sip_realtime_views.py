@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from graam_pbx.asterisk import realtime
 from graam_pbx.db import create_engine, plain_url
-from tests.factories import TenantWorld, make_world
+from tests.factories import TenantWorld, browser_device, make_world
 from tests.integration.test_devices_api import Sessions, create_device
 
 KEY = bytes(range(32))
@@ -95,6 +95,8 @@ async def test_a_device_is_one_endpoint_auth_and_aor_with_every_option(
         "dtmf_mode": "rfc4733",
         "media_address": "127.0.0.91",
         "bind_rtp_to_media_address": "yes",
+        "webrtc": None,
+        "dtls_cert_file": None,
     }
     auth = dict(await as_asterisk.fetchrow("SELECT * FROM ps_auths WHERE id = $1", name))
     async with sessions() as session:
@@ -142,6 +144,39 @@ async def test_a_udp_device_names_no_transport_and_a_node_without_address_no_med
         "media_address": None,
         "bind_rtp_to_media_address": None,
     }
+
+
+async def test_a_browser_device_is_a_webrtc_endpoint_with_the_nodes_certificate(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    database_url: str,
+    role: realtime.RealtimeDatabase,
+    as_asterisk: asyncpg.Connection,
+) -> None:
+    world = await make_world(client, sessions)
+    device = await browser_device(client, world, "301")
+    columns = "SELECT transport, allow, webrtc, dtls_cert_file FROM ps_endpoints WHERE id = $1"
+    row = await as_asterisk.fetchrow(columns, device["sip_username"])
+    # No SIP transport named: it comes over the WebSocket. The certificate where Asterisk
+    # sees the generated configuration, unless its connection names another.
+    assert dict(row) == {
+        "transport": None,
+        "allow": "!all,opus,g722,ulaw,alaw",
+        "webrtc": "yes",
+        "dtls_cert_file": "/etc/asterisk/graam/dtls.pem",
+    }
+    url = make_url(plain_url(database_url)).set(username=role.user, password=role.password)
+    connection = await asyncpg.connect(
+        url.render_as_string(hide_password=False),
+        server_settings={"graam.dtls_cert_file": "/srv/asterisk/etc/graam/dtls.pem"},
+    )
+    try:
+        elsewhere = await connection.fetchval(
+            "SELECT dtls_cert_file FROM ps_endpoints WHERE id = $1", device["sip_username"]
+        )
+    finally:
+        await connection.close()
+    assert elsewhere == "/srv/asterisk/etc/graam/dtls.pem"
 
 
 async def test_a_hostile_caller_name_stays_inside_its_value(

@@ -18,6 +18,7 @@ from graam_pbx.app import Endpoints, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.cli import _Server as RunServer
 from graam_pbx.cli import api_server_config
+from graam_pbx.sandbox.http import LoopbackHttp
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
 from graam_pbx.settings import Settings
@@ -33,7 +34,6 @@ from tests.e2e.test_agent_login import (
     session_url,
 )
 from tests.e2e.web.browser import SEEN_WITHIN_MS, assert_accessible, log_in, save_screenshot
-from tests.e2e.web.conftest import ConsoleServer
 from tests.factories import PASSWORD, TenantWorld, make_world
 from tests.integration.test_console_auth import log_in as console_log_in
 
@@ -184,14 +184,14 @@ class ControlPlane:
         self.endpoints = Endpoints(database_url=postgres.url("pbx"), ami=asterisk.ami_config())
         self.port = port
         self._stack = contextlib.AsyncExitStack()
-        self._server: ConsoleServer | None = None
+        self._server: LoopbackHttp | None = None
         self.running: RunningApp | None = None
 
     async def start(self) -> str:
         start = contextlib.asynccontextmanager(start_app)
         self.running = await self._stack.enter_async_context(start(self.endpoints))
         await self.running.runtime.ami.wait_connected(timeout=20)
-        self._server = ConsoleServer(self.running.app, self.port)
+        self._server = LoopbackHttp(self.running.app, self.port)
         await self._server.start()
         return self._server.url
 

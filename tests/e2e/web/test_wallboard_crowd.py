@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 
 from graam_pbx.app import Endpoints
+from graam_pbx.sandbox.http import LoopbackHttp
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres
 from graam_pbx.settings import Settings
 from tests.conftest import Asterisk, start_app
 from tests.e2e.test_agent_login import Sessions
-from tests.e2e.web.conftest import ConsoleServer
 from tests.e2e.web.test_wallboard import boards, console_cookie
 from tests.factories import make_world
 
@@ -43,7 +43,7 @@ async def test_viewers_connecting_at_once_all_get_their_board_from_a_small_pool(
     endpoints = Endpoints(database_url=postgres.url("pbx"), ami=asterisk.ami_config())
     async with contextlib.asynccontextmanager(start_app)(endpoints, settings) as running:
         await running.runtime.ami.wait_connected(timeout=20)
-        server = ConsoleServer(running.app)
+        server = LoopbackHttp(running.app)
         await server.start()
         try:
             cookie = await console_cookie(server.url, world, "supervisor")

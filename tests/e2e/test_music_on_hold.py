@@ -5,11 +5,7 @@ the class it started, and the RTP a carrier receives while nobody answers."""
 from __future__ import annotations
 
 import asyncio
-import io
-import math
 import re
-import struct
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +26,11 @@ from tests.e2e.test_calls import (
     route_number,
 )
 from tests.factories import TenantWorld, make_world, unique
+from tests.tones import tone_wav
 
 Sessions = async_sessionmaker[AsyncSession]
 PCMA = 8
 DEBIAN_MOH = "/usr/share/asterisk/moh"  # asterisk-moh-opsound-gsm, asterisk_conf/musiconhold.conf
-
-
-def tone_wav(hertz: float, seconds: float = 2.0, rate: int = 8000) -> bytes:
-    """A sine tone: music that is certainly not silence."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * hertz * i / rate)))
-                for i in range(int(rate * seconds))
-            )
-        )
-    return out.getvalue()
 
 
 async def cli(pbx: RunningApp, command: str) -> str:

@@ -40,24 +40,21 @@ import math
 import os
 import shutil
 import statistics
-import struct
 import sys
 import tempfile
 import time
 import uuid
-import wave
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import uvicorn
 from playwright.async_api import Browser, BrowserContext, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench.call_load import World, agents_phones, udp_port
+from bench.readings import percentile
 from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.agents.service import sip_ha1
 from graam_pbx.ami import AmiError, AmiSupervisor
@@ -65,9 +62,12 @@ from graam_pbx.ami import actions as ami_actions
 from graam_pbx.app import Endpoints, Runtime, create_app
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import migrate
+from graam_pbx.sandbox.http import LoopbackHttp
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from graam_pbx.settings import Settings
+from tests.e2e.rtp_stats import channels, rtp_counts
+from tests.tones import tone_wav
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -109,23 +109,12 @@ class Agents:
 
 
 def _ms(values: Sequence[float], quantile: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, math.ceil(quantile * len(ordered)) - 1)
-    return round(ordered[max(0, index)] * 1000, 1)
+    return round(percentile(list(values), quantile) * 1000, 1) if values else None
 
 
-def microphone(path: Path, seconds: int = 60, rate: int = 48000) -> Path:
-    """A WAV of a 440 Hz tone: every browser's fake microphone."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        frames = bytearray()
-        for n in range(seconds * rate):
-            frames += struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
-        out.writeframes(bytes(frames))
+def microphone(path: Path, seconds: int = 60) -> Path:
+    """A WAV of a 440 Hz tone at 48 kHz: every browser's fake microphone."""
+    path.write_bytes(tone_wav(440, seconds, rate=48000))
     return path
 
 
@@ -190,26 +179,6 @@ async def populate(url: str, phones: int) -> Agents:
     return Agents(tenant_id, browsers, World(tenant_id, 0, {}, sip))
 
 
-@asynccontextmanager
-async def console(runtime_app: Any) -> AsyncIterator[str]:
-    """The app served over HTTP on loopback (its lifespan runs in the caller)."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            runtime_app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(20):
-            while not server.started:  # noqa: ASYNC110 - uvicorn's flag: no event to wait on
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def open_phone(browser: Browser, url: str, email: str) -> tuple[BrowserContext, float]:
     """One agent's Phone page, logged in and registered; the seconds from opening the page to
     registered (inf: it did not register within a minute)."""
@@ -231,26 +200,6 @@ async def open_phone(browser: Browser, url: str, email: str) -> tuple[BrowserCon
     except PlaywrightTimeout:  # a phone that did not register is counted, not fatal
         return context, math.inf
     return context, time.perf_counter() - started
-
-
-async def channels(ami: AmiSupervisor) -> dict[str, str]:
-    """Every channel's name → its state (Up, Ringing, …)."""
-    events = await ami.action_list("CoreShowChannels", {})
-    return {
-        event.get("Channel", ""): event.get("ChannelStateDesc", "")
-        for event in events
-        if event.name == "CoreShowChannel"
-    }
-
-
-async def rtp(ami: AmiSupervisor, channel: str) -> tuple[int, int]:
-    counts = []
-    for field in ("rxcount", "txcount"):
-        answer = await ami.action(
-            "Getvar", {"Channel": channel, "Variable": f"CHANNEL(rtcp,{field},audio)"}
-        )
-        counts.append(int(float(answer.get("Value", "") or 0)))
-    return counts[0], counts[1]
 
 
 async def call_all(
@@ -284,7 +233,7 @@ async def call_all(
             if now_channels[name] == "Up":
                 answered.setdefault(device, now - started)
                 if device not in media:
-                    received, sent = await rtp(ami, name)
+                    received, sent = await rtp_counts(ami, name)
                     if sent > 0 and (received > 0 or not both_ways):
                         media[device] = time.perf_counter() - started
         await asyncio.sleep(POLL)
@@ -352,7 +301,8 @@ async def main(phones: int) -> dict[str, Any]:
             phone_websocket=sandbox.websocket_url(),
         )
         app = create_app(Settings(agi_port=free_port(), data_dir=work), endpoints)
-        async with app.router.lifespan_context(app), console(app) as url_base:
+        async with app.router.lifespan_context(app), LoopbackHttp(app) as server:
+            url_base = server.url
             runtime: Runtime = app.state.runtime
             await runtime.ami.wait_connected(30)
             assert runtime.applier is not None

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import re
 import shutil
-import struct
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +21,13 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import text
 
+from bench.webrtc import microphone
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.web import phone as phone_page
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.agent_tenant import retire
 from tests.e2e.rtp_pcap import rtp_pcap, voice
+from tests.e2e.rtp_stats import channels, rtp_counts
 from tests.e2e.sipp import SCENARIOS, Sipp, SippPool
 from tests.e2e.test_agent_login import (
     CARRIER_IP,
@@ -66,25 +65,12 @@ SPEAKING_SCENARIO = "carrier_press_1_speaks.xml"
 VOICE = "caller_voice.pcap"  # the name the scenario plays
 
 
-def microphone(path: Path, seconds: int = 30, rate: int = 48000) -> Path:
-    """A WAV of a 440 Hz tone: what the browser's fake microphone sends."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        samples = (
-            int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(seconds * rate)
-        )
-        out.writeframes(b"".join(struct.pack("<h", sample) for sample in samples))
-    return path
-
-
 @pytest.fixture
 async def phone_context(browser: Browser, tmp_path: Path) -> AsyncIterator[BrowserContext]:
     """A chromium of its own: a WAV as its microphone, allowed without asking, and ICE on
     loopback (where the sandbox's Asterisk is)."""
     assert CHROMIUM.exists()
-    wav = microphone(tmp_path / "microphone.wav")
+    wav = microphone(tmp_path / "microphone.wav", seconds=30)
     media = await browser.browser_type.launch(
         executable_path=str(CHROMIUM),
         args=[
@@ -164,33 +150,22 @@ def speaking_caller(sipp: SippPool, workdir: Path, did: str) -> Sipp:
     )
 
 
-async def rtp_counts(pbx: RunningApp, sip_username: str) -> tuple[int, int]:
+async def browser_rtp(pbx: RunningApp, sip_username: str) -> tuple[int, int]:
     """(packets received, packets sent) by Asterisk on the browser's channel; (0, 0) when
     it has none."""
-    ami = pbx.runtime.ami
-    channels = await ami.action_list("CoreShowChannels", {})
     names = [
-        event.get("Channel", "")
-        for event in channels
-        if event.name == "CoreShowChannel"
-        and event.get("Channel", "").startswith(f"PJSIP/{sip_username}-")
+        name
+        for name in await channels(pbx.runtime.ami)
+        if name.startswith(f"PJSIP/{sip_username}-")
     ]
-    if not names:
-        return 0, 0
-    counts = []
-    for field in ("rxcount", "txcount"):  # chan_pjsip's CHANNEL(rtcp,<field>,<stream>)
-        answer = await ami.action(
-            "Getvar", {"Channel": names[0], "Variable": f"CHANNEL(rtcp,{field},audio)"}
-        )
-        counts.append(int(float(answer.get("Value", "") or 0)))
-    return counts[0], counts[1]
+    return await rtp_counts(pbx.runtime.ami, names[0]) if names else (0, 0)
 
 
 async def audio_both_ways(pbx: RunningApp, sip_username: str, packets: int = 100) -> None:
     try:
         async with asyncio.timeout(20):
             while True:
-                received, sent = await rtp_counts(pbx, sip_username)
+                received, sent = await browser_rtp(pbx, sip_username)
                 if received >= packets and sent >= packets:
                     return
                 await asyncio.sleep(0.2)

@@ -69,6 +69,10 @@ from graam_pbx.prompts import api as prompts_api
 from graam_pbx.queue_calls import api as queue_calls_api
 from graam_pbx.queue_calls.worker import QUEUE_LOG, QueueCallSettings, QueueCallWorker
 from graam_pbx.queues import api as queues_api
+from graam_pbx.recordings import api as recordings_api
+from graam_pbx.recordings.spool import ASTERISK_MONITOR, SPOOL_SUBDIR
+from graam_pbx.recordings.store import LocalStore, RecordingStore
+from graam_pbx.recordings.worker import RecordingCollector
 from graam_pbx.rest import StorableInput, allowed_methods, openapi_parameters_without_null
 from graam_pbx.routing import api as routing_api
 from graam_pbx.routing.worker import TrunkResolver
@@ -104,6 +108,7 @@ API_ROUTERS: list[APIRouter] = [
     moh_api.router,
     ivr_api.router,
     voicemail_api.router,
+    recordings_api.router,
     cdr_api.router,
     queue_calls_api.router,
     config_status_api.router,
@@ -119,6 +124,9 @@ API_ROUTERS: list[APIRouter] = [
 READY_DB_TIMEOUT = 2.0
 
 
+RECORDINGS_SPOOL = ASTERISK_MONITOR / SPOOL_SUBDIR
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where the real parts are: resolved before the app starts (embedded or configured)."""
@@ -130,6 +138,8 @@ class Endpoints:
     cdr_csv_log: Path | None = None  # Asterisk's CSV log of CDRs; None: no backfill
     voicemail_spool: Path | None = None  # Asterisk's voicemail spool; None: messages unreachable
     queue_log: Path | None = None  # Asterisk's queue_log; None: no queue-call backfill
+    # Where MixMonitor leaves recordings (monitor spool's graam/); None: not collected here.
+    recordings_spool: Path | None = None
     # Where browsers reach Asterisk's SIP WebSocket (the console's phone); None: no phone.
     phone_websocket: str | None = None
 
@@ -146,6 +156,7 @@ class Endpoints:
             voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
             queue_log=settings.queue_log or QUEUE_LOG,
             phone_websocket=settings.sip_websocket_url,
+            recordings_spool=settings.recordings_spool_dir or RECORDINGS_SPOOL,
         )
 
 
@@ -178,6 +189,8 @@ class Runtime:
     billing: BillingScheduler | None = None
     worker: ActiveWorker | None = None  # role worker: this process's part in the lease
     phone_websocket: str | None = None  # Endpoints.phone_websocket: the console's phone
+    recordings: RecordingStore | None = None  # where registered recordings are kept
+    collector: RecordingCollector | None = None  # the active worker's: spool → store
     local_node: str | None = None  # the configured Asterisk's node (None: no node table)
 
 
@@ -274,6 +287,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             else None,
             phone_websocket=endpoints.phone_websocket,
             local_node=local,
+            recordings=LocalStore(settings.recordings_path),
         )
         app.state.runtime = runtime
         # Committed configuration changes reach the applier, and committed logins, logouts
@@ -493,6 +507,16 @@ def _acting_components(
     # (its suspensions reach the applier: the app's sessions), terminations, retention.
     billing = BillingScheduler(app.state.sessions, settings, SmtpRelay.from_settings(settings))
     runtime.billing = billing
+    # Recordings: finished ones from Asterisk's spool into the store; past retention, purged.
+    assert runtime.recordings is not None  # noqa: S101 - made with the runtime
+    runtime.collector = RecordingCollector(
+        session_factory(engine),
+        bus,
+        endpoints.recordings_spool,
+        runtime.recordings,
+        scan_interval=settings.recordings_scan_interval,
+        purge_interval=settings.recordings_purge_interval,
+    )
     return [
         *relay,
         *([appliers] if appliers else []),
@@ -509,6 +533,7 @@ def _acting_components(
         sip_security,
         *live,
         billing,
+        runtime.collector,
     ]
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from graam_pbx.ami import AmiConfig, AmiNotConnected, AmiSupervisor, EventBus
 from graam_pbx.ami.agi_auth import agi_key
-from graam_pbx.app import Endpoints, Runtime, create_app
+from graam_pbx.app import RECORDINGS_SPOOL, Endpoints, Runtime, create_app
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.reloads import ReloadFailed
 from graam_pbx.auth import passwords
@@ -317,6 +317,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
             voicemail_spool=settings.voicemail_spool_dir or VOICEMAIL_SPOOL,
             queue_log=settings.queue_log or QUEUE_LOG,
             phone_websocket=settings.sip_websocket_url,
+            recordings_spool=settings.recordings_spool_dir or RECORDINGS_SPOOL,
         )
     sandbox = asterisk_sandbox(settings)
     adopted = sandbox.running_pid() is not None
@@ -350,6 +351,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
         voicemail_spool=settings.voicemail_spool_dir or sandbox.spool_dir / "voicemail",
         queue_log=settings.queue_log or sandbox.log_dir / QUEUE_LOG.name,
         phone_websocket=settings.sip_websocket_url or sandbox.websocket_url(),
+        recordings_spool=settings.recordings_spool_dir or sandbox.recordings_spool(),
     )
 
 

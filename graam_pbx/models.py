@@ -52,6 +52,7 @@ from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queues.models import Queue, QueueMember
+from graam_pbx.recordings.models import Recording, RecordingRule, RecordingSettings
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.sip_security.models import SipBlock
 from graam_pbx.stats.models import QueueStatsRollup
@@ -114,6 +115,9 @@ __all__ = [
     "Rate",
     "RateDeck",
     "RatedCall",
+    "Recording",
+    "RecordingRule",
+    "RecordingSettings",
     "RefreshToken",
     "Schedule",
     "SipBlock",

@@ -310,6 +310,21 @@ class Settings(BaseSettings):
     voicemail_mail_max_age: float = Field(
         86400.0, gt=0, description="Seconds after which a message not yet e-mailed is not sent."
     )
+    recordings_spool_dir: Path | None = Field(
+        None,
+        description="Where Asterisk's MixMonitor writes recordings (its monitor spool's graam/), "
+        "as this host sees it; the sandbox's spool/monitor/graam when unset, else "
+        "/var/spool/asterisk/monitor/graam.",
+    )
+    recordings_dir: Path | None = Field(
+        None, description="The recordings store (a local directory); data_dir/recordings."
+    )
+    recordings_scan_interval: float = Field(
+        30.0, gt=0, description="Seconds between looks at the spool besides hang-ups."
+    )
+    recordings_purge_interval: float = Field(
+        3600.0, gt=0, description="Seconds between purges of recordings past retention."
+    )
     smtp_host: str | None = Field(
         None, description="SMTP relay for every e-mail (voicemail, support); unset: none sent."
     )
@@ -445,6 +460,10 @@ class Settings(BaseSettings):
     @property
     def queue_calls_state_dir(self) -> Path:
         return self.queue_calls_dir or self.data_dir / "queue-calls"
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def billing_archive_path(self) -> Path:

@@ -161,6 +161,7 @@ async def start_app(
             queue_calls_dir=Path(cdr_dir) / "queue-calls",
             # Nodes registered by a test get their files here (asterisk/nodes.py).
             nodes_files_dir=Path(cdr_dir) / "nodes",
+            recordings_dir=Path(cdr_dir) / "recordings",
             # The billing scheduler's pass runs once at start; billing tests run the parts
             # they test themselves, so no later pass races them.
             billing_interval=86_400,

@@ -29,6 +29,7 @@ from graam_pbx.asterisk.snapshot import (
     TenantConf,
     TrunkConf,
 )
+from graam_pbx.recordings.policy import dialplan_plan
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TEMPLATE_DIRS = (REPO / "dialplans", REPO / "asterisk_conf" / "templates")
@@ -319,6 +320,12 @@ def render_tenant(
         # Hold music: the tenant's classes by name (a queue naming another plays "default").
         "moh_classes": {c.name: f"t{tenant.id}-{c.name}" for c in tenant.moh_classes},
         "moh_directories": {c.id: moh_directory(tenant.id, c) for c in tenant.moh_classes},
+        "recording": dialplan_plan(
+            tenant.recording_rules,
+            (queue.id for queue in tenant.queues),
+            {device.user_id for device in tenant.devices},
+            announced=tenant.recording_announcement is not None,
+        ),
     }
     return {
         name: env.get_template(template).render(context) for name, template in TENANT_FILES.items()

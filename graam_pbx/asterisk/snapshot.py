@@ -24,6 +24,8 @@ from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
 from graam_pbx.prompts.models import Prompt
 from graam_pbx.queues.models import Queue
+from graam_pbx.recordings.models import RecordingRule, RecordingSettings
+from graam_pbx.recordings.policy import Direction, Mode, Rule
 from graam_pbx.routing.models import InboundRoute, OutboundRoute, Schedule, Trunk
 from graam_pbx.tenants.models import Tenant, TenantStatus
 from graam_pbx.voicemail.models import VoicemailBox
@@ -43,6 +45,8 @@ CONFIG_MODELS = (
     PhoneNumber,
     MohClass,
     MohClassPrompt,
+    RecordingRule,
+    RecordingSettings,
     TenantPlacement,  # which nodes' files hold the tenant (asterisk/nodes.py)
 )
 # Rows every tenant's files depend on.
@@ -180,6 +184,8 @@ class TenantConf(NamedTuple):
     inbound: tuple[InboundConf, ...] = ()
     outbound: tuple[OutboundConf, ...] = ()
     moh_classes: tuple[MohClassConf, ...] = ()
+    recording_rules: tuple[Rule, ...] = ()  # graam_pbx/recordings/policy.py
+    recording_announcement: int | None = None  # the prompt callers hear when recorded
 
     @property
     def suspended(self) -> bool:
@@ -438,6 +444,22 @@ class SnapshotReader:
             ),
             User.tenant_id,
         )
+        rules = await rows_of(
+            select(
+                RecordingRule.tenant_id,
+                RecordingRule.queue_id,
+                RecordingRule.user_id,
+                RecordingRule.direction,
+                RecordingRule.mode,
+            ).order_by(RecordingRule.id),
+            RecordingRule.tenant_id,
+        )
+        announcements = await rows_of(
+            select(RecordingSettings.tenant_id, RecordingSettings.announce_prompt_id).where(
+                RecordingSettings.announce_prompt_id.is_not(None)
+            ),
+            RecordingSettings.tenant_id,
+        )
         return tuple(
             _tenant(
                 t,
@@ -453,6 +475,8 @@ class SnapshotReader:
                 agents,
                 moh_classes,
                 moh_prompts,
+                rules,
+                announcements,
             )
             for t in rows
         )
@@ -497,6 +521,8 @@ def _tenant(
     agents: dict[int, list[Any]],
     moh_classes: dict[int, list[Any]],
     moh_prompts: dict[int, list[Any]],
+    rules: dict[int, list[Any]],
+    announcements: dict[int, list[Any]],
 ) -> TenantConf:
     tid = tenant["id"]
     names = {row["id"]: row["display_name"] for row in agents.get(tid, [])}
@@ -606,6 +632,18 @@ def _tenant(
         moh_classes=tuple(
             MohClassConf(c["id"], c["name"], tuple(class_prompts.get(c["id"], ())))
             for c in moh_classes.get(tid, [])
+        ),
+        recording_rules=tuple(
+            Rule(
+                r["queue_id"],
+                r["user_id"],
+                Direction(r["direction"]) if r["direction"] else None,
+                Mode(r["mode"]),
+            )
+            for r in rules.get(tid, [])
+        ),
+        recording_announcement=next(
+            (a["announce_prompt_id"] for a in announcements.get(tid, [])), None
         ),
     )
 

@@ -38,6 +38,7 @@ class Area(StrEnum):
     OUTBOUND_ROUTES = "outbound routes"
     PROMPTS = "prompts"
     QUEUES = "queues"
+    RECORDINGS = "recordings"
     SCHEDULES = "schedules"
     SIP_BLOCKS = "sip blocks"
     STATISTICS = "statistics"

@@ -330,6 +330,11 @@ class AsteriskSandbox:
             f"[graam-trunk](!)\n{endpoint}"
         )
 
+    def recordings_spool(self) -> Path:
+        """Where MixMonitor's recordings land (graam_pbx/recordings/spool.py), as this host
+        sees the sandbox's /var/spool/asterisk/monitor/graam."""
+        return self.spool_dir / "monitor" / "graam"
+
     def websocket_url(self) -> str | None:
         """Where browser phones reach this sandbox's SIP WebSocket; None: HTTP is off."""
         port = self.config.http_port

@@ -35,6 +35,7 @@ async def pbx(postgres: EmbeddedPostgres, asterisk: Asterisk) -> AsyncIterator[R
         voicemail_spool=asterisk.sandbox.spool_dir / "voicemail",
         queue_log=asterisk.sandbox.log_dir / "queue_log",
         phone_websocket=asterisk.sandbox.websocket_url(),
+        recordings_spool=asterisk.sandbox.recordings_spool(),
     )
     async for running in start_app(endpoints):
         await running.runtime.ami.wait_connected(timeout=20)

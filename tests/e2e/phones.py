@@ -4,14 +4,19 @@ session's app, or a ``graam-pbx run`` of a test's own) holds the AMI connection.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
 from graam_pbx.ami import AmiSupervisor, EventBus, Message
 from graam_pbx.cluster.supervisors import node_of_event
-from tests.e2e.sipp import Sipp, SippPool
+from tests.e2e.rtp_pcap import rtp_pcap, voice
+from tests.e2e.sipp import SCENARIOS, Sipp, SippPool
 
 PHONES_IP = "127.0.0.1"
+SPEAKING_SCENARIO = "carrier_press_1_speaks.xml"
+VOICE = "caller_voice.pcap"  # the name the scenario plays
 
 
 async def reachable_phone(
@@ -61,3 +66,16 @@ async def reachable_phone(
         return phone
     finally:
         await bus.unsubscribe(subscription)
+
+
+def speaking_caller(
+    sipp: SippPool, workdir: Path, did: str, *, carrier_ip: str, caller: str = "+33612345678"
+) -> Sipp:
+    """The carrier's caller who dials ``did``, presses 1 and speaks a minute of tone (not
+    started yet): the scenario beside the voice it plays."""
+    directory = workdir / "speaking-caller"
+    directory.mkdir(exist_ok=True)
+    (directory / VOICE).write_bytes(rtp_pcap(voice([(60_000, True)])))
+    scenario = directory / SPEAKING_SCENARIO
+    shutil.copyfile(SCENARIOS / SPEAKING_SCENARIO, scenario)
+    return sipp.uac(str(scenario), ip=carrier_ip, service=did, keys={"caller": caller}, timeout=120)

@@ -112,3 +112,37 @@ def write_voices(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / PERSON_PCAP).write_bytes(rtp_pcap(voice(PERSON)))
     (directory / MACHINE_PCAP).write_bytes(rtp_pcap(voice(MACHINE)))
+
+
+PAYLOAD_TYPE_EVENTS = 101  # telephone-event, as the scenarios' SDP offers it
+_EVENTS = {**{str(digit): digit for digit in range(10)}, "*": 10, "#": 11}
+
+
+def dtmf_pcap(digits: str, *, later: int = 0, ssrc: int = 0x47524142) -> bytes:
+    """A pcap of ``digits`` as RFC 4733 events: each 100 ms long (a packet every 20 ms, the
+    last three marked as its end, as phones send them), 100 ms apart.
+
+    An event is known by its RTP timestamp: a receiver takes a second play of the same pcap
+    for a repeat of events already ended, and ignores it. ``later``: the pcap's place among
+    others played in one call (0, 1, …), which gives it sequence numbers and timestamps of
+    its own."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65_535, 1))
+    sequence = later * 1000
+    at = 0  # microseconds
+    for number, digit in enumerate(digits):
+        timestamp = (later * 100 + number) * 1600  # 200 ms per digit, in 8 kHz units
+        for step in range(1, 8):
+            end = step >= 5
+            duration = min(step, 5) * FRAME_SAMPLES
+            payload = struct.pack("!BBH", _EVENTS[digit], (0x80 if end else 0) | 10, duration)
+            marker = 0x80 if step == 1 else 0
+            rtp = struct.pack(
+                "!BBHII", 0x80, marker | PAYLOAD_TYPE_EVENTS, sequence, timestamp, ssrc
+            )
+            frame = _packet(rtp + payload, sequence)
+            out += struct.pack("<IIII", at // 1_000_000, at % 1_000_000, len(frame), len(frame))
+            out += frame
+            sequence += 1
+            at += 20_000 if step < 5 else 0  # the end is sent three times at once
+        at += 100_000
+    return bytes(out)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,9 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.web import phone as phone_page
 from tests.conftest import Asterisk, RunningApp
 from tests.e2e.agent_tenant import retire
-from tests.e2e.rtp_pcap import rtp_pcap, voice
+from tests.e2e.phones import speaking_caller
 from tests.e2e.rtp_stats import channels, rtp_counts
-from tests.e2e.sipp import SCENARIOS, Sipp, SippPool
+from tests.e2e.sipp import Sipp, SippPool
 from tests.e2e.test_agent_login import (
     CARRIER_IP,
     Phone,
@@ -61,8 +60,6 @@ from tests.factories import PASSWORD, TenantWorld, browser_device
 from tests.waiting import until
 
 EXTENSION = "7001"
-SPEAKING_SCENARIO = "carrier_press_1_speaks.xml"
-VOICE = "caller_voice.pcap"  # the name the scenario plays
 
 
 @pytest.fixture
@@ -137,19 +134,6 @@ async def browser_agent(
     return Scene(world, device, made.queue_id, did, made.agents)
 
 
-def speaking_caller(sipp: SippPool, workdir: Path, did: str) -> Sipp:
-    """The carrier's caller who dials ``did``, presses 1 and speaks a minute of tone (not
-    started yet): the scenario beside the voice it plays."""
-    directory = workdir / "speaking-caller"
-    directory.mkdir(exist_ok=True)
-    (directory / VOICE).write_bytes(rtp_pcap(voice([(60_000, True)])))
-    scenario = directory / SPEAKING_SCENARIO
-    shutil.copyfile(SCENARIOS / SPEAKING_SCENARIO, scenario)
-    return sipp.uac(
-        str(scenario), ip=CARRIER_IP, service=did, keys={"caller": "+33612345678"}, timeout=120
-    )
-
-
 async def browser_rtp(pbx: RunningApp, sip_username: str) -> tuple[int, int]:
     """(packets received, packets sent) by Asterisk on the browser's channel; (0, 0) when
     it has none."""
@@ -218,7 +202,7 @@ async def test_the_agent_answers_a_queue_call_in_the_browser_and_hangs_up(
     name = str(device["sip_username"])
     page = await phone_in_queue(phone_context, console, pbx, client, scene)
 
-    caller = await speaking_caller(sipp, tmp_path, scene.did).start()
+    caller = await speaking_caller(sipp, tmp_path, scene.did, carrier_ip=CARRIER_IP).start()
     try:
         await expect(page.locator("#phone-call")).to_contain_text(
             "Incoming call", timeout=SEEN_WITHIN_MS
@@ -323,7 +307,7 @@ async def test_the_phone_stops_with_its_console_session_and_the_queue_session_wi
 async def answered_on_the_page(page: Page, sipp: SippPool, workdir: Path, did: str) -> Sipp:
     """A speaking caller to ``did``'s queue, answered on the page (the pool stops it if the
     test fails)."""
-    caller = await speaking_caller(sipp, workdir, did).start()
+    caller = await speaking_caller(sipp, workdir, did, carrier_ip=CARRIER_IP).start()
     call = page.locator("#phone-call")
     await expect(call).to_contain_text("Incoming call", timeout=SEEN_WITHIN_MS)
     await page.locator("#phone-answer").click()

@@ -17,11 +17,23 @@ from graam_pbx.asterisk.snapshot import (
     TrunkConf,
     VoicemailConf,
 )
+from graam_pbx.recordings.policy import Direction, Mode, Rule
 
 HA1 = "0123456789abcdef0123456789abcdef"
 
 
-def sample_tenant(tenant_id: int = 7, status: str = "active", name: str = "Ana Lima") -> TenantConf:
+# Tenant 7 records its queue's calls (Bob's excepted) and lets agents record outbound calls,
+# and announces it; tenant 8 records nothing.
+RECORDING_RULES = (
+    Rule(3, None, None, Mode.ALWAYS),
+    Rule(None, 102, Direction.INBOUND, Mode.NEVER),
+    Rule(None, None, Direction.OUTBOUND, Mode.ON_DEMAND),
+)
+
+
+def sample_tenant(
+    tenant_id: int = 7, status: str = "active", name: str = "Ana Lima", *, recorded: bool = False
+) -> TenantConf:
     return TenantConf(
         id=tenant_id,
         slug=f"acme{tenant_id}",
@@ -80,12 +92,14 @@ def sample_tenant(tenant_id: int = 7, status: str = "active", name: str = "Ana L
             ),
         ),
         moh_classes=(MohClassConf(13, "jazz", (PromptConf(9, "a" * 64),)),),
+        recording_rules=RECORDING_RULES if recorded else (),
+        recording_announcement=9 if recorded else None,
     )
 
 
 def sample_snapshot() -> Snapshot:
     return Snapshot(
-        tenants=(sample_tenant(7), sample_tenant(8, status="suspended")),
+        tenants=(sample_tenant(7, recorded=True), sample_tenant(8, status="suspended")),
         trunks=(
             TrunkConf(1, "carrier", "127.0.0.2", 5060, "udp", "FR", "acct", "p;ss", True),
             # An IPv6 host known by a header, a host name that authenticates: never resolved.

@@ -5,7 +5,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from graam_pbx.auth.principal import Scope
 from graam_pbx.deps import Admin, DbSession, Member, Reader
 from graam_pbx.errors import NotFound
 from graam_pbx.fields import IsoDateTime
@@ -215,8 +217,23 @@ async def recording_audio(
     download: Annotated[bool, Query(description="As an attachment (a file to save)")] = False,
     range_header: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
+    return await audio_response(
+        session, scope, _store(request), recording_id, range_header, download=download
+    )
+
+
+async def audio_response(
+    session: AsyncSession,
+    scope: Scope,
+    store: RecordingStore,
+    recording_id: int,
+    range_header: str | None,
+    *,
+    download: bool,
+) -> Response:
+    """A recording's audio for whoever may play it (the API's and the console's): the whole
+    file, or the range asked for; the first request of a play and every download audited."""
     recording = await service.get_recording(session, scope, recording_id)
-    store = _store(request)
     size = await asyncio.to_thread(store.size, recording.storage_key)
     if size is None:
         raise NotFound(f"recording {recording_id}'s file is gone")

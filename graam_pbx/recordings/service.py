@@ -188,6 +188,32 @@ async def list_recordings(
     return await keyset_page(session, statement, Recording.id, after_id, limit)
 
 
+async def latest_recordings(session: AsyncSession, scope: Scope, limit: int) -> list[Recording]:
+    """The scope's ``limit`` latest recordings, the latest first (the console's list)."""
+    statement = (await _visible(session, scope)).order_by(Recording.id.desc()).limit(limit)
+    return list((await session.scalars(statement)).all())
+
+
+async def names(
+    session: AsyncSession, scope: Scope, recordings: list[Recording]
+) -> tuple[dict[int, str], dict[int, str]]:
+    """The agents' and the queues' names of these recordings (those that still exist)."""
+    agents = {r.agent_user_id for r in recordings if r.agent_user_id is not None}
+    queues = {r.queue_id for r in recordings if r.queue_id is not None}
+    agent_rows = await session.execute(
+        select(User.id, User.display_name).where(
+            User.tenant_id == scope.tenant_id, User.id.in_(agents)
+        )
+    )
+    queue_rows = await session.execute(
+        select(Queue.id, Queue.name).where(Queue.tenant_id == scope.tenant_id, Queue.id.in_(queues))
+    )
+    return (
+        {user: name for user, name in agent_rows.all()},
+        {queue: name for queue, name in queue_rows.all()},
+    )
+
+
 async def get_recording(session: AsyncSession, scope: Scope, recording_id: int) -> Recording:
     statement = (await _visible(session, scope)).where(Recording.id == recording_id)
     found = await session.scalar(statement)

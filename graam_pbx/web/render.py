@@ -52,6 +52,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/wallboard", "Wallboard", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/reports", "Reports", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/agents", "Agents", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
+    NavItem("/recordings", "Recordings", (Role.ADMIN, Role.SUPERVISOR)),
     NavItem("/my-day", "My day", (Role.AGENT,)),
     NavItem("/phone", "Phone", (Role.AGENT,)),
     NavItem("/campaigns", "Campaigns", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),

@@ -32,6 +32,7 @@ PartyNumber = Annotated[
 class SettingsOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    tenant_id: int
     announce_prompt_id: int | None = Field(
         description="The prompt callers hear before a call that may be recorded; null: none."
     )

@@ -27,6 +27,7 @@ from graam_pbx.campaigns.models import Campaign, CampaignAttempt, CampaignContac
 from graam_pbx.queue_calls.models import QueueCall
 from graam_pbx.queue_calls.store import write_rows
 from graam_pbx.queue_calls.tracker import Outcome, QueueCallRow
+from graam_pbx.recordings.models import Recording
 from graam_pbx.tenants.flows import DemoTenant, seed_demo_tenant
 from tests.dunning_rows import make_account, make_invoice
 from tests.factories import TenantWorld, make_world, unique
@@ -155,7 +156,40 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     await _billing_objects(client, sessions, demo, {"Authorization": f"Bearer {token}"})
     await _contact_objects(client, demo, op)
     await _campaign_objects(sessions, demo)
+    await _recording_objects(client, sessions, demo, op)
     return demo, world
+
+
+async def _recording_objects(
+    client: httpx.AsyncClient, sessions: Sessions, demo: DemoTenant, headers: dict[str, str]
+) -> None:
+    """A's recording rule, and one recording of A's (registered as the collector does)."""
+    rule = await client.post(
+        "/api/v1/recording-rules",
+        headers=headers,
+        json={"queue_id": demo.ids["queue_id"], "mode": "always"},
+    )
+    assert rule.status_code == 201, rule.text
+    demo.ids["rule_id"] = rule.json()["id"]
+    async with sessions() as session, session.begin():
+        recording = Recording(
+            tenant_id=demo.tenant_id,
+            linkedid="isolation-a",
+            uniqueid=f"isolation-a-{demo.tenant_id}",
+            direction="inbound",
+            queue_id=demo.ids["queue_id"],
+            agent_user_id=demo.ids["user_id"],
+            party_number="+33612345678",
+            started_at=datetime.now(UTC),
+            duration_ms=1000,
+            size_bytes=0,
+            sha256="0" * 64,
+            media_type="audio/ogg; codecs=opus",
+            storage_key=f"t{demo.tenant_id}/isolation.ogg",
+        )
+        session.add(recording)
+        await session.flush()
+        demo.ids["recording_id"] = recording.id
 
 
 async def _campaign_objects(sessions: Sessions, demo: DemoTenant) -> None:

@@ -136,6 +136,7 @@ async def test_settings_default_then_change_and_keep_their_announcement(
     admin = world.admin.headers
     defaults = await client.get("/api/v1/recording-settings", headers=world.supervisor.headers)
     assert defaults.json() == {
+        "tenant_id": world.tenant_id,
         "announce_prompt_id": None,
         "retention_days": 90,
         "agents_play_own": False,

@@ -61,7 +61,10 @@ class DeviceCreate(BaseModel):
         },
     )
 
-    user_id: ObjectId = Field(description="The agent (a user with the agent role) it belongs to.")
+    user_id: ObjectId = Field(
+        description="Who it belongs to: an agent (takes calls on it), or a supervisor or "
+        "admin (called on it to supervise agents' calls)."
+    )
     name: ObjectName = Field(
         description="Local name; the SIP username is '<tenant slug>-<name>' and never changes."
     )

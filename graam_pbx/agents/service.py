@@ -49,22 +49,32 @@ def sip_ha1(sip_username: str, password: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - SIP digest is MD5 (RFC 3261)
 
 
-async def ensure_agent(session: AsyncSession, tenant_id: int, user_id: int, field: str) -> None:
-    """Refuse (422 on ``field``) a user id that is not an agent of this tenant."""
+# Who may own a device: agents take calls on theirs, supervisors and admins are called on
+# theirs to supervise agents' calls (graam_pbx/supervision).
+DEVICE_OWNER_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+async def ensure_device_owner(
+    session: AsyncSession, tenant_id: int, user_id: int, field: str
+) -> None:
+    """Refuse (422 on ``field``) a user id that is not an agent, supervisor or admin of this
+    tenant."""
     found = await session.scalar(
         select(User.id).where(
-            User.id == user_id, User.tenant_id == tenant_id, User.role == Role.AGENT.value
+            User.id == user_id,
+            User.tenant_id == tenant_id,
+            User.role.in_([role.value for role in DEVICE_OWNER_ROLES]),
         )
     )
     if found is None:
-        raise Invalid(field, f"no agent {user_id} in this tenant")
+        raise Invalid(field, f"no agent, supervisor or admin {user_id} in this tenant")
 
 
 async def create_device(
     session: AsyncSession, scope: Scope, data: DeviceCreate
 ) -> tuple[AgentDevice, str]:
     """A device of one of the tenant's agents, and its password (returned once, never kept)."""
-    await ensure_agent(session, scope.tenant_id, data.user_id, "body.user_id")
+    await ensure_device_owner(session, scope.tenant_id, data.user_id, "body.user_id")
     tenant = await session.get(Tenant, scope.tenant_id)
     if tenant is None:
         raise NotFound(f"no tenant {scope.tenant_id}")
@@ -147,7 +157,7 @@ async def update_device(
     ensure_version(device, expected)
     changes = data.model_dump(mode="json", exclude_unset=True)
     if data.user_id is not None:
-        await ensure_agent(session, scope.tenant_id, data.user_id, "body.user_id")
+        await ensure_device_owner(session, scope.tenant_id, data.user_id, "body.user_id")
     for field, value in changes.items():
         setattr(device, field, value)
     if device.transport == Transport.WEBRTC and (other := not_for_browsers(device.codecs)):

@@ -212,15 +212,24 @@ async def test_reset_password_replaces_the_digest(
 # ---- validation -----------------------------------------------------------------------------
 
 
-async def test_user_must_be_an_agent_of_the_tenant(
+async def test_user_must_be_an_agent_supervisor_or_admin_of_the_tenant(
     client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
     world = await make_world(client, sessions)
     other = await make_world(client, sessions)
+    # Supervisors and admins own devices too: they are called on them to supervise calls.
+    for role in ("supervisor", "admin"):
+        owned = await client.post(
+            "/api/v1/devices",
+            headers=world.admin.headers,
+            json=device_body(world, user_id=world.actor(role).user_id, extension=f"{len(role)}00"),
+        )
+        assert owned.status_code == 201, (role, owned.text)
+        assert owned.json()["user_id"] == world.actor(role).user_id
     for user_id in (
-        world.admin.user_id,
-        world.supervisor.user_id,
         other.agent.user_id,
+        other.supervisor.user_id,
+        world.operator.user_id,
         10**12,
     ):
         response = await client.post(
@@ -360,7 +369,7 @@ async def test_update_with_etags(client: httpx.AsyncClient, sessions: Sessions) 
         ({"name": "renamed"}, "body.name"),
         ({"extension": None}, "body.extension"),
         ({"codecs": None}, "body.codecs"),
-        ({"user_id": world.supervisor.user_id}, "body.user_id"),
+        ({"user_id": world.operator.user_id}, "body.user_id"),
         ({"codecs": ["ulaw", "ulaw"]}, "body.codecs"),
     ]:
         response = await client.patch(url, headers=world.admin.headers, json=body)

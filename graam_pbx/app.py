@@ -80,6 +80,7 @@ from graam_pbx.settings import ProcessRole, Settings, get_settings
 from graam_pbx.sip_security import api as sip_security_api
 from graam_pbx.sip_security.worker import BlockPolicy, SipSecurityWorker
 from graam_pbx.stats import api as stats_api
+from graam_pbx.supervision import api as supervision_api
 from graam_pbx.support import api as support_api
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
@@ -119,6 +120,7 @@ API_ROUTERS: list[APIRouter] = [
     *billing_api.ROUTERS,
     *campaigns_api.ROUTERS,
     cluster_api.router,
+    supervision_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0

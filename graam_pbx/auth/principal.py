@@ -42,6 +42,7 @@ class Area(StrEnum):
     SCHEDULES = "schedules"
     SIP_BLOCKS = "sip blocks"
     STATISTICS = "statistics"
+    SUPERVISION = "supervision"
     SUPPORT = "support"
     TENANTS = "tenants"
     TRUNKS = "trunks"

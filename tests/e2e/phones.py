@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ async def reachable_phone(
     scenario: str = "uas_answer.xml",
     *,
     node: str | None = None,
+    keys: Mapping[str, str] | None = None,
 ) -> Sipp:
     """The device registered from a sipp UAS running ``scenario``, and reachable.
 
@@ -36,7 +38,8 @@ async def reachable_phone(
     With ``node`` (the phones register with that node, ``ami`` its AMI): every node reads the
     contacts of ps_contacts, so another node may qualify the phone too; only ``node``'s own
     ContactStatus counts (its GraamNode header), and ``node`` is asked to qualify the phone
-    once its UAS is up.
+    once its UAS is up. ``keys`` are the scenario's (``-key``), e.g. where its SDP says its
+    media is.
     """
     name = device["sip_username"]
     statuses: asyncio.Queue[str] = asyncio.Queue()
@@ -52,7 +55,7 @@ async def reachable_phone(
         )
         registration = await registering.run()
         assert registration.ok, registration.describe()
-        phone = await sipp.uas(scenario, ip=PHONES_IP, port=registering.port).start()
+        phone = await sipp.uas(scenario, ip=PHONES_IP, port=registering.port, keys=keys).start()
         if node is not None:
             await ami.command(f"pjsip qualify {name}")
         try:

@@ -282,9 +282,16 @@ class SippPool:
             )
         )
 
-    def uas(self, scenario: str, *, ip: str, port: int | None = None) -> Sipp:
+    def uas(
+        self,
+        scenario: str,
+        *,
+        ip: str,
+        port: int | None = None,
+        keys: Mapping[str, str] | None = None,
+    ) -> Sipp:
         """A phone or a carrier waiting for Asterisk's call."""
-        return self._track(Sipp(scenario, workdir=self.workdir, ip=ip, port=port))
+        return self._track(Sipp(scenario, workdir=self.workdir, ip=ip, port=port, keys=keys))
 
     def _track(self, sipp: Sipp) -> Sipp:
         self.started.append(sipp)

@@ -1,10 +1,13 @@
 """The Wallboard: per queue the callers waiting, the longest wait and its colour level, today's
-figures and the agents needed; the agents by state with their time in state and pause reason.
+figures and the agents needed; the agents by state with their time in state and pause reason,
+and for an agent on a call the buttons that call the viewer's phone to listen, whisper or
+barge (live supervision).
 
 Both the page's first render and its stream (``/live/wallboard``, Server-Sent Events) come
 from the control plane's live boards (``graam_pbx.live``): built from its own state when the
 tenant's first viewer arrives, serialised once per change for every viewer of the tenant;
-nothing here asks Asterisk. Admins and supervisors (operators acting in a tenant) only.
+nothing here asks Asterisk but a supervision (``graam_pbx.supervision``, as its API does).
+Admins and supervisors (operators acting in a tenant) only.
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi import Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from graam_pbx.errors import Unavailable
+from graam_pbx.errors import GraamError, Invalid, NotFound, Unavailable
 from graam_pbx.live.wallboards import Wallboards
+from graam_pbx.supervision import service as supervision_service
+from graam_pbx.supervision.schemas import Mode, SupervisionStart
+from graam_pbx.supervision.service import NoDevice, NotOnCall
 from graam_pbx.web.agents import STATE_LABELS, reason_text
+from graam_pbx.web.forms import form_id
 from graam_pbx.web.i18n import _
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import LiveSupervising, Viewer, console_router
@@ -47,6 +55,24 @@ CAMPAIGN_MODES = {
     "preview": _("Preview"),
     "progressive": _("Progressive"),
     "predictive": _("Predictive"),
+}
+# Live supervision of an agent on a call (graam_pbx/supervision): its buttons, and what the
+# page says after one (``?done=`` or ``?refused=``: only these, never text from the URL).
+SUPERVISE_LABELS = {
+    Mode.LISTEN.value: _("Listen"),
+    Mode.WHISPER.value: _("Whisper"),
+    Mode.BARGE.value: _("Barge"),
+}
+SUPERVISE_DONE = {
+    Mode.LISTEN.value: _("Your phone rings: answer it to listen to the call, unheard."),
+    Mode.WHISPER.value: _("Your phone rings: answer it to speak to the agent alone."),
+    Mode.BARGE.value: _("Your phone rings: answer it to join the call."),
+}
+SUPERVISE_REFUSED = {
+    NotOnCall.error_id: _("This agent is not on a call any more."),
+    NoDevice.error_id: _("You have no phone to be called on: an admin gives you a device."),
+    NotFound.error_id: _("This agent is not one of this tenant's."),
+    Unavailable.error_id: _("Your phone could not be called now; try again."),
 }
 
 
@@ -82,7 +108,12 @@ def _ratio(text: str | None) -> Decimal | None:
 
 
 @router.get("/wallboard")
-async def wallboard_page(request: Request, viewer: LiveSupervising) -> HTMLResponse:
+async def wallboard_page(
+    request: Request,
+    viewer: LiveSupervising,
+    done: str | None = None,
+    refused: str | None = None,
+) -> HTMLResponse:
     board = await _live(request).board(viewer.scope.tenant_id)
     now = datetime.now(UTC)
     texts = viewer.texts
@@ -143,7 +174,43 @@ async def wallboard_page(request: Request, viewer: LiveSupervising) -> HTMLRespo
         stream=viewer.link("/live/wallboard"),
         board_json=json.dumps(board, separators=(",", ":")),
         texts_json=json.dumps(script_texts(viewer), separators=(",", ":"), ensure_ascii=False),
+        supervise_labels=SUPERVISE_LABELS,
+        # The form of each agent on a call; the page's script fills in the agent.
+        supervise_action=viewer.link("/wallboard/agents/0/supervise"),
+        done=SUPERVISE_DONE.get(done or ""),
+        refused=SUPERVISE_REFUSED.get(refused or ""),
     )
+
+
+@router.post("/wallboard/agents/{user_id}/supervise")
+async def supervise(
+    request: Request,
+    user_id: str,
+    viewer: LiveSupervising,
+    mode: Annotated[str, Form(max_length=16)],
+) -> RedirectResponse:
+    """Call the viewer's phone to listen to, whisper to or barge into the agent's call: what
+    ``POST /api/v1/supervision`` does, audited the same way."""
+    agent = form_id(user_id)
+    try:
+        if agent is None:
+            raise NotFound("no such agent")
+        if mode not in SUPERVISE_LABELS:
+            raise Invalid("body.mode", "must be listen, whisper or barge")
+        asked = SupervisionStart(agent_user_id=agent, mode=Mode(mode))
+        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+        async with sessions() as session, session.begin():
+            supervision = await supervision_service.prepare(
+                session,
+                viewer.scope,
+                asked,
+                supervision_service.ami_routes(request.app.state.runtime),
+            )
+        await supervision_service.call_supervisor(supervision)
+    except GraamError as error:
+        refused = error.error_id if error.error_id in SUPERVISE_REFUSED else Unavailable.error_id
+        return RedirectResponse(viewer.link("/wallboard", refused=refused), status_code=303)
+    return RedirectResponse(viewer.link("/wallboard", done=mode), status_code=303)
 
 
 def _reason(viewer: Viewer, agent: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 // The wallboard, live: the board arrives whole from the control plane's stream
 // (/live/wallboard, Server-Sent Events) at each change and is drawn again; times in state
-// and waits count up here between changes. The browser reconnects by itself; after a failure
-// it cannot retry (the control plane answering an error while it starts), this script does.
+// and waits count up here between changes; an agent on a call gets the supervision buttons.
+// The browser reconnects by itself; after a failure it cannot retry (the control plane
+// answering an error while it starts), this script does.
 "use strict";
 (function () {
   const root = document.getElementById("wallboard");
@@ -12,6 +13,7 @@
   const agentsTable = document.getElementById("wallboard-agents");
   const alertsList = document.getElementById("wallboard-alerts");
   const campaignsTable = document.getElementById("wallboard-campaigns");
+  const superviseForm = document.getElementById("wallboard-supervise");
   let skew = 0; // the browser's clock minus the control plane's
   let source = null;
   let retryTimer = null;
@@ -91,6 +93,18 @@
     document.getElementById("wallboard-no-queues").hidden = board.queues.length > 0;
   }
 
+  // An agent on a call: the buttons that call the viewer's phone to listen, whisper or barge
+  // (the page's form, for this agent).
+  function supervise(agent) {
+    const element = cell("td", "", "supervise");
+    if (agent.state !== "on-call" || !superviseForm) return element;
+    const form = superviseForm.content.firstElementChild.cloneNode(true);
+    form.action = form.getAttribute("action").replace("/agents/0/", "/agents/" + agent.user_id + "/");
+    for (const name of form.querySelectorAll(".agent-name")) name.textContent = " (" + agent.name + ")";
+    element.append(form);
+    return element;
+  }
+
   function renderAgents(board) {
     const body = agentsTable.tBodies[0];
     body.replaceChildren();
@@ -112,6 +126,7 @@
         else reason = agent.pause_label ? agent.pause_reason + " · " + agent.pause_label : agent.pause_reason;
       }
       row.append(cell("td", reason, "reason"));
+      row.append(supervise(agent));
       body.append(row);
     }
     agentsTable.hidden = board.agents.length === 0;

@@ -51,12 +51,15 @@ class Taken:
 
 
 def take(leg: spool.SpoolFile, store: RecordingStore, now: datetime) -> Taken | None:
-    """Encode and store one leg when it is ready; None when it is not (still written).
+    """Encode and store one leg when it is ready; None when it is not (still written, or a
+    leg with no audio at all, dropped once ``spool.EMPTY_AFTER`` old: never bridged).
     Blocking: run in a thread."""
     state = spool.state(leg.path)
     if state is None:
         raise ValueError(f"{leg.path}: not a 16-bit mono PCM WAV")
     if not state.ready(now):
+        if state.data_bytes == 0 and now - state.modified >= spool.EMPTY_AFTER:
+            leg.path.unlink(missing_ok=True)  # never bridged: nothing was recorded
         return None
     started_at = state.modified - timedelta(milliseconds=state.duration_ms)
     data = spool.encode(leg.path, state.data_bytes, state.rate)
@@ -195,13 +198,6 @@ class RecordingCollector:
         except FileNotFoundError:
             return 0  # taken by another pass meanwhile
         if taken is None:
-            state = await asyncio.to_thread(spool.state, leg.path)
-            if (
-                state is not None
-                and state.data_bytes == 0
-                and (now - state.modified >= spool.EMPTY_AFTER)
-            ):
-                leg.path.unlink(missing_ok=True)  # never bridged: nothing was recorded
             return 0
         async with self._sessions() as session, session.begin():
             exists = await session.scalar(select(Tenant.id).where(Tenant.id == leg.tenant_id))

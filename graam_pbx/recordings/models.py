@@ -32,6 +32,7 @@ MODES = ("never", "always", "on_demand")
 DIRECTIONS = ("inbound", "outbound", "internal")
 RETENTION_DAYS_MAX = 3650  # ten years
 DEFAULT_RETENTION_DAYS = 90  # a tenant without settings
+DEFAULT_TELLS_AGENT = True  # likewise: a supervised agent is told
 
 
 def _known(column: str, values: tuple[str, ...]) -> str:
@@ -62,7 +63,9 @@ class RecordingSettings(Timestamped, Versioned, Base):
     )
     agents_play_own: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     supervision_tells_agent: Mapped[bool] = mapped_column(
-        Boolean, default=True, server_default="true"
+        Boolean,
+        default=DEFAULT_TELLS_AGENT,
+        server_default="true" if DEFAULT_TELLS_AGENT else "false",
     )
 
 

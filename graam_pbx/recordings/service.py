@@ -24,6 +24,7 @@ from graam_pbx.prompts import service as prompts_service
 from graam_pbx.queues.models import Queue
 from graam_pbx.recordings.models import (
     DEFAULT_RETENTION_DAYS,
+    DEFAULT_TELLS_AGENT,
     Recording,
     RecordingRule,
     RecordingSettings,
@@ -56,7 +57,7 @@ async def settings_of(session: AsyncSession, tenant_id: int) -> RecordingSetting
         announce_prompt_id=None,
         retention_days=DEFAULT_RETENTION_DAYS,
         agents_play_own=False,
-        supervision_tells_agent=True,
+        supervision_tells_agent=DEFAULT_TELLS_AGENT,
     )
 
 

@@ -25,14 +25,12 @@ from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
 from graam_pbx.errors import Conflict, Invalid, NotFound, Unavailable
-from graam_pbx.recordings.models import RecordingSettings
+from graam_pbx.recordings.models import DEFAULT_TELLS_AGENT, RecordingSettings
 from graam_pbx.supervision import spy
 from graam_pbx.supervision.schemas import Mode, SupervisionStart
 
 log = logging.getLogger(__name__)
 
-# recording_settings.supervision_tells_agent's default: a tenant without a row tells.
-TELLS_AGENT_BY_DEFAULT = True
 RING_SECONDS = 30  # the supervisor's device rings this long
 AMI_TIMEOUT = 5.0
 
@@ -129,7 +127,7 @@ async def _tells_agent(session: AsyncSession, tenant_id: int) -> bool:
             RecordingSettings.tenant_id == tenant_id
         )
     )
-    return TELLS_AGENT_BY_DEFAULT if tells is None else tells
+    return DEFAULT_TELLS_AGENT if tells is None else tells  # a tenant without a row
 
 
 async def prepare(

@@ -129,6 +129,16 @@ async def list_devices(
     return await keyset_page(session, statement, AgentDevice.id, after_id, limit)
 
 
+async def device_extensions(session: AsyncSession, tenant_id: int, user_id: int) -> dict[str, str]:
+    """The user's devices in the tenant: SIP username → extension (empty: it has none)."""
+    rows = await session.execute(
+        select(AgentDevice.sip_username, AgentDevice.extension).where(
+            AgentDevice.tenant_id == tenant_id, AgentDevice.user_id == user_id
+        )
+    )
+    return {row.sip_username: row.extension for row in rows}
+
+
 async def count_devices(session: AsyncSession, scope: Scope) -> int:
     """How many devices ``list_devices`` pages through (without a user filter)."""
     statement = (

@@ -15,6 +15,7 @@ from graam_pbx.ami.client import AmiClient
 from graam_pbx.ami.errors import AmiDisconnected, AmiError, AmiNotConnected, AmiTimeout
 from graam_pbx.ami.protocol import FieldValue, Message
 from graam_pbx.ami.transport import AmiTransport, open_tcp
+from graam_pbx.errors import Unavailable
 from graam_pbx.metrics import AMI_CONNECTED, AMI_RECONNECTS
 
 if TYPE_CHECKING:
@@ -351,6 +352,18 @@ class AmiRoutes(Protocol):
         """``tenant_ids`` (None: every tenant) split by the connection that acts for them;
         a part of None means every tenant of that connection's Asterisk."""
         ...
+
+
+def ami_routes(runtime: object) -> AmiRoutes:
+    """The AMI connection of each tenant's node, from the process's runtime (the app's
+    ``state.runtime``): its node supervisors, else its one Asterisk."""
+    nodes: AmiRoutes | None = getattr(runtime, "nodes", None)
+    if nodes is not None:
+        return nodes
+    ami: AmiSupervisor | None = getattr(runtime, "ami", None)
+    if ami is None:
+        raise Unavailable("no Asterisk is reachable from this process", retry_after=5)
+    return OneAsterisk(ami)
 
 
 class OneAsterisk:

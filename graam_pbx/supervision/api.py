@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from graam_pbx.ami.supervisor import ami_routes
 from graam_pbx.deps import Supervising
 from graam_pbx.rest import error_responses
 from graam_pbx.supervision import service
@@ -34,7 +35,7 @@ async def start_supervision(
     # Its own transaction, committed before the call is placed: the audit entry first.
     async with sessions() as session, session.begin():
         supervision = await service.prepare(
-            session, scope, body, service.ami_routes(request.app.state.runtime)
+            session, scope, body, ami_routes(request.app.state.runtime)
         )
     await service.call_supervisor(supervision)
     return SupervisionOut(

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents.models import AgentDevice
-from graam_pbx.ami import AmiError
+from graam_pbx.agents.service import device_extensions
+from graam_pbx.ami import AmiError, channels
 from graam_pbx.ami import actions as ami_actions
-from graam_pbx.ami.supervisor import AmiRoutes, AmiSupervisor, OneAsterisk
+from graam_pbx.ami.supervisor import AmiRoutes, AmiSupervisor
 from graam_pbx.audit import service as audit
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
@@ -58,21 +59,9 @@ class Supervision:
     device_id: int
     device: str  # the supervisor's device's SIP username
     agent_extension: str
-    agent_channel: spy.LiveChannel
+    agent_channel: channels.LiveChannel
     agent_told: bool
     ami: AmiSupervisor  # the tenant's node's connection
-
-
-def ami_routes(runtime: object) -> AmiRoutes:
-    """The AMI connection of each tenant's node, from the process's runtime (the app's
-    ``state.runtime``): its node supervisors, else its one Asterisk."""
-    nodes: AmiRoutes | None = getattr(runtime, "nodes", None)
-    if nodes is not None:
-        return nodes
-    ami: AmiSupervisor | None = getattr(runtime, "ami", None)
-    if ami is None:
-        raise Unavailable("no Asterisk is reachable from this process", retry_after=5)
-    return OneAsterisk(ami)
 
 
 async def _agent(session: AsyncSession, scope: Scope, user_id: int) -> User:
@@ -141,29 +130,17 @@ async def prepare(
     """
     await _agent(session, scope, data.agent_user_id)
     device = await _supervisor_device(session, scope, data.device_id, data.agent_user_id)
-    agent_devices = {
-        row.sip_username: row.extension
-        for row in (
-            await session.execute(
-                select(AgentDevice.sip_username, AgentDevice.extension).where(
-                    AgentDevice.tenant_id == scope.tenant_id,
-                    AgentDevice.user_id == data.agent_user_id,
-                )
-            )
-        ).all()
-    }
+    agent_devices = await device_extensions(session, scope.tenant_id, data.agent_user_id)
     if not agent_devices:
         raise NotOnCall(f"agent {data.agent_user_id} has no device, so no call")
     ami = await routes.for_tenant(scope.tenant_id)
     try:
-        events = await ami.action_list("CoreShowChannels", timeout=AMI_TIMEOUT)
+        target = await channels.find_agent_call(ami, agent_devices.keys(), timeout=AMI_TIMEOUT)
     except AmiError as err:
         raise Unavailable(f"Asterisk's channels cannot be read now: {err}", retry_after=1) from err
-    channels = (spy.live_channel(event) for event in events)
-    target = spy.agent_call((c for c in channels if c is not None), agent_devices.keys())
     if target is None:
         raise NotOnCall(f"agent {data.agent_user_id} is not on a call")
-    agent_device = spy.device_of_channel(target.name) or ""
+    agent_device = channels.device_of_channel(target.name) or ""
     supervision = Supervision(
         id=f"{spy.CHANNEL_PREFIX}{uuid.uuid4().hex}",
         tenant_id=scope.tenant_id,

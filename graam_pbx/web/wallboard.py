@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
+from graam_pbx.ami.supervisor import ami_routes
 from graam_pbx.errors import GraamError, Invalid, NotFound, Unavailable
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.supervision import service as supervision_service
@@ -204,7 +205,7 @@ async def supervise(
                 session,
                 viewer.scope,
                 asked,
-                supervision_service.ami_routes(request.app.state.runtime),
+                ami_routes(request.app.state.runtime),
             )
         await supervision_service.call_supervisor(supervision)
     except GraamError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from graam_pbx.ami import Message
+from graam_pbx.ami import channels as channels_of
 from graam_pbx.supervision import spy
 from graam_pbx.supervision.schemas import Mode
 
@@ -33,8 +34,8 @@ def shown(
     )
 
 
-def channels(*events: Message) -> list[spy.LiveChannel]:
-    return [c for c in (spy.live_channel(event) for event in events) if c is not None]
+def channels(*events: Message) -> list[channels_of.LiveChannel]:
+    return [c for c in (channels_of.live_channel(event) for event in events) if c is not None]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_each_mode_spies_on_one_channel_by_uniqueid_quietly_until_it_ends(
     ],
 )
 def test_a_channel_is_of_the_device_named_before_its_serial(name: str, device: str | None) -> None:
-    assert spy.device_of_channel(name) == device
+    assert channels_of.device_of_channel(name) == device
 
 
 def test_the_agents_call_is_a_channel_of_its_devices_exactly() -> None:
@@ -72,9 +73,9 @@ def test_the_agents_call_is_a_channel_of_its_devices_exactly() -> None:
         shown("PJSIP/acme-ana-00000003", "u-ana"),
         shown("PJSIP/acme-bob-00000004", "u-bob"),
     )
-    found = spy.agent_call(listed, {"acme-ana"})
+    found = channels_of.agent_call(listed, {"acme-ana"})
     assert found is not None and found.uniqueid == "u-ana"
-    assert spy.agent_call(listed, {"acme-zoe"}) is None
+    assert channels_of.agent_call(listed, {"acme-zoe"}) is None
 
 
 def test_an_answered_call_in_a_bridge_comes_first_then_the_newest() -> None:
@@ -84,13 +85,13 @@ def test_an_answered_call_in_a_bridge_comes_first_then_the_newest() -> None:
         shown("PJSIP/acme-ana-00000003", "older", duration="00:10:00"),
         shown("PJSIP/acme-ana-00000004", "newer", duration="00:00:40"),
     )
-    found = spy.agent_call(listed, {"acme-ana"})
+    found = channels_of.agent_call(listed, {"acme-ana"})
     assert found is not None and (found.uniqueid, found.bridged, found.seconds) == (
         "newer",
         True,
         40,
     )
-    alone = spy.agent_call(
+    alone = channels_of.agent_call(
         channels(shown("PJSIP/acme-ana-00000002", "alone", bridge="")), {"acme-ana"}
     )
     assert alone is not None and alone.uniqueid == "alone"
@@ -98,7 +99,7 @@ def test_an_answered_call_in_a_bridge_comes_first_then_the_newest() -> None:
 
 def test_a_ringing_phone_is_no_call() -> None:
     ringing = channels(shown("PJSIP/acme-ana-00000001", state="Ringing"))
-    assert spy.agent_call(ringing, {"acme-ana"}) is None
+    assert channels_of.agent_call(ringing, {"acme-ana"}) is None
 
 
 @pytest.mark.parametrize(
@@ -107,8 +108,8 @@ def test_a_ringing_phone_is_no_call() -> None:
 def test_a_uniqueid_that_could_change_the_dialplans_arguments_is_never_taken(
     uniqueid: str,
 ) -> None:
-    assert spy.live_channel(shown("PJSIP/acme-ana-00000001", uniqueid)) is None
-    target = spy.LiveChannel("PJSIP/acme-ana-00000001", uniqueid, "", True, True, 1)
+    assert channels_of.live_channel(shown("PJSIP/acme-ana-00000001", uniqueid)) is None
+    target = channels_of.LiveChannel("PJSIP/acme-ana-00000001", uniqueid, "", True, True, 1)
     with pytest.raises(ValueError, match="cannot be handed to the dialplan"):
         spy.call_variables(target, Mode.LISTEN, tell_agent=True)
 
@@ -124,6 +125,6 @@ def test_the_call_carries_the_channel_the_options_and_whether_to_tell() -> None:
 
 
 def test_other_events_and_odd_durations() -> None:
-    assert spy.live_channel(Message([("Event", "CoreShowChannelsComplete")])) is None
+    assert channels_of.live_channel(Message([("Event", "CoreShowChannelsComplete")])) is None
     (odd,) = channels(shown("PJSIP/acme-ana-00000001", duration="soon"))
     assert odd.seconds == 0

@@ -40,6 +40,7 @@ from graam_pbx.auth import service as auth_service
 from graam_pbx.auth.throttle import LoginGate
 from graam_pbx.billing import api as billing_api
 from graam_pbx.billing.worker import BillingScheduler
+from graam_pbx.call_control import api as call_control_api
 from graam_pbx.campaigns import api as campaigns_api
 from graam_pbx.campaigns.remote_preview import PreviewRequests, RemoteDialer
 from graam_pbx.campaigns.worker import DialerWorker
@@ -121,6 +122,7 @@ API_ROUTERS: list[APIRouter] = [
     *campaigns_api.ROUTERS,
     cluster_api.router,
     supervision_api.router,
+    call_control_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0

@@ -198,3 +198,25 @@ async def hangup(ami: ActionSender, channel: str, *, cause: int | None = None) -
     if cause is not None:
         fields["Cause"] = cause
     return await ami.action("Hangup", fields)
+
+
+async def getvar(ami: ActionSender, channel: str, variable: str) -> str:
+    """A channel variable's value ("" when unset)."""
+    response = await ami.action("Getvar", {"Channel": channel, "Variable": variable})
+    return response.get("Value", "") or ""
+
+
+async def setvar(ami: ActionSender, channel: str, variable: str, value: str) -> Message:
+    """Set a channel variable."""
+    return await ami.action("Setvar", {"Channel": channel, "Variable": variable, "Value": value})
+
+
+async def mix_monitor(ami: ActionSender, channel: str, file: str, options: str) -> Message:
+    """Start ``MixMonitor`` on a channel into ``file`` (relative: under Asterisk's monitor
+    spool) with the application's ``options``."""
+    return await ami.action("MixMonitor", {"Channel": channel, "File": file, "Options": options})
+
+
+async def stop_mix_monitor(ami: ActionSender, channel: str) -> Message:
+    """Stop the channel's ``MixMonitor``."""
+    return await ami.action("StopMixMonitor", {"Channel": channel})

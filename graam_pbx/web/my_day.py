@@ -1,5 +1,6 @@
 """The My day page of an agent: log in and out, pause with a reason of the tenant's catalogue,
-resume, and its own figures today. The same services as ``/api/v1/agents/{id}/session`` and
+resume, its current call's recording (start, pause, resume), and its own figures today. The
+same services as ``/api/v1/agents/{id}/session``, ``/api/v1/my-call/recording`` and
 ``/api/v1/stats/agents`` (an agent acts on and reads only itself); logins are ``web`` ones."""
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.agents import service as devices_service
 from graam_pbx.agents import sessions, states
+from graam_pbx.ami.supervisor import ami_routes
 from graam_pbx.auth.principal import Role
+from graam_pbx.call_control import recording as call_recording
+from graam_pbx.call_control.schemas import RecordingState
 from graam_pbx.deps import DbSession
 from graam_pbx.errors import GraamError, Invalid
 from graam_pbx.stats import service as stats_service
@@ -39,7 +43,31 @@ DONE = {
     "logged-out": _("You are logged out: your licence is free."),
     "paused": _("You are paused: calls do not reach you."),
     "resumed": _("You are back: calls can reach you again."),
+    "recording": _("Your call is being recorded."),
+    "recording-paused": _("Your call's recording is paused: what is said now is not recorded."),
 }
+# Why a change of the call's recording was refused (``?refused=``).
+RECORDING_REFUSED = {
+    call_recording.NotOnCall.error_id: _("You are not on a call any more."),
+    call_recording.NotRecordable.error_id: _(
+        "Your company's recording policy does not record this call."
+    ),
+    "unavailable": _("Your call's recording cannot be changed now: try again."),
+}
+NOT_READ = "unavailable"  # the call could not be read from Asterisk
+
+
+async def _my_call(
+    request: Request, session: AsyncSession, viewer: Viewer
+) -> RecordingState | str | None:
+    """The recording of the agent's current call; None: no call; ``NOT_READ``: unknown now."""
+    try:
+        routes = ami_routes(request.app.state.runtime)
+        return await call_recording.current(session, viewer.scope, routes)
+    except call_recording.NotOnCall:
+        return None
+    except GraamError:
+        return NOT_READ
 
 
 async def _today(session: AsyncSession, viewer: Viewer) -> AgentKpis | None:
@@ -60,6 +88,7 @@ async def _my_day_page(
     done: str | None = None,
     errors: dict[str, str] | None = None,
     refused: dict[str, Any] | None = None,
+    recording_refused: str | None = None,
 ) -> Response:
     title = viewer.texts.gettext("My day")
     if viewer.role is not Role.AGENT:
@@ -74,6 +103,7 @@ async def _my_day_page(
     state_now = mine[0] if mine else None
     catalogue = await pause_catalogue(session, viewer)
     kpis = await _today(session, viewer)
+    call = await _my_call(request, session, viewer) if devices else None
     return page(
         request,
         viewer,
@@ -93,14 +123,43 @@ async def _my_day_page(
         done=DONE.get(done or ""),
         errors=errors or {},
         refused=refused,
+        call=call if isinstance(call, RecordingState) else None,
+        call_unknown=call == NOT_READ,
+        recording_refused=RECORDING_REFUSED.get(recording_refused or ""),
     )
 
 
 @router.get("/my-day")
 async def my_day_page(
-    request: Request, viewer: AgentViewer, session: DbSession, done: str | None = None
+    request: Request,
+    viewer: AgentViewer,
+    session: DbSession,
+    done: str | None = None,
+    refused: str | None = None,
 ) -> Response:
-    return await _my_day_page(request, session, viewer, done=done)
+    return await _my_day_page(request, session, viewer, done=done, recording_refused=refused)
+
+
+@router.post("/my-day/recording")
+async def my_call_recording(
+    request: Request,
+    viewer: AgentViewer,
+    session: DbSession,
+    recording: Annotated[str, Form(max_length=8)],
+) -> Response:
+    """Start or resume (``recording=on``) or pause (``off``) the recording of the agent's
+    current call, as ``PUT /api/v1/my-call/recording`` does, audited the same way."""
+    if recording not in ("on", "off"):
+        refusal = viewer.texts.gettext("The change was refused: {message}", message=recording)
+        return await _my_day_page(request, session, viewer, status=422, errors={"form": refusal})
+    try:
+        routes = ami_routes(request.app.state.runtime)
+        await call_recording.change(session, viewer.scope, routes, recording=recording == "on")
+    except GraamError as error:
+        refused = error.error_id if error.error_id in RECORDING_REFUSED else NOT_READ
+        return RedirectResponse(viewer.link("/my-day", refused=refused), status_code=303)
+    done = "recording" if recording == "on" else "recording-paused"
+    return RedirectResponse(viewer.link("/my-day", done=done), status_code=303)
 
 
 def _device_id(raw: str) -> int | None:

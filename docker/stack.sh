@@ -64,10 +64,10 @@ ensure_secrets() {
   . "$SECRETS"
   (umask 077 && printf '%s' "$METRICS_TOKEN" >"$STATE/metrics_token")
   chmod 0644 "$STATE/metrics_token" # read by Prometheus in its container
-  mkdir -p "$STATE"/{postgres,prometheus,grafana,asterisk-config,sounds,workers/1,workers/2} \
+  mkdir -p "$STATE"/{postgres,prometheus,grafana,asterisk-config,sounds,workers/1,workers/2,recordings} \
     "$STATE"/kamailio/run \
     "$STATE"/nodes/a/{log,spool} "$STATE"/nodes/b/spool \
-    "$STATE"/node-files/b/{config,sounds,log}
+    "$STATE"/node-files/b/{config,sounds,log,recordings}
 }
 
 psql_admin() {
@@ -132,7 +132,8 @@ down() {
   "${COMPOSE[@]}" --profile grafana --profile tools down --remove-orphans --timeout 20
   if [ "${1:-}" = "--purge" ]; then
     rm -rf "$STATE/postgres" "$STATE/prometheus" "$STATE/grafana" "$STATE/asterisk-config" \
-      "$STATE/sounds" "$STATE/nodes" "$STATE/node-files" "$STATE/workers" "$STATE/kamailio" "$STATE/metrics_token" \
+      "$STATE/sounds" "$STATE/nodes" "$STATE/node-files" "$STATE/workers" "$STATE/kamailio" \
+      "$STATE/recordings" "$STATE/metrics_token" \
       "$STATE/compose.env" "$SECRETS"
     say "state removed"
   fi

@@ -518,6 +518,7 @@ def _acting_components(
         bus,
         endpoints.recordings_spool,
         runtime.recordings,
+        nodes_files_dir=settings.nodes_files_dir,
         scan_interval=settings.recordings_scan_interval,
         purge_interval=settings.recordings_purge_interval,
     )

@@ -7,6 +7,12 @@ channel: a leg taken twice, after a crash between the store and the spool's clea
 registered once), then removed from the spool. Passes run at start (what ended while the
 control plane was down), whenever a channel hangs up (AMI ``Hangup``), after an AMI
 reconnect, and every ``scan_interval``. The purge runs every ``purge_interval``.
+
+With several Asterisk nodes, every other node's spool is seen under
+``<GRAAM_NODES_FILES_DIR>/<node>/recordings`` (mounted as that node's
+``/var/spool/asterisk/monitor/graam``, docs/nodes.md): each pass lists the configured spool
+and every such directory present, whether the node is up or not (a node's finished recordings
+are on disk whatever its state).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from graam_pbx.recordings.store import RecordingStore
 from graam_pbx.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
+
+NODE_SUBDIR = "recordings"  # a node's spool under <GRAAM_NODES_FILES_DIR>/<node>/
 
 PURGE_BATCH = 500
 # A leg whose channel has hung up is finished by Asterisk a moment later (its recording thread
@@ -80,6 +88,7 @@ class RecordingCollector:
         spool_root: Path | None,
         store: RecordingStore,
         *,
+        nodes_files_dir: Path | None = None,
         scan_interval: float = 30.0,
         purge_interval: float = 3600.0,
         name: str = "recordings",
@@ -87,6 +96,7 @@ class RecordingCollector:
         self._sessions = sessions
         self._bus = bus
         self._root = spool_root
+        self._nodes_files_dir = nodes_files_dir
         self._store = store
         self._scan_interval = scan_interval
         self._purge_interval = purge_interval
@@ -104,8 +114,16 @@ class RecordingCollector:
     def passes(self) -> int:
         return self._passes
 
+    def roots(self) -> list[Path]:
+        """The spools a pass lists: the configured one, then every other node's. Blocking (a
+        directory listing): called in a thread."""
+        roots = [] if self._root is None else [self._root]
+        if self._nodes_files_dir is not None:
+            roots.extend(sorted(self._nodes_files_dir.glob(f"*/{NODE_SUBDIR}")))
+        return roots
+
     async def start(self) -> None:
-        if self._root is None:
+        if self._root is None and self._nodes_files_dir is None:
             log.warning(
                 "recordings: Asterisk's monitor spool is not known here "
                 "(set GRAAM_RECORDINGS_SPOOL_DIR); recordings stay in Asterisk's spool"
@@ -168,8 +186,9 @@ class RecordingCollector:
     async def collect(self) -> int:
         """One pass over the spool: how many legs were registered; -1 when a leg whose
         channel has hung up is not finished yet (look again soon)."""
-        assert self._root is not None  # noqa: S101 - start() runs no pass without one
-        legs = await asyncio.to_thread(lambda: list(spool.files(self._root)))  # type: ignore[arg-type]
+        legs = await asyncio.to_thread(
+            lambda: [leg for root in self.roots() for leg in spool.files(root)]
+        )
         registered = 0
         unsettled = False
         for leg in legs:

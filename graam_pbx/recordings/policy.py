@@ -6,6 +6,12 @@ phone or the console). For a call the most specific rule wins: the agent's over 
 over the tenant's, and within one scope a rule for the call's direction over one for every
 direction. No rule at all: ``never``. A queue's rules apply to the calls it hands to agents
 (inbound); an agent's apply to every call the agent takes or makes.
+
+A call dialled straight to an agent (a number or a menu routed to the agent or one of its
+phones) is inbound: the agent's rule, else the tenant's. A call between two phones of the
+tenant is internal: the called agent's rule, else the calling agent's, else the tenant's; the
+leg recorded is that of the agent whose rule decides (the called one for the tenant's rule),
+so that agent holds the recording and its ``*3``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ class Direction(StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
     INTERNAL = "internal"
+
+
+class Side(StrEnum):
+    """Which phone's leg of an internal call is recorded."""
+
+    CALLER = "caller"
+    CALLEE = "callee"
 
 
 class Rule(NamedTuple):  # a named tuple: it travels in the config snapshot (pickled)
@@ -77,6 +90,22 @@ class Policy:
             return self.queue_mode(queue_id)
         return self.tenant_mode(direction)
 
+    def direct_mode(self, user_id: int) -> Mode:
+        """The mode of an inbound call dialled straight to the agent (no queue)."""
+        return self.mode(Direction.INBOUND, user_id=user_id, queue_id=None)
+
+    def internal(self, *, callee: int, caller: int) -> tuple[Mode, Side]:
+        """The mode of an internal call from agent ``caller`` to agent ``callee``, and whose
+        leg is recorded: the callee's own rule, else the caller's own rule (the caller's leg),
+        else the tenant's (the callee's leg)."""
+        own = self.agent_mode(callee, Direction.INTERNAL)
+        if own is not None:
+            return own, Side.CALLEE
+        theirs = self.agent_mode(caller, Direction.INTERNAL)
+        if theirs is not None:
+            return theirs, Side.CALLER
+        return self.tenant_mode(Direction.INTERNAL), Side.CALLEE
+
     def may_record_queue(self, queue_id: int, agents: Iterable[int]) -> bool:
         """Whether a call of this queue may be recorded whoever takes it: its callers are
         told when the tenant announces recordings."""
@@ -99,6 +128,13 @@ class DialplanPlan:
     announced_queues: frozenset[int]  # queues whose callers hear the announcement
     agent_inbound: Mapping[int, Mode]  # agent → its own rule for inbound calls
     outbound: Mapping[int, Mode]  # agent → the mode of its outbound calls (never: absent)
+    # Calls dialled straight to an agent's phones (dialplans/tenant_dest.conf.j2); the
+    # dialplan tells inbound (from anywhere but the tenant's phones) from internal, and
+    # resolves internal calls as Policy.internal does.
+    direct_inbound: Mapping[int, Mode]  # agent → the mode of inbound calls dialled to it
+    internal_own: Mapping[int, Mode]  # agent → its own rule for internal calls
+    internal_tenant: Mode  # the tenant's rule for internal calls
+    announce_direct: bool  # callers of direct inbound calls that may be recorded are told
 
 
 def dialplan_plan(
@@ -118,6 +154,7 @@ def dialplan_plan(
         for agent in agents
         if (mode := policy.mode(Direction.OUTBOUND, user_id=agent, queue_id=None)) is not Mode.NEVER
     }
+    direct_inbound = {agent: policy.direct_mode(agent) for agent in agents}
     return DialplanPlan(
         active=bool(rules),
         queue_modes={queue: policy.queue_mode(queue) for queue in queues},
@@ -126,4 +163,13 @@ def dialplan_plan(
         ),
         agent_inbound=agent_inbound,
         outbound=outbound,
+        direct_inbound=direct_inbound,
+        internal_own={
+            agent: mode
+            for agent in agents
+            if (mode := policy.agent_mode(agent, Direction.INTERNAL)) is not None
+        },
+        internal_tenant=policy.tenant_mode(Direction.INTERNAL),
+        announce_direct=announced
+        and any(mode is not Mode.NEVER for mode in direct_inbound.values()),
     )

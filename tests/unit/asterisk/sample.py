@@ -22,12 +22,15 @@ from graam_pbx.recordings.policy import Direction, Mode, Rule
 HA1 = "0123456789abcdef0123456789abcdef"
 
 
-# Tenant 7 records its queue's calls (Bob's excepted) and lets agents record outbound calls,
-# and announces it; tenant 8 records nothing.
+# Tenant 7 records its queue's calls (Bob's excepted), lets agents record outbound calls and
+# the inbound calls dialled to them, records Ana's internal calls, and announces it; tenant 8
+# records nothing.
 RECORDING_RULES = (
     Rule(3, None, None, Mode.ALWAYS),
     Rule(None, 102, Direction.INBOUND, Mode.NEVER),
     Rule(None, None, Direction.OUTBOUND, Mode.ON_DEMAND),
+    Rule(None, None, Direction.INBOUND, Mode.ON_DEMAND),
+    Rule(None, 101, Direction.INTERNAL, Mode.ALWAYS),
 )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from graam_pbx.asterisk.render import environment, render_all
-from tests.unit.asterisk.sample import sample_snapshot
+from tests.unit.asterisk.sample import sample_snapshot, sample_tenant
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "config"
 # A fixed FastAGI key, so that the feature codes' URLs carry the keys they have in production.
@@ -34,6 +34,16 @@ def test_an_operator_template_overrides_ours(tmp_path: Path) -> None:
     (tmp_path / "queue.conf.j2").write_text("[t{{ tenant.id }}-queue-{{ queue.id }}]\n; custom\n")
     files = render_all(environment(tmp_path), sample_snapshot())
     assert "; custom" in files["tenants/t7/extensions.conf"]
+
+
+def test_a_tenant_without_recording_rules_has_no_recording_in_its_dialplan() -> None:
+    """Its dialplan is the one it had before recordings existed (tenant 8's golden file):
+    no recording context, no recording step before a queue or a phone rings."""
+    files = render_all(environment(), sample_snapshot()._replace(tenants=(sample_tenant(7),)))
+    dialplan = files["tenants/t7/extensions.conf"]
+    for trace in ("-record", "GRAAM_REC", "MixMonitor"):
+        assert trace not in dialplan
+    assert " same => n,Dial(PJSIP/acme7-ana,30)\n" in dialplan
 
 
 @pytest.mark.parametrize("tenant_id", [7, 8])

@@ -29,7 +29,8 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import RESYNC_EVENT, EventBus, Message, Subscription
+from graam_pbx.ami import EventBus, Message
+from graam_pbx.ami.passes import PassRunner
 from graam_pbx.recordings import spool
 from graam_pbx.recordings.models import DEFAULT_RETENTION_DAYS, Recording
 from graam_pbx.recordings.store import RecordingStore
@@ -78,7 +79,7 @@ def take(leg: spool.SpoolFile, store: RecordingStore, now: datetime) -> Taken | 
     )
 
 
-class RecordingCollector:
+class RecordingCollector(PassRunner):
     """The background component that registers finished recordings and purges old ones."""
 
     def __init__(
@@ -93,26 +94,16 @@ class RecordingCollector:
         purge_interval: float = 3600.0,
         name: str = "recordings",
     ) -> None:
+        super().__init__(bus, name, ["Hangup"], scan_interval)
         self._sessions = sessions
-        self._bus = bus
         self._root = spool_root
         self._nodes_files_dir = nodes_files_dir
         self._store = store
-        self._scan_interval = scan_interval
         self._purge_interval = purge_interval
-        self._name = name
-        self._subscription: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._passes = 0
-        self._passed = asyncio.Condition()
+        self._next_purge = 0.0  # the loop's time of the next purge: at the first pass
+        self._settling = False  # a hung-up channel's leg is not finished yet: look again soon
         self._failing: set[str] = set()  # legs whose failure was logged once
         self._hung_up: dict[str, int] = {}  # channels hung up → passes left to look again
-
-    @property
-    def passes(self) -> int:
-        return self._passes
 
     def roots(self) -> list[Path]:
         """The spools a pass lists: the configured one, then every other node's. Blocking (a
@@ -122,66 +113,35 @@ class RecordingCollector:
             roots.extend(sorted(self._nodes_files_dir.glob(f"*/{NODE_SUBDIR}")))
         return roots
 
-    async def start(self) -> None:
+    def _ready(self) -> bool:
         if self._root is None and self._nodes_files_dir is None:
             log.warning(
                 "recordings: Asterisk's monitor spool is not known here "
                 "(set GRAAM_RECORDINGS_SPOOL_DIR); recordings stay in Asterisk's spool"
             )
-            return
-        self._stopping = False
-        self._subscription = self._bus.subscribe(
-            self._name, ["Hangup", RESYNC_EVENT], self._on_event
-        )
-        self._wake.set()
-        self._task = asyncio.create_task(self._run(), name=self._name)
-
-    async def stop(self) -> None:
-        """Finish the leg being taken, then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._subscription is not None:
-            await self._bus.unsubscribe(self._subscription)
-            self._subscription = None
-        task, self._task = self._task, None
-        if task is not None:
-            await asyncio.wait([task])
+            return False
+        self._next_purge = 0.0
+        return True
 
     def request(self) -> None:
         """Look at the spool as soon as possible."""
-        self._wake.set()
-
-    async def wait_passes(self, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout), self._passed:
-            await self._passed.wait_for(lambda: self._passes >= count)
+        self._wake_soon()
 
     def _on_event(self, message: Message) -> None:
         uniqueid = message.get("Uniqueid", "")
         if uniqueid:
             self._hung_up[uniqueid] = SETTLE_TRIES
-        self._wake.set()
+        self._wake_soon()
 
-    async def _run(self) -> None:
+    def _next_wait(self) -> float:
+        return SETTLE_RETRY if self._settling else self._scan_interval
+
+    async def _pass(self, woken: bool) -> None:
+        self._settling = await self.collect() < 0
         loop = asyncio.get_running_loop()
-        next_purge = loop.time()
-        settling = False
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SETTLE_RETRY if settling else self._scan_interval):
-                    await self._wake.wait()
-            if self._stopping:
-                break
-            self._wake.clear()
-            try:
-                settling = await self.collect() < 0
-                if loop.time() >= next_purge:
-                    await self.purge()
-                    next_purge = loop.time() + self._purge_interval
-            except Exception:
-                log.exception("recordings: pass failed; tried again at the next one")
-            async with self._passed:
-                self._passes += 1
-                self._passed.notify_all()
+        if loop.time() >= self._next_purge:
+            await self.purge()
+            self._next_purge = loop.time() + self._purge_interval
 
     async def collect(self) -> int:
         """One pass over the spool: how many legs were registered; -1 when a leg whose

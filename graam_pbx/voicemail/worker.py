@@ -12,7 +12,6 @@ processes never send the same message, and a retry never sends a message twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import smtplib
@@ -24,7 +23,8 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import RESYNC_EVENT, EventBus, Message, Subscription
+from graam_pbx.ami import RESYNC_EVENT, EventBus, Message
+from graam_pbx.ami.passes import PassRunner
 from graam_pbx.mail import SmtpRelay, send
 from graam_pbx.metrics import VOICEMAIL_EMAILS, VOICEMAIL_RELAY_CONFIGURED
 from graam_pbx.voicemail.mail import BoxAddress, compose
@@ -50,7 +50,7 @@ def box_of_mailbox(mailbox: str) -> BoxKey | None:
     return int(match.group("tenant")), match.group("number")
 
 
-class VoicemailNotifier:
+class VoicemailNotifier(PassRunner):
     """The background component that mails new voicemail messages through the SMTP relay."""
 
     def __init__(
@@ -65,68 +65,38 @@ class VoicemailNotifier:
         name: str = "voicemail-notifier",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(bus, name, ["MessageWaiting"], scan_interval)
         self._sessions = sessions
-        self._bus = bus
         self._spool = spool
         self._relay = relay
-        self._scan_interval = scan_interval
         self._max_age = max_age
-        self._name = name
         self._clock = clock
-        self._subscription: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         self._everything = True  # the first pass looks at every box
         self._boxes: set[BoxKey] = set()
-        self._stopping = False
         self._failing = False
-        self._passes = 0
-        self._passed = asyncio.Condition()
 
-    @property
-    def passes(self) -> int:
-        """Passes over the spool completed so far."""
-        return self._passes
-
-    async def start(self) -> None:
+    def _ready(self) -> bool:
         VOICEMAIL_RELAY_CONFIGURED.set(0 if self._relay is None else 1)
         if self._relay is None:
             log.warning(NO_RELAY_LOG)
-            return
+            return False
         if self._spool is None:
             log.warning(
                 "voicemail e-mail: Asterisk's voicemail spool is not known here "
                 "(set GRAAM_VOICEMAIL_SPOOL_DIR); messages are not e-mailed"
             )
-            return
+            return False
         log.info(
             "voicemail e-mail: sending through %s from %s (spool %s)",
             self._relay.describe(),
             self._relay.sender,
             self._spool.root,
         )
-        self._stopping = False
-        self._subscription = self._bus.subscribe(
-            self._name, ["MessageWaiting", RESYNC_EVENT], self._on_event
-        )
-        self._wake.set()
-        self._task = asyncio.create_task(self._run(), name=self._name)
+        return True
 
-    async def stop(self) -> None:
-        """Finish the e-mail being sent (bounded by the relay's timeout), then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._subscription is not None:
-            await self._bus.unsubscribe(self._subscription)
-            self._subscription = None
-        task, self._task = self._task, None
-        if task is None:
-            return
-        timeout = (self._relay.timeout if self._relay else 0) + 5
-        done, _ = await asyncio.wait([task], timeout=timeout)
-        if not done:
-            task.cancel()
-            await asyncio.wait([task])
+    def _stop_grace(self) -> float:
+        """The e-mail being sent finishes (bounded by the relay's timeout)."""
+        return (self._relay.timeout if self._relay else 0) + 5
 
     def request(self, boxes: Collection[BoxKey] | None = None) -> None:
         """Look at these boxes (None: every box) as soon as possible."""
@@ -134,12 +104,7 @@ class VoicemailNotifier:
             self._everything = True
         else:
             self._boxes.update(boxes)
-        self._wake.set()
-
-    async def wait_passes(self, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Wait until ``count`` passes have completed."""
-        async with asyncio.timeout(timeout), self._passed:
-            await self._passed.wait_for(lambda: self._passes >= count)
+        self._wake_soon()
 
     def _on_event(self, message: Message) -> None:
         if message.event == RESYNC_EVENT:
@@ -149,28 +114,18 @@ class VoicemailNotifier:
         if box is not None:
             self.request([box])
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._scan_interval):
-                    await self._wake.wait()
-            if self._stopping:
-                break
-            if not self._wake.is_set():
-                self._everything = True  # the periodic scan: retries and missed events
-            self._wake.clear()
-            everything, boxes = self._everything, self._boxes
-            self._everything, self._boxes = False, set()
-            try:
-                await self._pass(None if everything else boxes)
-            except Exception as err:
-                self._broken(f"{type(err).__name__}: {err}")
-                # What this pass wanted is looked at again at the next scan.
-            async with self._passed:
-                self._passes += 1
-                self._passed.notify_all()
+    async def _pass(self, woken: bool) -> None:
+        if not woken:
+            self._everything = True  # the periodic scan: retries and missed events
+        everything, boxes = self._everything, self._boxes
+        self._everything, self._boxes = False, set()
+        # What this pass wanted and failed is looked at again at the next scan.
+        await self._pass_boxes(None if everything else boxes)
 
-    async def _pass(self, boxes: set[BoxKey] | None) -> None:
+    def _pass_failed(self, error: Exception) -> None:
+        self._broken(f"{type(error).__name__}: {error}")
+
+    async def _pass_boxes(self, boxes: set[BoxKey] | None) -> None:
         assert self._spool is not None  # noqa: S101 - start() runs no pass without one
         statement = select(
             VoicemailBox.id,

@@ -129,15 +129,20 @@ async def make_world(
 
 
 async def browser_device(
-    client: httpx.AsyncClient, world: TenantWorld, extension: str, name: str = "browser"
+    client: httpx.AsyncClient,
+    world: TenantWorld,
+    extension: str,
+    name: str = "browser",
+    *,
+    user_id: int | None = None,
 ) -> dict[str, Any]:
-    """A browser phone (transport webrtc) of the tenant's agent, made through the API, with
-    its generated password (shown once)."""
+    """A browser phone (transport webrtc) of the tenant's agent (or of ``user_id``: its
+    supervisor, its admin), made through the API, with its generated password (shown once)."""
     made = await client.post(
         "/api/v1/devices",
         headers=world.admin.headers,
         json={
-            "user_id": world.agent.user_id,
+            "user_id": world.agent.user_id if user_id is None else user_id,
             "name": name,
             "extension": extension,
             "transport": "webrtc",

@@ -54,7 +54,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/agents", "Agents", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/recordings", "Recordings", (Role.ADMIN, Role.SUPERVISOR)),
     NavItem("/my-day", "My day", (Role.AGENT,)),
-    NavItem("/phone", "Phone", (Role.AGENT,)),
+    # Anyone's own browser phone (operators own none in a tenant): supervision calls ring it.
+    NavItem("/phone", "Phone", (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)),
     NavItem("/campaigns", "Campaigns", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/contact-lists", "Contact lists", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/campaign-call", "Campaign call", (Role.AGENT,)),

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
 from graam_pbx.ami.supervisor import ami_routes
-from graam_pbx.errors import GraamError, Invalid, NotFound, Unavailable
+from graam_pbx.errors import Conflict, GraamError, Invalid, NotFound, Unavailable
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.supervision import service as supervision_service
 from graam_pbx.supervision.schemas import Mode, SupervisionStart
@@ -32,6 +32,7 @@ from graam_pbx.supervision.service import NoDevice, NotOnCall
 from graam_pbx.web.agents import STATE_LABELS, reason_text
 from graam_pbx.web.forms import form_id
 from graam_pbx.web.i18n import _
+from graam_pbx.web.phone import is_browser_phone, registered
 from graam_pbx.web.render import page
 from graam_pbx.web.viewer import LiveSupervising, Viewer, console_router
 
@@ -69,9 +70,32 @@ SUPERVISE_DONE = {
     Mode.WHISPER.value: _("Your phone rings: answer it to speak to the agent alone."),
     Mode.BARGE.value: _("Your phone rings: answer it to join the call."),
 }
+# The viewer's phone is a browser phone: it rings on the Phone page, open in another tab.
+BROWSER_PHONE = "browser"
+SUPERVISE_DONE_BROWSER = {
+    Mode.LISTEN.value: _(
+        "Your browser phone rings: answer it on the Phone page to listen to the call, unheard."
+    ),
+    Mode.WHISPER.value: _(
+        "Your browser phone rings: answer it on the Phone page to speak to the agent alone."
+    ),
+    Mode.BARGE.value: _("Your browser phone rings: answer it on the Phone page to join the call."),
+}
+
+
+class BrowserPhoneOff(Conflict):
+    """The viewer's phone is a browser phone and no Phone page has it registered: a call to
+    it would ring nowhere."""
+
+    error_id = "browser-phone-off"
+
+
 SUPERVISE_REFUSED = {
     NotOnCall.error_id: _("This agent is not on a call any more."),
     NoDevice.error_id: _("You have no phone to be called on: an admin gives you a device."),
+    BrowserPhoneOff.error_id: _(
+        "Your browser phone is off: open the Phone page in another tab, then press again."
+    ),
     NotFound.error_id: _("This agent is not one of this tenant's."),
     Unavailable.error_id: _("Your phone could not be called now; try again."),
 }
@@ -114,6 +138,7 @@ async def wallboard_page(
     viewer: LiveSupervising,
     done: str | None = None,
     refused: str | None = None,
+    phone: str | None = None,
 ) -> HTMLResponse:
     board = await _live(request).board(viewer.scope.tenant_id)
     now = datetime.now(UTC)
@@ -178,8 +203,10 @@ async def wallboard_page(
         supervise_labels=SUPERVISE_LABELS,
         # The form of each agent on a call; the page's script fills in the agent.
         supervise_action=viewer.link("/wallboard/agents/0/supervise"),
-        done=SUPERVISE_DONE.get(done or ""),
+        done=(SUPERVISE_DONE_BROWSER if phone == BROWSER_PHONE else SUPERVISE_DONE).get(done or ""),
         refused=SUPERVISE_REFUSED.get(refused or ""),
+        # A refusal because the browser phone is off links to the Phone page.
+        phone_link=viewer.link("/phone") if refused == BrowserPhoneOff.error_id else None,
     )
 
 
@@ -191,8 +218,10 @@ async def supervise(
     mode: Annotated[str, Form(max_length=16)],
 ) -> RedirectResponse:
     """Call the viewer's phone to listen to, whisper to or barge into the agent's call: what
-    ``POST /api/v1/supervision`` does, audited the same way."""
+    ``POST /api/v1/supervision`` does, audited the same way. A browser phone is called only
+    while a Phone page has it registered (else nothing is audited nor called)."""
     agent = form_id(user_id)
+    browser = False
     try:
         if agent is None:
             raise NotFound("no such agent")
@@ -207,11 +236,16 @@ async def supervise(
                 asked,
                 ami_routes(request.app.state.runtime),
             )
+            browser = await is_browser_phone(session, supervision.device_id)
+            if browser and not await registered(supervision.ami, supervision.device):
+                # Raised in the transaction: the audit entry goes with it.
+                raise BrowserPhoneOff("the browser phone is not registered: no Phone page open")
         await supervision_service.call_supervisor(supervision)
     except GraamError as error:
         refused = error.error_id if error.error_id in SUPERVISE_REFUSED else Unavailable.error_id
         return RedirectResponse(viewer.link("/wallboard", refused=refused), status_code=303)
-    return RedirectResponse(viewer.link("/wallboard", done=mode), status_code=303)
+    shown = viewer.link("/wallboard", done=mode, phone=BROWSER_PHONE if browser else None)
+    return RedirectResponse(shown, status_code=303)
 
 
 def _reason(viewer: Viewer, agent: dict[str, Any]) -> str:

@@ -1,11 +1,14 @@
-// The console's phone: the agent's browser device, registered over Asterisk's SIP WebSocket
-// while this page is open (SIP.js 0.21.2, vendored as its ES modules). Answer, decline,
-// hang up, mute, hold, keypad (RFC 4733 tones, as the device's endpoint expects), blind
-// transfer to an extension or a queue number, calls out, and the calls of this page.
+// The console's phone: the browser device of the user logged in (an agent, a supervisor or
+// an admin), registered over Asterisk's SIP WebSocket while this page is open (SIP.js 0.21.2,
+// vendored as its ES modules). Answer, decline, hang up, mute, hold, keypad (RFC 4733 tones,
+// as the device's endpoint expects), blind transfer to an extension or a queue number, calls
+// out, and the calls of this page. On a supervisor's or an admin's page, a supervision call
+// (its caller ID: "listen", "whisper" or "barge", and the agent's extension) is shown as one.
 import { Web } from "./vendor/sip.js-0.21.2/index.js";
 
 const root = document.getElementById("phone");
 const texts = JSON.parse(root.dataset.texts);
+const supervises = root.dataset.supervises === "true";
 const statusLine = document.getElementById("phone-status");
 const callLine = document.getElementById("phone-call");
 const audio = document.getElementById("phone-audio");
@@ -25,7 +28,7 @@ const timeFormat = new Intl.DateTimeFormat(texts.locale, { timeStyle: "medium" }
 
 let manager = null;
 let host = "";
-let current = null; // { session, direction, who, started, answered }
+let current = null; // { session, direction, who, started, answered, supervision }
 
 function fill(template, values) {
   return template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? values[name] : all));
@@ -41,16 +44,34 @@ function who(session) {
   return identity.displayName || (identity.uri && identity.uri.user) || texts.unknown;
 }
 
+// A supervision call placed by the control plane (graam_pbx/supervision): its caller ID's
+// name is the mode, its number the agent's extension. Only a supervising viewer's page reads
+// it so; to anyone else it is a call like another.
+function supervisionOf(session) {
+  const identity = session.remoteIdentity;
+  const mode = identity.displayName;
+  if (!supervises || !Object.hasOwn(texts.supervision, mode)) return null;
+  const agent = identity.uri && /^[0-9*#+]{1,32}$/.test(identity.uri.user) ? identity.uri.user : texts.unknown;
+  return { mode, agent };
+}
+
+function supervisionText(supervision, key) {
+  return fill(texts.supervision[supervision.mode][key], { agent: supervision.agent });
+}
+
 function show(state) {
   // state: idle, ringing (incoming, not answered), calling (outgoing), talking
   const inCall = state === "talking";
+  // A supervision call is only heard, or spoken into: no hold, tones nor transfer, and in
+  // listen mode nothing to mute (nobody hears the supervisor).
+  const supervision = current && current.supervision;
   buttons.answer.hidden = state !== "ringing";
   buttons.decline.hidden = state !== "ringing";
   buttons.hangup.hidden = !(inCall || state === "calling");
-  buttons.mute.hidden = !inCall;
-  buttons.hold.hidden = !inCall;
-  keypad.hidden = !inCall;
-  transferForm.hidden = !inCall;
+  buttons.mute.hidden = !inCall || Boolean(supervision && supervision.mode === "listen");
+  buttons.hold.hidden = !inCall || Boolean(supervision);
+  keypad.hidden = !inCall || Boolean(supervision);
+  transferForm.hidden = !inCall || Boolean(supervision);
   dialForm.hidden = state !== "idle";
   if (!inCall) {
     buttons.mute.setAttribute("aria-pressed", "false");
@@ -110,20 +131,33 @@ const delegate = {
       manager.decline(session).catch(() => {});
       return;
     }
-    current = { session, direction: "in", who: who(session), started: Date.now(), answered: 0 };
-    callLine.textContent = fill(texts.incoming, { caller: current.who });
+    const supervision = supervisionOf(session);
+    current = {
+      session,
+      direction: "in",
+      who: supervision ? supervisionText(supervision, "log") : who(session),
+      started: Date.now(),
+      answered: 0,
+      supervision,
+    };
+    callLine.textContent = supervision
+      ? supervisionText(supervision, "incoming")
+      : fill(texts.incoming, { caller: current.who });
     show("ringing");
   },
   onCallAnswered(session) {
     if (!current || current.session !== session) return;
     current.answered = Date.now();
-    callLine.textContent = fill(texts.on_call, { caller: current.who });
+    callLine.textContent = current.supervision
+      ? supervisionText(current.supervision, "on_call")
+      : fill(texts.on_call, { caller: current.who });
     show("talking");
   },
   onCallHold(session, held) {
     if (!current || current.session !== session) return;
     buttons.hold.setAttribute("aria-pressed", String(held));
-    callLine.textContent = fill(held ? texts.on_hold : texts.on_call, { caller: current.who });
+    if (current.supervision && !held) callLine.textContent = supervisionText(current.supervision, "on_call");
+    else callLine.textContent = fill(held ? texts.on_hold : texts.on_call, { caller: current.who });
   },
   onCallHangup(session) {
     if (!current || current.session !== session) return;
@@ -169,7 +203,7 @@ dialForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const number = dialForm.elements.number.value.trim();
   if (!number || current) return;
-  current = { session: null, direction: "out", who: number, started: Date.now(), answered: 0 };
+  current = { session: null, direction: "out", who: number, started: Date.now(), answered: 0, supervision: null };
   callLine.textContent = fill(texts.calling, { target: number });
   show("calling");
   manager

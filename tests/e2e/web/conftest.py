@@ -2,7 +2,8 @@
 
 The app of ``pbx`` (real Postgres, real Asterisk) is served over real HTTP on a loopback port
 of its own; each test gets a fresh browser context (its own cookies) and leaves a screenshot
-of the page it ends on under ``var/test-artifacts/screenshots/``.
+of the page it ends on under ``var/test-artifacts/screenshots/``. The browser phone's tests
+get a chromium of their own with a WAV file as its microphone (``phone_context``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from bench.webrtc import microphone
 from graam_pbx.sandbox.http import LoopbackHttp
 from tests.conftest import RunningApp
 from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_path
@@ -50,3 +52,30 @@ async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterato
             await page.screenshot(path=str(path), full_page=True)
         finally:
             await context.close()
+
+
+@pytest.fixture
+async def phone_context(browser: Browser, tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    """A chromium of its own: a WAV as its microphone, allowed without asking, and ICE on
+    loopback (where the sandbox's Asterisk is)."""
+    assert CHROMIUM.exists()
+    wav = microphone(tmp_path / "microphone.wav", seconds=30)
+    media = await browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}",
+            "--allow-loopback-in-peer-connection",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+    context = await media.new_context(
+        locale="en-GB", viewport={"width": 1280, "height": 900}, permissions=["microphone"]
+    )
+    try:
+        yield context
+    finally:
+        await context.close()
+        await media.close()

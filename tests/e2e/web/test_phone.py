@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 from sqlalchemy import text
 
-from bench.webrtc import microphone
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.web import phone as phone_page
 from tests.conftest import Asterisk, RunningApp
@@ -49,44 +47,11 @@ from tests.e2e.test_dialer import (
     legal_hours,
     new_campaign,
 )
-from tests.e2e.web.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SEEN_WITHIN_MS,
-    assert_accessible,
-    log_in,
-)
+from tests.e2e.web.browser import SEEN_WITHIN_MS, assert_accessible, log_in
 from tests.factories import PASSWORD, TenantWorld, browser_device
 from tests.waiting import until
 
 EXTENSION = "7001"
-
-
-@pytest.fixture
-async def phone_context(browser: Browser, tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    """A chromium of its own: a WAV as its microphone, allowed without asking, and ICE on
-    loopback (where the sandbox's Asterisk is)."""
-    assert CHROMIUM.exists()
-    wav = microphone(tmp_path / "microphone.wav", seconds=30)
-    media = await browser.browser_type.launch(
-        executable_path=str(CHROMIUM),
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-            "--allow-loopback-in-peer-connection",
-            "--autoplay-policy=no-user-gesture-required",
-        ],
-    )
-    context = await media.new_context(
-        locale="en-GB", viewport={"width": 1280, "height": 900}, permissions=["microphone"]
-    )
-    try:
-        yield context
-    finally:
-        await context.close()
-        await media.close()
 
 
 @dataclass

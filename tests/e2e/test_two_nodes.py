@@ -13,6 +13,7 @@ to the sandbox's own directories) and reloads it, and removes them from the node
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from graam_pbx.ami import actions as ami_actions
 from graam_pbx.asterisk.nodes import CONFIG_SUBDIR, SOUNDS_SUBDIR
 from graam_pbx.cluster.nodes import LOCAL_NODE
 from graam_pbx.cluster.supervisors import NodeSupervisors
+from graam_pbx.recordings.worker import NODE_SUBDIR as RECORDINGS_SUBDIR
 from graam_pbx.sandbox.asterisk import (
     BASE_CONF_DIR,
     GENERATED_SUBDIR,
@@ -39,6 +41,7 @@ from tests.conftest import RunningApp
 from tests.e2e.phones import reachable_phone
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import PHONES_IP, created, new_agent, new_device
+from tests.e2e.test_recordings_direct import recording_rule, registered_recordings, speaking_phone
 from tests.factories import TenantWorld, make_world
 from tests.second_node import second_node
 from tests.waiting import until
@@ -111,6 +114,8 @@ async def two_nodes(pbx: RunningApp) -> AsyncIterator[World]:
                 (files / NODE_B).mkdir(parents=True)
                 (files / NODE_B / CONFIG_SUBDIR).symlink_to(info.config_dir)
                 (files / NODE_B / SOUNDS_SUBDIR).symlink_to(sandbox.sounds_dir)
+                # Its recordings spool, as a mount of its monitor spool would show it.
+                (files / NODE_B / RECORDINGS_SUBDIR).symlink_to(sandbox.recordings_spool())
                 body = {
                     "name": NODE_B,
                     "systemname": NODE_B,
@@ -447,3 +452,37 @@ async def test_a_moved_tenants_logged_in_agent_is_a_member_on_its_new_node(
         await until(lambda: member_on(pbx.runtime.ami, False), "no member left on local", 30)
     finally:
         await phone.stop()
+
+
+async def test_a_call_recorded_on_nodeb_is_taken_from_its_spool_and_served(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    two_nodes: World,
+    sipp_b: SippPool,
+    tmp_path: Path,
+) -> None:
+    """Tenant B (on nodeb) records its internal calls: nodeb's MixMonitor writes the file in
+    nodeb's spool, and the control plane takes it from <GRAAM_NODES_FILES_DIR>/nodeb/recordings
+    into the one store, from which the API serves it."""
+    b = two_nodes.b
+    await recording_rule(client, b, direction="internal", mode="always")
+    appliers = pbx.runtime.appliers
+    assert appliers is not None
+    await appliers.settled()
+    caller, callee = two_nodes.calls_b
+    # The called phone answers, talks five seconds and hangs up; the caller speaks a tone.
+    await reachable_phone(
+        two_nodes.ami, pbx.runtime.bus, sipp_b, callee, "uas_answer_talk_long.xml", node=NODE_B
+    )
+    call = await speaking_phone(sipp_b, tmp_path, caller, callee["extension"]).start()
+    ended = await call.wait()
+    assert ended.ok, ended.describe()
+
+    (recording,) = await registered_recordings(sessions, b.tenant_id, 1)
+    assert recording.uniqueid.startswith(f"{NODE_B}-"), recording.uniqueid  # nodeb's channel
+    assert recording.direction == "internal"
+    assert not list(two_nodes.sandbox.recordings_spool().rglob("*.wav"))  # taken from its spool
+    audio = await client.get(f"/api/v1/recordings/{recording.id}/audio", headers=b.admin.headers)
+    assert audio.status_code == 200, audio.text
+    assert hashlib.sha256(audio.content).hexdigest() == recording.sha256

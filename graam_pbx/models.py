@@ -59,6 +59,7 @@ from graam_pbx.stats.models import QueueStatsRollup
 from graam_pbx.support.models import SupportMessage, SupportRequest
 from graam_pbx.tenants.models import Tenant
 from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
+from graam_pbx.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "AgentDevice",
@@ -129,4 +130,7 @@ __all__ = [
     "User",
     "VoicemailBox",
     "VoicemailNotification",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from graam_pbx.db import current_revision, downgrade, migrate, plain_url
+from graam_pbx.webhooks import models as webhook_models
 from tests.schema import differences_after_migrating
 
 
@@ -40,6 +41,15 @@ async def test_the_billing_migration_makes_the_models_tables(empty_database_url:
     tables = {
         model.__tablename__
         for model in vars(billing_models).values()
+        if isinstance(model, type) and hasattr(model, "__tablename__")
+    }
+    assert await differences_after_migrating(empty_database_url, tables) == []
+
+
+async def test_the_webhooks_migration_makes_the_models_tables(empty_database_url: str) -> None:
+    tables = {
+        model.__tablename__
+        for model in vars(webhook_models).values()
         if isinstance(model, type) and hasattr(model, "__tablename__")
     }
     assert await differences_after_migrating(empty_database_url, tables) == []

@@ -90,6 +90,10 @@ from graam_pbx.voicemail.spool import VoicemailSpool
 from graam_pbx.voicemail.worker import VoicemailNotifier
 from graam_pbx.web import routes as console
 from graam_pbx.web.errors import console_error, console_not_found, is_console_path
+from graam_pbx.webhooks import api as webhooks_api
+from graam_pbx.webhooks.delivery import CHANNEL as WEBHOOKS_CHANNEL
+from graam_pbx.webhooks.delivery import WebhookDeliverer
+from graam_pbx.webhooks.recorder import WebhookRecorder
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,7 @@ API_ROUTERS: list[APIRouter] = [
     cluster_api.router,
     supervision_api.router,
     call_control_api.router,
+    webhooks_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -195,6 +200,7 @@ class Runtime:
     phone_websocket: str | None = None  # Endpoints.phone_websocket: the console's phone
     recordings: RecordingStore | None = None  # where registered recordings are kept
     collector: RecordingCollector | None = None  # the active worker's: spool → store
+    webhooks: WebhookDeliverer | None = None  # the active worker's: deliveries sent
     local_node: str | None = None  # the configured Asterisk's node (None: no node table)
 
 
@@ -522,6 +528,24 @@ def _acting_components(
         scan_interval=settings.recordings_scan_interval,
         purge_interval=settings.recordings_purge_interval,
     )
+    # Webhooks: queue events recorded as the tenants' events; their deliveries sent, woken by
+    # the events' notification (the migration's triggers) on a LISTEN connection of its own.
+    runtime.webhooks = WebhookDeliverer(
+        session_factory(engine),
+        allowed=settings.webhooks_allowed,
+        retry_base=settings.webhooks_retry_base,
+        retry_for=settings.webhooks_retry_for,
+        timeout=settings.webhooks_timeout,
+        concurrency=settings.webhooks_concurrency,
+        relay=SmtpRelay.from_settings(settings),
+    )
+    deliverer = runtime.webhooks
+    webhook_listener = Listener(
+        plain_url(endpoints.database_url),
+        {WEBHOOKS_CHANNEL: lambda _: deliverer.request()},
+        on_connected=deliverer.request,
+        name="graam-webhooks",
+    )
     return [
         *relay,
         *([appliers] if appliers else []),
@@ -539,6 +563,9 @@ def _acting_components(
         *live,
         billing,
         runtime.collector,
+        WebhookRecorder(session_factory(engine), bus),
+        deliverer,
+        webhook_listener,
     ]
 
 

@@ -325,6 +325,30 @@ class Settings(BaseSettings):
     recordings_purge_interval: float = Field(
         3600.0, gt=0, description="Seconds between purges of recordings past retention."
     )
+    webhooks_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Networks webhooks may be delivered to although they are private, loopback "
+        "or otherwise not public (comma-separated CIDRs); none by default: only public "
+        "addresses.",
+    )
+    webhooks_retry_base: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds before a failed webhook delivery's first retry; each next one "
+        "waits twice as long (at most an hour).",
+    )
+    webhooks_retry_for: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds a webhook delivery is retried before it is dead (and its endpoint, "
+        "when nothing reached it meanwhile, disabled).",
+    )
+    webhooks_timeout: float = Field(
+        10.0, gt=0, le=60, description="Seconds an endpoint has to answer a webhook delivery."
+    )
+    webhooks_concurrency: int = Field(
+        100, ge=1, le=1000, description="Webhook deliveries in flight at once, all endpoints."
+    )
     smtp_host: str | None = Field(
         None, description="SMTP relay for every e-mail (voicemail, support); unset: none sent."
     )
@@ -424,6 +448,16 @@ class Settings(BaseSettings):
             else str(network)
             for written, network in networks
         ]
+
+    @field_validator("webhooks_allowed_networks", mode="before")
+    @classmethod
+    def _webhook_networks(cls, value: object) -> object:
+        networks = _written_networks(value)
+        return value if networks is None else [str(network) for _, network in networks]
+
+    @property
+    def webhooks_allowed(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item) for item in self.webhooks_allowed_networks]
 
     @field_validator("sip_block_allow", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ class Area(StrEnum):
     TRUNKS = "trunks"
     USERS = "users"
     VOICEMAIL = "voicemail"
+    WEBHOOKS = "webhooks"
 
 
 # Areas that mint credentials: a key that writes reaches them only when they are named.

@@ -130,4 +130,6 @@ class WebhookDelivery(TenantOwned, Base):
     last_status: Mapped[int | None] = mapped_column(Integer)  # the endpoint's HTTP status
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Retried by hand: tried again for the retry period from then, not from the event.
+    retry_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

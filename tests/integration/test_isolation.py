@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.app import API_ROUTERS
@@ -157,6 +157,7 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     await _contact_objects(client, demo, op)
     await _campaign_objects(sessions, demo)
     await _recording_objects(client, sessions, demo, op)
+    await _webhook_objects(client, sessions, demo, op)
     return demo, world
 
 
@@ -190,6 +191,33 @@ async def _recording_objects(
         session.add(recording)
         await session.flush()
         demo.ids["recording_id"] = recording.id
+
+
+async def _webhook_objects(
+    client: httpx.AsyncClient, sessions: Sessions, demo: DemoTenant, headers: dict[str, str]
+) -> None:
+    """A's webhook endpoint, and one delivery of one of A's events."""
+    made = await client.post(
+        "/api/v1/webhooks",
+        headers=headers,
+        json={"url": "http://127.0.0.1:9/isolation", "events": ["campaign.finished"]},
+    )
+    assert made.status_code == 201, made.text
+    demo.ids["endpoint_id"] = made.json()["id"]
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO webhook_events (tenant_id, type, occurred_at, payload) "
+                "VALUES (:t, 'campaign.finished', now(), '{}')"
+            ),
+            {"t": demo.tenant_id},
+        )
+        delivery = await session.scalar(
+            text("SELECT id FROM webhook_deliveries WHERE endpoint_id = :e"),
+            {"e": demo.ids["endpoint_id"]},
+        )
+    assert delivery is not None
+    demo.ids["delivery_id"] = int(delivery)
 
 
 async def _campaign_objects(sessions: Sessions, demo: DemoTenant) -> None:

@@ -85,6 +85,7 @@ from graam_pbx.supervision import api as supervision_api
 from graam_pbx.support import api as support_api
 from graam_pbx.tenants import api as tenants_api
 from graam_pbx.voicemail import api as voicemail_api
+from graam_pbx.voicemail.events import VoicemailEvents
 from graam_pbx.voicemail.spool import ASTERISK_SPOOL as VOICEMAIL_SPOOL
 from graam_pbx.voicemail.spool import VoicemailSpool
 from graam_pbx.voicemail.worker import VoicemailNotifier
@@ -477,6 +478,14 @@ def _acting_components(
         scan_interval=settings.voicemail_scan_interval,
         max_age=settings.voicemail_mail_max_age,
     )
+    # New messages announced to the tenants' webhooks (voicemail.left).
+    voicemail_events = VoicemailEvents(
+        session_factory(engine),
+        bus,
+        runtime.voicemail_spool,
+        scan_interval=settings.voicemail_scan_interval,
+        max_age=settings.voicemail_mail_max_age,
+    )
     # Trunks' host names, looked up here so that Asterisk never resolves them at a reload.
     trunk_resolver = TrunkResolver(
         session_factory(engine),
@@ -564,6 +573,7 @@ def _acting_components(
         billing,
         runtime.collector,
         WebhookRecorder(session_factory(engine), bus),
+        voicemail_events,
         deliverer,
         webhook_listener,
     ]

@@ -42,6 +42,7 @@ class EventType(StrEnum):
     CALL_MISSED = "call.missed"  # an agent's phone rang and nobody answered
     CALL_ABANDONED = "call.abandoned"  # the caller hung up while waiting in a queue
     CALL_ENDED = "call.ended"  # a leg of a call ended: its CDR
+    VOICEMAIL_LEFT = "voicemail.left"  # a caller left a message in a voicemail box
     AGENT_STATE_CHANGED = "agent.state_changed"
     CAMPAIGN_FINISHED = "campaign.finished"
 
@@ -80,6 +81,14 @@ class WebhookEvent(TenantOwned, Base):
     __table_args__ = (
         CheckConstraint(_known("type", [t.value for t in EventType]), name="type_known"),
         Index("ix_webhook_events_tenant_id_id", "tenant_id", "id"),
+        # A message is announced once (its key: "voicemail:<box id>:<msg_id>").
+        Index(
+            "ux_webhook_events_voicemail",
+            "tenant_id",
+            "ordering_key",
+            unique=True,
+            postgresql_where=text("type = 'voicemail.left'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

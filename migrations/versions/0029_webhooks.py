@@ -15,7 +15,8 @@ statement wrote, doing nothing unless some enabled endpoint subscribes to the ty
 so its event is made once), ``agent.state_changed`` for every new stretch of an agent's
 timeline, ``campaign.finished`` when a campaign's status becomes finished. Every new event is
 fanned out to the deliveries of its tenant's subscribed endpoints in the same transaction, and
-the delivery worker is woken (``pg_notify('graam_webhooks')``).
+the delivery worker is woken (``pg_notify('graam_webhooks')``). A voicemail message is
+announced once: ``voicemail.left`` events are unique per tenant and message.
 
 A new API area, ``webhooks``: existing API keys are not scoped to it.
 """
@@ -34,7 +35,7 @@ depends_on: str | Sequence[str] | None = None
 
 TYPES = (
     "type in ('call.ringing', 'call.answered', 'call.missed', 'call.abandoned', "
-    "'call.ended', 'agent.state_changed', 'campaign.finished')"
+    "'call.ended', 'voicemail.left', 'agent.state_changed', 'campaign.finished')"
 )
 STATES = "state in ('pending', 'delivered', 'dead')"
 
@@ -193,6 +194,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_webhook_events_tenant_id"), "webhook_events", ["tenant_id"])
     op.create_index("ix_webhook_events_tenant_id_id", "webhook_events", ["tenant_id", "id"])
+    op.create_index(
+        "ux_webhook_events_voicemail",
+        "webhook_events",
+        ["tenant_id", "ordering_key"],
+        unique=True,
+        postgresql_where=sa.text("type = 'voicemail.left'"),
+    )
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),

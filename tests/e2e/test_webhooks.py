@@ -1,7 +1,8 @@
-"""Webhooks of a real call: a carrier's caller dials a number routed to a queue, the agent's
+"""Webhooks of real calls: a carrier's caller dials a number routed to a queue, the agent's
 sipp phone answers, talks and hangs up; the tenant's endpoint (a real HTTP server on
 loopback) receives call.ringing, call.answered and call.ended with the CDRs, in that order,
-each signed with its secret."""
+each signed with its secret. A caller leaves a voicemail: voicemail.left, once, with links
+that serve the message and its audio."""
 
 from __future__ import annotations
 
@@ -13,20 +14,23 @@ import httpx
 from sqlalchemy import text
 
 from graam_pbx.asterisk.applier import ConfigApplier
-from tests.conftest import RunningApp
+from tests.conftest import Asterisk, RunningApp
 from tests.e2e.agent_tenant import add_agent_member
 from tests.e2e.phones import speaking_caller
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import (
+    CALLER,
     CARRIER_IP,
     Sessions,
     created,
+    leave_message,
     new_device,
     new_number,
     new_trunk,
     registered_phone,
     route_number,
 )
+from tests.e2e.test_voicemail_messages import routed_box
 from tests.factories import make_world, unique
 from tests.waiting import until
 from tests.webhook_receiver import Received, receiver
@@ -123,3 +127,49 @@ async def test_a_queue_calls_ringing_answer_and_end_reach_the_endpoint_in_order_
     assert sorted(item["event_id"] for item in listed.json()["items"]) == sorted(
         int(body["id"]) for body in bodies
     )
+
+
+async def test_a_voicemail_left_is_announced_once_with_links_to_the_message(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    asterisk: Asterisk,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    admin = world.admin.headers
+    async with receiver(HOST) as hooks:
+        made = await created(
+            await client.post(
+                "/api/v1/webhooks",
+                headers=admin,
+                json={"url": hooks.url, "events": ["voicemail.left"]},
+            )
+        )
+        box, did = await routed_box(client, world, pbx, "842")
+        await leave_message(pbx, sipp, asterisk, world, box, did)
+        (request,) = await hooks.count(1)
+        assert request.signed_by(made["secret"], time.time())
+        body = request.json()
+        assert body["type"] == "voicemail.left"
+        data = body["data"]
+        assert (data["box_id"], data["box_number"]) == (box["id"], "842")
+        assert data["caller"]["number"] == CALLER
+        message = await client.get(data["links"]["message"], headers=admin)
+        assert message.status_code == 200, message.text
+        assert message.json()["id"] == data["msg_id"]
+        audio = await client.get(data["links"]["audio"], headers=admin)
+        assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
+
+        # Read: Asterisk announces the box again; the message is not announced twice.
+        read = await client.post(f"{data['links']['message']}/read", headers=admin)
+        assert read.status_code == 200, read.text
+    async with sessions() as session:
+        count = await session.scalar(
+            text(
+                "SELECT count(*) FROM webhook_events WHERE tenant_id = :t "
+                "AND type = 'voicemail.left'"
+            ),
+            {"t": world.tenant_id},
+        )
+    assert count == 1

@@ -220,3 +220,54 @@ async def mix_monitor(ami: ActionSender, channel: str, file: str, options: str) 
 async def stop_mix_monitor(ami: ActionSender, channel: str) -> Message:
     """Stop the channel's ``MixMonitor``."""
     return await ami.action("StopMixMonitor", {"Channel": channel})
+
+
+async def redirect(
+    ami: ActionSender,
+    channel: str,
+    context: str,
+    exten: str,
+    *,
+    extra: tuple[str, str, str] | None = None,
+) -> Message:
+    """Send a channel (out of its bridge or application) to ``exten`` in ``context`` at its
+    first priority; ``extra`` (channel, context, exten) moves a second channel at once (a dual
+    redirect: two parties of one bridge leave it together, neither hung up by the other's
+    leaving)."""
+    fields: dict[str, FieldValue] = {
+        "Channel": channel,
+        "Context": context,
+        "Exten": exten,
+        "Priority": 1,
+    }
+    if extra is not None:
+        fields.update(
+            {
+                "ExtraChannel": extra[0],
+                "ExtraContext": extra[1],
+                "ExtraExten": extra[2],
+                "ExtraPriority": 1,
+            }
+        )
+    return await ami.action("Redirect", fields)
+
+
+async def atxfer(ami: ActionSender, channel: str, context: str, exten: str) -> Message:
+    """Start an attended transfer from ``channel`` (the transferer) to ``exten`` of
+    ``context``: Asterisk feeds the channel its attended-transfer feature code and the digits,
+    as if its phone had sent them (so the code must be configured and the channel allowed to
+    transfer in its bridge)."""
+    return await ami.action("Atxfer", {"Channel": channel, "Context": context, "Exten": exten})
+
+
+async def bridge(ami: ActionSender, channel1: str, channel2: str) -> Message:
+    """Put two channels that are in the dialplan into one new bridge, without a tone; once it
+    ends, each goes on in the dialplan after the application it was running."""
+    return await ami.action("Bridge", {"Channel1": channel1, "Channel2": channel2, "Tone": "no"})
+
+
+async def play_dtmf(ami: ActionSender, channel: str, digit: str, *, duration_ms: int) -> Message:
+    """Send one DTMF digit out on a channel (to whoever is at its far end)."""
+    return await ami.action(
+        "PlayDTMF", {"Channel": channel, "Digit": digit, "Duration": duration_ms}
+    )

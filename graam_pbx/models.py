@@ -29,6 +29,7 @@ from graam_pbx.billing.models import (
     RatedCall,
     RateDeck,
 )
+from graam_pbx.call_control.models import ClickToCall
 from graam_pbx.campaigns.models import (
     CallRefusal,
     Campaign,
@@ -77,6 +78,7 @@ __all__ = [
     "CampaignContact",
     "Cdr",
     "CdrArchive",
+    "ClickToCall",
     "ConfigGeneration",
     "ConfigTrunkFailure",
     "Contact",

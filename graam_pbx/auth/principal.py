@@ -25,7 +25,7 @@ class Area(StrEnum):
     AUDIT = "audit"
     AUTH = "auth"  # API keys themselves
     BILLING = "billing"
-    CALL_CONTROL = "call control"  # one's own call: its recording
+    CALL_CONTROL = "call control"  # one's own call (its recording); click-to-call, live calls
     CALL_RECORDS = "call records"
     CAMPAIGNS = "campaigns"
     CATALOGUE = "catalogue"

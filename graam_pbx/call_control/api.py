@@ -3,12 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from graam_pbx.ami.supervisor import ami_routes
-from graam_pbx.call_control import recording
+from graam_pbx.call_control import calls_api, recording
 from graam_pbx.call_control.schemas import RecordingChange, RecordingState
 from graam_pbx.deps import DbSession, Member
 from graam_pbx.rest import error_responses
 
-router = APIRouter(prefix="/api/v1/my-call", tags=["call control"])
+my_call = APIRouter(prefix="/api/v1/my-call", tags=["call control"])
 
 _ABOUT = (
     "The caller's own answered call, found on its devices (admins, supervisors and agents of "
@@ -19,7 +19,7 @@ _ABOUT = (
 )
 
 
-@router.get(
+@my_call.get(
     "/recording",
     response_model=RecordingState,
     responses=error_responses(401, 403, 409, 503),
@@ -30,7 +30,7 @@ async def get_recording(scope: Member, session: DbSession, request: Request) -> 
     return await recording.current(session, scope, ami_routes(request.app.state.runtime))
 
 
-@router.put(
+@my_call.put(
     "/recording",
     response_model=RecordingState,
     responses=error_responses(401, 403, 409, 422, 503),
@@ -45,3 +45,9 @@ async def put_recording(
 ) -> RecordingState:
     routes = ami_routes(request.app.state.runtime)
     return await recording.change(session, scope, routes, recording=body.recording)
+
+
+# The app includes this one router: one's own call, then the tenant's calls.
+router = APIRouter()
+router.include_router(my_call)
+router.include_router(calls_api.router)

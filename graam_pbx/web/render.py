@@ -60,6 +60,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/contact-lists", "Contact lists", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/campaign-call", "Campaign call", (Role.AGENT,)),
     NavItem("/account", "Account", (Role.ADMIN, Role.OPERATOR)),
+    NavItem("/webhooks", "Webhooks", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/support", "Support", (Role.ADMIN, Role.SUPERVISOR)),
     NavItem("/billing", "Billing", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/billing/rates", "Rates", (Role.ADMIN, Role.OPERATOR)),

@@ -21,6 +21,7 @@ from graam_pbx.web import (
     reports,
     support,
     wallboard,
+    webhooks,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -40,6 +41,7 @@ PAGE_ROUTERS: list[APIRouter] = [
     notices.router,
     billing.router,
     campaigns.router,
+    webhooks.router,
 ]
 
 

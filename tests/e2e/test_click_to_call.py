@@ -1,0 +1,248 @@
+"""Click-to-call through the real Asterisk: POST /api/v1/calls rings the agent's sipp phone
+and, once it answers, dials the number through the tenant's outbound route to a sipp carrier,
+with the tenant's caller ID; the leg's CDR names the agent and counts from the far end's
+answer. The same Idempotency-Key twice (at once, and again later) places one call; a suspended
+tenant's click is refused with the reason, and nothing is dialled.
+
+Carriers answer on 127.0.0.211-213; phones register from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.audit.models import AuditEntry
+from graam_pbx.call_control.models import ClickToCall
+from graam_pbx.cdr.models import Cdr
+from tests.ami_actions import actions_sent
+from tests.conftest import RunningApp
+from tests.e2e.calls_api import (
+    CALLED,
+    call_of,
+    channel_states,
+    click,
+    control,
+    in_state,
+    new_key,
+    outbound_route,
+    placed,
+)
+from tests.e2e.sipp import SippPool, header
+from tests.e2e.test_calls import Sessions, new_device, registered_phone, suspend
+from tests.factories import make_world
+from tests.waiting import until
+
+FAR_END_IP = "127.0.0.211"
+ONCE_IP = "127.0.0.212"
+SUSPENDED_IP = "127.0.0.213"
+
+
+async def audited(sessions: Sessions, tenant_id: int, action: str) -> list[AuditEntry]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.tenant_id == tenant_id, AuditEntry.action == action)
+            .order_by(AuditEntry.id)
+        )
+        return list(rows)
+
+
+async def billable_leg(sessions: Sessions, tenant_id: int, call_id: str) -> Cdr:
+    """The call's billable leg, once written."""
+    found: list[Cdr] = []
+
+    async def written() -> bool:
+        async with sessions() as session:
+            found[:] = await session.scalars(
+                select(Cdr).where(
+                    Cdr.tenant_id == tenant_id, Cdr.linkedid == call_id, Cdr.billable.is_(True)
+                )
+            )
+        return bool(found)
+
+    await until(written, f"the billable CDR of call {call_id}")
+    (leg,) = found
+    return leg
+
+
+async def test_a_click_rings_the_agent_then_dials_the_number_with_the_tenants_caller_id(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    device = await new_device(client, world, "201")
+    out = await outbound_route(client, world, sipp, FAR_END_IP, "uas_ring_then_answer.xml")
+    await applier.settled()
+    agent_phone = await registered_phone(pbx, sipp, device)
+    await out.carrier.start()
+    key = new_key()
+    agent_prefix = f"PJSIP/{device['sip_username']}-"
+
+    async with channel_states(pbx) as states:
+        response = await click(client, world.agent.headers, key)
+        body = await placed(response)
+        call_id = body["id"]
+        assert call_id.startswith("c2c-")
+        assert response.headers["location"] == f"/api/v1/calls/{call_id}"
+        assert (body["agent_user_id"], body["device"], body["number"]) == (
+            world.agent.user_id,
+            device["sip_username"],
+            CALLED,
+        )
+        connected = await in_state(client, world.agent.headers, call_id, "connected")
+        channels = {channel["name"]: channel for channel in connected["channels"]}
+        (agent_channel,) = [c for name, c in channels.items() if name.startswith(agent_prefix)]
+        (far_channel,) = [c for name, c in channels.items() if name.startswith("PJSIP/trunk-")]
+        # The agent's leg is the channel the Originate made: its id is the call's.
+        assert agent_channel["uniqueid"] == call_id
+        assert (agent_channel["user_id"], far_channel["device"]) == (world.agent.user_id, None)
+        assert connected["agent_user_id"] == world.agent.user_id
+        assert connected["number"] == CALLED
+        hung = await control(client, world.agent.headers, call_id, "hangup")
+        assert hung.status_code == 200, hung.text
+        assert set(hung.json()["channels"]) == set(channels)
+
+    rung = await agent_phone.wait()
+    assert rung.ok, rung.describe()
+    far = await out.carrier.wait()
+    assert far.ok, far.describe()
+    # The agent's phone rang first, showing the number it calls; the far end once the agent
+    # had answered.
+    (ring,) = rung.received("INVITE")
+    assert f"<sip:{CALLED}@" in (header(ring, "From") or ""), ring
+    agent_up, far_up = states.of(agent_prefix), states.of("PJSIP/trunk-")
+    assert agent_up < far_up
+    # The carrier sees the tenant's caller ID, never the agent's.
+    (invite,) = far.received("INVITE")
+    assert invite.startswith(f"INVITE sip:{CALLED}@"), invite
+    caller_id = f"<sip:{out.number['e164']}@"
+    assert caller_id in (header(invite, "From") or ""), invite
+    assert caller_id in (header(invite, "P-Asserted-Identity") or ""), invite
+
+    # Its CDR: an outbound leg of the agent's, to the number, billed from the far end's answer
+    # (the agent had answered a ring earlier).
+    leg = await billable_leg(sessions, world.tenant_id, call_id)
+    assert (leg.direction, leg.agent_user_id, leg.to_number, leg.accountcode) == (
+        "outbound",
+        world.agent.user_id,
+        CALLED,
+        f"t{world.tenant_id}",
+    )
+    assert leg.channel.startswith(agent_prefix), leg.channel
+    assert leg.answered_at is not None
+    assert abs(leg.answered_at - far_up) < abs(leg.answered_at - agent_up)
+    ended = await call_of(client, world.agent.headers, call_id)
+    assert ended["state"] == "ended"
+    assert [item["uniqueid"] for item in ended["legs"] if item["billable"]] == [leg.uniqueid]
+
+    (asked,) = await audited(sessions, world.tenant_id, "click-to-call")
+    assert (asked.actor_user_id, asked.object_type, asked.object_id) == (
+        world.agent.user_id,
+        "call",
+        call_id,
+    )
+    assert asked.changes == {
+        "agent_user_id": world.agent.user_id,
+        "device": device["sip_username"],
+        "number": CALLED,
+        "idempotency_key": key,
+    }
+    (hangup,) = await audited(sessions, world.tenant_id, "call-hangup")
+    assert hangup.object_id == call_id
+
+
+async def test_the_same_idempotency_key_places_one_call(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    device = await new_device(client, world, "201")
+    # The far end answers every call it gets, and keeps each INVITE.
+    out = await outbound_route(client, world, sipp, ONCE_IP, "dialer_far_end.xml")
+    await applier.settled()
+    agent_phone = await registered_phone(pbx, sipp, device)
+    await out.carrier.start()
+    key = new_key()
+
+    # A CRM's double click, sent at once, then its retry.
+    both = await asyncio.gather(
+        click(client, world.admin.headers, key, agent_user_id=world.agent.user_id),
+        click(client, world.admin.headers, key, agent_user_id=world.agent.user_id),
+    )
+    first, second = [await placed(response) for response in both]
+    assert first == second
+    call_id = first["id"]
+    await in_state(client, world.admin.headers, call_id, "connected")
+    again = await placed(
+        await click(client, world.admin.headers, key, agent_user_id=world.agent.user_id)
+    )
+    assert again == first
+    # The key names that call: another number with it is refused, and places nothing.
+    reused = await click(
+        client, world.admin.headers, key, number="+33698765432", agent_user_id=world.agent.user_id
+    )
+    assert reused.status_code == 409, reused.text
+    assert reused.json()["error_id"] == "idempotency-key-reused"
+
+    hung = await control(client, world.admin.headers, call_id, "hangup")
+    assert hung.status_code == 200, hung.text
+    rung = await agent_phone.wait()
+    assert rung.ok, rung.describe()
+    await in_state(client, world.admin.headers, call_id, "ended")
+    far = await out.carrier.stop()
+    assert len(far.received("INVITE")) == 1, far.describe()
+    assert len(rung.received("INVITE")) == 1, rung.describe()
+    async with sessions() as session:
+        rows = await session.scalar(
+            select(func.count()).where(ClickToCall.tenant_id == world.tenant_id)
+        )
+    assert rows == 1
+    assert len(await audited(sessions, world.tenant_id, "click-to-call")) == 1
+
+
+async def test_a_suspended_tenants_click_is_refused_with_the_reason_and_nothing_is_dialled(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = await make_world(client, sessions)
+    device = await new_device(client, world, "201")
+    out = await outbound_route(client, world, sipp, SUSPENDED_IP)
+    await applier.settled()
+    agent_phone = await registered_phone(pbx, sipp, device)
+    await out.carrier.start()
+    await suspend(client, world, applier)
+
+    with actions_sent(monkeypatch) as sent:
+        refused = await click(client, world.agent.headers, new_key())
+    assert refused.status_code == 409, refused.text
+    error = refused.json()
+    assert error["error_id"] == "tenant-calls-refused"
+    assert error["details"] == {"reason": "suspended"}
+    assert "suspended" in error["message"]
+    assert sent == []
+
+    untouched = await agent_phone.stop()
+    assert untouched.received("INVITE") == [], untouched.describe()
+    far = await out.carrier.stop()
+    assert far.received("INVITE") == [], far.describe()
+    async with sessions() as session:
+        rows = await session.scalar(
+            select(func.count()).where(ClickToCall.tenant_id == world.tenant_id)
+        )
+    assert rows == 0
+    assert await audited(sessions, world.tenant_id, "click-to-call") == []

@@ -150,13 +150,14 @@ async def test_an_agent_starts_pauses_and_resumes_its_calls_recording_through_th
     assert recording.agent_user_id == world.agent.user_id
     leg = await agent_leg_of(sessions, recording)
     # What was said before the start and while paused is not in it; what was said while
-    # recording is.
+    # recording is (the first stretch whole; the file grew after the resume, above: the
+    # second is there too, of a length the spool's buffered writes leave unsure).
     kept = Decimal(recording.duration_ms) / 1000
     assert leg.billsec - kept >= Decimal(str(resumed - paused)) - Decimal("0.5"), (
         leg.billsec,
         kept,
     )
-    assert kept >= Decimal(str(paused - started)) + 1 - Decimal("0.5"), kept
+    assert kept >= Decimal(str(paused - started)) - Decimal("0.5"), kept
 
     async with sessions() as session:
         actions = list(

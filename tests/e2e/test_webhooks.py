@@ -120,13 +120,22 @@ async def test_a_queue_calls_ringing_answer_and_end_reach_the_endpoint_in_order_
     assert {cdr["linkedid"] for cdr in cdrs} == {call}
     assert any(cdr["agent_user_id"] == world.agent.user_id for cdr in cdrs), cdrs
     assert all(cdr["disposition"] == "ANSWERED" for cdr in cdrs), cdrs
-    # Delivered once each: the worker's deliveries agree with what arrived.
-    listed = await client.get(
-        f"/api/v1/webhooks/{made['id']}/deliveries", headers=admin, params={"state": "delivered"}
-    )
-    assert sorted(item["event_id"] for item in listed.json()["items"]) == sorted(
-        int(body["id"]) for body in bodies
-    )
+    # Delivered once each: the worker's deliveries agree with what arrived (once it recorded
+    # the last answer).
+    arrived = sorted(int(body["id"]) for body in bodies)
+    delivered: list[int] = []
+
+    async def recorded() -> bool:
+        listed = await client.get(
+            f"/api/v1/webhooks/{made['id']}/deliveries",
+            headers=admin,
+            params={"state": "delivered"},
+        )
+        delivered[:] = sorted(item["event_id"] for item in listed.json()["items"])
+        return len(delivered) >= len(arrived)
+
+    await until(recorded, "every delivery recorded as delivered")
+    assert delivered == arrived
 
 
 async def test_a_voicemail_left_is_announced_once_with_links_to_the_message(

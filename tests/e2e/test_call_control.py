@@ -311,6 +311,24 @@ async def test_digits_sent_reach_the_far_end(
 
         await until(all_heard, "the four digits at the far end")
         assert far_media.events == [1, 9, 10, 11]
+        # On a click-to-call the agent's own # reaches the far end too (an IVR's "press #"):
+        # it starts no blind transfer. Asterisk reads it from the agent's channel as if its
+        # phone had sent it.
+        (agent_channel,) = [
+            c["name"]
+            for c in (await call_of(client, world.agent.headers, call_id))["channels"]
+            if c["device"] == device["sip_username"]
+        ]
+        await pbx.runtime.ami.action(
+            "PlayDTMF", {"Channel": agent_channel, "Digit": "#", "Duration": 200, "Receive": "yes"}
+        )
+
+        async def pressed() -> bool:
+            return len(far_media.events) >= 5
+
+        await until(pressed, "the agent's # at the far end")
+        assert far_media.events[4] == 11
+        assert (await call_of(client, world.agent.headers, call_id))["state"] == "connected"
 
         hung = await control(client, world.agent.headers, call_id, "hangup")
         assert hung.status_code == 200, hung.text

@@ -92,9 +92,12 @@ from graam_pbx.voicemail.worker import VoicemailNotifier
 from graam_pbx.web import routes as console
 from graam_pbx.web.errors import console_error, console_not_found, is_console_path
 from graam_pbx.webhooks import api as webhooks_api
+from graam_pbx.webhooks import documented as webhooks_documented
+from graam_pbx.webhooks import stream_api as events_api
 from graam_pbx.webhooks.delivery import CHANNEL as WEBHOOKS_CHANNEL
 from graam_pbx.webhooks.delivery import WebhookDeliverer
 from graam_pbx.webhooks.recorder import WebhookRecorder
+from graam_pbx.webhooks.stream import EventStreams
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,7 @@ API_ROUTERS: list[APIRouter] = [
     supervision_api.router,
     call_control_api.router,
     webhooks_api.router,
+    events_api.router,
 ]
 
 READY_DB_TIMEOUT = 2.0
@@ -202,6 +206,7 @@ class Runtime:
     recordings: RecordingStore | None = None  # where registered recordings are kept
     collector: RecordingCollector | None = None  # the active worker's: spool → store
     webhooks: WebhookDeliverer | None = None  # the active worker's: deliveries sent
+    event_streams: EventStreams | None = None  # roles api and all: the tenants' event streams
     local_node: str | None = None  # the configured Asterisk's node (None: no node table)
 
 
@@ -315,6 +320,12 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             if acts
             else []
         )
+        # The tenants' event streams (roles api and all), woken when events are stored.
+        streaming = (
+            _event_streams(runtime, plain_url(endpoints.database_url))
+            if role is not ProcessRole.WORKER
+            else []
+        )
         if role is ProcessRole.API:
             # Waiting callers from this process's AMI events, figures and agents from Postgres.
             runtime.live = Wallboards(session_factory(engine), bus, ami)
@@ -328,6 +339,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 *([nodes] if nodes is not None else []),
                 runtime.live,
                 listener,
+                *streaming,
             ]
         elif role is ProcessRole.WORKER:
             worker = ActiveWorker(
@@ -352,7 +364,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             components = [bus, worker]
         else:
             WORKER_ACTIVE.set(1)
-            components = [bus, *acting]
+            components = [bus, *acting, *streaming]
         started: list[Component] = []
         try:
             for component in components:
@@ -386,6 +398,8 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         return app  # a worker serves /healthz, /readyz and /metrics only
     for router in API_ROUTERS:
         app.include_router(router)
+    # What a webhook endpoint receives, documented (the OpenAPI document's ``webhooks``).
+    app.webhooks.include_router(webhooks_documented.router)
     # The web console: pages under /, beside the API (its own error pages, same services).
     console.install(app)
     app.add_middleware(
@@ -577,6 +591,19 @@ def _acting_components(
         deliverer,
         webhook_listener,
     ]
+
+
+def _event_streams(runtime: Runtime, database_url: str) -> list[Component]:
+    """The process's event streams and the LISTEN that wakes them (their own connection)."""
+    streams = EventStreams(session_factory(runtime.engine))
+    runtime.event_streams = streams
+    listener = Listener(
+        database_url,
+        {WEBHOOKS_CHANNEL: streams.heard},
+        on_connected=streams.heard,
+        name="graam-event-streams",
+    )
+    return [streams, listener]
 
 
 async def _node_supervisors(

@@ -219,9 +219,9 @@ class _Server(uvicorn.Server):
         self.should_exit = True
         # uvicorn waits for open responses before the lifespan ends: live streams end now.
         runtime = getattr(getattr(self.config.app, "state", None), "runtime", None)
-        live = getattr(runtime, "live", None)
-        if live is not None:
-            live.close_streams()
+        for streams in (getattr(runtime, "live", None), getattr(runtime, "event_streams", None)):
+            if streams is not None:
+                streams.close_streams()
 
 
 async def _announce(server: _Server, settings: Settings) -> None:

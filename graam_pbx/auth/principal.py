@@ -31,6 +31,7 @@ class Area(StrEnum):
     CATALOGUE = "catalogue"
     CONFIGURATION_STATUS = "configuration status"
     DEVICES = "devices"
+    EVENTS = "events"  # the tenant's event stream
     INBOUND_ROUTES = "inbound routes"
     IVR = "ivr"
     MUSIC_ON_HOLD = "music on hold"

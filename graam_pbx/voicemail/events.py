@@ -3,11 +3,12 @@
 Asterisk announces a box whose counts changed (AMI ``MessageWaiting``); the box's new
 messages (``INBOX``, ``Urgent``) are then read from the spool and each is recorded as an event
 with links to the message and its audio in the API. A message is announced once (the events
-are unique per tenant and message), only to endpoints that existed when it was left, and only
-while it is recent (``max_age``): an endpoint made later is not sent the day's old messages,
-and a message is not announced again after its event was purged. Every ``scan_interval``,
-after every AMI reconnect and at start, the boxes of every tenant with a subscribed endpoint
-are looked at: a missed event is caught up there.
+are unique per tenant and message), only to endpoints that existed when it was left (and to
+streams of the tenant's events connected since before it), and only while it is recent
+(``max_age``): an endpoint made later is not sent the day's old messages, and a message is
+not announced again after its event was purged. Every ``scan_interval``, after every AMI
+reconnect and at start, the boxes of every tenant with a subscribed endpoint (or a stream) are
+looked at: a missed event is caught up there.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _SUBSCRIBED_BOXES = text(
     SELECT b.id, b.tenant_id, b.number FROM voicemail_boxes b
     WHERE EXISTS (SELECT 1 FROM webhook_endpoints p WHERE p.tenant_id = b.tenant_id
                   AND p.enabled AND 'voicemail.left' = ANY (p.events))
+       OR EXISTS (SELECT 1 FROM event_streams s WHERE s.tenant_id = b.tenant_id
+                  AND s.expires_at > now())
     """
 )
 _INSERT = text(
@@ -41,6 +44,8 @@ _INSERT = text(
     SELECT :tenant, 'voicemail.left', :key, :at, CAST(:payload AS jsonb)
     WHERE EXISTS (SELECT 1 FROM webhook_endpoints p WHERE p.tenant_id = :tenant AND p.enabled
                   AND 'voicemail.left' = ANY (p.events) AND p.created_at <= :at)
+       OR EXISTS (SELECT 1 FROM event_streams s WHERE s.tenant_id = :tenant
+                  AND s.expires_at > now() AND s.since <= :at)
     ON CONFLICT (tenant_id, ordering_key) WHERE type = 'voicemail.left' DO NOTHING
     """
 )

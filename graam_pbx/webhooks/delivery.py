@@ -14,13 +14,16 @@ admins are e-mailed.
 
 Passes run when woken (``request``: a new event's notification, a retry made due by hand),
 when the next retry is due, and every ``POLL`` seconds at the latest.
+
+Every ``PURGE_INTERVAL`` (and once started) it purges the events older than ``retention``
+(7 days) none of whose deliveries is pending or dead, with their delivered deliveries, and
+the streams' leases that ran out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.mail import SmtpRelay, deliver
 from graam_pbx.webhooks import addresses, signing
+from graam_pbx.webhooks.payloads import envelope
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,9 @@ POLL = 5.0  # seconds between passes at most
 MAX_BACKOFF = 3600.0
 ERROR_CHARS = 500  # of an error kept with its delivery
 USER_AGENT = "graam-pbx-webhooks/1"
+RETENTION = 7 * 86400.0  # seconds an event is kept (unless a delivery of it waits)
+PURGE_INTERVAL = 3600.0
+PURGE_BATCH = 5000
 
 _CLAIM = text(
     """
@@ -117,6 +124,32 @@ _DISABLE = text(
     GROUP BY disabled.id, disabled.tenant_id, disabled.url
     """
 )
+# The first event young enough to keep: the purge looks below it only.
+_PURGE_BOUND = text(
+    """
+    SELECT now() - make_interval(secs => :retention),
+           (SELECT id FROM webhook_events
+            WHERE created_at >= now() - make_interval(secs => :retention)
+            ORDER BY id LIMIT 1)
+    """
+)
+_PURGE_EVENTS = text(
+    """
+    WITH batch AS (
+        SELECT id FROM webhook_events
+        WHERE id > :after AND (CAST(:bound AS bigint) IS NULL OR id < :bound)
+        ORDER BY id LIMIT :limit
+    ), gone AS (
+        DELETE FROM webhook_events e USING batch
+        WHERE e.id = batch.id AND e.created_at < :cutoff
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                          WHERE d.event_id = e.id AND d.state <> 'delivered')
+        RETURNING e.id
+    )
+    SELECT (SELECT max(id) FROM batch), (SELECT count(*) FROM gone)
+    """
+)
+_PURGE_LEASES = text("DELETE FROM event_streams WHERE expires_at < now()")
 _NEXT_DUE = text(
     "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM webhook_deliveries "
     "WHERE state = 'pending'"
@@ -148,15 +181,7 @@ class Claimed:
 
     def body(self) -> bytes:
         """The request's body: the envelope, around the data as stored."""
-        head = json.dumps(
-            {
-                "id": str(self.event_id),
-                "type": self.type,
-                "occurred_at": self.occurred_at.isoformat(),
-                "tenant_id": self.tenant_id,
-            }
-        )
-        return (head[:-1] + ', "data": ' + self.payload + "}").encode()
+        return envelope(self.event_id, self.type, self.occurred_at, self.tenant_id, self.payload)
 
 
 @dataclass(frozen=True)
@@ -179,6 +204,7 @@ class WebhookDeliverer:
         timeout: float = 10.0,
         concurrency: int = 100,
         relay: SmtpRelay | None = None,
+        retention: float = RETENTION,
         name: str = "webhook-deliveries",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -189,6 +215,8 @@ class WebhookDeliverer:
         self._timeout = timeout
         self._concurrency = concurrency
         self._relay = relay
+        self._retention = retention
+        self._purge_at = 0.0  # monotonic time of the next purge
         self._name = name
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -236,6 +264,9 @@ class WebhookDeliverer:
                 if sent:
                     continue  # more may be due: the batch was full, or their turn came
                 await self._disable_failing()
+                if time.monotonic() >= self._purge_at:
+                    self._purge_at = time.monotonic() + PURGE_INTERVAL
+                    await self.purge()
                 wait = await self._next_due()
             except Exception:
                 log.exception("webhooks: pass failed; tried again shortly")
@@ -243,6 +274,32 @@ class WebhookDeliverer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
+
+    async def purge(self) -> int:
+        """Purge the events past retention that no pending or dead delivery needs (their
+        delivered deliveries go with them), and the leases of streams gone: how many events."""
+        async with self._sessions() as session:
+            cutoff, bound = (
+                await session.execute(_PURGE_BOUND, {"retention": self._retention})
+            ).one()
+        after, purged = 0, 0
+        while True:
+            async with self._sessions() as session, session.begin():
+                last, gone = (
+                    await session.execute(
+                        _PURGE_EVENTS,
+                        {"after": after, "bound": bound, "cutoff": cutoff, "limit": PURGE_BATCH},
+                    )
+                ).one()
+            purged += int(gone)
+            if last is None:
+                break
+            after = last
+        async with self._sessions() as session, session.begin():
+            await session.execute(_PURGE_LEASES)
+        if purged:
+            log.info("webhooks: %d events past retention purged", purged)
+        return purged
 
     async def _next_due(self) -> float:
         async with self._sessions() as session:

@@ -4,9 +4,10 @@ delivery per event and endpoint subscribed to it. docs/integrations.md.
 Events are written by the control plane (``graam_pbx.webhooks.recorder``, from Asterisk's
 queue events) and by Postgres itself (triggers of the migration: a CDR written, an agent's
 state changed, a campaign finished), only for tenants with an enabled endpoint subscribed to
-the event's type. Each new event gets, in the same transaction, a pending delivery per such
-endpoint, and the delivery worker is woken (``pg_notify``). A delivery is delivered, retried,
-or dead (failed for a day; shown to the tenant with its last error).
+the event's type, or whose events are streamed (``EventStream``: all their types). Each new
+event gets, in the same transaction, a pending delivery per such endpoint, and the delivery
+worker and the streams are woken (``pg_notify``). A delivery is delivered, retried, or dead
+(failed for a day; shown to the tenant with its last error).
 """
 
 from __future__ import annotations
@@ -142,3 +143,18 @@ class WebhookDelivery(TenantOwned, Base):
     # Retried by hand: tried again for the retry period from then, not from the event.
     retry_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EventStream(Base):
+    """A tenant whose events are streamed (``GET /api/v1/events/stream``): while the lease runs,
+    its events are stored as for an endpoint subscribed to every type. The API processes
+    serving its streams renew it while one is connected (``graam_pbx.webhooks.stream``)."""
+
+    __tablename__ = "event_streams"
+
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    # When the tenant's streaming began: the lease unbroken since.
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

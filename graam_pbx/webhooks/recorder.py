@@ -11,9 +11,9 @@ the agent in the member's name (``agent-<user id>``):
 Each event's call is its ``Linkedid``: the key of the call's CDRs (``call.ended``, made by
 Postgres when they are written), and the key that orders an endpoint's deliveries. Events are
 written in Asterisk's order, in batches (one statement per batch), and only for tenants with
-an enabled endpoint subscribed to the type (the statement filters: nothing is stored for
-others). Only the active worker hears AMI: what happens while no worker listens is not
-announced live; the CDRs written after are.
+an enabled endpoint subscribed to the type, or whose events are streamed (the statement
+filters: nothing is stored for others). Only the active worker hears AMI: what happens while
+no worker listens is not announced live; the CDRs written after are.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ _INSERT = text(
          WITH ORDINALITY AS v(tenant_id, type, ordering_key, occurred_at, payload, n)
     WHERE EXISTS (SELECT 1 FROM webhook_endpoints p WHERE p.tenant_id = v.tenant_id
                   AND p.enabled AND v.type = ANY (p.events))
+       OR EXISTS (SELECT 1 FROM event_streams s WHERE s.tenant_id = v.tenant_id
+                  AND s.expires_at > now())
     ORDER BY v.n
     """
 )

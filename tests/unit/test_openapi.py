@@ -7,6 +7,8 @@ from typing import Any
 from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.settings import Settings
+from graam_pbx.webhooks import signing
+from graam_pbx.webhooks.models import EventType
 
 SPEC: dict[str, Any] = create_app(
     Settings(),
@@ -62,3 +64,35 @@ def test_every_json_body_has_an_example() -> None:
 def test_every_error_shares_one_shape() -> None:
     error = _schema("ErrorOut")
     assert set(error["properties"]) == {"error_id", "message", "details"}
+
+
+def test_every_event_type_is_documented_as_a_webhook_with_its_body_and_signature() -> None:
+    webhooks = SPEC["webhooks"]
+    assert set(webhooks) == {event_type.value for event_type in EventType}
+    signed = {
+        signing.SIGNATURE_HEADER,
+        signing.TIMESTAMP_HEADER,
+        signing.EVENT_ID_HEADER,
+        signing.EVENT_TYPE_HEADER,
+        signing.DELIVERY_ID_HEADER,
+    }
+    for event_type in EventType:
+        operation = webhooks[event_type.value]["post"]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == signed, event_type
+        body = _schema(operation["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+        assert set(body["required"]) == {"id", "type", "occurred_at", "tenant_id", "data"}
+        assert body["properties"]["type"]["const"] == event_type.value
+        data = _schema(body["properties"]["data"]["$ref"])
+        assert data["properties"] and set(data["required"]) == set(data["properties"])
+        assert operation["summary"], event_type
+
+
+def test_the_event_stream_is_documented_as_server_sent_events() -> None:
+    operation = SPEC["paths"]["/api/v1/events/stream"]["get"]
+    assert operation["tags"] == ["events"]
+    assert "text/event-stream" in operation["responses"]["200"]["content"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert parameters["Last-Event-ID"]["in"] == "header"
+    listed = _schema(parameters["types"]["schema"]["items"]["$ref"])
+    assert set(listed["enum"]) == {event_type.value for event_type in EventType}

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import RESYNC_EVENT, EventBus, Message
-from graam_pbx.ami.passes import PassRunner
+from graam_pbx.ami import EventBus
+from graam_pbx.voicemail.boxes import BoxPasses
 from graam_pbx.voicemail.spool import NEW_FOLDERS, StoredMessage, VoicemailSpool
-from graam_pbx.voicemail.worker import BoxKey, box_of_mailbox
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +65,7 @@ def event_data(box_id: int, box_number: str, message: StoredMessage) -> dict[str
     }
 
 
-class VoicemailEvents(PassRunner):
+class VoicemailEvents(BoxPasses):
     """The background component that records ``voicemail.left`` events."""
 
     def __init__(
@@ -80,12 +78,10 @@ class VoicemailEvents(PassRunner):
         max_age: float = 86400.0,
         name: str = "voicemail-events",
     ) -> None:
-        super().__init__(bus, name, ["MessageWaiting"], scan_interval)
+        super().__init__(bus, name, scan_interval)
         self._sessions = sessions
         self._spool = spool
         self._max_age = timedelta(seconds=max_age)
-        self._boxes: set[BoxKey] = set()
-        self._everything = True
 
     def _ready(self) -> bool:
         if self._spool is None:
@@ -93,30 +89,12 @@ class VoicemailEvents(PassRunner):
             return False
         return True
 
-    def request(self, boxes: Collection[BoxKey] | None = None) -> None:
-        if boxes is None:
-            self._everything = True
-        else:
-            self._boxes.update(boxes)
-        self._wake_soon()
-
-    def _on_event(self, message: Message) -> None:
-        if message.event == RESYNC_EVENT:
-            self.request(None)
-            return
-        box = box_of_mailbox(message.get("Mailbox", ""))
-        if box is not None:
-            self.request([box])
-
     async def _pass(self, woken: bool) -> None:
-        if not woken:
-            self._everything = True
-        everything, wanted = self._everything, self._boxes
-        self._everything, self._boxes = False, set()
+        wanted = self._asked(woken)
         async with self._sessions() as session:
             rows = (await session.execute(_SUBSCRIBED_BOXES)).all()
         for box_id, tenant_id, number in rows:
-            if everything or (tenant_id, number) in wanted:
+            if wanted is None or (tenant_id, number) in wanted:
                 await self._announce(box_id, tenant_id, number)
 
     async def _announce(self, box_id: int, tenant_id: int, number: str) -> None:

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import smtplib
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import RESYNC_EVENT, EventBus, Message
-from graam_pbx.ami.passes import PassRunner
+from graam_pbx.ami import EventBus
 from graam_pbx.mail import SmtpRelay, send
 from graam_pbx.metrics import VOICEMAIL_EMAILS, VOICEMAIL_RELAY_CONFIGURED
+from graam_pbx.voicemail.boxes import BoxKey, BoxPasses
 from graam_pbx.voicemail.mail import BoxAddress, compose
 from graam_pbx.voicemail.models import VoicemailBox, VoicemailNotification
 from graam_pbx.voicemail.spool import StoredMessage, VoicemailSpool
@@ -37,20 +36,9 @@ NO_RELAY_LOG = (
     "voicemail e-mail: no SMTP relay configured (set GRAAM_SMTP_HOST); "
     "messages stay in their boxes (API) and are not e-mailed"
 )
-_MAILBOX = re.compile(r"^(?P<number>[0-9]+)@t(?P<tenant>[0-9]+)$")
-
-BoxKey = tuple[int, str]  # (tenant id, box number)
 
 
-def box_of_mailbox(mailbox: str) -> BoxKey | None:
-    """(tenant, box number) of an AMI ``Mailbox`` value such as ``820@t12``; None otherwise."""
-    match = _MAILBOX.fullmatch(mailbox.strip())
-    if match is None:
-        return None
-    return int(match.group("tenant")), match.group("number")
-
-
-class VoicemailNotifier(PassRunner):
+class VoicemailNotifier(BoxPasses):
     """The background component that mails new voicemail messages through the SMTP relay."""
 
     def __init__(
@@ -65,14 +53,12 @@ class VoicemailNotifier(PassRunner):
         name: str = "voicemail-notifier",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(bus, name, ["MessageWaiting"], scan_interval)
+        super().__init__(bus, name, scan_interval)
         self._sessions = sessions
         self._spool = spool
         self._relay = relay
         self._max_age = max_age
         self._clock = clock
-        self._everything = True  # the first pass looks at every box
-        self._boxes: set[BoxKey] = set()
         self._failing = False
 
     def _ready(self) -> bool:
@@ -98,29 +84,9 @@ class VoicemailNotifier(PassRunner):
         """The e-mail being sent finishes (bounded by the relay's timeout)."""
         return (self._relay.timeout if self._relay else 0) + 5
 
-    def request(self, boxes: Collection[BoxKey] | None = None) -> None:
-        """Look at these boxes (None: every box) as soon as possible."""
-        if boxes is None:
-            self._everything = True
-        else:
-            self._boxes.update(boxes)
-        self._wake_soon()
-
-    def _on_event(self, message: Message) -> None:
-        if message.event == RESYNC_EVENT:
-            self.request(None)
-            return
-        box = box_of_mailbox(message.get("Mailbox", ""))
-        if box is not None:
-            self.request([box])
-
     async def _pass(self, woken: bool) -> None:
-        if not woken:
-            self._everything = True  # the periodic scan: retries and missed events
-        everything, boxes = self._everything, self._boxes
-        self._everything, self._boxes = False, set()
         # What this pass wanted and failed is looked at again at the next scan.
-        await self._pass_boxes(None if everything else boxes)
+        await self._pass_boxes(self._asked(woken))
 
     def _pass_failed(self, error: Exception) -> None:
         self._broken(f"{type(error).__name__}: {error}")

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from graam_pbx.voicemail.boxes import box_of_mailbox
 from graam_pbx.voicemail.mail import BoxAddress, SmtpRelay, compose
 from graam_pbx.voicemail.spool import (
     MalformedMessage,
@@ -19,7 +20,6 @@ from graam_pbx.voicemail.spool import (
     read_box,
     split_caller_id,
 )
-from graam_pbx.voicemail.worker import box_of_mailbox
 
 # What app_voicemail 22 writes (leave_voicemail), then appends once the recording is over.
 MESSAGE_TXT = """;

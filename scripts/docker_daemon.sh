@@ -24,6 +24,12 @@ if docker info >/dev/null 2>&1; then
   exit 0
 fi
 mkdir -p "$ROOT/var"
+# It outlives this script: it must not keep any other descriptor of its caller open (a lock
+# the caller holds, say, would stay held as long as the daemon runs).
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] 2>/dev/null && [ "$fd" != 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 setsid dockerd --bridge=none --iptables=false --ip6tables=false \
   >"$ROOT/var/dockerd.log" 2>&1 </dev/null &
 echo $! >"$ROOT/var/dockerd.pid"

@@ -12,6 +12,13 @@ dead, shown to the tenant with its last error. An endpoint that nothing reached 
 ``retry_for`` seconds is disabled (its pending deliveries die with it) and the tenant's
 admins are e-mailed.
 
+Each origin (scheme, address checked, port and host name) has a connection pool of its own,
+closed once unused for ``IDLE_POOL`` seconds; ``concurrency`` bounds the requests in flight
+over all of them. One pool for every endpoint would cost CPU on every request: httpx's pool
+looks at each of its connections when a request starts and ends, and with the connections
+of a hundred requests in flight that was most of a delivery's cost (bench/webhooks.py).
+A TLS connection is never reused for another host name that resolved to the same address.
+
 Passes run when woken (``request``: a new event's notification, a retry made due by hand),
 when the next retry is due, and every ``POLL`` seconds at the latest.
 
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +58,10 @@ USER_AGENT = "graam-pbx-webhooks/1"
 RETENTION = 7 * 86400.0  # seconds an event is kept (unless a delivery of it waits)
 PURGE_INTERVAL = 3600.0
 PURGE_BATCH = 5000
+IDLE_POOL = 300.0  # seconds an origin's pool is kept unused before it is closed
+
+# (scheme, address, port, host name): the requests one pool may share connections for
+Origin = tuple[str, str, int, str]
 
 _CLAIM = text(
     """
@@ -219,7 +231,10 @@ class WebhookDeliverer:
         self._purge_at = 0.0  # monotonic time of the next purge
         self._name = name
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._pools: dict[Origin, httpx.AsyncClient] = {}
+        self._used: dict[Origin, float] = {}  # monotonic time each pool was last used
+        self._tls: ssl.SSLContext | None = None  # every pool's: loading the CAs takes long
+        self._started = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -228,13 +243,9 @@ class WebhookDeliverer:
 
     async def start(self) -> None:
         self._stopping = False
-        self._client = httpx.AsyncClient(
-            timeout=self._timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=self._concurrency),
-            transport=self._transport,
-            headers={"User-Agent": USER_AGENT},
-        )
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        self._started = True
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name=self._name)
 
@@ -248,9 +259,34 @@ class WebhookDeliverer:
             if not done:
                 task.cancel()
                 await asyncio.wait([task])
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        self._started = False
+        pools, self._pools = self._pools, {}
+        self._used.clear()
+        for pool in pools.values():
+            await pool.aclose()
+
+    def _pool(self, origin: Origin) -> httpx.AsyncClient:
+        """The origin's pool (one for all with a transport given: it pools itself)."""
+        if self._transport is not None:
+            origin = ("", "", 0, "")
+        self._used[origin] = time.monotonic()
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = httpx.AsyncClient(
+                timeout=self._timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=self._concurrency),
+                verify=self._tls if self._tls is not None else True,
+                transport=self._transport,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return pool
+
+    async def _close_idle_pools(self) -> None:
+        horizon = time.monotonic() - IDLE_POOL
+        for origin in [origin for origin, used in self._used.items() if used < horizon]:
+            del self._used[origin]
+            await self._pools.pop(origin).aclose()
 
     def request(self) -> None:
         """Look for due deliveries now (a new event, a retry asked for)."""
@@ -264,6 +300,7 @@ class WebhookDeliverer:
                 if sent:
                     continue  # more may be due: the batch was full, or their turn came
                 await self._disable_failing()
+                await self._close_idle_pools()
                 if time.monotonic() >= self._purge_at:
                     self._purge_at = time.monotonic() + PURGE_INTERVAL
                     await self.purge()
@@ -331,7 +368,7 @@ class WebhookDeliverer:
     async def _attempt(self, delivery: Claimed) -> Outcome:
         if not delivery.enabled:
             return Outcome(delivery.id, None, "endpoint disabled")
-        assert self._client is not None  # noqa: S101 - started
+        assert self._started  # noqa: S101
         body = delivery.body()
         timestamp = int(time.time())
         try:
@@ -353,9 +390,8 @@ class WebhookDeliverer:
         }
         extensions: dict[str, Any] = {"sni_hostname": target.host}
         try:
-            response = await self._client.post(
-                url, content=body, headers=headers, extensions=extensions
-            )
+            pool = self._pool((target.scheme, str(address), target.port, target.host))
+            response = await pool.post(url, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as err:
             return Outcome(delivery.id, None, f"{type(err).__name__}: {err}"[:ERROR_CHARS])
         if 200 <= response.status_code < 300:

@@ -156,10 +156,12 @@ async def control_plane(
 
 
 class CallClock:
-    """Up and Hangup of every leg whose uniqueid starts with ``prefix`` (monotonic seconds).
+    """Up and Hangup of every leg whose uniqueid starts with ``prefix`` (epoch seconds).
 
-    Its own AMI connection read by its own thread: the test's event loop, busy with two
-    control planes, cannot delay the clock.
+    Its own AMI connection read by its own thread. Each instant is the event's ``Timestamp``
+    (manager.conf ``timestampevents = yes``): when Asterisk raised the event, not when this
+    process got to read it, so neither the test's event loop (busy with two control planes) nor
+    the machine's load can stretch or shrink the measured call.
     """
 
     def __init__(self, prefix: str, asterisk: Asterisk) -> None:
@@ -178,15 +180,14 @@ class CallClock:
     def _read(self) -> None:
         decoder = FrameDecoder()
         while data := self._recv():
-            now = time.monotonic()
             for message in decoder.feed(data):
                 unique = message.get("Uniqueid", "")
                 if not unique.startswith(self.prefix):
                     continue
                 if message.name == "Newstate" and message.get("ChannelStateDesc") == "Up":
-                    self.up.setdefault(unique, now)
+                    self.up.setdefault(unique, float(message["Timestamp"]))
                 elif message.name == "Hangup":
-                    self.hangup.setdefault(unique, now)
+                    self.hangup.setdefault(unique, float(message["Timestamp"]))
 
     def _recv(self) -> bytes:
         try:

@@ -156,9 +156,10 @@ async def hangup_call(scope: Member, request: Request, call_id: CallId) -> Contr
     "once (an extension of the tenant, one of its queues, or a number its routes reach, "
     "billed as the tenant's outbound call), and the agent's leg ends. Attended: the agent "
     "is put through to the target while the other party hears hold music; the agent "
-    "completes it by hanging up (or `*2` on its phone, `*1` to go back); an extension or a "
-    "number only, and only where the agent may transfer (queue calls and click-to-calls; "
-    "else 409 `attended-transfer-unavailable`). 409 `call-not-connected` when the agent "
+    "completes it by hanging up (or `*2` on its phone, `*1` to go back); to a queue, the "
+    "agent waits in it and talks with the queue's agent first. Only where the agent may "
+    "transfer (queue calls, calls dialled to its phone, click-to-calls; else 409 "
+    "`attended-transfer-unavailable`). 409 `call-not-connected` when the agent "
     "talks to nobody, `call-held` while on hold, `call-not-two-party` in a conference; 422 "
     "naming the target's field when the tenant has no such target (audit "
     "`call-transfer`)." + _WHO,

@@ -14,9 +14,12 @@ actions: no call is changed that the audit log does not hold.
 - **Attended transfer** is Asterisk's own (``Atxfer`` on the agent's channel): the other party
   hears hold music while the agent is put through to the target, dialled in
   ``t<id>-internal`` as the agent's phone would (an extension's digits, a number as
-  ``00…#``); the agent completes it by hanging up (or ``*2``), ``*1`` goes back. The agent's
-  channel must be allowed to transfer in its bridge (queue calls and click-to-calls are), else
-  409 ``attended-transfer-unavailable``. A queue is reached by a blind transfer only.
+  ``00…#``), a queue as ``<id>#`` in ``t<id>-transfer-queue`` (Atxfer sends its target as
+  DTMF digits); the agent completes it by hanging up (or ``*2``), ``*1`` goes back. To
+  a queue, the agent waits in it as a caller would, talks with the queue's agent who answers,
+  then hangs up: the caller takes the agent's place. The agent's channel must be allowed to
+  transfer in its bridge (queue calls, calls dialled to an agent's phone and click-to-calls
+  are), else 409 ``attended-transfer-unavailable``.
 - **DTMF** is sent out to the other party with ``PlayDTMF``, one digit after the other; the
   audit entry counts the digits and never holds them (they may be a code).
 """
@@ -162,14 +165,15 @@ async def _target(
             return _Target(f"{tenant}-internal", target.extension, described)
         return _Target(f"{tenant}-dest", f"ext-{device}", described)
     if target.type is TargetType.QUEUE and target.id is not None:
-        if attended:
-            raise Invalid("body.to.type", "a queue is reached by a blind transfer only")
         queue = await session.scalar(
             select(Queue.id).where(Queue.tenant_id == tenant_id, Queue.id == target.id)
         )
         if queue is None:
             raise Invalid("body.to.id", f"no queue {target.id} in this tenant")
-        return _Target(f"{tenant}-dest", f"queue-{queue}", {"type": "queue", "id": queue})
+        described = {"type": "queue", "id": queue}
+        if attended:  # sent as DTMF: the queue's id, and # ends the digits at once
+            return _Target(f"{tenant}-transfer-queue", f"{queue}#", described)
+        return _Target(f"{tenant}-dest", f"queue-{queue}", described)
     if target.type is TargetType.NUMBER and target.number is not None:
         await check_tenant_calls(session, tenant_id)
         await check_reachable(session, tenant_id, target.number, "body.to.number")

@@ -7,10 +7,12 @@ end, and the API acts on the call.
 - Another tenant (its admin, its agent) and an agent not on the call get 404 on every route of
   the call, and Asterisk is sent nothing but the read of its channels; hangup ends the call.
 - Digits sent reach the far end as RFC 4733 events, in order.
+- An attended transfer puts the agent through to the target, then the caller once the agent
+  hangs up: to an extension on a queue call, to a queue on a call dialled to the agent.
 - Hold gives the caller hold music and parts the two; resume puts them back together (who
   hears whom read from each phone's media, ``rtp_peer.py``).
 
-Carriers call from 127.0.0.214-218; phones register from 127.0.0.1.
+Carriers call from 127.0.0.214-219; phones register from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ ISOLATION_IP = "127.0.0.215"
 DTMF_IP = "127.0.0.216"
 HOLD_IP = "127.0.0.217"
 ATTENDED_IP = "127.0.0.218"
+ATTENDED_QUEUE_IP = "127.0.0.219"
 CALLER_HZ = 600
 # The agent's tone: between two semitones (F6 and F#6), so that no note of the hold music
 # sits on it.
@@ -162,18 +165,6 @@ async def test_a_blind_transfer_to_a_queue_reaches_its_agent(
         await add_agent_member(pbx, world, queue, queue_device)
         before = await call_of(client, world.agent.headers, call.id)
         (caller_channel,) = [c["name"] for c in before["channels"] if c["device"] is None]
-        # A call dialled straight to an agent gives it no transfer of its own: an attended
-        # transfer is refused, and nothing changes.
-        attended = await control(
-            client,
-            world.agent.headers,
-            call.id,
-            "transfer",
-            {"to": {"type": "extension", "extension": "202"}, "attended": True},
-        )
-        assert attended.status_code == 409, attended.text
-        assert attended.json()["error_id"] == "attended-transfer-unavailable"
-
         moved = await control(
             client,
             world.agent.headers,
@@ -505,3 +496,66 @@ async def test_an_attended_transfer_puts_the_agent_through_then_the_caller(
         "extension": "203",
         "device_id": target_device["id"],
     }
+
+
+async def test_an_attended_transfer_to_a_queue_puts_the_caller_through_to_its_agent(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    """On a call dialled straight to the agent: the agent waits in the queue, talks with the
+    queue's agent, hangs up, and the caller is the queue's agent's."""
+    world = await make_world(client, sessions)
+    _, queue_device = await another_agent(client, world, "202")
+    queue = await created(
+        await client.post("/api/v1/queues", headers=world.admin.headers, json={"name": unique("q")})
+    )
+    async with inbound_call(pbx, client, applier, sipp, world, ATTENDED_QUEUE_IP) as call:
+        queue_phone = await registered_phone(pbx, sipp, queue_device)
+        await add_agent_member(pbx, world, queue, queue_device)
+        before = await call_of(client, world.agent.headers, call.id)
+        (caller_channel,) = [c["name"] for c in before["channels"] if c["device"] is None]
+        body = {"to": {"type": "queue", "id": queue["id"]}, "attended": True}
+        started = await control(client, world.agent.headers, call.id, "transfer", body)
+        assert started.status_code == 200, started.text
+        (agent_channel,) = started.json()["channels"]
+        assert agent_channel.startswith(f"PJSIP/{call.agent_device['sip_username']}-")
+
+        def on(device: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
+            prefix = f"PJSIP/{device['sip_username']}-"
+            return [c for c in now["channels"] if c["name"].startswith(prefix)]
+
+        async def agent_talks_to_the_queues_agent() -> bool:
+            now = await call_of(client, world.admin.headers, call.id)
+            return any(c["bridged"] and c["state"] == "Up" for c in on(queue_device, now))
+
+        await until(agent_talks_to_the_queues_agent, "the agent put through to the queue's agent")
+        # The caller waited apart meanwhile: not bridged with the queue's agent.
+        now = await call_of(client, world.admin.headers, call.id)
+        assert caller_channel in {c["name"] for c in now["channels"]}
+        # The agent hangs up: the caller is the queue's agent's.
+        await pbx.runtime.ami.action("Hangup", {"Channel": agent_channel})
+        left = await call.agent_phone.wait()
+        assert left.ok, left.describe()
+
+        async def caller_with_the_queues_agent() -> bool:
+            now = await call_of(client, world.admin.headers, call.id)
+            return (
+                now["state"] == "connected"
+                and not on(call.agent_device, now)
+                and caller_channel in {c["name"] for c in now["channels"]}
+                and any(c["bridged"] for c in on(queue_device, now))
+            )
+
+        await until(caller_with_the_queues_agent, "the caller put through to the queue's agent")
+        hung = await control(client, world.admin.headers, call.id, "hangup")
+        assert hung.status_code == 200, hung.text
+        answered = await queue_phone.wait()
+        assert answered.ok, answered.describe()
+
+    (entry,) = await audit_entries(sessions, world.tenant_id, "call-transfer")
+    assert entry.changes["attended"] is True
+    assert entry.changes["to"] == {"type": "queue", "id": queue["id"]}
+    assert entry.changes["agent_channel"] == agent_channel

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -145,8 +146,9 @@ async def logged_in_agent(
 
 
 def contact_number(kind: str) -> str:
-    """A French mobile number the far end treats as ``kind``: person, busy or silent."""
-    digit = {"person": "1", "busy": "2", "silent": "3"}[kind]
+    """A French mobile number the far end treats as ``kind``: person, busy, silent or slow (a
+    person who answers after 0.5 s of ringing)."""
+    digit = {"person": "1", "busy": "2", "silent": "3", "slow": "4"}[kind]
     return f"+336{digit}{uuid.uuid4().int % 10**7:07d}"
 
 
@@ -532,7 +534,9 @@ async def test_a_preview_call_rings_the_agent_then_the_contact_and_is_billed_onc
 ) -> None:
     setup = await dialer_tenant(pbx, client, sessions, applier, sipp, tmp_path)
     await logged_in_agent(pbx, client, setup, asterisk, sipp, tmp_path)
-    person = contact_number("person")
+    # The person rings 0.5 s before answering (the agent hangs up 1 s after its own answer):
+    # the agent's leg, answered before it dials, is billed from the person's answer.
+    person = contact_number("slow")
     campaign_id, contact_ids = await new_campaign(sessions, setup, [person], mode="preview")
     worker = dialer(pbx)
     with legal_hours(worker):
@@ -564,6 +568,13 @@ async def test_a_preview_call_rings_the_agent_then_the_contact_and_is_billed_onc
             return rows.all() == [(person, True, setup.caller_id)]
 
     await until(billed_once, "the preview call's one billable CDR", timeout=30)
+    async with sessions() as session:
+        leg = await session.scalar(
+            select(Cdr).where(Cdr.tenant_id == setup.world.tenant_id, Cdr.direction == "outbound")
+        )
+    assert leg is not None and leg.answered_at is not None
+    assert leg.answered_at - leg.started_at >= timedelta(seconds=0.5), leg.__dict__
+    assert leg.billsec == Decimal(f"{(leg.ended_at - leg.answered_at).total_seconds():.6f}")
 
     # Asked again, the contact is done: the call is refused, nothing is placed.
     with pytest.raises(CallRefused):

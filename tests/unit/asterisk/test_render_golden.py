@@ -43,7 +43,7 @@ def test_a_tenant_without_recording_rules_has_no_recording_in_its_dialplan() -> 
     dialplan = files["tenants/t7/extensions.conf"]
     for trace in ("-record", "GRAAM_REC", "MixMonitor"):
         assert trace not in dialplan
-    assert " same => n,Dial(PJSIP/acme7-ana,30)\n" in dialplan
+    assert " same => n,Dial(PJSIP/acme7-ana,30,t)\n" in dialplan
 
 
 @pytest.mark.parametrize("tenant_id", [7, 8])

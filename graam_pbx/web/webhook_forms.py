@@ -12,6 +12,7 @@ from graam_pbx.errors import Invalid
 from graam_pbx.web.i18n import _
 from graam_pbx.web.render import form_errors
 from graam_pbx.web.viewer import Viewer
+from graam_pbx.webhooks import addresses
 from graam_pbx.webhooks.models import DeliveryState, EventType, WebhookEndpoint
 from graam_pbx.webhooks.schemas import WebhookCreate, WebhookUpdate
 
@@ -78,9 +79,13 @@ def refused_fields(viewer: Viewer, err: ValidationError) -> dict[str, str]:
 
 def refused_url(viewer: Viewer, err: Invalid) -> dict[str, str]:
     """The service's refusal of the URL (its host does not resolve, or not to a public
-    address), with its reason."""
-    errors = err.details.get("errors") or [{}]
-    reason = str(errors[0].get("reason", err.message))
+    address), with its reason in the reader's language."""
+    cause = err.__cause__
+    if isinstance(cause, addresses.Refused):
+        reason = viewer.texts.gettext(cause.reason, **cause.values)
+    else:
+        errors = err.details.get("errors") or [{}]
+        reason = str(errors[0].get("reason", err.message))
     return {"url": viewer.texts.gettext("This URL is refused: {reason}.", reason=reason)}
 
 

@@ -26,7 +26,15 @@ MAX_URL = 2000
 
 
 class Refused(ValueError):
-    """The URL or its addresses may not be delivered to; the message says why."""
+    """The URL or its addresses may not be delivered to; the message says why.
+
+    ``reason`` is the message's English text with ``{name}`` placeholders and ``values``
+    fills them, so that a page can say it in its reader's language."""
+
+    def __init__(self, reason: str, **values: object) -> None:
+        super().__init__(reason.format(**values) if values else reason)
+        self.reason = reason
+        self.values = values
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class Target:
 def parse(url: str) -> Target:
     """The URL's parts; ``Refused`` when it is not one a webhook may use."""
     if len(url) > MAX_URL:
-        raise Refused(f"at most {MAX_URL} characters")
+        raise Refused("at most {limit} characters", limit=MAX_URL)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise Refused("must be an http or https URL")
@@ -84,14 +92,18 @@ async def resolve(target: Target, allowed: Sequence[Network]) -> Address:
                 target.host, target.port, type=socket.SOCK_STREAM
             )
         except OSError as err:
-            raise Refused(f"host {target.host} does not resolve: {err}") from None
+            raise Refused(
+                "host {host} does not resolve: {error}", host=target.host, error=str(err)
+            ) from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
         if not addresses:
-            raise Refused(f"host {target.host} does not resolve")
+            raise Refused("host {host} does not resolve", host=target.host)
     for address in addresses:
         if not permitted(address, allowed):
             raise Refused(
-                f"{target.host} is {address}: not a public address "
-                "(the operator may allow its network: GRAAM_WEBHOOKS_ALLOWED_NETWORKS)"
+                "{host} is {address}: not a public address "
+                "(the operator may allow its network: GRAAM_WEBHOOKS_ALLOWED_NETWORKS)",
+                host=target.host,
+                address=str(address),
             )
     return addresses[0]

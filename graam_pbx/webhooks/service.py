@@ -27,7 +27,7 @@ async def _check_url(url: str, allowed: Sequence[addresses.Network]) -> None:
     try:
         await addresses.resolve(addresses.parse(url), allowed)
     except addresses.Refused as err:
-        raise Invalid("body.url", str(err)) from None
+        raise Invalid("body.url", str(err)) from err  # the cause: the reason, translatable
 
 
 def _audited(endpoint: WebhookEndpoint) -> dict[str, Any]:

@@ -339,7 +339,9 @@ async def test_the_french_page(
         await page.get_by_label("URL").fill(REFUSED)
         await page.get_by_role("checkbox", name="call.ringing").check()
         await page.get_by_role("button", name="Ajouter le point de terminaison").click()
-        await expect(page.locator("#url-error")).to_contain_text("Cette URL est refusée")
+        await expect(page.locator("#url-error")).to_contain_text(
+            "Cette URL est refusée : 10.0.0.7 est 10.0.0.7 : ce n'est pas une adresse publique"
+        )
         await assert_accessible(page)
         await save_screenshot(page, "webhooks_fr")
         await page.get_by_role("link", name=made["url"]).click()

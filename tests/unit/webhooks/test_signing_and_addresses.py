@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import ipaddress
+from pathlib import Path
 
 import pytest
 
+from graam_pbx.web.i18n import Texts, catalogue
 from graam_pbx.webhooks import addresses, signing
 from graam_pbx.webhooks.delivery import MAX_BACKOFF, backoff
 
@@ -106,3 +109,35 @@ async def test_a_name_is_checked_on_every_address_it_resolves_to() -> None:
 def test_the_back_off_doubles_up_to_an_hour() -> None:
     assert [backoff(n, 10.0) for n in (1, 2, 3, 4)] == [10.0, 20.0, 40.0, 80.0]
     assert backoff(30, 10.0) == MAX_BACKOFF
+
+
+def refusal_reasons() -> set[str]:
+    """Every reason ``addresses`` may give, as written in its ``Refused(...)`` calls."""
+    tree = ast.parse(Path(addresses.__file__).read_text(encoding="utf-8"))
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Refused"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
+def test_every_refusal_reason_is_said_in_french_too() -> None:
+    reasons = refusal_reasons()
+    assert len(reasons) >= 8, reasons
+    missing = sorted(reasons - set(catalogue("fr")))
+    assert missing == [], missing
+
+
+async def test_a_refusal_keeps_its_reason_and_values_for_the_readers_language() -> None:
+    with pytest.raises(addresses.Refused) as refused:
+        await addresses.resolve(addresses.parse("http://10.0.0.7/hooks"), [])
+    err = refused.value
+    assert str(err) == err.reason.format(**err.values)
+    assert err.values == {"host": "10.0.0.7", "address": "10.0.0.7"}
+    french = Texts("fr").gettext(err.reason, **err.values)
+    assert french.startswith("10.0.0.7 est 10.0.0.7 : ce n'est pas une adresse publique"), french

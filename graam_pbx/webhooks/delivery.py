@@ -23,8 +23,10 @@ Passes run when woken (``request``: a new event's notification, a retry made due
 when the next retry is due, and every ``POLL`` seconds at the latest.
 
 Every ``PURGE_INTERVAL`` (and once started) it purges the events older than ``retention``
-(7 days) none of whose deliveries is pending or dead, with their delivered deliveries, and
-the streams' leases that ran out.
+(7 days) none of whose deliveries is pending or recently dead, with their deliveries, and the
+streams' leases that ran out. A dead delivery is kept ``DEAD_RETENTION`` (30 days) from the
+start of its last retry period (the event, or a retry by hand), the admins' time to see it
+and retry it; then it goes with its event.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ MAX_BACKOFF = 3600.0
 ERROR_CHARS = 500  # of an error kept with its delivery
 USER_AGENT = "graam-pbx-webhooks/1"
 RETENTION = 7 * 86400.0  # seconds an event is kept (unless a delivery of it waits)
+DEAD_RETENTION = 30 * 86400.0  # seconds a dead delivery is kept, from its last retry period
 PURGE_INTERVAL = 3600.0
 PURGE_BATCH = 5000
 IDLE_POOL = 300.0  # seconds an origin's pool is kept unused before it is closed
@@ -140,6 +143,7 @@ _DISABLE = text(
 _PURGE_BOUND = text(
     """
     SELECT now() - make_interval(secs => :retention),
+           now() - make_interval(secs => :dead_retention),
            (SELECT id FROM webhook_events
             WHERE created_at >= now() - make_interval(secs => :retention)
             ORDER BY id LIMIT 1)
@@ -155,7 +159,10 @@ _PURGE_EVENTS = text(
         DELETE FROM webhook_events e USING batch
         WHERE e.id = batch.id AND e.created_at < :cutoff
           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                          WHERE d.event_id = e.id AND d.state <> 'delivered')
+                          WHERE d.event_id = e.id
+                            AND (d.state = 'pending'
+                                 OR (d.state = 'dead'
+                                     AND coalesce(d.retry_from, d.created_at) >= :dead_cutoff)))
         RETURNING e.id
     )
     SELECT (SELECT max(id) FROM batch), (SELECT count(*) FROM gone)
@@ -217,6 +224,7 @@ class WebhookDeliverer:
         concurrency: int = 100,
         relay: SmtpRelay | None = None,
         retention: float = RETENTION,
+        dead_retention: float = DEAD_RETENTION,
         name: str = "webhook-deliveries",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -228,6 +236,7 @@ class WebhookDeliverer:
         self._concurrency = concurrency
         self._relay = relay
         self._retention = retention
+        self._dead_retention = dead_retention
         self._purge_at = 0.0  # monotonic time of the next purge
         self._name = name
         self._transport = transport
@@ -313,11 +322,15 @@ class WebhookDeliverer:
                     await self._wake.wait()
 
     async def purge(self) -> int:
-        """Purge the events past retention that no pending or dead delivery needs (their
-        delivered deliveries go with them), and the leases of streams gone: how many events."""
+        """Purge the events past retention that no pending or recently dead delivery needs
+        (their other deliveries go with them), and the leases of streams gone: how many
+        events."""
         async with self._sessions() as session:
-            cutoff, bound = (
-                await session.execute(_PURGE_BOUND, {"retention": self._retention})
+            cutoff, dead_cutoff, bound = (
+                await session.execute(
+                    _PURGE_BOUND,
+                    {"retention": self._retention, "dead_retention": self._dead_retention},
+                )
             ).one()
         after, purged = 0, 0
         while True:
@@ -325,7 +338,13 @@ class WebhookDeliverer:
                 last, gone = (
                     await session.execute(
                         _PURGE_EVENTS,
-                        {"after": after, "bound": bound, "cutoff": cutoff, "limit": PURGE_BATCH},
+                        {
+                            "after": after,
+                            "bound": bound,
+                            "cutoff": cutoff,
+                            "dead_cutoff": dead_cutoff,
+                            "limit": PURGE_BATCH,
+                        },
                     )
                 ).one()
             purged += int(gone)

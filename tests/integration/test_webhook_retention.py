@@ -1,5 +1,6 @@
-"""Events past retention are purged by the delivery worker, with their delivered deliveries,
-unless a delivery of theirs is still pending or dead; streams' leases that ran out go too."""
+"""Events past retention are purged by the delivery worker, with their deliveries, unless a
+delivery of theirs is still pending, or dead for less than 30 days from its last retry period
+(the event's, or a retry by hand); streams' leases that ran out go too."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ async def test_old_events_go_unless_a_delivery_still_needs_them(
             ("delivered", 8),
             ("pending", 8),
             ("dead", 8),
+            ("long dead", 31),
+            ("retried", 31),  # dead again after a retry by hand 8 days ago
             ("streamed", 8),  # no delivery: stored for a stream
             ("young", 6),
         ):
@@ -47,7 +50,13 @@ async def test_old_events_go_unless_a_delivery_still_needs_them(
                 ),
                 {"tenant": world.tenant_id, "age": days},
             )
-        for name, state in (("delivered", "delivered"), ("pending", "pending"), ("dead", "dead")):
+        for name, state, made_days, retried_days in (
+            ("delivered", "delivered", 8, None),
+            ("pending", "pending", 8, None),
+            ("dead", "dead", 8, None),
+            ("long dead", "dead", 31, None),
+            ("retried", "dead", 31, 8),
+        ):
             session.add(
                 WebhookDelivery(
                     tenant_id=world.tenant_id,
@@ -56,6 +65,12 @@ async def test_old_events_go_unless_a_delivery_still_needs_them(
                     state=state,
                     # Not due: the running worker leaves the pending one alone.
                     next_attempt_at=text("now() + interval '1 day'"),
+                    created_at=text(f"now() - interval '{made_days} days'"),
+                    retry_from=(
+                        None
+                        if retried_days is None
+                        else text(f"now() - interval '{retried_days} days'")
+                    ),
                 )
             )
         await session.execute(
@@ -81,7 +96,7 @@ async def test_old_events_go_unless_a_delivery_still_needs_them(
             )
         )
         leases = set(await session.scalars(select(EventStream.tenant_id)))
-    assert kept == {ids["pending"], ids["dead"], ids["young"]}
+    assert kept == {ids["pending"], ids["dead"], ids["retried"], ids["young"]}
     assert states == {"pending", "dead"}
-    assert purged >= 2
+    assert purged >= 3
     assert world.tenant_id not in leases and other.tenant_id in leases

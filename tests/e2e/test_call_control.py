@@ -148,6 +148,38 @@ async def another_agent(
     return actor, await new_device(client, world, extension, user["id"])
 
 
+async def queue_with_agent(
+    client: httpx.AsyncClient, world: TenantWorld, extension: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new queue of the tenant, and the device of another agent who will take its calls."""
+    _, device = await another_agent(client, world, extension)
+    queue = await created(
+        await client.post("/api/v1/queues", headers=world.admin.headers, json={"name": unique("q")})
+    )
+    return queue, device
+
+
+async def queue_agent_phone(
+    pbx: RunningApp, sipp: SippPool, world: TenantWorld, queue: dict[str, Any], device: Any
+) -> Sipp:
+    """The queue's agent's phone, registered and a member of the queue."""
+    phone = await registered_phone(pbx, sipp, device)
+    await add_agent_member(pbx, world, queue, device)
+    return phone
+
+
+def caller_channel(call: dict[str, Any]) -> str:
+    """The one channel of a call that is no device's: the carrier's caller."""
+    (name,) = [c["name"] for c in call["channels"] if c["device"] is None]
+    return str(name)
+
+
+def channels_on(device: dict[str, Any], call: dict[str, Any]) -> list[dict[str, Any]]:
+    """The call's channels on the device."""
+    prefix = f"PJSIP/{device['sip_username']}-"
+    return [c for c in call["channels"] if c["name"].startswith(prefix)]
+
+
 async def test_a_blind_transfer_to_a_queue_reaches_its_agent(
     pbx: RunningApp,
     client: httpx.AsyncClient,
@@ -156,15 +188,10 @@ async def test_a_blind_transfer_to_a_queue_reaches_its_agent(
     sipp: SippPool,
 ) -> None:
     world = await make_world(client, sessions)
-    _, queue_device = await another_agent(client, world, "202")
-    queue = await created(
-        await client.post("/api/v1/queues", headers=world.admin.headers, json={"name": unique("q")})
-    )
+    queue, queue_device = await queue_with_agent(client, world, "202")
     async with inbound_call(pbx, client, applier, sipp, world, TRANSFER_IP) as call:
-        queue_phone = await registered_phone(pbx, sipp, queue_device)
-        await add_agent_member(pbx, world, queue, queue_device)
-        before = await call_of(client, world.agent.headers, call.id)
-        (caller_channel,) = [c["name"] for c in before["channels"] if c["device"] is None]
+        queue_phone = await queue_agent_phone(pbx, sipp, world, queue, queue_device)
+        caller = caller_channel(await call_of(client, world.agent.headers, call.id))
         moved = await control(
             client,
             world.agent.headers,
@@ -173,7 +200,7 @@ async def test_a_blind_transfer_to_a_queue_reaches_its_agent(
             {"to": {"type": "queue", "id": queue["id"]}},
         )
         assert moved.status_code == 200, moved.text
-        assert moved.json()["channels"] == [caller_channel]
+        assert moved.json()["channels"] == [caller]
         # The first agent's phone is hung up; the caller is the queue's agent's now.
         left = await call.agent_phone.wait()
         assert left.ok, left.describe()
@@ -185,7 +212,7 @@ async def test_a_blind_transfer_to_a_queue_reaches_its_agent(
 
         await until(with_the_queues_agent, "the caller talking with the queue's agent")
         now = await call_of(client, world.admin.headers, call.id)
-        assert caller_channel in {c["name"] for c in now["channels"]}
+        assert caller in {c["name"] for c in now["channels"]}
         # Not the first agent's call any more: it sees it no more.
         gone = await client.get(f"{URL}/{call.id}", headers=world.agent.headers)
         assert gone.status_code == 404, gone.text
@@ -203,7 +230,7 @@ async def test_a_blind_transfer_to_a_queue_reaches_its_agent(
     )
     assert transfer.changes["to"] == {"type": "queue", "id": queue["id"]}
     assert transfer.changes["attended"] is False
-    assert transfer.changes["transferred_channel"] == caller_channel
+    assert transfer.changes["transferred_channel"] == caller
 
 
 async def test_another_tenant_never_reaches_a_call_and_hangup_ends_it(
@@ -461,13 +488,9 @@ async def test_an_attended_transfer_puts_the_agent_through_then_the_caller(
     (agent_channel,) = started.json()["channels"]
     assert agent_channel.startswith(f"PJSIP/{agent_device['sip_username']}-")
 
-    def on(device: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
-        prefix = f"PJSIP/{device['sip_username']}-"
-        return [c for c in now["channels"] if c["name"].startswith(prefix)]
-
     async def agent_talks_to_the_target() -> bool:
         now = await call_of(client, world.admin.headers, call["id"])
-        return any(c["bridged"] and c["state"] == "Up" for c in on(target_device, now))
+        return any(c["bridged"] and c["state"] == "Up" for c in channels_on(target_device, now))
 
     await until(agent_talks_to_the_target, "the agent put through to the target")
     # The agent hangs up: the caller is the target's.
@@ -479,8 +502,8 @@ async def test_an_attended_transfer_puts_the_agent_through_then_the_caller(
         now = await call_of(client, world.admin.headers, call["id"])
         return (
             now["state"] == "connected"
-            and not on(agent_device, now)
-            and bool(on(target_device, now))
+            and not channels_on(agent_device, now)
+            and bool(channels_on(target_device, now))
         )
 
     await until(caller_with_the_target, "the caller put through to the target")
@@ -508,33 +531,24 @@ async def test_an_attended_transfer_to_a_queue_puts_the_caller_through_to_its_ag
     """On a call dialled straight to the agent: the agent waits in the queue, talks with the
     queue's agent, hangs up, and the caller is the queue's agent's."""
     world = await make_world(client, sessions)
-    _, queue_device = await another_agent(client, world, "202")
-    queue = await created(
-        await client.post("/api/v1/queues", headers=world.admin.headers, json={"name": unique("q")})
-    )
+    queue, queue_device = await queue_with_agent(client, world, "202")
     async with inbound_call(pbx, client, applier, sipp, world, ATTENDED_QUEUE_IP) as call:
-        queue_phone = await registered_phone(pbx, sipp, queue_device)
-        await add_agent_member(pbx, world, queue, queue_device)
-        before = await call_of(client, world.agent.headers, call.id)
-        (caller_channel,) = [c["name"] for c in before["channels"] if c["device"] is None]
+        queue_phone = await queue_agent_phone(pbx, sipp, world, queue, queue_device)
+        caller = caller_channel(await call_of(client, world.agent.headers, call.id))
         body = {"to": {"type": "queue", "id": queue["id"]}, "attended": True}
         started = await control(client, world.agent.headers, call.id, "transfer", body)
         assert started.status_code == 200, started.text
         (agent_channel,) = started.json()["channels"]
         assert agent_channel.startswith(f"PJSIP/{call.agent_device['sip_username']}-")
 
-        def on(device: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
-            prefix = f"PJSIP/{device['sip_username']}-"
-            return [c for c in now["channels"] if c["name"].startswith(prefix)]
-
         async def agent_talks_to_the_queues_agent() -> bool:
             now = await call_of(client, world.admin.headers, call.id)
-            return any(c["bridged"] and c["state"] == "Up" for c in on(queue_device, now))
+            return any(c["bridged"] and c["state"] == "Up" for c in channels_on(queue_device, now))
 
         await until(agent_talks_to_the_queues_agent, "the agent put through to the queue's agent")
         # The caller waited apart meanwhile: not bridged with the queue's agent.
         now = await call_of(client, world.admin.headers, call.id)
-        assert caller_channel in {c["name"] for c in now["channels"]}
+        assert caller in {c["name"] for c in now["channels"]}
         # The agent hangs up: the caller is the queue's agent's.
         await pbx.runtime.ami.action("Hangup", {"Channel": agent_channel})
         left = await call.agent_phone.wait()
@@ -544,9 +558,9 @@ async def test_an_attended_transfer_to_a_queue_puts_the_caller_through_to_its_ag
             now = await call_of(client, world.admin.headers, call.id)
             return (
                 now["state"] == "connected"
-                and not on(call.agent_device, now)
-                and caller_channel in {c["name"] for c in now["channels"]}
-                and any(c["bridged"] for c in on(queue_device, now))
+                and not channels_on(call.agent_device, now)
+                and caller in {c["name"] for c in now["channels"]}
+                and any(c["bridged"] for c in channels_on(queue_device, now))
             )
 
         await until(caller_with_the_queues_agent, "the caller put through to the queue's agent")

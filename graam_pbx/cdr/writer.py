@@ -26,7 +26,8 @@ from operator import itemgetter
 
 import asyncpg
 
-from graam_pbx.cdr import codecs
+from graam_pbx.cdr import codecs, continuations
+from graam_pbx.cdr.continuations import CarrierLeg, OutboundCall
 from graam_pbx.cdr.parse import COLUMNS, CdrRecord, micros, moment
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,18 @@ _INSERT = (
     f"FROM {STAGING_TABLE} ON CONFLICT DO NOTHING"
 )
 _DAY_US = 86_400 * 1_000_000
+# The outbound legs whose carrier channel some of a batch's CDRs continue after a transfer
+# (cdr/continuations.py), among those stored: by tenant and linkedid (its index), started at
+# most CALL_LOOKBACK_US before the batch's first CDR.
+_OUTBOUND_CALLS = """
+SELECT c.system_name, c.linkedid, c.dstchannel, c.to_number, c.src
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+    AS w(tenant_id, system_name, linkedid, channel)
+JOIN cdrs c ON c.tenant_id = w.tenant_id AND c.linkedid = w.linkedid
+    AND c.system_name = w.system_name AND c.dstchannel = w.channel
+WHERE c.started_at >= $5 AND c.direction = 'outbound' AND c.billable
+"""
+CALL_LOOKBACK_US = 2 * _DAY_US  # a call transferred after two days of talk is not followed
 # Errors about the rows themselves (SQLSTATE classes 22 and 23, or a value asyncpg cannot
 # encode): retrying cannot help them.
 _ROW_ERRORS = (
@@ -128,6 +141,7 @@ class CdrTable:
             async with self._lock, asyncio.timeout(self._timeout):
                 connection = await self._connect()
                 await self._ensure_partitions(connection, records)
+                records = await self._continued(connection, records)
                 if expect_new:
                     try:
                         return await self._copy_new(connection, records)
@@ -139,6 +153,29 @@ class CdrTable:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             await self.close()
             raise DatabaseUnavailable(f"{type(err).__name__}: {err}"[:300]) from err
+
+    @staticmethod
+    async def _continued(
+        connection: asyncpg.Connection, records: list[CdrRecord]
+    ) -> list[CdrRecord]:
+        """``records``, each CDR continuing an outbound call after a transfer made a leg of
+        it (``cdr/continuations.py``); the outbound legs are looked up in the batch, then
+        among the stored CDRs (a query only when some CDR of the batch may continue one)."""
+        known = continuations.outbound_calls(records)
+        wanted = continuations.unresolved(records, known)
+        if wanted:
+            first = min(record.started_us for record in records) - CALL_LOOKBACK_US
+            rows = await connection.fetch(
+                _OUTBOUND_CALLS,
+                [tenant for tenant, _ in wanted],
+                [leg.system_name for _, leg in wanted],
+                [leg.linkedid for _, leg in wanted],
+                [leg.channel for _, leg in wanted],
+                first,
+            )
+            for system_name, linkedid, channel, to_number, src in rows:
+                known[CarrierLeg(system_name, linkedid, channel)] = OutboundCall(to_number, src)
+        return continuations.apply(records, known) if known else records
 
     @staticmethod
     async def _copy_new(connection: asyncpg.Connection, records: list[CdrRecord]) -> int:

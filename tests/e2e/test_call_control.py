@@ -8,11 +8,12 @@ end, and the API acts on the call.
   the call, and Asterisk is sent nothing but the read of its channels; hangup ends the call.
 - Digits sent reach the far end as RFC 4733 events, in order.
 - An attended transfer puts the agent through to the target, then the caller once the agent
-  hangs up: to an extension on a queue call, to a queue on a call dialled to the agent.
+  hangs up: to an extension on a queue call, to a queue on a call dialled to the agent, to a
+  number (the carrier's leg billed as an outbound call from the consultation to its hangup).
 - Hold gives the caller hold music and parts the two; resume puts them back together (who
   hears whom read from each phone's media, ``rtp_peer.py``).
 
-Carriers call from 127.0.0.214-219; phones register from 127.0.0.1.
+Carriers call from 127.0.0.214-219 and .225 (.226 answers); phones register from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -29,10 +31,12 @@ from sqlalchemy import select
 from graam_pbx.ami import Message
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.audit.models import AuditEntry
+from graam_pbx.cdr.models import Cdr
 from tests.ami_actions import actions_sent
 from tests.conftest import RunningApp
 from tests.e2e.agent_tenant import add_agent_member
 from tests.e2e.calls_api import (
+    CALLED,
     URL,
     call_of,
     click,
@@ -67,6 +71,8 @@ DTMF_IP = "127.0.0.216"
 HOLD_IP = "127.0.0.217"
 ATTENDED_IP = "127.0.0.218"
 ATTENDED_QUEUE_IP = "127.0.0.219"
+ATTENDED_NUMBER_IP = "127.0.0.225"  # the caller's carrier
+CONSULTED_IP = "127.0.0.226"  # the carrier of the number the agent consults
 CALLER_HZ = 600
 # The agent's tone: between two semitones (F6 and F#6), so that no note of the hold music
 # sits on it.
@@ -573,3 +579,77 @@ async def test_an_attended_transfer_to_a_queue_puts_the_caller_through_to_its_ag
     assert entry.changes["attended"] is True
     assert entry.changes["to"] == {"type": "queue", "id": queue["id"]}
     assert entry.changes["agent_channel"] == agent_channel
+
+
+async def test_an_attended_transfer_to_a_number_bills_its_carrier_leg_until_it_hangs_up(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    """A carrier's caller talking with the agent is put through to a number the agent
+    consulted first: the consultation and what follows are both the outbound call's legs."""
+    world = await make_world(client, sessions)
+    out = await outbound_route(client, world, sipp, CONSULTED_IP)
+    await out.carrier.start()
+    async with inbound_call(pbx, client, applier, sipp, world, ATTENDED_NUMBER_IP) as call:
+        caller = caller_channel(await call_of(client, world.agent.headers, call.id))
+        body = {"to": {"type": "number", "number": CALLED}, "attended": True}
+        started = await control(client, world.agent.headers, call.id, "transfer", body)
+        assert started.status_code == 200, started.text
+        (agent_channel,) = started.json()["channels"]
+
+        def consulted(now: dict[str, Any]) -> list[dict[str, Any]]:
+            return [
+                c
+                for c in now["channels"]
+                if c["name"].startswith("PJSIP/trunk-") and c["name"] != caller
+            ]
+
+        async def agent_talks_to_the_number() -> bool:
+            now = await call_of(client, world.admin.headers, call.id)
+            return any(c["bridged"] and c["state"] == "Up" for c in consulted(now))
+
+        await until(agent_talks_to_the_number, "the agent put through to the number")
+        await pbx.runtime.ami.action("Hangup", {"Channel": agent_channel})
+
+        async def caller_with_the_number() -> bool:
+            now = await call_of(client, world.admin.headers, call.id)
+            return not channels_on(call.agent_device, now) and any(
+                c["bridged"] for c in consulted(now)
+            )
+
+        await until(caller_with_the_number, "the caller put through to the number")
+        hung = await control(client, world.admin.headers, call.id, "hangup")
+        assert hung.status_code == 200, hung.text
+    far = await out.carrier.wait()
+    assert far.ok, far.describe()
+
+    # The number's carrier leg is billed from its answer to its hangup, once: by the
+    # consultation's leg alone while the caller reaches it through the consultation's Local
+    # channels, and by that leg and a continuation (the caller bridged with the carrier's
+    # channel) once Asterisk optimises them away (cdr/continuations.py).
+    rows: list[Cdr] = []
+
+    async def all_written() -> bool:
+        async with sessions() as session:
+            rows[:] = await session.scalars(
+                select(Cdr).where(Cdr.linkedid == call.id).order_by(Cdr.started_at)
+            )
+        return len(rows) >= 4 and any(row.dcontext.endswith("-outbound") for row in rows)
+
+    await until(all_written, "the call's legs")
+    billed = [row for row in rows if row.billable]
+    consultation = billed[0]
+    assert consultation.channel.startswith("Local/"), consultation.channel
+    carrier = consultation.dstchannel
+    assert carrier.startswith("PJSIP/trunk-") and carrier != caller
+    for leg in billed:
+        assert (leg.direction, leg.to_number, leg.src) == ("outbound", CALLED, consultation.src)
+        assert carrier in (leg.channel, leg.dstchannel), leg.__dict__
+    assert consultation.answered_at is not None
+    hung_up = max(row.ended_at for row in rows)
+    up = Decimal(str((hung_up - consultation.answered_at).total_seconds()))
+    billsec = sum((leg.billsec for leg in billed), Decimal(0))
+    assert abs(up - billsec) < Decimal("0.050"), (up, [row.__dict__ for row in rows])

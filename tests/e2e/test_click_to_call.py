@@ -2,14 +2,16 @@
 and, once it answers, dials the number through the tenant's outbound route to a sipp carrier,
 with the tenant's caller ID; the leg's CDR names the agent and counts from the far end's
 answer. The same Idempotency-Key twice (at once, and again later) places one call; a suspended
-tenant's click is refused with the reason, and nothing is dialled.
+tenant's click is refused with the reason, and nothing is dialled. A far end transferred to a
+colleague goes on being billed as the call until it hangs up.
 
-Carriers answer on 127.0.0.211-213; phones register from 127.0.0.1.
+Carriers answer on 127.0.0.211-213 and .224; phones register from 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -33,6 +35,7 @@ from tests.e2e.calls_api import (
     placed,
 )
 from tests.e2e.sipp import SippPool, header
+from tests.e2e.test_call_control import another_agent, channels_on
 from tests.e2e.test_calls import Sessions, new_device, registered_phone, suspend
 from tests.factories import make_world
 from tests.waiting import until
@@ -40,6 +43,7 @@ from tests.waiting import until
 FAR_END_IP = "127.0.0.211"
 ONCE_IP = "127.0.0.212"
 SUSPENDED_IP = "127.0.0.213"
+TRANSFERRED_IP = "127.0.0.224"
 
 
 async def audited(sessions: Sessions, tenant_id: int, action: str) -> list[AuditEntry]:
@@ -246,3 +250,66 @@ async def test_a_suspended_tenants_click_is_refused_with_the_reason_and_nothing_
         )
     assert rows == 0
     assert await audited(sessions, world.tenant_id, "click-to-call") == []
+
+
+async def test_a_far_end_transferred_to_a_colleague_is_billed_until_it_hangs_up(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    device = await new_device(client, world, "201")
+    colleague, colleague_device = await another_agent(client, world, "202")
+    out = await outbound_route(client, world, sipp, TRANSFERRED_IP)
+    await applier.settled()
+    agent_phone = await registered_phone(pbx, sipp, device)
+    colleague_phone = await registered_phone(pbx, sipp, colleague_device)
+    await out.carrier.start()
+    call_id = (await placed(await click(client, world.agent.headers, new_key())))["id"]
+    await in_state(client, world.agent.headers, call_id, "connected")
+    body = {"to": {"type": "extension", "extension": "202"}}
+    moved = await control(client, world.agent.headers, call_id, "transfer", body)
+    assert moved.status_code == 200, moved.text
+
+    async def with_the_colleague() -> bool:
+        now = await call_of(client, world.admin.headers, call_id)
+        return any(c["bridged"] for c in channels_on(colleague_device, now))
+
+    await until(with_the_colleague, "the far end talking with the colleague")
+    hung = await control(client, world.admin.headers, call_id, "hangup")
+    assert hung.status_code == 200, hung.text
+    for phone in (agent_phone, colleague_phone, out.carrier):
+        ended = await phone.wait()
+        assert ended.ok, ended.describe()
+
+    legs: list[Cdr] = []
+
+    async def both_billed() -> bool:
+        async with sessions() as session:
+            legs[:] = await session.scalars(
+                select(Cdr)
+                .where(Cdr.linkedid == call_id, Cdr.billable.is_(True))
+                .order_by(Cdr.started_at)
+            )
+        return len(legs) == 2
+
+    await until(both_billed, "the call's two billable legs")
+    before, after = legs
+    # Before the transfer: the agent's leg to the far end; after it: the far end's own channel
+    # dialling the colleague, billed as the same outbound call.
+    assert before.channel.startswith(f"PJSIP/{device['sip_username']}-"), before.channel
+    assert after.channel == before.dstchannel and after.channel.startswith("PJSIP/trunk-")
+    for billed in (before, after):
+        assert (billed.direction, billed.to_number, billed.src, billed.tenant_id) == (
+            "outbound",
+            CALLED,
+            out.number["e164"],
+            world.tenant_id,
+        )
+    assert (before.agent_user_id, after.agent_user_id) == (world.agent.user_id, colleague.user_id)
+    # Together they are the far end's whole time up, from its answer to its hangup.
+    assert before.answered_at is not None
+    up = Decimal(str((after.ended_at - before.answered_at).total_seconds()))
+    assert abs(up - (before.billsec + after.billsec)) < Decimal("0.050"), (up, legs)

@@ -633,7 +633,7 @@ async def originate_attempt(
                 context=f"{tenant}-campaign-dial",
                 exten=placement.number,
                 caller_id=f"<{placement.number}>",
-                variables=originate_variables(plan, placement),
+                variables={**originate_variables(plan, placement), "GRAAM_CAMPAIGN_PREVIEW": "1"},
                 timeout_ms=PREVIEW_AGENT_RING_SECONDS * 1000,
                 account=tenant,
             )

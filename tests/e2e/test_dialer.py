@@ -40,6 +40,7 @@ from graam_pbx.campaigns.placing import CallRefused
 from graam_pbx.campaigns.worker import DialerWorker
 from graam_pbx.cdr.models import Cdr
 from tests.conftest import Asterisk, RunningApp
+from tests.e2e.calls_api import call_of, control, live_call_of
 from tests.e2e.sipp import Sipp, SippPool, SippResult, header
 from tests.e2e.test_agent_login import (
     Phone,
@@ -48,7 +49,8 @@ from tests.e2e.test_agent_login import (
     register,
     session_url,
 )
-from tests.e2e.test_calls import created, new_number, new_trunk
+from tests.e2e.test_call_control import another_agent, channels_on
+from tests.e2e.test_calls import created, new_number, new_trunk, registered_phone
 from tests.factories import TenantWorld, unique
 from tests.waiting import until
 
@@ -680,3 +682,62 @@ async def test_a_preview_call_the_agent_refuses_fails_and_never_reaches_the_cont
     assert (contact.state, contact.retries_used) == ("pending", {"failed": 1})
     far_end = await setup.carrier.stop()
     assert invites_by_number(far_end) == {}, far_end.describe()
+
+
+async def test_a_preview_calls_agent_consults_a_colleague_then_puts_the_person_through(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    asterisk: Asterisk,
+    sipp: SippPool,
+    tmp_path: Path,
+) -> None:
+    setup = await dialer_tenant(pbx, client, sessions, applier, sipp, tmp_path)
+    agent_phone = await logged_in_agent(
+        pbx, client, setup, asterisk, sipp, tmp_path, phone="uas_answer.xml"
+    )
+    _, colleague = await another_agent(client, setup.world, "209")
+    await applier.settled()
+    colleague_phone = await registered_phone(pbx, sipp, colleague)
+    person = contact_number("person")
+    campaign_id, contact_ids = await new_campaign(sessions, setup, [person], mode="preview")
+    worker = dialer(pbx)
+    admin = setup.world.admin.headers
+    with legal_hours(worker):
+        await worker.dial_preview(
+            setup.world.tenant_id, campaign_id, contact_ids[person], setup.agent.user_id
+        )
+        call = await live_call_of(client, admin, {"sip_username": setup.agent.sip_username})
+        body = {"to": {"type": "extension", "extension": "209"}, "attended": True}
+        started = await control(client, admin, call["id"], "transfer", body)
+        assert started.status_code == 200, started.text
+        (agent_channel,) = started.json()["channels"]
+
+        async def agent_talks_to_the_colleague() -> bool:
+            now = await call_of(client, admin, call["id"])
+            return any(c["bridged"] and c["state"] == "Up" for c in channels_on(colleague, now))
+
+        await until(agent_talks_to_the_colleague, "the agent put through to the colleague")
+        await pbx.runtime.ami.action("Hangup", {"Channel": agent_channel})
+
+        async def person_with_the_colleague() -> bool:
+            now = await call_of(client, admin, call["id"])
+            mine = f"PJSIP/{setup.agent.sip_username}-"
+            return not any(c["name"].startswith(mine) for c in now["channels"]) and any(
+                c["bridged"] for c in channels_on(colleague, now)
+            )
+
+        await until(person_with_the_colleague, "the person put through to the colleague")
+        hung = await control(client, admin, call["id"], "hangup")
+        assert hung.status_code == 200, hung.text
+        for phone in (agent_phone, colleague_phone):
+            ended = await phone.wait()
+            assert ended.ok, ended.describe()
+
+        async def ended() -> bool:
+            return all(a.ended_at is not None for a in await attempts_of(sessions, campaign_id))
+
+        await until(ended, "the preview call's end", timeout=60)
+    (attempt,) = await attempts_of(sessions, campaign_id)
+    assert (attempt.outcome, attempt.mode) == ("answered", "preview")

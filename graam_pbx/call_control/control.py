@@ -9,8 +9,10 @@ actions: no call is changed that the audit log does not hold.
 - **Blind transfer** sends the other party (``live.bridge_peers`` of the agent's channel) to
   the target with ``Redirect``, into the tenant's own dialplan: an extension to
   ``t<id>-dest,ext-<device>`` and a queue to ``t<id>-dest,queue-<id>`` (what a number routed
-  there runs), a number to ``t<id>-outbound`` (the tenant's caller ID, routes and billing). The
-  agent's channel, left alone, ends.
+  there runs), a number to ``t<id>-transfer-number``, which dials it through
+  ``t<id>-outbound`` (the tenant's caller ID, routes and billing) from a Local channel kept
+  apart, so that the moved party's leg and the number's stay two CDRs. The agent's channel,
+  left alone, ends.
 - **Attended transfer** is Asterisk's own (``Atxfer`` on the agent's channel): the other party
   hears hold music while the agent is put through to the target, dialled in
   ``t<id>-internal`` as the agent's phone would (an extension's digits, a number as
@@ -180,7 +182,7 @@ async def _target(
         described = {"type": "number", "number": target.number}
         if attended:  # 00 for +, and # ends the digits at once
             return _Target(f"{tenant}-internal", f"00{target.number[1:]}#", described)
-        return _Target(f"{tenant}-outbound", target.number, described)
+        return _Target(f"{tenant}-transfer-number", target.number, described)
     raise Invalid("body.to", "not a transfer target")  # the schema's validator prevents it
 
 

@@ -3,9 +3,10 @@ and, once it answers, dials the number through the tenant's outbound route to a 
 with the tenant's caller ID; the leg's CDR names the agent and counts from the far end's
 answer. The same Idempotency-Key twice (at once, and again later) places one call; a suspended
 tenant's click is refused with the reason, and nothing is dialled. A far end transferred to a
-colleague goes on being billed as the call until it hangs up.
+colleague goes on being billed as the call until it hangs up; one sent to another number too,
+and the number's leg is billed as a call of its own.
 
-Carriers answer on 127.0.0.211-213 and .224; phones register from 127.0.0.1.
+Carriers answer on 127.0.0.211-213 and .224, .227, .228; phones register from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from tests.e2e.calls_api import (
 )
 from tests.e2e.sipp import SippPool, header
 from tests.e2e.test_call_control import another_agent, channels_on
-from tests.e2e.test_calls import Sessions, new_device, registered_phone, suspend
+from tests.e2e.test_calls import (
+    Sessions,
+    created,
+    new_device,
+    new_trunk,
+    registered_phone,
+    suspend,
+)
 from tests.factories import make_world
 from tests.waiting import until
 
@@ -44,6 +52,9 @@ FAR_END_IP = "127.0.0.211"
 ONCE_IP = "127.0.0.212"
 SUSPENDED_IP = "127.0.0.213"
 TRANSFERRED_IP = "127.0.0.224"
+SENT_ON_IP = "127.0.0.227"  # the far end, then sent to another number
+ELSEWHERE_IP = "127.0.0.228"  # the carrier of that number (a British one)
+ELSEWHERE = "+447911123456"
 
 
 async def audited(sessions: Sessions, tenant_id: int, action: str) -> list[AuditEntry]:
@@ -72,6 +83,23 @@ async def billable_leg(sessions: Sessions, tenant_id: int, call_id: str) -> Cdr:
     await until(written, f"the billable CDR of call {call_id}")
     (leg,) = found
     return leg
+
+
+async def billable_legs(sessions: Sessions, call_id: str, count: int) -> list[Cdr]:
+    """The call's ``count`` billable legs, in the order they started, once written."""
+    legs: list[Cdr] = []
+
+    async def written() -> bool:
+        async with sessions() as session:
+            legs[:] = await session.scalars(
+                select(Cdr)
+                .where(Cdr.linkedid == call_id, Cdr.billable.is_(True))
+                .order_by(Cdr.started_at)
+            )
+        return len(legs) == count
+
+    await until(written, f"the {count} billable legs of call {call_id}")
+    return legs
 
 
 async def test_a_click_rings_the_agent_then_dials_the_number_with_the_tenants_caller_id(
@@ -284,18 +312,7 @@ async def test_a_far_end_transferred_to_a_colleague_is_billed_until_it_hangs_up(
         ended = await phone.wait()
         assert ended.ok, ended.describe()
 
-    legs: list[Cdr] = []
-
-    async def both_billed() -> bool:
-        async with sessions() as session:
-            legs[:] = await session.scalars(
-                select(Cdr)
-                .where(Cdr.linkedid == call_id, Cdr.billable.is_(True))
-                .order_by(Cdr.started_at)
-            )
-        return len(legs) == 2
-
-    await until(both_billed, "the call's two billable legs")
+    legs = await billable_legs(sessions, call_id, 2)
     before, after = legs
     # Before the transfer: the agent's leg to the far end; after it: the far end's own channel
     # dialling the colleague, billed as the same outbound call.
@@ -313,3 +330,66 @@ async def test_a_far_end_transferred_to_a_colleague_is_billed_until_it_hangs_up(
     assert before.answered_at is not None
     up = Decimal(str((after.ended_at - before.answered_at).total_seconds()))
     assert abs(up - (before.billsec + after.billsec)) < Decimal("0.050"), (up, legs)
+
+
+async def test_a_far_end_sent_to_another_number_is_billed_as_its_call_and_the_number_as_one(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    device = await new_device(client, world, "201")
+    out = await outbound_route(client, world, sipp, SENT_ON_IP)
+    elsewhere = sipp.uas("uas_answer.xml", ip=ELSEWHERE_IP)
+    trunk = await new_trunk(client, world, ELSEWHERE_IP, elsewhere.port, country="GB")
+    route = {
+        "name": "britain",
+        "trunk_id": trunk["id"],
+        "caller_id_number_id": out.number["id"],
+        "allowed_countries": ["GB"],
+    }
+    await created(
+        await client.post("/api/v1/outbound-routes", headers=world.admin.headers, json=route)
+    )
+    await applier.settled()
+    agent_phone = await registered_phone(pbx, sipp, device)
+    await out.carrier.start()
+    await elsewhere.start()
+    call_id = (await placed(await click(client, world.agent.headers, new_key())))["id"]
+    await in_state(client, world.agent.headers, call_id, "connected")
+    body = {"to": {"type": "number", "number": ELSEWHERE}}
+    moved = await control(client, world.agent.headers, call_id, "transfer", body)
+    assert moved.status_code == 200, moved.text
+    ended = await agent_phone.wait()
+    assert ended.ok, ended.describe()
+
+    async def with_the_number() -> bool:
+        now = await call_of(client, world.admin.headers, call_id)
+        trunks = [c for c in now["channels"] if c["name"].startswith("PJSIP/trunk-")]
+        return now["state"] == "connected" and len(trunks) == 2
+
+    await until(with_the_number, "the far end talking with the other number")
+    hung = await control(client, world.admin.headers, call_id, "hangup")
+    assert hung.status_code == 200, hung.text
+    for carrier in (out.carrier, elsewhere):
+        done = await carrier.wait()
+        assert done.ok, done.describe()
+    (invite,) = (await elsewhere.wait()).received("INVITE")
+    assert f"<sip:{out.number['e164']}@" in (header(invite, "From") or ""), invite
+
+    legs = await billable_legs(sessions, call_id, 3)
+    far = [leg for leg in legs if leg.to_number == CALLED]
+    (other,) = [leg for leg in legs if leg.to_number == ELSEWHERE]
+    # The far end's carrier leg: the agent's leg, then its own dialling the number.
+    before, after = far
+    assert after.channel == before.dstchannel, (before.dstchannel, after.channel)
+    assert before.answered_at is not None
+    up = Decimal(str((after.ended_at - before.answered_at).total_seconds()))
+    assert abs(up - (before.billsec + after.billsec)) < Decimal("0.050"), (up, legs)
+    # The number's: an outbound call of its own under the tenant's caller ID.
+    assert other.dstchannel.startswith("PJSIP/trunk-") and other.dstchannel != before.dstchannel
+    assert (other.direction, other.src) == ("outbound", out.number["e164"])
+    for leg in legs:
+        assert leg.tenant_id == world.tenant_id

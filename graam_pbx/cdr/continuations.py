@@ -61,31 +61,52 @@ def outbound_calls(records: Iterable[CdrRecord]) -> dict[CarrierLeg, OutboundCal
     }
 
 
-def carrier_legs_of(record: CdrRecord) -> list[CarrierLeg]:
+def carrier_legs_of(record: CdrRecord) -> tuple[CarrierLeg, ...]:
     """The carrier legs ``record`` may continue: none unless it is a tenant's, not outbound,
     and has a carrier's channel as party B, or as party A with a party B and no direction of
     its own (an inbound caller's channel is a carrier's too, and its CDRs say inbound; a far
     end alone, hearing hold music, is already billed by the agent's leg of the hold)."""
     if record.tenant_id is None or record.direction == OUTBOUND:
-        return []
-    legs = []
-    if _carrier(record.dstchannel):
-        legs.append(CarrierLeg(record.system_name, record.linkedid, record.dstchannel))
-    if record.direction is None and record.dstchannel and _carrier(record.channel):
-        legs.append(CarrierLeg(record.system_name, record.linkedid, record.channel))
-    return legs
+        return ()
+    party_b = _carrier(record.dstchannel)
+    party_a = record.direction is None and bool(record.dstchannel) and _carrier(record.channel)
+    if not (party_a or party_b):
+        return ()
+    names = [record.dstchannel] if party_b else []
+    if party_a:
+        names.append(record.channel)
+    return tuple(CarrierLeg(record.system_name, record.linkedid, name) for name in names)
+
+
+class Candidate(NamedTuple):
+    """A CDR of a batch that may continue an outbound call: its place, tenant and legs."""
+
+    position: int
+    tenant_id: int
+    legs: tuple[CarrierLeg, ...]
+
+
+def candidates(records: Sequence[CdrRecord]) -> list[Candidate]:
+    """The CDRs of ``records`` that may continue an outbound call (rarely any: one look at
+    each CDR is all a batch without a transfer costs)."""
+    found = []
+    for position, record in enumerate(records):
+        legs = carrier_legs_of(record)
+        if legs and record.tenant_id is not None:
+            found.append(Candidate(position, record.tenant_id, legs))
+    return found
 
 
 def unresolved(
-    records: Sequence[CdrRecord], known: Mapping[CarrierLeg, OutboundCall]
+    found: Sequence[Candidate], known: Mapping[CarrierLeg, OutboundCall]
 ) -> list[tuple[int, CarrierLeg]]:
-    """The (tenant, carrier leg) pairs the records may continue that ``known`` does not
+    """The (tenant, carrier leg) pairs the candidates may continue that ``known`` does not
     hold: what to look up among the CDRs already stored."""
     wanted: dict[CarrierLeg, int] = {}
-    for record in records:
-        for leg in carrier_legs_of(record):
-            if leg not in known and record.tenant_id is not None:
-                wanted.setdefault(leg, record.tenant_id)
+    for candidate in found:
+        for leg in candidate.legs:
+            if leg not in known:
+                wanted.setdefault(leg, candidate.tenant_id)
     return [(tenant, leg) for leg, tenant in wanted.items()]
 
 
@@ -100,15 +121,14 @@ def continued(record: CdrRecord, call: OutboundCall) -> CdrRecord:
 
 
 def apply(
-    records: Sequence[CdrRecord], known: Mapping[CarrierLeg, OutboundCall]
+    records: Sequence[CdrRecord],
+    found: Sequence[Candidate],
+    known: Mapping[CarrierLeg, OutboundCall],
 ) -> list[CdrRecord]:
-    """``records``, each continuation of a known outbound call made a leg of it."""
-    out = []
-    for record in records:
-        for leg in carrier_legs_of(record):
-            call = known.get(leg)
-            if call is not None:
-                record = continued(record, call)
-                break
-        out.append(record)
+    """``records``, each candidate that continues a known outbound call made a leg of it."""
+    out = list(records)
+    for candidate in found:
+        call = next((known[leg] for leg in candidate.legs if leg in known), None)
+        if call is not None:
+            out[candidate.position] = continued(out[candidate.position], call)
     return out

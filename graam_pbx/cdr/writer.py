@@ -161,8 +161,11 @@ class CdrTable:
         """``records``, each CDR continuing an outbound call after a transfer made a leg of
         it (``cdr/continuations.py``); the outbound legs are looked up in the batch, then
         among the stored CDRs (a query only when some CDR of the batch may continue one)."""
+        found = continuations.candidates(records)
+        if not found:
+            return records  # the usual batch: no CDR of it follows a transfer
         known = continuations.outbound_calls(records)
-        wanted = continuations.unresolved(records, known)
+        wanted = continuations.unresolved(found, known)
         if wanted:
             first = min(record.started_us for record in records) - CALL_LOOKBACK_US
             rows = await connection.fetch(
@@ -175,7 +178,7 @@ class CdrTable:
             )
             for system_name, linkedid, channel, to_number, src in rows:
                 known[CarrierLeg(system_name, linkedid, channel)] = OutboundCall(to_number, src)
-        return continuations.apply(records, known) if known else records
+        return continuations.apply(records, found, known)
 
     @staticmethod
     async def _copy_new(connection: asyncpg.Connection, records: list[CdrRecord]) -> int:

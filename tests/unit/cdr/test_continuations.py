@@ -32,6 +32,11 @@ def leg(**changes: object) -> CdrRecord:
     return base._replace(**changes)
 
 
+def continuing(records: list[CdrRecord], known: dict[CarrierLeg, OutboundCall]) -> list[CdrRecord]:
+    """``records`` as the writer leaves them, the outbound calls ``known``."""
+    return continuations.apply(records, continuations.candidates(records), known)
+
+
 OUTBOUND = leg(
     channel=AGENT,
     dstchannel=CARRIER,
@@ -47,7 +52,7 @@ def test_the_far_end_sent_elsewhere_by_a_blind_transfer_goes_on_billing_the_call
     after = leg(channel=CARRIER, dstchannel=COLLEAGUE, agent_user_id=5)
     known = continuations.outbound_calls([OUTBOUND])
     assert known == {CarrierLeg("a", CALL, CARRIER): OutboundCall("+33612345678", "+33173306690")}
-    (same, continued) = continuations.apply([OUTBOUND, after], known)
+    (same, continued) = continuing([OUTBOUND, after], known)
     assert same == OUTBOUND
     assert (continued.direction, continued.to_number, continued.src, continued.billable) == (
         "outbound",
@@ -66,7 +71,7 @@ def test_an_inbound_caller_put_through_to_a_consulted_number_is_billed_as_that_c
     # the inbound caller (party A, inbound) is bridged with the carrier's channel (party B).
     consultation = OUTBOUND._replace(channel="Local/0033612345678#@t7-internal-00000003;2")
     after = leg(channel=CALLER, dstchannel=CARRIER, direction="inbound", did="+33173306690")
-    (continued,) = continuations.apply([after], continuations.outbound_calls([consultation]))
+    (continued,) = continuing([after], continuations.outbound_calls([consultation]))
     assert (continued.direction, continued.to_number, continued.billable) == (
         "outbound",
         "+33612345678",
@@ -90,7 +95,9 @@ def test_other_legs_are_left_as_they_are() -> None:
         # The far end alone on hold music (the agent's leg of the hold is billed).
         leg(channel=CARRIER, dstchannel=""),
     ]
-    assert continuations.apply(others, known) == others
+    assert continuing(others, known) == others
+    # The legs of an ordinary batch are not even candidates: the writer stops there.
+    assert continuations.candidates([OUTBOUND, *others[:1], *others[3:]]) == []
     # A refused or unanswered outbound leg has no carrier leg to continue.
     assert continuations.outbound_calls([OUTBOUND._replace(billable=False)]) == {}
 
@@ -98,20 +105,17 @@ def test_other_legs_are_left_as_they_are() -> None:
 def test_a_continuation_unanswered_or_of_no_time_is_not_billed() -> None:
     known = continuations.outbound_calls([OUTBOUND])
     rang = leg(channel=CARRIER, dstchannel=COLLEAGUE, disposition="NO ANSWER", billsec_us=0)
-    (continued,) = continuations.apply([rang], known)
+    (continued,) = continuing([rang], known)
     assert (continued.direction, continued.billable) == ("outbound", False)
 
 
 def test_what_the_batch_does_not_hold_is_looked_up_by_tenant_and_carrier_leg() -> None:
     after = leg(channel=CARRIER, dstchannel=COLLEAGUE)
     caller_after = leg(channel=CALLER, dstchannel=CARRIER, direction="inbound")
-    assert continuations.unresolved([after, caller_after], {}) == [
-        (7, CarrierLeg("a", CALL, CARRIER))
-    ]
-    assert (
-        continuations.unresolved([OUTBOUND, after], continuations.outbound_calls([OUTBOUND])) == []
-    )
-    assert (
-        continuations.unresolved([leg(channel=CALLER, dstchannel=AGENT, direction="inbound")], {})
-        == []
-    )
+    found = continuations.candidates([after, caller_after])
+    assert continuations.unresolved(found, {}) == [(7, CarrierLeg("a", CALL, CARRIER))]
+    batch = [OUTBOUND, after]
+    known = continuations.outbound_calls(batch)
+    assert continuations.unresolved(continuations.candidates(batch), known) == []
+    inbound = [leg(channel=CALLER, dstchannel=AGENT, direction="inbound")]
+    assert continuations.unresolved(continuations.candidates(inbound), {}) == []

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from graam_pbx.ami import Message, event_time
+from graam_pbx.cdr.models import Cdr
 from tests.conftest import RunningApp
 from tests.e2e.rtp_peer import RtpPeer
 from tests.e2e.sipp import Sipp, SippPool, free_udp_port
@@ -25,6 +27,16 @@ URL = "/api/v1/calls"
 CALLED = "+33612345678"  # the number a CRM clicks: a person behind the carrier
 TELEPHONE_EVENT = 101  # the payload type of RFC 4733 events in every scenario's SDP
 DTMF_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13}
+BILLED_TOLERANCE = Decimal("0.050")  # seconds: a carrier leg's time against its legs' billsec
+
+
+def assert_billed_whole(legs: Sequence[Cdr], answered: datetime | None, hung_up: datetime) -> None:
+    """The billable ``legs`` of a carrier leg add up to its time up, from its answer to its
+    hangup (to BILLED_TOLERANCE): nothing of it unbilled, nothing twice."""
+    assert answered is not None
+    up = Decimal(str((hung_up - answered).total_seconds()))
+    billsec = sum((leg.billsec for leg in legs), Decimal(0))
+    assert abs(up - billsec) < BILLED_TOLERANCE, (up, [leg.__dict__ for leg in legs])
 
 
 def new_key() -> str:

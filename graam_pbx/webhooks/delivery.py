@@ -243,7 +243,6 @@ class WebhookDeliverer:
         self._pools: dict[Origin, httpx.AsyncClient] = {}
         self._used: dict[Origin, float] = {}  # monotonic time each pool was last used
         self._tls: ssl.SSLContext | None = None  # every pool's: loading the CAs takes long
-        self._started = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -254,7 +253,6 @@ class WebhookDeliverer:
         self._stopping = False
         if self._tls is None:
             self._tls = httpx.create_ssl_context()
-        self._started = True
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name=self._name)
 
@@ -268,7 +266,6 @@ class WebhookDeliverer:
             if not done:
                 task.cancel()
                 await asyncio.wait([task])
-        self._started = False
         pools, self._pools = self._pools, {}
         self._used.clear()
         for pool in pools.values():
@@ -387,7 +384,6 @@ class WebhookDeliverer:
     async def _attempt(self, delivery: Claimed) -> Outcome:
         if not delivery.enabled:
             return Outcome(delivery.id, None, "endpoint disabled")
-        assert self._started  # noqa: S101
         body = delivery.body()
         timestamp = int(time.time())
         try:

@@ -77,7 +77,7 @@ TICK = 0.05  # one insert (or one batch of POSTs) every TICK seconds
 WARMUP = 1.0  # seconds of load before each phase, left out
 DRAIN = 15.0  # seconds without an arrival before what is missing counts as lost
 CONCURRENCY = 100  # the deliverer's default, the limit's client the same
-POOL = 10  # the worker's database pool (GRAAM_DB_POOL_SIZE's default)
+POOL = 20  # the worker's database pool (GRAAM_DB_POOL_SIZE's default)
 
 log = logging.getLogger("bench.webhooks")
 

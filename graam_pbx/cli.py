@@ -356,7 +356,7 @@ async def _start_asterisk(settings: Settings, stack: contextlib.AsyncExitStack) 
 
 
 async def _first_run(database_url: str, settings: Settings) -> None:
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=2)
     try:
         async with session_factory(engine)() as session, session.begin():
             made = await first_run(session)
@@ -466,7 +466,7 @@ def operator_create(
 
     async def _create(url: str) -> None:
         await migrate(url)
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         try:
             async with session_factory(engine)() as session, session.begin():
                 await auth_service.create_operator(session, address, name, password)
@@ -490,7 +490,7 @@ def config_render(
     settings = get_settings()
 
     async def _render(url: str) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         try:
             applier = ConfigApplier(
                 engine,
@@ -519,7 +519,7 @@ def config_apply() -> None:
     async def _apply(url: str) -> None:
         async with contextlib.AsyncExitStack() as stack:
             asterisk = await _start_asterisk(settings, stack)
-            engine = create_engine(url, pool_size=1)
+            engine = create_engine(url, pool_size=2)
             bus = EventBus()
             ami = AmiSupervisor(asterisk.ami, bus)
             await bus.start()
@@ -570,7 +570,7 @@ def sip_blocks() -> None:
     """List the SIP sources blocked now (address, failures, until when, why)."""
 
     async def _list(url: str) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         try:
             async with session_factory(engine)() as session, session.begin():
                 blocks, _ = await sip_security_service.list_blocks(
@@ -597,7 +597,7 @@ def sip_unblock(
     """Let a blocked SIP source in again; the running control plane updates Asterisk."""
 
     async def _unblock(url: str) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         try:
             async with session_factory(engine)() as session, session.begin():
                 block = await sip_security_service.unblock(
@@ -629,7 +629,7 @@ def stats_rebuild_rollup(
     database as calls are written; this is for repairs and after bulk loads)."""
 
     async def _rebuild(url: str) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         try:
             async with session_factory(engine)() as session, session.begin():
                 written = await stats_service.rebuild_queue_rollup(session, tenant, queue)
@@ -651,7 +651,7 @@ def billing_cdrs(
     output = sys.stdout.buffer
 
     async def _cdrs(url: str) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         try:
             async with session_factory(engine)() as session, session.begin():
                 content = await billing_retention.archived_calls(session, get_settings(), invoice)
@@ -672,7 +672,7 @@ def billing_retention_pass() -> None:
     """Archive the CDR months due and purge what is past retention (daily in the scheduler)."""
 
     async def _retention(url: str) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=2)
         settings = get_settings()
         now = datetime.now(UTC)
         try:

@@ -176,12 +176,20 @@ def plain_url(url: str) -> str:
 IDLE_BEFORE_PING = 5.0
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine whose pool notices connections that died with the server."""
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An asyncpg engine whose pool notices connections that died with the server.
+
+    The pool opens at most ``pool_size`` connections and keeps every one it opened: no
+    overflow connection is closed when a burst ends, to be opened again at the next. A new
+    connection costs Postgres a process and a SCRAM exchange, and the driver a look-up of the
+    array types a statement returns (``bigint[]`` and ``timestamptz[]`` of ``agent_login``),
+    so a pool that shed its overflow after each burst of logins paid all of that again in
+    the next one (``bench.login_storm``).
+    """
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=5,
     )
     _ping_when_idle(engine)
@@ -283,7 +291,7 @@ async def downgrade(url: str, revision: str = "base") -> None:
 
 async def current_revision(url: str) -> str | None:
     """The alembic revision the database is at, or None when it was never migrated."""
-    engine = create_engine(url, pool_size=1)
+    engine = create_engine(url, pool_size=2)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(

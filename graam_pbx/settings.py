@@ -66,7 +66,9 @@ class Settings(BaseSettings):
         None, description="postgresql:// URL of an existing server; unset runs embedded Postgres."
     )
     embedded_postgres_port: int = Field(55432, description="Loopback port of embedded Postgres.")
-    db_pool_size: int = Field(10, ge=1, description="Connections kept in the database pool.")
+    db_pool_size: int = Field(
+        20, ge=2, description="Connections the database pool opens at most, and keeps."
+    )
 
     role: ProcessRole = Field(
         ProcessRole.ALL,

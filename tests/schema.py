@@ -17,7 +17,7 @@ async def differences_after_migrating(database_url: str, tables: Iterable[str]) 
     different between it and the models for the ``tables`` named (their columns, indexes
     and constraints)."""
     await migrate(database_url)
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=2)
     try:
         async with engine.connect() as connection:
             differences = await connection.run_sync(

@@ -75,9 +75,9 @@ class LoginGate:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginGate:
-        # Half the pool at most: a login burst leaves the other half to every other request.
+        # A quarter of the pool at most: a login burst leaves the rest to every other request.
         return cls(
-            transactions=max(1, settings.db_pool_size // 2),
+            transactions=max(1, settings.db_pool_size // 4),
             verifications=settings.login_concurrency,
             wait=settings.login_queue_timeout,
         )

@@ -24,7 +24,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @pytest.fixture(scope="module")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(database_url, pool_size=4)
+    made = create_engine(database_url, pool_size=8)
     yield made
     await made.dispose()
 

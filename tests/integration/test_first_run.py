@@ -26,7 +26,7 @@ async def fresh_database(empty_database_url: str) -> str:
 async def test_first_run_makes_working_credentials_once(
     fresh_database: str, asterisk: Asterisk
 ) -> None:
-    engine = create_engine(fresh_database, pool_size=1)
+    engine = create_engine(fresh_database, pool_size=2)
     sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
     async with sessions() as session, session.begin():
         made = await first_run(session)

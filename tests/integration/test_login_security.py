@@ -221,7 +221,7 @@ async def test_two_api_processes_share_the_limit(
         # One verification at a time, a short wait and a small pool: most of the burst must
         # be turned away, and still no 500 and the other requests are served.
         pytest.param(
-            {"login_concurrency": 1, "login_queue_timeout": 0.2, "db_pool_size": 2}, id="tight"
+            {"login_concurrency": 1, "login_queue_timeout": 0.2, "db_pool_size": 4}, id="tight"
         ),
     ],
 )
@@ -262,9 +262,9 @@ async def test_login_burst_answers_401_429_or_503_and_others_are_served(
 async def test_pool_exhausted_is_503_with_retry_after(
     database_url: str, asterisk: Asterisk
 ) -> None:
-    async with serve(database_url, asterisk, db_pool_size=1) as app:
+    async with serve(database_url, asterisk, db_pool_size=2) as app:
         world = await world_of(app)
-        # Every connection of the pool (1 and 1 overflow) held elsewhere: the request waits
+        # Every connection of the pool (2) held elsewhere: the request waits
         # the pool's time-out, then is told to come back.
         async with (
             app.runtime.engine.connect() as one,

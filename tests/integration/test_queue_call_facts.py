@@ -34,7 +34,7 @@ class Tenant:
 
 @pytest.fixture(scope="module")
 async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url, pool_size=2)
+    engine = create_engine(database_url, pool_size=4)
     yield session_factory(engine)
     await engine.dispose()
 

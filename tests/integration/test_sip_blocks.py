@@ -24,7 +24,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @pytest.fixture(scope="module")
 async def sessions(database_url: str) -> AsyncIterator[Sessions]:
-    engine = create_engine(database_url, pool_size=4)
+    engine = create_engine(database_url, pool_size=8)
     yield session_factory(engine)
     await engine.dispose()
 

@@ -26,7 +26,7 @@ KEY = bytes(range(32))
 async def role(database_url: str) -> realtime.RealtimeDatabase:
     """Asterisk's role on this database, made as the applier makes it."""
     database = realtime.managed_database(database_url, KEY)
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=2)
     try:
         async with engine.begin() as connection:
             await realtime.ensure_role(connection, database)

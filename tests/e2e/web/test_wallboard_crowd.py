@@ -23,7 +23,7 @@ from tests.e2e.web.test_wallboard import boards, console_cookie
 from tests.factories import make_world
 
 VIEWERS = 12
-POOL = 2  # and as many again of overflow: far fewer connections than viewers
+POOL = 4  # far fewer connections than viewers
 
 
 async def test_viewers_connecting_at_once_all_get_their_board_from_a_small_pool(

@@ -4,6 +4,7 @@ an index, and a role that can read the views and write contacts and nothing else
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -206,9 +207,11 @@ async def test_a_codec_outside_its_alphabet_is_left_out(
     assert allow == "!all,ulaw"
 
 
-async def test_a_lookup_by_id_uses_the_unique_index(
+async def test_a_lookup_by_id_reads_one_table_on_its_unique_index(
     client: httpx.AsyncClient, sessions: Sessions, as_asterisk: asyncpg.Connection
 ) -> None:
+    # The rows are computed when their sources change (sip_device_rows): a lookup plans no
+    # join of devices, tenants, placements and users.
     _, device = await _world_with_device(client, sessions)
     await as_asterisk.execute("SET enable_seqscan = off")  # a small table: show the plan's index
     # With and without a node named (graam.node: the views then list its tenants' devices).
@@ -221,7 +224,9 @@ async def test_a_lookup_by_id_uses_the_unique_index(
                 device["sip_username"],
             )
         )
-        assert "uq_agent_devices_sip_username" in plan, plan
+        assert "uq_sip_device_rows_id" in plan, plan
+        for source in ("agent_devices", "tenants", "tenant_placements", "users"):
+            assert f" {source} " not in plan, plan
 
 
 async def test_the_role_reads_the_views_writes_contacts_and_nothing_else(
@@ -288,3 +293,133 @@ async def test_two_databases_have_two_roles() -> None:
     assert first.password != second.password
     # Every process of one deployment (same key) sets the same password.
     assert realtime.managed_database("postgresql://u@127.0.0.1:5432/one", KEY) == first
+
+
+async def _endpoint(as_asterisk: asyncpg.Connection, name: str) -> dict[str, Any] | None:
+    row = await as_asterisk.fetchrow(
+        "SELECT callerid, allow, transport FROM ps_endpoints WHERE id = $1", name
+    )
+    return None if row is None else dict(row)
+
+
+async def _sql(sessions: Sessions, statement: str, **values: Any) -> None:
+    async with sessions() as session, session.begin():
+        await session.execute(text(statement), values)
+
+
+async def test_the_rows_follow_each_source_they_are_made_of(
+    client: httpx.AsyncClient, sessions: Sessions, as_asterisk: asyncpg.Connection
+) -> None:
+    # Written straight into the tables, as a bulk import or a migration would: the triggers,
+    # not the API, keep what Asterisk reads in step.
+    world, device = await _world_with_device(client, sessions, "Ada")
+    name, extension = device["sip_username"], device["extension"]
+    assert await _endpoint(as_asterisk, name) == {
+        "callerid": f'"Ada" <{extension}>',
+        "allow": "!all,g722,ulaw",
+        "transport": "transport-tcp",
+    }
+    agent, tenant = world.agent.user_id, world.tenant_id
+    await _sql(sessions, "UPDATE users SET display_name = 'Grace' WHERE id = :u", u=agent)
+    assert (await _endpoint(as_asterisk, name) or {})["callerid"] == f'"Grace" <{extension}>'
+    await _sql(sessions, "UPDATE users SET disabled = true WHERE id = :u", u=agent)
+    assert (await _endpoint(as_asterisk, name) or {})["callerid"] == f'"{extension}" <{extension}>'
+    await _sql(sessions, "UPDATE users SET disabled = false WHERE id = :u", u=agent)
+    await _sql(
+        sessions,
+        "UPDATE agent_devices SET codecs = '{alaw}', transport = 'udp' WHERE id = :d",
+        d=device["id"],
+    )
+    assert await _endpoint(as_asterisk, name) == {
+        "callerid": f'"Grace" <{extension}>',
+        "allow": "!all,alaw",
+        "transport": None,
+    }
+    await _sql(sessions, "UPDATE tenants SET status = 'terminated' WHERE id = :t", t=tenant)
+    assert await _endpoint(as_asterisk, name) is None
+    assert await as_asterisk.fetchval("SELECT count(*) FROM ps_auths WHERE id = $1", name) == 0
+    await _sql(sessions, "UPDATE tenants SET status = 'active' WHERE id = :t", t=tenant)
+    assert await _endpoint(as_asterisk, name) is not None
+    assert await as_asterisk.fetchval("SELECT count(*) FROM ps_aors WHERE id = $1", name) == 1
+
+
+async def test_a_placement_moves_a_tenants_devices_to_its_nodes_views(
+    client: httpx.AsyncClient, sessions: Sessions, as_asterisk: asyncpg.Connection
+) -> None:
+    world, device = await _world_with_device(client, sessions)
+    name, tenant = device["sip_username"], world.tenant_id
+    node = f"rows-{tenant}"
+    await _sql(
+        sessions,
+        "INSERT INTO asterisk_nodes (name, systemname, ami_host, ami_port, ami_username, "
+        "ami_secret, sip_host, sip_port, state, version) VALUES (:n, :n, '127.0.0.1', 5038, "
+        "'x', 'x', '127.0.0.1', 5060, 'down', 1)",
+        n=node,
+    )
+
+    async def seen_by(systemname: str) -> bool:
+        await as_asterisk.execute("SELECT set_config('graam.node', $1, false)", systemname)
+        return await _endpoint(as_asterisk, name) is not None
+
+    try:
+        assert not await seen_by(node)  # the tenant lives on the default node
+        await _sql(
+            sessions,
+            "INSERT INTO tenant_placements (tenant_id, node_id) "
+            "SELECT :t, id FROM asterisk_nodes WHERE name = :n",
+            t=tenant,
+            n=node,
+        )
+        assert await seen_by(node)
+        await _sql(sessions, "DELETE FROM tenant_placements WHERE tenant_id = :t", t=tenant)
+        assert not await seen_by(node)
+        assert await seen_by("")  # no node named: every device
+    finally:
+        await as_asterisk.execute("RESET graam.node")
+        await _sql(sessions, "DELETE FROM tenant_placements WHERE tenant_id = :t", t=tenant)
+        await _sql(sessions, "DELETE FROM asterisk_nodes WHERE name = :n", n=node)
+
+
+async def test_two_transactions_changing_one_tenants_devices_both_show(
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    as_asterisk: asyncpg.Connection,
+    database_url: str,
+) -> None:
+    # The agent renamed while its device's codecs change: the second transaction's rows are
+    # written after the first commits, from a snapshot holding it.
+    world, device = await _world_with_device(client, sessions, "Before")
+    name, extension = device["sip_username"], device["extension"]
+    first = await asyncpg.connect(plain_url(database_url))
+    second = await asyncpg.connect(plain_url(database_url))
+    try:
+        renaming = first.transaction()
+        await renaming.start()
+        await first.execute(
+            "UPDATE users SET display_name = 'After' WHERE id = $1", world.agent.user_id
+        )
+        recoding = second.transaction()
+        await recoding.start()
+        waiting = asyncio.create_task(
+            second.execute("UPDATE agent_devices SET codecs = '{alaw}' WHERE id = $1", device["id"])
+        )
+        blocked_pid = second.get_server_pid()
+        async with asyncio.timeout(10):
+            while (
+                await first.fetchval(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", blocked_pid
+                )
+                != "Lock"
+            ):
+                await asyncio.sleep(0.01)
+        await renaming.commit()
+        await waiting
+        await recoding.commit()
+    finally:
+        await first.close()
+        await second.close()
+    assert await _endpoint(as_asterisk, name) == {
+        "callerid": f'"After" <{extension}>',
+        "allow": "!all,alaw",
+        "transport": "transport-tcp",
+    }

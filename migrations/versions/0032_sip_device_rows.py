@@ -12,8 +12,8 @@ a lookup that runs in 0.05 ms, paid by every REGISTER, every call to a phone and
 added to a queue.
 
 The rows are now computed once, when what they are made of changes, into
-``sip_device_rows``; the three views read that one table (a lookup by id plans in about
-0.01 ms on its unique index, plus the node's filter). They keep their names, columns and
+``sip_device_rows``; the three views read that one table (a lookup by id of
+``ps_endpoints`` plans in 0.08 ms, most of it the node's filter). They keep their names, columns and
 the node's filter, and what each connection sets (media address, behind an edge, DTLS
 certificate) is still read at lookup time.
 

@@ -165,6 +165,10 @@ async def start_app(
             # The billing scheduler's pass runs once at start; billing tests run the parts
             # they test themselves, so no later pass races them.
             billing_interval=86_400,
+            # Tests add queue members straight through AMI, with no session: the agent
+            # worker's periodic full comparison (every minute by default) would remove one
+            # between its QueueAdd and the call. Passes after logins and AMI reconnects stay.
+            agent_reconcile_interval=86_400,
             # Tests' webhook receivers are on loopback, which an operator must allow; their
             # retries come after a fifth of a second, not ten.
             webhooks_allowed_networks=["127.0.0.0/8"],

@@ -59,6 +59,7 @@ from graam_pbx.config_status import service as config_status_service
 from graam_pbx.db import create_engine, plain_url, session_factory
 from graam_pbx.errors import DatabaseBusy, GraamError, Invalid
 from graam_pbx.files import FileAccess, configured_access
+from graam_pbx.forwarding import api as forwarding_api
 from graam_pbx.ivr import api as ivr_api
 from graam_pbx.live.relay import BoardRelay, board_listener
 from graam_pbx.live.wallboards import Wallboards
@@ -118,6 +119,7 @@ API_ROUTERS: list[APIRouter] = [
     moh_api.router,
     ivr_api.router,
     voicemail_api.router,
+    forwarding_api.router,
     recordings_api.router,
     cdr_api.router,
     queue_calls_api.router,

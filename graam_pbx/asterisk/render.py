@@ -201,6 +201,7 @@ def _dest(destination: Dest) -> str:
         "ivr": "ivr",
         "voicemail": "vm",
         "announcement": "ann",
+        "external": "external",
     }
     if destination.type == "hangup" or destination.id is None:
         return "hangup"

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.auth.models import User
 from graam_pbx.cluster.models import AsteriskNode, TenantPlacement
+from graam_pbx.forwarding.models import ExternalNumber
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
@@ -48,6 +49,7 @@ CONFIG_MODELS = (
     RecordingRule,
     RecordingSettings,
     TenantPlacement,  # which nodes' files hold the tenant (asterisk/nodes.py)
+    ExternalNumber,
 )
 # Rows every tenant's files depend on.
 PLATFORM_MODELS = (Trunk,)
@@ -147,6 +149,15 @@ class OutboundConf(NamedTuple):
     allowed_countries: tuple[str, ...]
     priority: int
     caller_name: str | None = None  # what carriers see; never an agent's name
+    # The trunk shows a forwarded call's original caller (routing/models.py, Trunk).
+    forwarded_caller_id: bool = False
+
+
+class ExternalConf(NamedTuple):
+    """A number outside the switch a destination sends calls to (E.164)."""
+
+    id: int
+    number: str
 
 
 class TrunkConf(NamedTuple):
@@ -186,6 +197,7 @@ class TenantConf(NamedTuple):
     moh_classes: tuple[MohClassConf, ...] = ()
     recording_rules: tuple[Rule, ...] = ()  # graam_pbx/recordings/policy.py
     recording_announcement: int | None = None  # the prompt callers hear when recorded
+    external_numbers: tuple[ExternalConf, ...] = ()
 
     @property
     def suspended(self) -> bool:
@@ -416,6 +428,7 @@ class SnapshotReader:
                 OutboundRoute.allowed_countries,
                 OutboundRoute.priority,
                 OutboundRoute.caller_id_name,
+                Trunk.forwarded_caller_id,
             )
             .join(Trunk, Trunk.id == OutboundRoute.trunk_id)
             .join(PhoneNumber, PhoneNumber.id == OutboundRoute.caller_id_number_id)
@@ -460,6 +473,12 @@ class SnapshotReader:
             ),
             RecordingSettings.tenant_id,
         )
+        externals = await rows_of(
+            select(ExternalNumber.tenant_id, ExternalNumber.id, ExternalNumber.number).order_by(
+                ExternalNumber.id
+            ),
+            ExternalNumber.tenant_id,
+        )
         return tuple(
             _tenant(
                 t,
@@ -477,6 +496,7 @@ class SnapshotReader:
                 moh_prompts,
                 rules,
                 announcements,
+                externals,
             )
             for t in rows
         )
@@ -523,6 +543,7 @@ def _tenant(
     moh_prompts: dict[int, list[Any]],
     rules: dict[int, list[Any]],
     announcements: dict[int, list[Any]],
+    externals: dict[int, list[Any]],
 ) -> TenantConf:
     tid = tenant["id"]
     names = {row["id"]: row["display_name"] for row in agents.get(tid, [])}
@@ -626,6 +647,7 @@ def _tenant(
                 tuple(r["allowed_countries"]),
                 r["priority"],
                 r["caller_id_name"],
+                r["forwarded_caller_id"],
             )
             for r in outbound.get(tid, [])
         ),
@@ -645,6 +667,7 @@ def _tenant(
         recording_announcement=next(
             (a["announce_prompt_id"] for a in announcements.get(tid, [])), None
         ),
+        external_numbers=tuple(ExternalConf(e["id"], e["number"]) for e in externals.get(tid, [])),
     )
 
 

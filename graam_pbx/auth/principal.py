@@ -32,6 +32,7 @@ class Area(StrEnum):
     CONFIGURATION_STATUS = "configuration status"
     DEVICES = "devices"
     EVENTS = "events"  # the tenant's event stream
+    FORWARDING = "forwarding"  # external numbers calls are sent on to
     INBOUND_ROUTES = "inbound routes"
     IVR = "ivr"
     MUSIC_ON_HOLD = "music on hold"

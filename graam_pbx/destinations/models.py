@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-DESTINATION_TYPES = ("agent", "extension", "queue", "ivr", "voicemail", "announcement", "hangup")
+DESTINATION_TYPES = (
+    "agent",
+    "extension",
+    "queue",
+    "ivr",
+    "voicemail",
+    "announcement",
+    "hangup",
+    "external",
+)
 
 # The CHECK constraint of one column pair: DESTINATION_CHECK.format("<prefix>").
 DESTINATION_CHECK = "{0}_type in ('" + "', '".join(DESTINATION_TYPES) + "')"

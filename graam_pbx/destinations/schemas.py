@@ -17,6 +17,7 @@ class DestinationType(StrEnum):
     VOICEMAIL = "voicemail"
     ANNOUNCEMENT = "announcement"  # plays a prompt, then hangs up
     HANGUP = "hangup"
+    EXTERNAL = "external"  # a number outside the switch (/api/v1/external-numbers)
 
 
 assert tuple(t.value for t in DestinationType) == DESTINATION_TYPES  # noqa: S101

@@ -93,6 +93,17 @@ async def _in_catalogue(session: AsyncSession, e164s: list[str]) -> list[str]:
     return list(rows.all())
 
 
+async def rings_here(session: AsyncSession, e164: str) -> bool:
+    """Whether ``e164`` is a number of this switch that some tenant holds (its calls come
+    here): forwarding a call to it through a carrier would loop back in."""
+    held = await session.scalar(
+        select(PhoneNumber.id).where(
+            PhoneNumber.e164 == e164, PhoneNumber.status.in_(("assigned", "port_out"))
+        )
+    )
+    return held is not None
+
+
 def _already_in_catalogue(e164s: list[str]) -> Conflict:
     named = ", ".join(e164s[:_NAMED_IN_MESSAGE]) + (" …" if len(e164s) > _NAMED_IN_MESSAGE else "")
     return Conflict(f"already in the catalogue: {named}", field="e164", e164=e164s)

@@ -96,6 +96,11 @@ class Trunk(Timestamped, Versioned, Base):
         ARRAY(String(49)), default=list, server_default="{}"
     )
     resolved_host: Mapped[str | None] = mapped_column(String(253))
+    # The carrier accepts, on a call a tenant forwards, a caller number the tenant does not
+    # hold: the forwarded call shows the original caller's number (else the route's number).
+    forwarded_caller_id: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
 
 
 class OutboundRoute(TenantOwned, Timestamped, Versioned, Base):

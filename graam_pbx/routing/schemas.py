@@ -138,6 +138,11 @@ class TrunkCreate(BaseModel):
     match_header: MatchHeader | None = None
     inbound_username: TrunkUsername | None = None
     inbound_password: TrunkPassword | None = None
+    forwarded_caller_id: Flag = Field(
+        False,
+        description="The carrier accepts a caller number the tenant does not hold on calls "
+        "the tenant forwards: they show the original caller's number (else the route's).",
+    )
 
 
 class TrunkUpdate(BaseModel):
@@ -158,6 +163,7 @@ class TrunkUpdate(BaseModel):
     match_header: MatchHeader | None = Field(None, description="null removes it")
     inbound_username: TrunkUsername | None = Field(None, description="null removes it")
     inbound_password: TrunkPassword | None = Field(None, description="Write-only; null removes it")
+    forwarded_caller_id: Annotated[Flag | None, NotNull] = None
 
 
 class TrunkOut(BaseModel):
@@ -177,6 +183,7 @@ class TrunkOut(BaseModel):
     match_header: str | None
     inbound_username: str | None
     has_inbound_password: bool
+    forwarded_caller_id: bool
     resolved_addresses: list[str] = Field(
         description="What the control plane last resolved the host name to (read-only)."
     )
@@ -201,6 +208,7 @@ class TrunkOut(BaseModel):
             match_header=trunk.match_header,
             inbound_username=trunk.inbound_username,
             has_inbound_password=trunk.inbound_password is not None,
+            forwarded_caller_id=trunk.forwarded_caller_id,
             resolved_addresses=(
                 list(trunk.resolved_addresses) if trunk.resolved_host == trunk.host else []
             ),

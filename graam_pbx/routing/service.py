@@ -138,6 +138,7 @@ async def create_trunk(session: AsyncSession, principal: Principal, data: TrunkC
         inbound_password=(
             data.inbound_password.get_secret_value() if data.inbound_password else None
         ),
+        forwarded_caller_id=data.forwarded_caller_id,
     )
     _check_trunk_match(trunk)
     session.add(trunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from graam_pbx.asterisk.snapshot import (
     Dest,
     Device,
+    ExternalConf,
     InboundConf,
     IvrConf,
     MohClassConf,
@@ -78,6 +79,7 @@ def sample_tenant(
                     ("1", Dest("queue", 3)),
                     ("2", Dest("voicemail", 5)),
                     ("9", Dest("announcement", 9)),
+                    ("0", Dest("external", 14)),
                 ),
             ),
         ),
@@ -93,10 +95,13 @@ def sample_tenant(
             OutboundConf(
                 2, "main", "carrier", "+33142685300", ("FR", "BE", "US"), 0, "Acme Société"
             ),
+            # A trunk that shows a forwarded call's original caller.
+            OutboundConf(15, "abroad", "v6", "+33142685300", ("GB",), 1, None, True),
         ),
         moh_classes=(MohClassConf(13, "jazz", (PromptConf(9, "a" * 64),)),),
         recording_rules=RECORDING_RULES if recorded else (),
         recording_announcement=9 if recorded else None,
+        external_numbers=(ExternalConf(14, "+33612345678"),),
     )
 
 

@@ -1,0 +1,1 @@
+"""Forwarding: calls the switch sends on to numbers outside it (external numbers)."""

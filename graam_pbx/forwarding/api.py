@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+
+from graam_pbx.deps import Admin, DbSession, Reader
+from graam_pbx.forwarding import service
+from graam_pbx.forwarding.schemas import (
+    ExternalNumberCreate,
+    ExternalNumberOut,
+    ExternalNumberUpdate,
+)
+from graam_pbx.rest import (
+    IfMatch,
+    Page,
+    PageParams,
+    error_responses,
+    expected_version,
+    id_path,
+    page_of,
+    set_etag,
+)
+
+router = APIRouter(prefix="/api/v1/external-numbers", tags=["forwarding"])
+NumberId = Annotated[int, id_path("The external number's id")]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExternalNumberOut,
+    responses=error_responses(401, 403, 422),
+    summary="A number outside the switch calls can be sent to (a destination of type external)",
+)
+async def create_number(
+    body: ExternalNumberCreate, scope: Admin, session: DbSession, response: Response
+) -> ExternalNumberOut:
+    number = await service.create_number(session, scope, body)
+    set_etag(response, number.id, number.version)
+    return ExternalNumberOut.model_validate(number)
+
+
+@router.get("", response_model=Page[ExternalNumberOut], responses=error_responses(401, 403, 422))
+async def list_numbers(
+    scope: Reader, session: DbSession, page: PageParams
+) -> Page[ExternalNumberOut]:
+    numbers, after = await service.list_numbers(
+        session, scope, after_id=page.after_id, limit=page.limit
+    )
+    return page_of([ExternalNumberOut.model_validate(n) for n in numbers], after)
+
+
+@router.get(
+    "/{number_id}",
+    response_model=ExternalNumberOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def get_number(
+    number_id: NumberId, scope: Reader, session: DbSession, response: Response
+) -> ExternalNumberOut:
+    number = await service.get_number(session, scope, number_id)
+    set_etag(response, number.id, number.version)
+    return ExternalNumberOut.model_validate(number)
+
+
+@router.patch(
+    "/{number_id}",
+    response_model=ExternalNumberOut,
+    responses=error_responses(401, 403, 404, 412, 422),
+)
+async def update_number(
+    number_id: NumberId,
+    body: ExternalNumberUpdate,
+    scope: Admin,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ExternalNumberOut:
+    number = await service.update_number(
+        session, scope, number_id, body, expected_version(if_match, number_id)
+    )
+    set_etag(response, number.id, number.version)
+    return ExternalNumberOut.model_validate(number)
+
+
+@router.delete(
+    "/{number_id}",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Delete an external number (409 while something still sends calls to it)",
+)
+async def delete_number(number_id: NumberId, scope: Admin, session: DbSession) -> Response:
+    await service.delete_number(session, scope, number_id)
+    return Response(status_code=204)

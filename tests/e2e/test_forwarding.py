@@ -1,0 +1,182 @@
+"""Calls the switch forwards: a number routed to an external number reaches that number's
+carrier as an outbound call of the tenant (its route, caller ID, refusals and billing).
+
+The carrier calls the tenant's numbers from 127.0.0.2; the external numbers' carriers answer
+on 127.0.0.232 (the route's caller ID), .233 (the caller's own, a trunk that shows it) and
+.234 (a call that must never reach it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from graam_pbx.asterisk.applier import ConfigApplier
+from graam_pbx.cdr.models import Cdr
+from tests.conftest import RunningApp
+from tests.e2e.sipp import Sipp, SippPool, header
+from tests.e2e.test_calls import (
+    CALLER,
+    CARRIER_IP,
+    Sessions,
+    created,
+    new_number,
+    new_trunk,
+    route_number,
+    suspend,
+)
+from tests.factories import TenantWorld, make_world
+from tests.waiting import until
+
+SHOWN_ROUTE_IP = "127.0.0.232"
+SHOWN_CALLER_IP = "127.0.0.233"
+NEVER_IP = "127.0.0.234"
+MOBILE = "+33698765432"  # the external number: a French mobile
+ABROAD = "+447911123456"  # a British one, outside the route's countries
+
+
+async def external_number(
+    client: httpx.AsyncClient, world: TenantWorld, number: str
+) -> dict[str, Any]:
+    return await created(
+        await client.post(
+            "/api/v1/external-numbers",
+            headers=world.admin.headers,
+            json={"name": "On duty", "number": number},
+        )
+    )
+
+
+async def forwarded_number(
+    client: httpx.AsyncClient,
+    world: TenantWorld,
+    sipp: SippPool,
+    far_end_ip: str,
+    to: str,
+    **trunk: Any,
+) -> tuple[str, str, Sipp]:
+    """A number of the tenant routed to the external number ``to``, the tenant's outbound
+    route (France only) to a carrier answering on ``far_end_ip``: (the number called, the
+    route's caller ID, the far end)."""
+    far_end = sipp.uas("uas_answer_hangup.xml", ip=far_end_ip)
+    out_trunk = await new_trunk(client, world, far_end_ip, far_end.port, **trunk)
+    caller_id = await new_number(client, world)
+    await created(
+        await client.post(
+            "/api/v1/outbound-routes",
+            headers=world.admin.headers,
+            json={
+                "name": "france",
+                "trunk_id": out_trunk["id"],
+                "caller_id_number_id": caller_id["id"],
+                "allowed_countries": ["FR"],
+            },
+        )
+    )
+    external = await external_number(client, world, to)
+    called = await new_number(client, world)
+    await route_number(client, world, called, {"type": "external", "id": external["id"]})
+    await new_trunk(client, world, CARRIER_IP)
+    return called["e164"], caller_id["e164"], far_end
+
+
+async def carrier_calls(sipp: SippPool, did: str) -> None:
+    """The carrier calls ``did`` from CALLER; the call is answered, then hung up by the switch
+    (the far end hanging up, or the refusal's announcement ending)."""
+    call = await sipp.uac(
+        "carrier_call_answered.xml", ip=CARRIER_IP, service=did, keys={"caller": CALLER}
+    ).run()
+    assert call.ok, call.describe()
+
+
+async def outbound_legs(sessions: Sessions, tenant_id: int, did: str) -> list[Cdr]:
+    """The tenant's outbound legs forwarded from ``did``, once one is written."""
+    legs: list[Cdr] = []
+
+    async def written() -> bool:
+        async with sessions() as session:
+            legs[:] = await session.scalars(
+                select(Cdr).where(
+                    Cdr.tenant_id == tenant_id, Cdr.direction == "outbound", Cdr.did == did
+                )
+            )
+        return bool(legs)
+
+    await until(written, f"the outbound leg forwarded from {did}")
+    return legs
+
+
+async def test_a_number_forwarded_to_a_mobile_calls_it_with_the_routes_caller_id_and_bills_it(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    did, caller_id, far_end = await forwarded_number(client, world, sipp, SHOWN_ROUTE_IP, MOBILE)
+    await applier.settled()
+    await far_end.start()
+    await carrier_calls(sipp, did)
+    answered = await far_end.wait()
+    assert answered.ok, answered.describe()
+    (invite,) = answered.received("INVITE")
+    assert invite.startswith(f"INVITE sip:{MOBILE}@"), invite
+    # The carrier would not accept a number the tenant does not hold: the route's is shown.
+    assert f"<sip:{caller_id}@" in (header(invite, "From") or ""), invite
+    (leg,) = await outbound_legs(sessions, world.tenant_id, did)
+    assert (leg.to_number, leg.src, leg.disposition) == (MOBILE, caller_id, "ANSWERED")
+    assert leg.billable and leg.billsec > 0, leg.billsec
+    assert leg.refusal_reason is None
+
+
+async def test_a_trunk_that_shows_forwarded_callers_gets_the_callers_number(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    did, _, far_end = await forwarded_number(
+        client, world, sipp, SHOWN_CALLER_IP, MOBILE, forwarded_caller_id=True
+    )
+    await applier.settled()
+    await far_end.start()
+    await carrier_calls(sipp, did)
+    answered = await far_end.wait()
+    assert answered.ok, answered.describe()
+    (invite,) = answered.received("INVITE")
+    assert f"<sip:{CALLER}@" in (header(invite, "From") or ""), invite
+    (leg,) = await outbound_legs(sessions, world.tenant_id, did)
+    assert leg.billable and leg.src == CALLER
+
+
+async def test_a_forward_is_refused_when_the_tenant_is_suspended_or_the_number_not_allowed(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    # Abroad: no route of the tenant allows the United Kingdom.
+    world = await make_world(client, sessions)
+    did, _, far_end = await forwarded_number(client, world, sipp, NEVER_IP, ABROAD)
+    await applier.settled()
+    await far_end.start()
+    await carrier_calls(sipp, did)  # answered by the refusal's announcement, then hung up
+    (leg,) = await outbound_legs(sessions, world.tenant_id, did)
+    assert (leg.refusal_reason, leg.billable) == ("destination-not-allowed", False)
+    # Suspended: even a number the route allows is refused.
+    suspended = await make_world(client, sessions)
+    did, _, other_far_end = await forwarded_number(client, suspended, sipp, NEVER_IP, MOBILE)
+    await suspend(client, suspended, applier)
+    await other_far_end.start()
+    await carrier_calls(sipp, did)
+    (leg,) = await outbound_legs(sessions, suspended.tenant_id, did)
+    assert (leg.refusal_reason, leg.billable) == ("suspended", False)
+    for never_called in (far_end, other_far_end):
+        untouched = await never_called.stop()
+        assert untouched.received("INVITE") == [], untouched.describe()

@@ -134,12 +134,13 @@ async def outbound_route(
     carrier_ip: str,
     scenario: str = "uas_answer.xml",
     keys: dict[str, str] | None = None,
+    **trunk_fields: Any,
 ) -> OutboundTenant:
     """The tenant's number, and a carrier on ``carrier_ip`` (not started) that its route to
-    France dials."""
+    France dials (through a trunk with ``trunk_fields``)."""
     number = await new_number(client, world)
     carrier = sipp.uas(scenario, ip=carrier_ip, keys=keys)
-    trunk = await new_trunk(client, world, carrier_ip, carrier.port)
+    trunk = await new_trunk(client, world, carrier_ip, carrier.port, **trunk_fields)
     await created(
         await client.post(
             "/api/v1/outbound-routes",

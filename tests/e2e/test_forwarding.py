@@ -16,6 +16,7 @@ from sqlalchemy import select
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.cdr.models import Cdr
 from tests.conftest import RunningApp
+from tests.e2e.calls_api import outbound_route
 from tests.e2e.sipp import Sipp, SippPool, header
 from tests.e2e.test_calls import (
     CALLER,
@@ -60,26 +61,12 @@ async def forwarded_number(
     """A number of the tenant routed to the external number ``to``, the tenant's outbound
     route (France only) to a carrier answering on ``far_end_ip``: (the number called, the
     route's caller ID, the far end)."""
-    far_end = sipp.uas("uas_answer_hangup.xml", ip=far_end_ip)
-    out_trunk = await new_trunk(client, world, far_end_ip, far_end.port, **trunk)
-    caller_id = await new_number(client, world)
-    await created(
-        await client.post(
-            "/api/v1/outbound-routes",
-            headers=world.admin.headers,
-            json={
-                "name": "france",
-                "trunk_id": out_trunk["id"],
-                "caller_id_number_id": caller_id["id"],
-                "allowed_countries": ["FR"],
-            },
-        )
-    )
+    out = await outbound_route(client, world, sipp, far_end_ip, "uas_answer_hangup.xml", **trunk)
     external = await external_number(client, world, to)
     called = await new_number(client, world)
     await route_number(client, world, called, {"type": "external", "id": external["id"]})
     await new_trunk(client, world, CARRIER_IP)
-    return called["e164"], caller_id["e164"], far_end
+    return called["e164"], out.number["e164"], out.carrier
 
 
 async def carrier_calls(sipp: SippPool, did: str) -> None:

@@ -109,6 +109,22 @@ DisplayText = Annotated[
     Field(examples=["Acme Support"]),
 ]
 
+NAME_MAX = 100  # the String(100) name columns: voicemail boxes, external numbers
+
+
+def _name_short_enough(text: str) -> str:
+    if len(text) > NAME_MAX:
+        raise ValueError(f"must be at most {NAME_MAX} characters")
+    return text
+
+
+# A display text kept in a String(100) name column.
+ShortDisplayText = Annotated[
+    DisplayText,
+    AfterValidator(_name_short_enough),
+    Field(json_schema_extra={"maxLength": NAME_MAX}),
+]
+
 _EMAIL = re.compile(r"^[a-z0-9._%+-]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}$")
 
 

@@ -3,24 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import E164, DisplayText, NotNull
+from graam_pbx.fields import E164, NotNull, ShortDisplayText
 
-NAME_MAX = 100  # external_numbers.name
-
-
-def _short_enough(text: str) -> str:
-    if len(text) > NAME_MAX:
-        raise ValueError(f"must be at most {NAME_MAX} characters")
-    return text
-
-
-NumberName = Annotated[
-    DisplayText,
-    AfterValidator(_short_enough),
-    Field(json_schema_extra={"maxLength": NAME_MAX}, examples=["Night duty mobile"]),
-]
+NumberName = Annotated[ShortDisplayText, Field(examples=["Night duty mobile"])]
 
 
 class ExternalNumberCreate(BaseModel):

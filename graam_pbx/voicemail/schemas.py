@@ -4,24 +4,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import DisplayText, Email, Extension, NotNull, ObjectId, Pin
+from graam_pbx.fields import Email, Extension, NotNull, ObjectId, Pin, ShortDisplayText
 
-NAME_MAX = 100  # voicemail_boxes.name
-
-
-def _short_enough(text: str) -> str:
-    if len(text) > NAME_MAX:
-        raise ValueError(f"must be at most {NAME_MAX} characters")
-    return text
-
-
-BoxName = Annotated[
-    DisplayText,
-    AfterValidator(_short_enough),
-    Field(json_schema_extra={"maxLength": NAME_MAX}, examples=["Support after hours"]),
-]
+BoxName = Annotated[ShortDisplayText, Field(examples=["Support after hours"])]
 
 
 class BoxCreate(BaseModel):

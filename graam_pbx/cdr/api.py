@@ -69,6 +69,10 @@ def cdr_filters(
     did: Annotated[str | None, Query(max_length=32, description="The number called")] = None,
     queue_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     agent_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user id")] = None,
+    forwarded_from: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="Legs this user's forwarding rules sent (a user id)"),
+    ] = None,
     disposition: Disposition | None = None,
     min_duration: Annotated[
         Decimal | None, Query(ge=0, le=10**8, description="Seconds, ringing included")
@@ -92,6 +96,7 @@ def cdr_filters(
         did=did,
         queue_id=queue_id,
         agent_id=agent_id,
+        forwarded_from=forwarded_from,
         disposition=disposition,
         min_duration=min_duration,
         min_billsec=min_billsec,

@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Numeric, Sequence, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Numeric,
+    Sequence,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base
@@ -30,6 +40,14 @@ class Cdr(Base):
         Index("ix_cdrs_started", "started_at", "id"),
         Index("ix_cdrs_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
         Index("ix_cdrs_tenant_linkedid", "tenant_id", "linkedid"),
+        # ?forwarded_from=: only forwarded legs are indexed (migration 0035_cdr_forwarded_from).
+        Index(
+            "ix_cdrs_tenant_forwarded_started",
+            "tenant_id",
+            "forwarded_from",
+            "started_at",
+            postgresql_where=text("forwarded_from IS NOT NULL"),
+        ),
         {"postgresql_partition_by": "RANGE (started_at)"},
     )
 
@@ -72,3 +90,6 @@ class Cdr(Base):
     refusal_reason: Mapped[str | None] = mapped_column(Text)
     billable: Mapped[bool] = mapped_column(Boolean, server_default=false())
     device: Mapped[str | None] = mapped_column(Text)
+    # Migration 0035_cdr_forwarded_from. The user (of the leg's tenant) whose forwarding rule
+    # sent this leg here; like the agent, no foreign key: a user's legs outlive the user.
+    forwarded_from: Mapped[int | None] = mapped_column(BigInteger)

@@ -18,10 +18,13 @@ from graam_pbx.ami.protocol import Message
 from graam_pbx.fields import MAX_ID
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CSV_LAYOUT = "graam-cdr-2"  # first column of every row of asterisk_conf/cdr_custom.conf
-CSV_FIELDS = 29
-# The layout before the dialled number, refusals and agents' legs: still read (a log written
-# before an upgrade is backfilled after it).
+CSV_LAYOUT = "graam-cdr-3"  # first column of every row of asterisk_conf/cdr_custom.conf
+CSV_FIELDS = 30
+# The layouts before: still read (a log written before an upgrade is backfilled after it).
+# 2: before the user who forwarded the leg (graam_forwarded_from).
+CSV_LAYOUT_2 = "graam-cdr-2"
+CSV_FIELDS_2 = 29
+# 1: before the dialled number, refusals and agents' legs.
 CSV_LAYOUT_1 = "graam-cdr-1"
 CSV_FIELDS_1 = 25
 # A clock this far off is a broken clock or a forged event, not a call.
@@ -82,6 +85,7 @@ class CdrRecord(NamedTuple):
     refusal_reason: str | None  # set by the dialplan where it refuses a call
     billable: bool  # see ``is_billable``
     device: str | None  # the agent's device (its endpoint) on an agent's leg
+    forwarded_from: int | None  # the user whose forwarding rule sent this leg here
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -112,6 +116,7 @@ class CdrRecord(NamedTuple):
 COLUMNS: tuple[str, ...] = CdrRecord._fields
 ANSWERED = "ANSWERED"  # Asterisk's disposition of an answered leg
 _COLUMNS_1 = 28  # a journaled record written before ``to_number`` and what follows it
+_COLUMNS_2 = 32  # a journaled record written before ``forwarded_from``
 
 
 def is_billable(
@@ -161,6 +166,7 @@ _READ = frozenset(
         "GraamRefused",
         "GraamAgentAnswer",
         "GraamDevice",
+        "GraamForwardedFrom",
         "Source",
         "Destination",
         "DestinationContext",
@@ -212,10 +218,12 @@ def _layout() -> re.Pattern[str]:
     system_name = rf"(?:SystemName: (.{{0,{MAX_KEY_CHARS}}})\r\n)?"
     # Timestamp: present when manager.conf has timestampevents = yes (shipped on).
     head = f"Event: Cdr\r\nPrivilege: {ignored}\r\n(?:Timestamp: {ignored}\r\n)?{system_name}"
-    # The headers of legs (absent from an Asterisk still configured as before them).
+    # The headers of legs, then the user who forwarded the leg (each absent from an Asterisk
+    # still configured as before them).
     legs = (
         rf"(?:\r\nGraamTo: {value}\r\nGraamRefused: {value}"
-        rf"\r\nGraamAgentAnswer: ((?:{epoch[1:-1]})?)\r\nGraamDevice: {value})?"
+        rf"\r\nGraamAgentAnswer: ((?:{epoch[1:-1]})?)\r\nGraamDevice: {value}"
+        rf"(?:\r\nGraamForwardedFrom: {natural})?)?"
     )
     # The node's name, appended last by the control plane when it drives several Asterisk
     # nodes (graam_pbx/cluster/supervisors.py); the record's SystemName already says it.
@@ -302,6 +310,7 @@ def record_from_event(message: Message) -> CdrRecord:
             get("GraamAgentAnswer", ""),
             get("GraamDevice", ""),
         ),
+        forwarded_from=get("GraamForwardedFrom", ""),
         texts=(
             get("Source", ""),
             get("Destination", ""),
@@ -355,6 +364,7 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
         refused,
         agent_answer,
         device,
+        forwarded_from,
     ) = values
     # Times are %ld.%06ld and BillableSecondsExact %.6f (checked by the layout).
     start_us = int(start.replace(".", ""))
@@ -421,6 +431,7 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
             refusal_reason,
             is_billable(direction, disposition, refusal_reason, billsec_us),
             device or None,
+            int(forwarded_from) if forwarded_from else None,
         ),
     )
 
@@ -428,7 +439,9 @@ def _record_from_layout(values: tuple[str, ...]) -> CdrRecord | None:
 def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
     """The record of one row of Asterisk's CSV log (``asterisk_conf/cdr_custom.conf``)."""
     if len(row) == CSV_FIELDS_1 and row[0] == CSV_LAYOUT_1:
-        row = [CSV_LAYOUT, *row[1:], "", "", "", ""]
+        row = [CSV_LAYOUT, *row[1:], "", "", "", "", ""]
+    elif len(row) == CSV_FIELDS_2 and row[0] == CSV_LAYOUT_2:
+        row = [CSV_LAYOUT, *row[1:], ""]
     if len(row) != CSV_FIELDS or row[0] != CSV_LAYOUT:
         raise MalformedCdr(
             "bad-layout", f"expected {CSV_FIELDS} fields starting with {CSV_LAYOUT!r}"
@@ -463,6 +476,7 @@ def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
         refused,
         agent_answer,
         device,
+        forwarded_from,
     ) = row
     return _record(
         system_name=system_name,
@@ -480,6 +494,7 @@ def record_from_csv(row: list[str], system_name: str) -> CdrRecord:
         queue=queue,
         agent=agent,
         legs=(to_number, refused, agent_answer, device),
+        forwarded_from=forwarded_from,
         texts=(
             src,
             dst,
@@ -515,6 +530,7 @@ def _record(
     queue: str,
     agent: str,
     legs: tuple[str, str, str, str],
+    forwarded_from: str,
     texts: tuple[str, ...],
     source: str,
 ) -> CdrRecord:
@@ -590,6 +606,8 @@ def _record(
             refusal_reason,
             is_billable(direction or None, disposition, refusal_reason, billsec_us),
             device or None,
+            # Only attributes the leg (a user id): NULL when it does not parse, as the agent.
+            _natural(forwarded_from),
         ),
     )
 
@@ -661,6 +679,8 @@ def record_from_json(item: list[Any]) -> CdrRecord:
     if len(item) == _COLUMNS_1:  # journaled before an upgrade: the same rule decides billing
         direction, disposition, billsec_us = item[11], item[9], item[8]
         item = [*item, None, None, is_billable(direction, disposition, None, billsec_us), None]
+    if len(item) == _COLUMNS_2:  # journaled before the user who forwarded the leg
+        item = [*item, None]
     if len(item) != len(COLUMNS):
         raise ValueError(f"a journaled CDR has {len(COLUMNS)} fields, not {len(item)}")
     return CdrRecord._make(item)

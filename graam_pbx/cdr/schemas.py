@@ -52,6 +52,9 @@ class CdrFilters(BaseModel):
     did: str | None = Field(None, max_length=32, description="The tenant's number called.")
     queue_id: int | None = Field(None, ge=1, le=MAX_ID)
     agent_id: int | None = Field(None, ge=1, le=MAX_ID, description="The agent's user id.")
+    forwarded_from: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Legs this user's forwarding rules sent (a user id)."
+    )
     disposition: Disposition | None = None
     min_duration: Decimal | None = Field(
         None, ge=0, le=10**8, description="Seconds, ringing included (duration)."
@@ -127,6 +130,7 @@ class CdrOut(BaseModel):
                     "queue_id": None,
                     "agent_id": None,
                     "device": None,
+                    "forwarded_from": None,
                     "caller_id": '"Jo" <+33612345678>',
                     "channel": "PJSIP/trunk-carrier-00000001",
                     "peer_channel": "",
@@ -170,6 +174,11 @@ class CdrOut(BaseModel):
     queue_id: int | None
     agent_id: int | None = Field(description="The agent who took the leg (its queue legs too).")
     device: str | None = Field(description="The agent's device (SIP username) on its legs.")
+    forwarded_from: int | None = Field(
+        description="The user whose forwarding rule sent this leg here (unconditional, busy, "
+        "no-answer, unreachable or do-not-disturb); null when the call was not forwarded by a "
+        "user. A leg forwarded by a number to an external phone has did set instead."
+    )
     caller_id: str
     channel: str
     peer_channel: str
@@ -200,6 +209,7 @@ class CdrOut(BaseModel):
             queue_id=cdr.queue_id,
             agent_id=cdr.agent_user_id,
             device=cdr.device,
+            forwarded_from=cdr.forwarded_from,
             caller_id=cdr.clid,
             channel=cdr.channel,
             peer_channel=cdr.dstchannel,

@@ -67,6 +67,8 @@ EXPORT_COLUMNS = (
     "refusal_reason",
     "billable",
     "device",
+    # Migration 0035_cdr_forwarded_from.
+    "forwarded_from",
 )
 _PLAIN_NUMBER = re.compile(r"\+?[0-9]+")
 
@@ -155,6 +157,8 @@ def _filtered(scope: CdrScope, filters: CdrFilters) -> Select[Cdr]:
         conditions.append(Cdr.queue_id == filters.queue_id)
     if filters.agent_id is not None:
         conditions.append(Cdr.agent_user_id == filters.agent_id)
+    if filters.forwarded_from is not None:
+        conditions.append(Cdr.forwarded_from == filters.forwarded_from)
     if filters.disposition is Disposition.REFUSED:
         conditions.append(Cdr.refusal_reason.is_not(None))
     elif filters.disposition is not None:
@@ -249,6 +253,7 @@ def _export_row(cdr: Cdr) -> tuple[object, ...]:
         cdr.refusal_reason or "",
         "true" if cdr.billable else "false",
         formula_safe(cdr.device or ""),
+        cdr.forwarded_from or "",
     )
 
 

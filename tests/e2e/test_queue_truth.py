@@ -734,11 +734,12 @@ async def test_kill_9_of_the_control_plane_mid_day_loses_and_doubles_nothing(
 def asterisk_cdrs(path: Path, tenant_id: int) -> set[tuple[str, int]]:
     """(uniqueid, sequence) of each of the tenant's rows in Asterisk's CSV log of CDRs."""
     rows = list(csv.reader(path.read_text().splitlines()))
-    # Layout: asterisk_conf/cdr_custom.conf ("graam-cdr-2", uniqueid, sequence, linkedid, ...,
-    # accountcode at 8, tenantid at 10): the tenant is the accountcode's, else the TenantID's.
+    # Layout: asterisk_conf/cdr_custom.conf ("graam-cdr-<n>", uniqueid, sequence, linkedid, ...,
+    # accountcode at 8, tenantid at 10, in every layout): the tenant is the accountcode's, else
+    # the TenantID's.
     tag = f"t{tenant_id}"
     return {
         (row[1], int(row[2]))
         for row in rows
-        if row and row[0] == "graam-cdr-2" and tag in (row[8], row[10])
+        if row and row[0].startswith("graam-cdr-") and tag in (row[8], row[10])
     }

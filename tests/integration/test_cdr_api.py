@@ -136,6 +136,65 @@ async def test_an_agent_sees_only_the_calls_it_took(
     assert asking_for_others == []
 
 
+def forwarded(event: Message, user_id: int) -> Message:
+    """``event`` with the user who forwarded the leg (cdr_manager.conf's GraamForwardedFrom)."""
+    return Message([*event.fields, ("GraamForwardedFrom", str(user_id))])
+
+
+async def test_a_leg_a_user_forwarded_names_the_user_and_the_filter_finds_it(
+    running_app: RunningApp, database_url: str, client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    world = await make_world(client, sessions)
+    other = await make_world(client, sessions)
+    user = world.agent.user_id
+    start = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    # The caller's leg, then the leg the agent's forwarding rule sent to a colleague's
+    # extension, and in another tenant a leg forwarded by a user of its own.
+    events = [
+        cdr_event(world.tenant_id, start, talk=20, linkedid="fwd-call"),
+        forwarded(
+            cdr_event(world.tenant_id, start + timedelta(seconds=1), talk=19,
+                      direction="internal", did=None, src="+33612345678", dst="202",
+                      linkedid="fwd-call"),
+            user,
+        ),
+        forwarded(cdr_event(other.tenant_id, start, talk=3), other.agent.user_id),
+    ]  # fmt: skip
+    await ingest(running_app, database_url, events)
+
+    every = await pages(client, world.admin.headers)
+    by_user = await pages(client, world.supervisor.headers, forwarded_from=user)
+    by_another = await pages(client, world.admin.headers, forwarded_from=world.admin.user_id)
+    by_foreign_user = await pages(client, world.admin.headers, forwarded_from=other.agent.user_id)
+    across = await pages(client, world.operator.headers, forwarded_from=other.agent.user_id)
+    export = await client.get(
+        "/api/v1/cdrs/export.csv", headers=world.admin.headers, params={"linkedid": "fwd-call"}
+    )
+    bad = [
+        await client.get("/api/v1/cdrs", headers=world.admin.headers, params={"forwarded_from": v})
+        for v in ("0", "ana", str(MAX_ID + 1))
+    ]
+
+    assert [(item["billsec"], item["forwarded_from"]) for item in every] == [
+        ("20.000000", None),
+        ("19.000000", user),
+    ]
+    assert [item["uniqueid"] for item in by_user] == [events[1]["UniqueID"]]
+    assert by_user[0]["to_number"] == "202"
+    assert by_another == []
+    assert by_foreign_user == []  # another tenant's user: never another tenant's legs
+    assert [(item["tenant_id"], item["forwarded_from"]) for item in across] == [
+        (other.tenant_id, other.agent.user_id)
+    ]
+    assert export.status_code == 200, export.text
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert list(rows[0])[-1] == "forwarded_from"
+    assert [row["forwarded_from"] for row in rows] == ["", str(user)]
+    for response in bad:
+        assert response.status_code == 422, response.text
+        assert fields_of(response) == {"query.forwarded_from"}
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

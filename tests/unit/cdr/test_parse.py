@@ -190,6 +190,8 @@ def test_header_names_are_case_insensitive() -> None:
     [
         [],
         ["graam-cdr-2", *(["x"] * 24)],
+        ["graam-cdr-2", *(["x"] * 29)],  # layout 3's length under layout 2's name
+        ["graam-cdr-3", *(["x"] * 28)],  # layout 2's length under layout 3's name
         ["graam-cdr-1", "too", "short"],
         ['garbage "line'],
     ],
@@ -275,7 +277,7 @@ def leg_event(**legs: str) -> list[Message]:
     """The recorded answered leg with the headers of legs (cdr_manager.conf) after Asterisk's
     own: as framed text (the hot path) and as fields only (the general path)."""
     fields = dict(recorded_events()[4].fields)
-    names = ("GraamTo", "GraamRefused", "GraamAgentAnswer", "GraamDevice")
+    names = ("GraamTo", "GraamRefused", "GraamAgentAnswer", "GraamDevice", "GraamForwardedFrom")
     fields.update({name: legs.get(name, "") for name in names})
     text = "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
     framed = FrameDecoder().feed(text.encode() * 2)[1]  # a fresh decoder's first: no text
@@ -363,3 +365,88 @@ def test_a_record_journaled_before_legs_reads_back() -> None:
     assert again[:28] == record[:28]
     assert (again.to_number, again.refusal_reason, again.device) == (None, None, None)
     assert again.billable is record.billable
+
+
+# ---- forwarded_from: the user whose forwarding rule sent the leg ------------------------------
+
+
+def test_both_paths_read_the_user_who_forwarded_the_leg() -> None:
+    framed, plain = leg_event(GraamForwardedFrom="42")
+    assert framed.block is not None
+    fast, general = record_from_event(framed), record_from_event(plain)
+    assert fast == general
+    assert fast.forwarded_from == 42
+    # The rest of the leg is what it was without it.
+    assert fast._replace(forwarded_from=None) == record_from_event(leg_event()[0])
+
+
+@pytest.mark.parametrize("value", ["", "x42", "-1", "4.2", "\uff14\uff12", "9" * 20])
+def test_a_forwarding_user_that_does_not_parse_is_null_and_the_leg_kept(value: str) -> None:
+    records = [record_from_event(message) for message in leg_event(GraamForwardedFrom=value)]
+    assert [record.forwarded_from for record in records] == [None, None]
+    assert records[0] == records[1]
+
+
+def test_an_event_without_the_forwarding_header_has_no_forwarding_user() -> None:
+    # An Asterisk still configured as before graam_forwarded_from, with or without the
+    # headers of legs: both paths agree and the leg is kept.
+    framed, plain = leg_event(GraamDevice="acme-ana")
+    fields = [(name, value) for name, value in plain.fields if name != "GraamForwardedFrom"]
+    text = "".join(f"{name}: {value}\r\n" for name, value in fields) + "\r\n"
+    without = FrameDecoder().feed(text.encode() * 2)[1]
+    assert without.block is not None
+    assert record_from_event(without) == record_from_event(Message(fields))
+    assert record_from_event(without) == record_from_event(framed)
+    assert record_from_event(without).forwarded_from is None
+    assert record_from_event(event()).forwarded_from is None  # no header of legs at all
+
+
+def test_the_csv_log_of_every_layout_is_read() -> None:
+    (old,) = recorded_rows()[:1]
+    legs = ["+33145678901", "", "", "acme-ana"]
+    third = record_from_csv(["graam-cdr-3", *old[1:], *legs, "42"], "graam")
+    second = record_from_csv(["graam-cdr-2", *old[1:], *legs], "graam")
+    first = record_from_csv(old, "graam")
+
+    assert (third.to_number, third.device, third.forwarded_from) == (
+        "+33145678901",
+        "acme-ana",
+        42,
+    )
+    assert third._replace(forwarded_from=None) == second
+    assert second.forwarded_from is None
+    assert first.forwarded_from is None
+    assert record_from_csv(["graam-cdr-3", *old[1:], *legs, ""], "graam") == second
+    assert record_from_csv(["graam-cdr-3", *old[1:], *legs, "t42"], "graam") == second
+
+
+def test_layout_3_of_the_csv_log_gives_the_same_record_as_the_event() -> None:
+    (message, _) = leg_event(GraamDevice="acme-ana", GraamForwardedFrom="42")
+    fields = dict(message.fields)
+    row = [
+        "graam-cdr-3",
+        *(
+            fields.get(name, "")
+            for name in (
+                "UniqueID", "Sequence", "LinkedID", "StartEpoch", "AnswerEpoch", "EndEpoch",
+                "Disposition", "AccountCode", "PeerAccount", "TenantID", "Source",
+                "Destination", "DestinationContext", "CallerID", "Channel",
+                "DestinationChannel", "LastApplication", "LastData", "AMAFlags", "UserField",
+                "GraamDirection", "GraamDID", "GraamQueue", "GraamAgent", "GraamTo",
+                "GraamRefused", "GraamAgentAnswer", "GraamDevice", "GraamForwardedFrom",
+            )
+        ),
+    ]  # fmt: skip
+    from_log = record_from_csv(row, "graam")
+
+    assert from_log.forwarded_from == 42
+    assert from_log._replace(source="ami") == record_from_event(message)
+
+
+def test_a_record_journaled_before_forwarded_from_reads_back() -> None:
+    record = record_from_event(leg_event(GraamDevice="acme-ana")[0])
+    old = record_to_json(record)[:-1]
+    assert len(old) == 32
+    assert record_from_json(old) == record
+    forwarded = record._replace(forwarded_from=42)
+    assert record_from_json(record_to_json(forwarded)) == forwarded

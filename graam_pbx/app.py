@@ -120,6 +120,7 @@ API_ROUTERS: list[APIRouter] = [
     ivr_api.router,
     voicemail_api.router,
     forwarding_api.router,
+    forwarding_api.users_router,
     recordings_api.router,
     cdr_api.router,
     queue_calls_api.router,

@@ -46,7 +46,7 @@ from graam_pbx.campaigns.models import (
 )
 from graam_pbx.cdr.models import Cdr
 from graam_pbx.cluster.models import AsteriskNode, TenantPlacement
-from graam_pbx.forwarding.models import ExternalNumber
+from graam_pbx.forwarding.models import ExternalNumber, UserForwarding
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.notices.models import Notice
@@ -132,6 +132,7 @@ __all__ = [
     "TenantPlacement",
     "Trunk",
     "User",
+    "UserForwarding",
     "VoicemailBox",
     "VoicemailNotification",
     "WebhookDelivery",

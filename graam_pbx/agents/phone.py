@@ -1,7 +1,12 @@
-"""The agents' phone codes over FastAGI: ``*45`` login, ``*46`` logout, ``*47`` pause toggle.
+"""The phones' feature codes over FastAGI: ``*45`` login, ``*46`` logout, ``*47`` pause
+toggle; ``*72<number>`` forward every call, ``*73`` stop, ``*78`` do-not-disturb on, ``*79``
+off (graam_pbx/forwarding/rules.py: the calling user's own rules).
 
 ``*47<code>`` pauses with that code of the tenant's pause-reason catalogue; a code it lacks
 changes nothing and the caller hears ``invalid`` (``GRAAM_AGENT_RESULT=unknown-reason``).
+``*72<number>``: an extension of the tenant, or ``00`` and a number in international form
+(``*720033612345678`` for +33612345678), kept as one of the tenant's external numbers; any
+other number changes nothing and the caller hears ``invalid`` (``unknown-number``).
 
 The dialplan's feature codes run ``AGI(agi://<host>:<port>/<script>[,<reason>])``. Who calls
 comes from the channel variables every device's endpoint sets (``GRAAM_TENANT``,
@@ -24,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.agents import service as devices_service
@@ -35,7 +41,11 @@ from graam_pbx.ami.agi_auth import channel_facts, request_token, token_matches
 from graam_pbx.ami.errors import AmiError
 from graam_pbx.ami.fastagi import AgiSession
 from graam_pbx.auth.principal import Principal, Role, Scope
+from graam_pbx.destinations.schemas import Destination, DestinationType
 from graam_pbx.errors import Conflict, GraamError, NotFound
+from graam_pbx.forwarding import rules as forwarding_rules
+from graam_pbx.forwarding import service as forwarding_service
+from graam_pbx.forwarding.schemas import ExternalNumberCreate
 from graam_pbx.metrics import AGI_REFUSALS
 
 log = logging.getLogger(__name__)
@@ -51,11 +61,17 @@ PROMPTS: dict[str, tuple[str, ...]] = {
     "paused": ("dictate/paused",),
     "unpaused": ("dictate/paused", "de-activated"),
     "unknown-reason": ("invalid",),  # *47<code> with a code the tenant's catalogue lacks
+    "forwarding": ("call-fwd-unconditional", "activated"),
+    "not-forwarding": ("call-fwd-unconditional", "cancelled"),
+    "unknown-number": ("invalid",),  # *72<digits> with no such extension, no valid number
+    "dnd-on": ("do-not-disturb", "activated"),
+    "dnd-off": ("do-not-disturb", "de-activated"),
     "failed": ("cannot-complete-as-dialed",),
     "forbidden": ("cannot-complete-as-dialed",),
 }
-SCRIPTS = ("login", "logout", "pause")
+SCRIPTS = ("login", "logout", "pause", "forward", "dnd")
 MAX_REASON_DIGITS = 8
+MAX_NUMBER_DIGITS = 17  # "00" and the 15 digits of the longest E.164 number
 # Asking Asterisk about the channel: one Status action and one small query.
 VERIFY_TIMEOUT = 5.0
 
@@ -188,6 +204,8 @@ async def _run(
             if script == "logout":
                 await sessions_service.logout(session, scope, user_id, source="phone")
                 return "loggedout"
+            if script in ("forward", "dnd"):
+                return await _forwarding(session, scope, script, arguments)
             reason = arguments[0] if arguments else ""
             if reason and not (reason.isdigit() and len(reason) <= MAX_REASON_DIGITS):
                 return "unknown-reason"  # no catalogue code looks like it
@@ -195,6 +213,8 @@ async def _run(
                 session, scope, user_id, reason or None, source="phone"
             )
             return "paused" if live.paused else "unpaused"
+        except UnknownNumber:
+            return "unknown-number"
         except LicenceExhausted:
             return "refused"
         except UnknownPauseReason:
@@ -206,3 +226,41 @@ async def _run(
         except GraamError as err:
             log.warning("agent phone code refused script=%s error=%s", script, err.message)
             return "failed"
+
+
+class UnknownNumber(Exception):
+    """``*72<digits>`` names neither an extension of the tenant nor a valid number."""
+
+
+async def _forward_target(session: AsyncSession, scope: Scope, digits: str) -> Destination:
+    """What ``*72<digits>`` forwards to: the tenant's extension, or ``00<number>``."""
+    if digits.startswith("00"):
+        try:
+            number = ExternalNumberCreate(name="Forwarded from a phone", number=f"+{digits[2:]}")
+        except ValidationError:
+            raise UnknownNumber from None
+        external = await forwarding_service.number_named(session, scope, number)
+        return Destination(type=DestinationType.EXTERNAL, id=external.id)
+    device = await devices_service.device_by_extension(session, scope, digits)
+    if device is None:
+        raise UnknownNumber
+    return Destination(type=DestinationType.EXTENSION, id=device.id)
+
+
+async def _forwarding(
+    session: AsyncSession, scope: Scope, script: str, arguments: list[str]
+) -> str:
+    user_id = scope.principal.user_id
+    argument = arguments[0] if arguments else ""
+    if script == "dnd":
+        on = argument == "on"
+        await forwarding_rules.change_rules(session, scope, user_id, do_not_disturb=on)
+        return "dnd-on" if on else "dnd-off"
+    if not argument:
+        await forwarding_rules.change_rules(session, scope, user_id, unconditional=None)
+        return "not-forwarding"
+    if not (argument.isdigit() and len(argument) <= MAX_NUMBER_DIGITS):
+        raise UnknownNumber
+    target = await _forward_target(session, scope, argument)
+    await forwarding_rules.change_rules(session, scope, user_id, unconditional=target)
+    return "forwarding"

@@ -139,6 +139,19 @@ async def device_extensions(session: AsyncSession, tenant_id: int, user_id: int)
     return {row.sip_username: row.extension for row in rows}
 
 
+async def device_by_extension(
+    session: AsyncSession, scope: Scope, extension: str
+) -> AgentDevice | None:
+    """The tenant's device with this extension, whoever's it is (a phone's ``*72`` names
+    another user's extension), or None."""
+    found: AgentDevice | None = await session.scalar(
+        select(AgentDevice).where(
+            AgentDevice.tenant_id == scope.tenant_id, AgentDevice.extension == extension
+        )
+    )
+    return found
+
+
 async def count_devices(session: AsyncSession, scope: Scope) -> int:
     """How many devices ``list_devices`` pages through (without a user filter)."""
     statement = (

@@ -192,6 +192,12 @@ def from_trunk_contexts(
     return sorted(contexts.items())
 
 
+# How many times one call may be forwarded by users' rules (dialplans/tenant_dest.conf.j2):
+# the next forward is refused with cause 25 (SIP 483, too many hops), so a loop between users
+# ends there (docs/forwarding.md).
+MAX_FORWARDS = 5
+
+
 def _dest(destination: Dest) -> str:
     """The extension of a destination in the tenant's ``-dest`` context."""
     prefix = {
@@ -311,6 +317,7 @@ def render_tenant(
         "names": tenant.agent_names,
         "realm": SIP_REALM,
         "ring_seconds": RING_SECONDS,
+        "max_forwards": MAX_FORWARDS,
         "outbound_ring_seconds": OUTBOUND_RING_SECONDS,
         "suspended_prompt": SUSPENDED_PROMPT,
         "refused_prompt": REFUSED_PROMPT,

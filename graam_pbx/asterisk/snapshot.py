@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.auth.models import User
 from graam_pbx.cluster.models import AsteriskNode, TenantPlacement
-from graam_pbx.forwarding.models import ExternalNumber
+from graam_pbx.forwarding.models import ExternalNumber, UserForwarding
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
@@ -50,6 +50,7 @@ CONFIG_MODELS = (
     RecordingSettings,
     TenantPlacement,  # which nodes' files hold the tenant (asterisk/nodes.py)
     ExternalNumber,
+    UserForwarding,
 )
 # Rows every tenant's files depend on.
 PLATFORM_MODELS = (Trunk,)
@@ -153,6 +154,18 @@ class OutboundConf(NamedTuple):
     forwarded_caller_id: bool = False
 
 
+class ForwardingConf(NamedTuple):
+    """A user's forwarding rules (graam_pbx/forwarding/rules.py): each a target or None."""
+
+    do_not_disturb: bool
+    dnd_dest: Dest | None
+    unconditional: Dest | None
+    busy: Dest | None
+    no_answer: Dest | None
+    no_answer_seconds: int
+    unreachable: Dest | None
+
+
 class ExternalConf(NamedTuple):
     """A number outside the switch a destination sends calls to (E.164)."""
 
@@ -198,6 +211,7 @@ class TenantConf(NamedTuple):
     recording_rules: tuple[Rule, ...] = ()  # graam_pbx/recordings/policy.py
     recording_announcement: int | None = None  # the prompt callers hear when recorded
     external_numbers: tuple[ExternalConf, ...] = ()
+    forwarding: Mapping[int, ForwardingConf] = {}  # user → their rules (only users who set some)
 
     @property
     def suspended(self) -> bool:
@@ -479,6 +493,10 @@ class SnapshotReader:
             ),
             ExternalNumber.tenant_id,
         )
+        forwarding = await rows_of(
+            select(*UserForwarding.__table__.c).order_by(UserForwarding.id),
+            UserForwarding.tenant_id,
+        )
         return tuple(
             _tenant(
                 t,
@@ -497,6 +515,7 @@ class SnapshotReader:
                 rules,
                 announcements,
                 externals,
+                forwarding,
             )
             for t in rows
         )
@@ -544,6 +563,7 @@ def _tenant(
     rules: dict[int, list[Any]],
     announcements: dict[int, list[Any]],
     externals: dict[int, list[Any]],
+    forwarding: dict[int, list[Any]],
 ) -> TenantConf:
     tid = tenant["id"]
     names = {row["id"]: row["display_name"] for row in agents.get(tid, [])}
@@ -668,6 +688,22 @@ def _tenant(
             (a["announce_prompt_id"] for a in announcements.get(tid, [])), None
         ),
         external_numbers=tuple(ExternalConf(e["id"], e["number"]) for e in externals.get(tid, [])),
+        forwarding={f["id"]: _forwarding(f) for f in forwarding.get(tid, [])},
+    )
+
+
+def _forwarding(row: Any) -> ForwardingConf:
+    def target(prefix: str) -> Dest | None:
+        return _dest(row[f"{prefix}_type"], row[f"{prefix}_id"])
+
+    return ForwardingConf(
+        row["do_not_disturb"],
+        target("dnd_dest"),
+        target("unconditional"),
+        target("busy"),
+        target("no_answer"),
+        row["no_answer_seconds"],
+        target("unreachable"),
     )
 
 

@@ -4,12 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response
 
-from graam_pbx.deps import Admin, DbSession, Reader
+from graam_pbx.deps import Admin, DbSession, Member, Reader
+from graam_pbx.forwarding import rules as user_rules
 from graam_pbx.forwarding import service
 from graam_pbx.forwarding.schemas import (
     ExternalNumberCreate,
     ExternalNumberOut,
     ExternalNumberUpdate,
+    ForwardingRules,
+    ForwardingRulesOut,
 )
 from graam_pbx.rest import (
     IfMatch,
@@ -93,3 +96,42 @@ async def update_number(
 async def delete_number(number_id: NumberId, scope: Admin, session: DbSession) -> Response:
     await service.delete_number(session, scope, number_id)
     return Response(status_code=204)
+
+
+users_router = APIRouter(prefix="/api/v1/users", tags=["forwarding"])
+UserId = Annotated[int, id_path("The user's id")]
+
+
+@users_router.get(
+    "/{user_id}/forwarding",
+    response_model=ForwardingRulesOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="A user's forwarding rules (admins: anyone's; others: their own)",
+)
+async def get_forwarding(
+    user_id: UserId, scope: Member, session: DbSession, response: Response
+) -> ForwardingRulesOut:
+    rules = await user_rules.get_rules(session, scope, user_id)
+    set_etag(response, user_id, rules.version)
+    return rules
+
+
+@users_router.put(
+    "/{user_id}/forwarding",
+    response_model=ForwardingRulesOut,
+    responses=error_responses(401, 403, 404, 412, 422),
+    summary="Replace a user's forwarding rules (live at the next call)",
+)
+async def put_forwarding(
+    user_id: UserId,
+    body: ForwardingRules,
+    scope: Member,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ForwardingRulesOut:
+    rules = await user_rules.set_rules(
+        session, scope, user_id, body, expected_version(if_match, user_id)
+    )
+    set_etag(response, user_id, rules.version)
+    return rules

@@ -5,7 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import E164, NotNull, ShortDisplayText
+from graam_pbx.destinations.schemas import RoutedTo
+from graam_pbx.fields import E164, Flag, NotNull, ShortDisplayText
+from graam_pbx.forwarding.models import NO_ANSWER_SECONDS
 
 NumberName = Annotated[ShortDisplayText, Field(examples=["Night duty mobile"])]
 
@@ -41,3 +43,59 @@ class ExternalNumberOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+NoAnswerSeconds = Annotated[
+    int,
+    Field(
+        ge=NO_ANSWER_SECONDS[0],
+        le=NO_ANSWER_SECONDS[1],
+        strict=True,
+        description="How long the user's phones ring before the no-answer rule sends the call on.",
+    ),
+]
+
+
+class ForwardingRules(BaseModel):
+    """A user's forwarding rules, each a destination of type ``extension``, ``agent``,
+    ``voicemail`` or ``external`` (none: the rule is off). They apply to calls made to the
+    user (their extensions, a route or menu option naming them), never to queue calls."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "do_not_disturb": False,
+                    "do_not_disturb_to": {"type": "voicemail", "id": 2},
+                    "unconditional": None,
+                    "busy": {"type": "voicemail", "id": 2},
+                    "no_answer": {"type": "external", "id": 4},
+                    "no_answer_seconds": 20,
+                    "unreachable": {"type": "extension", "id": 7},
+                }
+            ]
+        },
+    )
+
+    do_not_disturb: Flag = Field(
+        False, description="The user's phones never ring: calls go to do_not_disturb_to."
+    )
+    do_not_disturb_to: RoutedTo | None = Field(
+        None,
+        description="The voicemail box do-not-disturb sends calls to; none: callers hear busy.",
+    )
+    unconditional: RoutedTo | None = Field(None, description="Every call, phones never rung.")
+    busy: RoutedTo | None = Field(None, description="When the user's phone answers busy.")
+    no_answer: RoutedTo | None = Field(
+        None, description="When no phone answered within no_answer_seconds."
+    )
+    no_answer_seconds: NoAnswerSeconds = 20
+    unreachable: RoutedTo | None = Field(
+        None, description="When none of the user's phones is registered."
+    )
+
+
+class ForwardingRulesOut(ForwardingRules):
+    user_id: int
+    version: int = Field(0, description="0 until the rules are first saved.")

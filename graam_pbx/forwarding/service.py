@@ -46,6 +46,20 @@ async def create_number(
     return number
 
 
+async def number_named(
+    session: AsyncSession, scope: Scope, data: ExternalNumberCreate
+) -> ExternalNumber:
+    """The tenant's external number ``data.number`` (the first one, if several), made from
+    ``data`` if the tenant has none (a phone's ``*72`` forwarding to a number)."""
+    found = await session.scalar(
+        select(ExternalNumber)
+        .where(ExternalNumber.tenant_id == scope.tenant_id, ExternalNumber.number == data.number)
+        .order_by(ExternalNumber.id)
+        .limit(1)
+    )
+    return found if found is not None else await create_number(session, scope, data)
+
+
 async def list_numbers(
     session: AsyncSession, scope: Scope, *, after_id: int | None, limit: int
 ) -> tuple[list[ExternalNumber], int | None]:

@@ -6,6 +6,7 @@ from graam_pbx.asterisk.snapshot import (
     Dest,
     Device,
     ExternalConf,
+    ForwardingConf,
     InboundConf,
     IvrConf,
     MohClassConf,
@@ -36,7 +37,12 @@ RECORDING_RULES = (
 
 
 def sample_tenant(
-    tenant_id: int = 7, status: str = "active", name: str = "Ana Lima", *, recorded: bool = False
+    tenant_id: int = 7,
+    status: str = "active",
+    name: str = "Ana Lima",
+    *,
+    recorded: bool = False,
+    forwarded: bool = False,
 ) -> TenantConf:
     return TenantConf(
         id=tenant_id,
@@ -102,12 +108,32 @@ def sample_tenant(
         recording_rules=RECORDING_RULES if recorded else (),
         recording_announcement=9 if recorded else None,
         external_numbers=(ExternalConf(14, "+33612345678"),),
+        forwarding=FORWARDING if forwarded else {},
     )
+
+
+# Ana: busy to Bob's phone, no answer after 12 s to the mobile, unreachable to the sales box;
+# Bob: do-not-disturb to the sales box.
+FORWARDING = {
+    101: ForwardingConf(
+        False,
+        None,
+        None,
+        Dest("extension", 12),
+        Dest("external", 14),
+        12,
+        Dest("voicemail", 5),
+    ),
+    102: ForwardingConf(True, Dest("voicemail", 5), None, None, None, 20, None),
+}
 
 
 def sample_snapshot() -> Snapshot:
     return Snapshot(
-        tenants=(sample_tenant(7, recorded=True), sample_tenant(8, status="suspended")),
+        tenants=(
+            sample_tenant(7, recorded=True, forwarded=True),
+            sample_tenant(8, status="suspended"),
+        ),
         trunks=(
             TrunkConf(1, "carrier", "127.0.0.2", 5060, "udp", "FR", "acct", "p;ss", True),
             # An IPv6 host known by a header, a host name that authenticates: never resolved.

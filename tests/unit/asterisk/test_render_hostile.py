@@ -58,7 +58,7 @@ BASELINE = _shape(render_all(ENV, sample_snapshot()))
 
 
 def _with_text(name: str, box_name: str, email: str, password: str) -> Snapshot:
-    tenant = sample_tenant(7, name=name, recorded=True)
+    tenant = sample_tenant(7, name=name, recorded=True, forwarded=True)
     box = tenant.voicemail[0]._replace(name=box_name, email=email)
     tenant = tenant._replace(voicemail=(box,))
     base = sample_snapshot()

@@ -121,6 +121,7 @@ API_ROUTERS: list[APIRouter] = [
     voicemail_api.router,
     forwarding_api.router,
     forwarding_api.users_router,
+    forwarding_api.follow_me_router,
     recordings_api.router,
     cdr_api.router,
     queue_calls_api.router,

@@ -198,6 +198,14 @@ def from_trunk_contexts(
 MAX_FORWARDS = 5
 
 
+def _user_devices(tenant: TenantConf) -> dict[int, list[str]]:
+    """Every user's devices' SIP usernames (agents' or not: follow-me rings any user)."""
+    found: dict[int, list[str]] = {}
+    for device in tenant.devices:
+        found.setdefault(device.user_id, []).append(device.sip_username)
+    return found
+
+
 def _dest(destination: Dest) -> str:
     """The extension of a destination in the tenant's ``-dest`` context."""
     prefix = {
@@ -208,6 +216,7 @@ def _dest(destination: Dest) -> str:
         "voicemail": "vm",
         "announcement": "ann",
         "external": "external",
+        "follow_me": "followme",
     }
     if destination.type == "hangup" or destination.id is None:
         return "hangup"
@@ -318,6 +327,10 @@ def render_tenant(
         "realm": SIP_REALM,
         "ring_seconds": RING_SECONDS,
         "max_forwards": MAX_FORWARDS,
+        # Follow-me's members by id: a device's SIP username, a user's, an external number.
+        "device_names": {d.id: d.sip_username for d in tenant.devices},
+        "user_devices": _user_devices(tenant),
+        "external_numbers": {e.id: e.number for e in tenant.external_numbers},
         "outbound_ring_seconds": OUTBOUND_RING_SECONDS,
         "suspended_prompt": SUSPENDED_PROMPT,
         "refused_prompt": REFUSED_PROMPT,

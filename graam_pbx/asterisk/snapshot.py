@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graam_pbx.agents.models import AgentDevice
 from graam_pbx.auth.models import User
 from graam_pbx.cluster.models import AsteriskNode, TenantPlacement
-from graam_pbx.forwarding.models import ExternalNumber, UserForwarding
+from graam_pbx.forwarding.models import ExternalNumber, FollowMe, FollowMeMember, UserForwarding
 from graam_pbx.ivr.models import IvrMenu, IvrOption
 from graam_pbx.moh.models import MohClass, MohClassPrompt
 from graam_pbx.numbers.models import PhoneNumber
@@ -51,6 +51,8 @@ CONFIG_MODELS = (
     TenantPlacement,  # which nodes' files hold the tenant (asterisk/nodes.py)
     ExternalNumber,
     UserForwarding,
+    FollowMe,
+    FollowMeMember,
 )
 # Rows every tenant's files depend on.
 PLATFORM_MODELS = (Trunk,)
@@ -166,6 +168,20 @@ class ForwardingConf(NamedTuple):
     unreachable: Dest | None
 
 
+class FollowMeMemberConf(NamedTuple):
+    type: str  # extension, agent, external
+    id: int
+    confirm: bool  # an external number presses 1 to take the call
+
+
+class FollowMeConf(NamedTuple):
+    """Steps rung in order, each (seconds, members rung at once), then ``final``."""
+
+    id: int
+    steps: tuple[tuple[int, tuple[FollowMeMemberConf, ...]], ...]
+    final: Dest
+
+
 class ExternalConf(NamedTuple):
     """A number outside the switch a destination sends calls to (E.164)."""
 
@@ -212,6 +228,7 @@ class TenantConf(NamedTuple):
     recording_announcement: int | None = None  # the prompt callers hear when recorded
     external_numbers: tuple[ExternalConf, ...] = ()
     forwarding: Mapping[int, ForwardingConf] = {}  # user → their rules (only users who set some)
+    follow_me: tuple[FollowMeConf, ...] = ()
 
     @property
     def suspended(self) -> bool:
@@ -497,6 +514,13 @@ class SnapshotReader:
             select(*UserForwarding.__table__.c).order_by(UserForwarding.id),
             UserForwarding.tenant_id,
         )
+        follow_me = await rows_of(
+            select(*FollowMe.__table__.c).order_by(FollowMe.id), FollowMe.tenant_id
+        )
+        follow_me_members = await rows_of(
+            select(*FollowMeMember.__table__.c).order_by(FollowMeMember.id),
+            FollowMeMember.tenant_id,
+        )
         return tuple(
             _tenant(
                 t,
@@ -516,6 +540,8 @@ class SnapshotReader:
                 announcements,
                 externals,
                 forwarding,
+                follow_me,
+                follow_me_members,
             )
             for t in rows
         )
@@ -564,6 +590,8 @@ def _tenant(
     announcements: dict[int, list[Any]],
     externals: dict[int, list[Any]],
     forwarding: dict[int, list[Any]],
+    follow_me: dict[int, list[Any]],
+    follow_me_members: dict[int, list[Any]],
 ) -> TenantConf:
     tid = tenant["id"]
     names = {row["id"]: row["display_name"] for row in agents.get(tid, [])}
@@ -689,6 +717,26 @@ def _tenant(
         ),
         external_numbers=tuple(ExternalConf(e["id"], e["number"]) for e in externals.get(tid, [])),
         forwarding={f["id"]: _forwarding(f) for f in forwarding.get(tid, [])},
+        follow_me=_follow_me(follow_me.get(tid, []), follow_me_members.get(tid, [])),
+    )
+
+
+def _follow_me(rows: list[Any], members: list[Any]) -> tuple[FollowMeConf, ...]:
+    by_step: dict[tuple[int, int], list[FollowMeMemberConf]] = defaultdict(list)
+    for m in members:
+        by_step[(m["follow_me_id"], m["step"])].append(
+            FollowMeMemberConf(m["dest_type"], m["dest_id"], m["confirm"])
+        )
+    return tuple(
+        FollowMeConf(
+            f["id"],
+            tuple(
+                (seconds, tuple(by_step[(f["id"], index)]))
+                for index, seconds in enumerate(f["step_seconds"])
+            ),
+            Dest(f["final_type"], f["final_id"]),
+        )
+        for f in rows
     )
 
 

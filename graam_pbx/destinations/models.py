@@ -11,6 +11,7 @@ DESTINATION_TYPES = (
     "announcement",
     "hangup",
     "external",
+    "follow_me",
 )
 
 # The CHECK constraint of one column pair: DESTINATION_CHECK.format("<prefix>").

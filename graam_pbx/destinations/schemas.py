@@ -18,6 +18,7 @@ class DestinationType(StrEnum):
     ANNOUNCEMENT = "announcement"  # plays a prompt, then hangs up
     HANGUP = "hangup"
     EXTERNAL = "external"  # a number outside the switch (/api/v1/external-numbers)
+    FOLLOW_ME = "follow_me"  # rings phones and numbers in steps (/api/v1/follow-me)
 
 
 assert tuple(t.value for t in DestinationType) == DESTINATION_TYPES  # noqa: S101

@@ -5,12 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from graam_pbx.deps import Admin, DbSession, Member, Reader
+from graam_pbx.forwarding import follow_me, service
 from graam_pbx.forwarding import rules as user_rules
-from graam_pbx.forwarding import service
 from graam_pbx.forwarding.schemas import (
     ExternalNumberCreate,
     ExternalNumberOut,
     ExternalNumberUpdate,
+    FollowMeIn,
+    FollowMeOut,
     ForwardingRules,
     ForwardingRulesOut,
 )
@@ -135,3 +137,71 @@ async def put_forwarding(
     )
     set_etag(response, user_id, rules.version)
     return rules
+
+
+follow_me_router = APIRouter(prefix="/api/v1/follow-me", tags=["forwarding"])
+FollowMeId = Annotated[int, id_path("The follow-me's id")]
+
+
+@follow_me_router.post(
+    "",
+    status_code=201,
+    response_model=FollowMeOut,
+    responses=error_responses(401, 403, 422),
+    summary="A follow-me: phones and external numbers rung in steps (a destination)",
+)
+async def create_follow_me(
+    body: FollowMeIn, scope: Admin, session: DbSession, response: Response
+) -> FollowMeOut:
+    made = await follow_me.create(session, scope, body)
+    set_etag(response, made.id, made.version)
+    return made
+
+
+@follow_me_router.get(
+    "", response_model=Page[FollowMeOut], responses=error_responses(401, 403, 422)
+)
+async def list_follow_me(scope: Reader, session: DbSession, page: PageParams) -> Page[FollowMeOut]:
+    found, after = await follow_me.list_all(
+        session, scope, after_id=page.after_id, limit=page.limit
+    )
+    return page_of(found, after)
+
+
+@follow_me_router.get(
+    "/{follow_me_id}", response_model=FollowMeOut, responses=error_responses(401, 403, 404, 422)
+)
+async def get_follow_me(
+    follow_me_id: FollowMeId, scope: Reader, session: DbSession, response: Response
+) -> FollowMeOut:
+    found = await follow_me.get(session, scope, follow_me_id)
+    set_etag(response, found.id, found.version)
+    return found
+
+
+@follow_me_router.put(
+    "/{follow_me_id}",
+    response_model=FollowMeOut,
+    responses=error_responses(401, 403, 404, 412, 422),
+)
+async def put_follow_me(
+    follow_me_id: FollowMeId,
+    body: FollowMeIn,
+    scope: Admin,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> FollowMeOut:
+    changed = await follow_me.replace(
+        session, scope, follow_me_id, body, expected_version(if_match, follow_me_id)
+    )
+    set_etag(response, changed.id, changed.version)
+    return changed
+
+
+@follow_me_router.delete(
+    "/{follow_me_id}", status_code=204, responses=error_responses(401, 403, 404, 409, 422)
+)
+async def delete_follow_me(follow_me_id: FollowMeId, scope: Admin, session: DbSession) -> Response:
+    await follow_me.remove(session, scope, follow_me_id)
+    return Response(status_code=204)

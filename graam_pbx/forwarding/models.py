@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Identity, Integer, String
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graam_pbx.db import Base, TenantOwned, Timestamped, Versioned
+from graam_pbx.destinations.models import DESTINATION_CHECK
 
 
 class ExternalNumber(TenantOwned, Timestamped, Versioned, Base):
@@ -64,3 +66,49 @@ class UserForwarding(TenantOwned, Timestamped, Versioned, Base):
     no_answer_seconds: Mapped[int] = mapped_column(Integer, default=20)
     unreachable_type: Mapped[str | None] = mapped_column(String(16))
     unreachable_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# What a follow-me step rings: a phone, a person's phones, a number outside the switch.
+FOLLOW_ME_MEMBERS = ("extension", "agent", "external")
+STEP_SECONDS = (5, 120)
+MAX_STEPS = 10
+MAX_MEMBERS = 20  # per step
+
+
+class FollowMe(TenantOwned, Timestamped, Versioned, Base):
+    """A destination (type ``follow_me``) that rings its steps in order, each step's members
+    at once for ``step_seconds[i]``, then sends the call to ``final``."""
+
+    __tablename__ = "follow_me"
+    __table_args__ = (
+        CheckConstraint(
+            "cardinality(step_seconds) between 1 and " + str(MAX_STEPS), name="steps_count"
+        ),
+        CheckConstraint(DESTINATION_CHECK.format("final"), name="final_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    step_seconds: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    final_type: Mapped[str] = mapped_column(String(16))
+    final_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FollowMeMember(TenantOwned, Base):
+    """One member of a follow-me's step (``step``: its index). ``confirm``: an external
+    number must press 1 to take the call (a mobile's voicemail never does)."""
+
+    __tablename__ = "follow_me_members"
+    __table_args__ = (
+        _known("dest", FOLLOW_ME_MEMBERS),
+        CheckConstraint("confirm = false OR dest_type = 'external'", name="confirm_external"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    follow_me_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("follow_me.id", ondelete="CASCADE"), index=True
+    )
+    step: Mapped[int] = mapped_column(Integer)
+    dest_type: Mapped[str] = mapped_column(String(16))
+    dest_id: Mapped[int] = mapped_column(BigInteger)
+    confirm: Mapped[bool] = mapped_column(Boolean, default=False)

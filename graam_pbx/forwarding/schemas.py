@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from graam_pbx.destinations.schemas import RoutedTo
-from graam_pbx.fields import E164, Flag, NotNull, ShortDisplayText
-from graam_pbx.forwarding.models import NO_ANSWER_SECONDS
+from graam_pbx.fields import E164, Flag, NotNull, ObjectId, ShortDisplayText
+from graam_pbx.forwarding.models import (
+    MAX_MEMBERS,
+    MAX_STEPS,
+    NO_ANSWER_SECONDS,
+    STEP_SECONDS,
+)
 
 NumberName = Annotated[ShortDisplayText, Field(examples=["Night duty mobile"])]
 
@@ -99,3 +104,61 @@ class ForwardingRules(BaseModel):
 class ForwardingRulesOut(ForwardingRules):
     user_id: int
     version: int = Field(0, description="0 until the rules are first saved.")
+
+
+class FollowMeMemberIn(BaseModel):
+    """One phone (``extension``), person (``agent``) or external number a step rings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["extension", "agent", "external"]
+    id: ObjectId
+    confirm: Flag = Field(
+        False,
+        description="An external number must press 1 to take the call: a mobile's voicemail "
+        "answering never does, the call goes on to the next step.",
+    )
+
+
+class FollowMeStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ring_seconds: Annotated[int, Field(ge=STEP_SECONDS[0], le=STEP_SECONDS[1], strict=True)]
+    ring: Annotated[list[FollowMeMemberIn], Field(min_length=1, max_length=MAX_MEMBERS)]
+
+
+class FollowMeIn(BaseModel):
+    """A destination that rings its steps in order, each step's members at once, then sends
+    the call to ``final``: ``{"type": "follow_me", "id": <its id>}`` in any destination."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ana, then her mobile",
+                    "steps": [
+                        {"ring_seconds": 15, "ring": [{"type": "extension", "id": 3}]},
+                        {
+                            "ring_seconds": 25,
+                            "ring": [{"type": "external", "id": 4, "confirm": True}],
+                        },
+                    ],
+                    "final": {"type": "voicemail", "id": 2},
+                }
+            ]
+        },
+    )
+
+    name: NumberName
+    steps: Annotated[list[FollowMeStep], Field(min_length=1, max_length=MAX_STEPS)]
+    final: RoutedTo
+
+
+class FollowMeOut(FollowMeIn):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -3,7 +3,7 @@ carrier as an outbound call of the tenant (its route, caller ID, refusals and bi
 
 The carrier calls the tenant's numbers from 127.0.0.2; the external numbers' carriers answer
 on 127.0.0.232 (the route's caller ID), .233 (the caller's own, a trunk that shows it) and
-.234 (a call that must never reach it).
+.234 (a call that must never reach it); a follow-me's mobile on .235.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from tests.e2e.test_calls import (
     CARRIER_IP,
     Sessions,
     created,
+    new_device,
     new_number,
     new_trunk,
+    new_voicemail_box,
     route_number,
     suspend,
 )
@@ -167,3 +169,75 @@ async def test_a_forward_is_refused_when_the_tenant_is_suspended_or_the_number_n
     for never_called in (far_end, other_far_end):
         untouched = await never_called.stop()
         assert untouched.received("INVITE") == [], untouched.describe()
+
+
+CONFIRM_IP = "127.0.0.235"  # the follow-me's mobile, which answers but never presses 1
+
+
+async def test_a_follow_me_whose_mobile_never_presses_1_falls_through_to_voicemail(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    out = await outbound_route(client, world, sipp, CONFIRM_IP, "uas_answer.xml")
+    mobile = await external_number(client, world, MOBILE)
+    # Step 2 rings a phone that never registered; the final destination is a voicemail box.
+    absent = await new_device(client, world, "205")
+    box = await new_voicemail_box(client, world, "805")
+    follow = await created(
+        await client.post(
+            "/api/v1/follow-me",
+            headers=world.admin.headers,
+            json={
+                "name": "Mobile, then the desk",
+                "steps": [
+                    {
+                        "ring_seconds": 30,
+                        "ring": [{"type": "external", "id": mobile["id"], "confirm": True}],
+                    },
+                    {"ring_seconds": 5, "ring": [{"type": "extension", "id": absent["id"]}]},
+                ],
+                "final": {"type": "voicemail", "id": box["id"]},
+            },
+        )
+    )
+    called = await new_number(client, world)
+    await route_number(client, world, called, {"type": "follow_me", "id": follow["id"]})
+    await new_trunk(client, world, CARRIER_IP)
+    await applier.settled()
+    await out.carrier.start()
+    # The caller is answered only by the voicemail box (the mobile's answer is not the
+    # caller's), stays 3 s and hangs up.
+    call = await sipp.uac(
+        "carrier_call_hangs_up.xml",
+        ip=CARRIER_IP,
+        service=called["e164"],
+        keys={"caller": CALLER},
+        timeout=90,
+    ).run()
+    assert call.ok, call.describe()
+    mobile_leg = await out.carrier.wait()  # answered, then hung up by the switch: no 1
+    assert mobile_leg.ok, mobile_leg.describe()
+    (invite,) = mobile_leg.received("INVITE")
+    assert invite.startswith(f"INVITE sip:{MOBILE}@"), invite
+
+    inbound: list[Cdr] = []
+
+    async def reached_voicemail() -> bool:
+        async with sessions() as session:
+            inbound[:] = await session.scalars(
+                select(Cdr).where(
+                    Cdr.tenant_id == world.tenant_id,
+                    Cdr.direction == "inbound",
+                    Cdr.lastapp == "VoiceMail",
+                )
+            )
+        return bool(inbound)
+
+    await until(reached_voicemail, "the caller's leg answered by the voicemail box")
+    assert inbound[0].disposition == "ANSWERED"
+    (leg,) = await outbound_legs(sessions, world.tenant_id, called["e164"])
+    assert leg.to_number == MOBILE

@@ -6,6 +6,8 @@ from graam_pbx.asterisk.snapshot import (
     Dest,
     Device,
     ExternalConf,
+    FollowMeConf,
+    FollowMeMemberConf,
     ForwardingConf,
     InboundConf,
     IvrConf,
@@ -109,6 +111,7 @@ def sample_tenant(
         recording_announcement=9 if recorded else None,
         external_numbers=(ExternalConf(14, "+33612345678"),),
         forwarding=FORWARDING if forwarded else {},
+        follow_me=FOLLOW_ME if forwarded else (),
     )
 
 
@@ -126,6 +129,25 @@ FORWARDING = {
     ),
     102: ForwardingConf(True, Dest("voicemail", 5), None, None, None, 20, None),
 }
+
+
+# Ana's phone, then Bob (all his phones) with the mobile, which must press 1, then voicemail.
+FOLLOW_ME = (
+    FollowMeConf(
+        16,
+        (
+            (15, (FollowMeMemberConf("extension", 11, False),)),
+            (
+                25,
+                (
+                    FollowMeMemberConf("agent", 102, False),
+                    FollowMeMemberConf("external", 14, True),
+                ),
+            ),
+        ),
+        Dest("voicemail", 5),
+    ),
+)
 
 
 def sample_snapshot() -> Snapshot:

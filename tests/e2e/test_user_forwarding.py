@@ -1,7 +1,8 @@
 """Users' forwarding rules through the real Asterisk and sipp phones: busy, no answer and
 unregistered each send a call to the rule's target, do-not-disturb sends it to voicemail, a
 loop between two users ends after the documented number of forwards, and every forwarded
-leg's CDR names the user who forwarded it. The phones' codes set the rules too.
+leg's CDR names the user who forwarded it. The phones' codes set the rules too. A queue's
+call rings the agent whatever their forwarding says.
 
 Each test has its own tenant and extensions; phones register from 127.0.0.1 (tests.e2e.phones).
 """
@@ -20,11 +21,18 @@ from tests.conftest import RunningApp
 from tests.e2e.phones import PHONES_IP
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import (
+    CALLER,
+    CARRIER_IP,
     Sessions,
+    add_queue_member,
+    created,
     new_agent,
     new_device,
+    new_number,
+    new_trunk,
     new_voicemail_box,
     registered_phone,
+    route_number,
 )
 from tests.factories import TenantWorld, make_world
 from tests.waiting import until
@@ -260,3 +268,36 @@ async def test_the_phones_codes_set_the_users_own_forwarding_and_do_not_disturb(
     untouched = await ana_phone.stop()
     assert untouched.received("INVITE") == [], untouched.describe()
     assert (await dial_code("*79"))["do_not_disturb"] is False
+
+
+async def test_a_queue_call_rings_the_agent_whatever_their_forwarding_says(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    place = await office(client, sessions)
+    await set_rules(client, place.world, place.ana_id, unconditional=to_extension(place.bob))
+    queue = await created(
+        await client.post(
+            "/api/v1/queues",
+            headers=place.world.admin.headers,
+            json={"name": "sales", "strategy": "linear"},
+        )
+    )
+    number = await new_number(client, place.world)
+    await route_number(client, place.world, number, {"type": "queue", "id": queue["id"]})
+    await new_trunk(client, place.world, CARRIER_IP)
+    await applier.settled()
+    ana_phone = await registered_phone(pbx, sipp, place.ana)
+    bob_phone = await registered_phone(pbx, sipp, place.bob)
+    await add_queue_member(pbx, place.world, queue, place.ana, penalty=0)
+    call = await sipp.uac(
+        "carrier_call_hangs_up.xml", ip=CARRIER_IP, service=number["e164"], keys={"caller": CALLER}
+    ).run()
+    assert call.ok, call.describe()
+    answered = await ana_phone.wait()
+    assert answered.ok, answered.describe()
+    untouched = await bob_phone.stop()
+    assert untouched.received("INVITE") == [], untouched.describe()

@@ -4,7 +4,8 @@ loop between two users ends after the documented number of forwards, and every f
 leg's CDR names the user who forwarded it. The phones' codes set the rules too. A queue's
 call rings the agent whatever their forwarding says.
 
-Each test has its own tenant and extensions; phones register from 127.0.0.1 (tests.e2e.phones).
+Each test has its own tenant and extensions; phones register from 127.0.0.1 (tests.e2e.phones),
+the carrier calls from 127.0.0.2 and the mobile a user forwards to answers on 127.0.0.236.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.render import MAX_FORWARDS
 from graam_pbx.cdr.models import Cdr
 from tests.conftest import RunningApp
+from tests.e2e.calls_api import outbound_route
 from tests.e2e.phones import PHONES_IP
 from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import (
@@ -301,3 +303,38 @@ async def test_a_queue_call_rings_the_agent_whatever_their_forwarding_says(
     assert answered.ok, answered.describe()
     untouched = await bob_phone.stop()
     assert untouched.received("INVITE") == [], untouched.describe()
+
+
+FAR_END_IP = "127.0.0.236"  # the mobile a user forwards to
+
+
+async def test_a_user_forwarding_to_a_mobile_places_a_billed_outbound_leg_naming_them(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    place = await office(client, sessions)
+    out = await outbound_route(client, place.world, sipp, FAR_END_IP, "uas_answer_hangup.xml")
+    mobile = await created(
+        await client.post(
+            "/api/v1/external-numbers",
+            headers=place.world.admin.headers,
+            json={"name": "Ana's mobile", "number": "+33698765432"},
+        )
+    )
+    await set_rules(
+        client, place.world, place.ana_id, unconditional={"type": "external", "id": mobile["id"]}
+    )
+    await applier.settled()
+    await out.carrier.start()
+    call = await place.call(sipp, "uac_call_hungup.xml", "202").run()
+    assert call.ok, call.describe()
+    answered = await out.carrier.wait()
+    assert answered.ok, answered.describe()
+    legs = await forwarded_legs(sessions, place.world.tenant_id, place.ana_id, count=2)
+    outbound = [leg for leg in legs if leg.direction == "outbound"]
+    assert len(outbound) == 1, [(leg.direction, leg.channel) for leg in legs]
+    (leg,) = outbound
+    assert (leg.to_number, leg.disposition, leg.billable) == ("+33698765432", "ANSWERED", True)

@@ -65,6 +65,28 @@ Extension = Annotated[
     StringConstraints(pattern=r"^[1-9][0-9]{1,5}$"),
     Field(examples=["201"], description="2 to 6 digits, not starting with 0"),
 ]
+# What the phones dial after "*" for their feature codes (dialplans/tenant.conf.j2): exact
+# codes, and the prefixes a code takes digits after (*47<reason>, *72<number>).
+PHONE_CODES = frozenset({"45", "46", "47", "73", "78", "79"})
+PHONE_CODE_PREFIXES = ("47", "72")
+
+
+def _not_a_phone_code(number: str) -> str:
+    if number in PHONE_CODES or number.startswith(PHONE_CODE_PREFIXES):
+        raise ValueError(
+            f"*{number} would be a phone's feature code (*45, *46, *47…, *72…, *73, *78, *79)"
+        )
+    return number
+
+
+# A voicemail box's number: its owner dials *<number> to listen to it.
+BoxNumber = Annotated[
+    Extension,
+    AfterValidator(_not_a_phone_code),
+    Field(
+        description="2 to 6 digits, not starting with 0 nor a phone code (45-47, 72, 73, 78, 79)"
+    ),
+]
 Pin = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{4,12}$"),

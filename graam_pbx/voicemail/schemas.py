@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graam_pbx.fields import Email, Extension, NotNull, ObjectId, Pin, ShortDisplayText
+from graam_pbx.fields import BoxNumber, Email, NotNull, ObjectId, Pin, ShortDisplayText
 
 BoxName = Annotated[ShortDisplayText, Field(examples=["Support after hours"])]
 
@@ -27,7 +27,7 @@ class BoxCreate(BaseModel):
         },
     )
 
-    number: Extension
+    number: BoxNumber
     name: BoxName
     pin: Pin = Field(description="Write-only: never returned.")
     email: Email | None = Field(None, description="Where new messages are sent.")
@@ -41,7 +41,7 @@ class BoxUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"pin": "9021", "email": None}]}
     )
 
-    number: Annotated[Extension | None, NotNull] = None
+    number: Annotated[BoxNumber | None, NotNull] = None
     name: Annotated[BoxName | None, NotNull] = None
     pin: Annotated[Pin | None, NotNull] = Field(None, description="Write-only: never returned.")
     email: Email | None = None

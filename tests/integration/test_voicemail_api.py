@@ -110,6 +110,11 @@ async def test_create_and_read_never_show_the_pin(
         ({"number": "0800"}, "body.number"),
         ({"number": "8"}, "body.number"),
         ({"number": "1234567"}, "body.number"),
+        # *<number> would be a phone's feature code: *45, *47<reason>, *72<number>, *79.
+        ({"number": "45"}, "body.number"),
+        ({"number": "4701"}, "body.number"),
+        ({"number": "7203"}, "body.number"),
+        ({"number": "79"}, "body.number"),
         ({"pin": "123"}, "body.pin"),
         ({"pin": "1234567890123"}, "body.pin"),
         ({"pin": "12a4"}, "body.pin"),

@@ -56,6 +56,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/my-day", "My day", (Role.AGENT,)),
     # Anyone's own browser phone (operators own none in a tenant): supervision calls ring it.
     NavItem("/phone", "Phone", (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)),
+    # Anyone's own forwarding rules (an admin's page opens any user's of the tenant).
+    NavItem("/forwarding", "Forwarding", (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)),
     NavItem("/campaigns", "Campaigns", (Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR)),
     NavItem("/contact-lists", "Contact lists", (Role.ADMIN, Role.OPERATOR)),
     NavItem("/campaign-call", "Campaign call", (Role.AGENT,)),

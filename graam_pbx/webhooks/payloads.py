@@ -97,6 +97,9 @@ class EventCdr(BaseModel):
     refusal_reason: str | None
     billable: bool
     device: str | None
+    forwarded_from: int | None = Field(
+        description="The user whose forwarding rule sent this leg here (docs/forwarding.md)."
+    )
 
 
 class CallEndedData(BaseModel):

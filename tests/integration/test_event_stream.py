@@ -30,7 +30,7 @@ from graam_pbx.cdr.models import Cdr
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.webhooks import stream_api
 from graam_pbx.webhooks.models import EventStream, EventType
-from graam_pbx.webhooks.payloads import BODIES
+from graam_pbx.webhooks.payloads import BODIES, EventCdr
 from graam_pbx.webhooks.recorder import WebhookRecorder
 from graam_pbx.webhooks.stream import EventStreams
 from tests.conftest import RunningApp
@@ -206,6 +206,7 @@ async def cdr(sessions: Sessions, world: TenantWorld, linkedid: str) -> None:
                 userfield="",
                 source="ami",
                 agent_user_id=world.agent.user_id,
+                forwarded_from=world.admin.user_id,
             )
         )
 
@@ -260,6 +261,8 @@ async def test_a_stream_sends_its_tenants_events_from_triggers_never_another_ten
     assert bodies[0]["data"]["state"] == "available"
     assert bodies[1]["data"]["call_id"] == "graam-stream-1"
     assert bodies[1]["data"]["cdr"]["agent_user_id"] == a.agent.user_id
+    assert bodies[1]["data"]["cdr"]["forwarded_from"] == a.admin.user_id
+    assert set(bodies[1]["data"]["cdr"]) == set(EventCdr.model_fields)  # every field, no other
     # The very body a webhook delivery carries.
     assert delivered.body == frames[0]["data"].encode()
 

@@ -241,3 +241,46 @@ async def test_a_follow_me_whose_mobile_never_presses_1_falls_through_to_voicema
     assert inbound[0].disposition == "ANSWERED"
     (leg,) = await outbound_legs(sessions, world.tenant_id, called["e164"])
     assert leg.to_number == MOBILE
+
+
+async def test_a_follow_me_that_ends_in_itself_is_cut_after_the_documented_forwards(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    applier: ConfigApplier,
+    sipp: SippPool,
+) -> None:
+    world = await make_world(client, sessions)
+    absent = await new_device(client, world, "206")  # never registered: each step fails at once
+    box = await new_voicemail_box(client, world, "806")
+    body: dict[str, Any] = {
+        "name": "Round and round",
+        "steps": [{"ring_seconds": 5, "ring": [{"type": "extension", "id": absent["id"]}]}],
+        "final": {"type": "voicemail", "id": box["id"]},
+    }
+    follow = await created(
+        await client.post("/api/v1/follow-me", headers=world.admin.headers, json=body)
+    )
+    itself = {**body, "final": {"type": "follow_me", "id": follow["id"]}}
+    changed = await client.put(
+        f"/api/v1/follow-me/{follow['id']}", headers=world.admin.headers, json=itself
+    )
+    assert changed.status_code == 200, changed.text
+    called = await new_number(client, world)
+    await route_number(client, world, called, {"type": "follow_me", "id": follow["id"]})
+    await new_trunk(client, world, CARRIER_IP)
+    await applier.settled()
+    call = await sipp.uac(
+        "carrier_call_too_many_hops.xml",
+        ip=CARRIER_IP,
+        service=called["e164"],
+        keys={"caller": CALLER},
+        timeout=60,
+    ).run()
+    assert call.ok, call.describe()
+
+    async def no_channel() -> bool:
+        channels = await pbx.runtime.ami.command("core show channels concise")
+        return f"t{world.tenant_id}-" not in channels and absent["sip_username"] not in channels
+
+    await until(no_channel, "no channel of the tenant left")

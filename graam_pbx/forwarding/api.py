@@ -57,25 +57,25 @@ async def list_numbers(
 
 
 @router.get(
-    "/{number_id}",
+    "/{external_id}",
     response_model=ExternalNumberOut,
     responses=error_responses(401, 403, 404, 422),
 )
 async def get_number(
-    number_id: NumberId, scope: Reader, session: DbSession, response: Response
+    external_id: NumberId, scope: Reader, session: DbSession, response: Response
 ) -> ExternalNumberOut:
-    number = await service.get_number(session, scope, number_id)
+    number = await service.get_number(session, scope, external_id)
     set_etag(response, number.id, number.version)
     return ExternalNumberOut.model_validate(number)
 
 
 @router.patch(
-    "/{number_id}",
+    "/{external_id}",
     response_model=ExternalNumberOut,
     responses=error_responses(401, 403, 404, 412, 422),
 )
 async def update_number(
-    number_id: NumberId,
+    external_id: NumberId,
     body: ExternalNumberUpdate,
     scope: Admin,
     session: DbSession,
@@ -83,20 +83,20 @@ async def update_number(
     if_match: IfMatch = None,
 ) -> ExternalNumberOut:
     number = await service.update_number(
-        session, scope, number_id, body, expected_version(if_match, number_id)
+        session, scope, external_id, body, expected_version(if_match, external_id)
     )
     set_etag(response, number.id, number.version)
     return ExternalNumberOut.model_validate(number)
 
 
 @router.delete(
-    "/{number_id}",
+    "/{external_id}",
     status_code=204,
     responses=error_responses(401, 403, 404, 409, 422),
     summary="Delete an external number (409 while something still sends calls to it)",
 )
-async def delete_number(number_id: NumberId, scope: Admin, session: DbSession) -> Response:
-    await service.delete_number(session, scope, number_id)
+async def delete_number(external_id: NumberId, scope: Admin, session: DbSession) -> Response:
+    await service.delete_number(session, scope, external_id)
     return Response(status_code=204)
 
 

@@ -162,7 +162,34 @@ async def _tenant_a(client: httpx.AsyncClient, sessions: Sessions) -> tuple[Demo
     await _campaign_objects(sessions, demo)
     await _recording_objects(client, sessions, demo, op)
     await _webhook_objects(client, sessions, demo, op)
+    await _forwarding_objects(client, demo, op)
     return demo, world
+
+
+async def _forwarding_objects(
+    client: httpx.AsyncClient, demo: DemoTenant, headers: dict[str, str]
+) -> None:
+    """A's external number, and a follow-me ringing it."""
+    external = await client.post(
+        "/api/v1/external-numbers",
+        headers=headers,
+        json={"name": "A's mobile", "number": "+33698765432"},
+    )
+    assert external.status_code == 201, external.text
+    demo.ids["external_id"] = external.json()["id"]
+    follow = await client.post(
+        "/api/v1/follow-me",
+        headers=headers,
+        json={
+            "name": "A's",
+            "steps": [
+                {"ring_seconds": 20, "ring": [{"type": "external", "id": demo.ids["external_id"]}]}
+            ],
+            "final": {"type": "hangup"},
+        },
+    )
+    assert follow.status_code == 201, follow.text
+    demo.ids["follow_me_id"] = follow.json()["id"]
 
 
 async def _recording_objects(

@@ -21,7 +21,7 @@ from graam_pbx.cdr.models import Cdr
 from tests.conftest import RunningApp
 from tests.e2e.calls_api import outbound_route
 from tests.e2e.phones import PHONES_IP
-from tests.e2e.sipp import SippPool
+from tests.e2e.sipp import Sipp, SippPool
 from tests.e2e.test_calls import (
     CALLER,
     CARRIER_IP,
@@ -82,6 +82,13 @@ class Office:
             keys={"caller": phone["sip_username"]},
         )
 
+    async def reaches(self, sipp: SippPool, extension: str, answering: Sipp) -> None:
+        """The caller dials ``extension``, and the phone ``answering`` answers."""
+        call = await self.call(sipp, "uac_call.xml", extension).run()
+        assert call.ok, call.describe()
+        answered = await answering.wait()
+        assert answered.ok, answered.describe()
+
 
 async def office(client: httpx.AsyncClient, sessions: Sessions) -> Office:
     world = await make_world(client, sessions)
@@ -123,10 +130,7 @@ async def test_busy_no_answer_and_unregistered_each_send_the_call_to_the_rules_t
     await applier.settled()
     ana_phone = await registered_phone(pbx, sipp, place.ana, "queue_agent_rejects.xml")
     bob_phone = await registered_phone(pbx, sipp, place.bob)
-    call = await place.call(sipp, "uac_call.xml", "202").run()
-    assert call.ok, call.describe()
-    answered = await bob_phone.wait()
-    assert answered.ok, answered.describe()
+    await place.reaches(sipp, "202", bob_phone)
     (leg,) = await forwarded_legs(sessions, place.world.tenant_id, place.ana_id)
     assert (leg.agent_user_id, leg.disposition, leg.direction) == (
         place.bob_id,
@@ -148,10 +152,7 @@ async def test_busy_no_answer_and_unregistered_each_send_the_call_to_the_rules_t
     await applier.settled()
     ana_phone = await registered_phone(pbx, sipp, place.ana, "queue_agent_rings.xml")
     bob_phone = await registered_phone(pbx, sipp, place.bob)
-    call = await place.call(sipp, "uac_call.xml", "202").run()
-    assert call.ok, call.describe()
-    answered = await bob_phone.wait()
-    assert answered.ok, answered.describe()
+    await place.reaches(sipp, "202", bob_phone)
     rang = await ana_phone.stop()
     assert len(rang.received("INVITE")) == 1 and rang.received("CANCEL"), rang.describe()
     legs = await forwarded_legs(sessions, place.world.tenant_id, place.ana_id, count=2)
@@ -163,10 +164,7 @@ async def test_busy_no_answer_and_unregistered_each_send_the_call_to_the_rules_t
     await set_rules(client, place.world, cleo_id, unreachable=to_extension(place.bob))
     await applier.settled()
     bob_phone = await registered_phone(pbx, sipp, place.bob)
-    call = await place.call(sipp, "uac_call.xml", "204").run()
-    assert call.ok, call.describe()
-    answered = await bob_phone.wait()
-    assert answered.ok, answered.describe()
+    await place.reaches(sipp, "204", bob_phone)
     (leg,) = await forwarded_legs(sessions, place.world.tenant_id, cleo_id)
     assert (leg.agent_user_id, leg.disposition) == (place.bob_id, "ANSWERED")
 
@@ -245,10 +243,7 @@ async def test_the_phones_codes_set_the_users_own_forwarding_and_do_not_disturb(
     assert (await dial_code("*72203"))["unconditional"] == to_extension(place.bob)
     await applier.settled()
     bob_phone = await registered_phone(pbx, sipp, place.bob)
-    call = await place.call(sipp, "uac_call.xml", "202").run()
-    assert call.ok, call.describe()
-    answered = await bob_phone.wait()
-    assert answered.ok, answered.describe()
+    await place.reaches(sipp, "202", bob_phone)
 
     # *7200<number>: to a mobile, kept as one of the tenant's external numbers.
     unconditional = (await dial_code("*720033698765432"))["unconditional"]

@@ -14,33 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.factories import TenantWorld, make_world
 from tests.integration.test_console_auth import console_client, log_in, page_csrf
 from tests.integration.test_external_numbers_api import make_external
+from tests.integration.test_user_forwarding_api import box, device, rules_url
 
 Sessions = async_sessionmaker[AsyncSession]
 ALERT = re.compile(r'role="alert"[^>]*>([^<]*)<')
-
-
-def rules_url(user_id: int) -> str:
-    return f"/api/v1/users/{user_id}/forwarding"
-
-
-async def device(client: httpx.AsyncClient, world: TenantWorld, user_id: int, ext: str) -> int:
-    made = await client.post(
-        "/api/v1/devices",
-        headers=world.admin.headers,
-        json={"user_id": user_id, "name": f"desk{ext}", "extension": ext},
-    )
-    assert made.status_code == 201, made.text
-    return int(made.json()["id"])
-
-
-async def box(client: httpx.AsyncClient, world: TenantWorld, number: str, name: str) -> int:
-    made = await client.post(
-        "/api/v1/voicemail-boxes",
-        headers=world.admin.headers,
-        json={"number": number, "name": name, "pin": "4711"},
-    )
-    assert made.status_code == 201, made.text
-    return int(made.json()["id"])
 
 
 def select_of(text: str, name: str) -> str:

@@ -30,11 +30,13 @@ async def device(client: httpx.AsyncClient, world: TenantWorld, user_id: int, ex
     return int(made.json()["id"])
 
 
-async def box(client: httpx.AsyncClient, world: TenantWorld, number: str = "800") -> int:
+async def box(
+    client: httpx.AsyncClient, world: TenantWorld, number: str = "800", name: str = "Ana's box"
+) -> int:
     made = await client.post(
         "/api/v1/voicemail-boxes",
         headers=world.admin.headers,
-        json={"number": number, "name": "Ana's box", "pin": "4711"},
+        json={"number": number, "name": name, "pin": "4711"},
     )
     assert made.status_code == 201, made.text
     return int(made.json()["id"])

@@ -21,6 +21,7 @@ from graam_pbx import sip_values
 from graam_pbx.ami.agi_auth import KEY_PARAMETER, tenant_token
 from graam_pbx.asterisk.snapshot import (
     Dest,
+    FollowMeMemberConf,
     InboundConf,
     MohClassConf,
     OutboundConf,
@@ -198,12 +199,37 @@ def from_trunk_contexts(
 MAX_FORWARDS = 5
 
 
-def _user_devices(tenant: TenantConf) -> dict[int, list[str]]:
-    """Every user's devices' SIP usernames (agents' or not: follow-me rings any user)."""
-    found: dict[int, list[str]] = {}
+def _follow_me_dials(tenant: TenantConf) -> dict[int, list[tuple[int, str]]]:
+    """Each follow-me's steps: (seconds, what its Dial rings), a step ringing nothing (a
+    person without a phone) left out. A phone is PJSIP/<its username>; a person, all their
+    phones (agents' or not); an external number, a Local channel into the tenant's outbound
+    routes (through t<id>-confirm-out when it must press 1)."""
+    ident = _strict(_IDENT, "identifier")
+    e164 = _strict(_E164, "E.164 number")
+    devices = {d.id: d.sip_username for d in tenant.devices}
+    people: dict[int, list[str]] = {}
     for device in tenant.devices:
-        found.setdefault(device.user_id, []).append(device.sip_username)
-    return found
+        people.setdefault(device.user_id, []).append(device.sip_username)
+    numbers = {e.id: e.number for e in tenant.external_numbers}
+
+    def rung(member: FollowMeMemberConf) -> list[str]:
+        if member.type == "extension":
+            return [f"PJSIP/{ident(devices[member.id])}"] if member.id in devices else []
+        if member.type == "agent":
+            return [f"PJSIP/{ident(name)}" for name in people.get(member.id, [])]
+        if member.id not in numbers:
+            return []
+        context = "confirm-out" if member.confirm else "outbound"
+        return [f"Local/{e164(numbers[member.id])}@t{tenant.id}-{context}/n"]
+
+    dials: dict[int, list[tuple[int, str]]] = {}
+    for follow in tenant.follow_me:
+        steps = [
+            (seconds, "&".join(c for m in members for c in rung(m)))
+            for seconds, members in follow.steps
+        ]
+        dials[follow.id] = [(int(seconds), dial) for seconds, dial in steps if dial]
+    return dials
 
 
 def _dest(destination: Dest) -> str:
@@ -327,10 +353,7 @@ def render_tenant(
         "realm": SIP_REALM,
         "ring_seconds": RING_SECONDS,
         "max_forwards": MAX_FORWARDS,
-        # Follow-me's members by id: a device's SIP username, a user's, an external number.
-        "device_names": {d.id: d.sip_username for d in tenant.devices},
-        "user_devices": _user_devices(tenant),
-        "external_numbers": {e.id: e.number for e in tenant.external_numbers},
+        "follow_me_dials": _follow_me_dials(tenant),
         "outbound_ring_seconds": OUTBOUND_RING_SECONDS,
         "suspended_prompt": SUSPENDED_PROMPT,
         "refused_prompt": REFUSED_PROMPT,

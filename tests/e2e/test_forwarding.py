@@ -63,7 +63,8 @@ async def forwarded_number(
     """A number of the tenant routed to the external number ``to``, the tenant's outbound
     route (France only) to a carrier answering on ``far_end_ip``: (the number called, the
     route's caller ID, the far end)."""
-    out = await outbound_route(client, world, sipp, far_end_ip, "uas_answer_hangup.xml", **trunk)
+    # The far end talks a second: a leg hung up as it is answered may bill no second at all.
+    out = await outbound_route(client, world, sipp, far_end_ip, "uas_answer_talk.xml", **trunk)
     external = await external_number(client, world, to)
     called = await new_number(client, world)
     await route_number(client, world, called, {"type": "external", "id": external["id"]})

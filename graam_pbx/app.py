@@ -62,6 +62,7 @@ from graam_pbx.files import FileAccess, configured_access
 from graam_pbx.forwarding import api as forwarding_api
 from graam_pbx.ivr import api as ivr_api
 from graam_pbx.live.relay import BoardRelay, board_listener
+from graam_pbx.live.wallboards import EVENTS as WALLBOARD_EVENTS
 from graam_pbx.live.wallboards import Wallboards
 from graam_pbx.mail import SmtpRelay
 from graam_pbx.moh import api as moh_api
@@ -229,7 +230,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         # started only while this process holds the worker lease (docs/processes.md).
         acts = role is not ProcessRole.API
         engine = create_engine(endpoints.database_url, pool_size=settings.db_pool_size)
-        bus = EventBus()
+        # An API process hears Asterisk for its wallboards' waiting callers alone: it asks
+        # for those events only, instead of reading every event of the switch (ami/bus.py).
+        bus = EventBus(only=WALLBOARD_EVENTS if role is ProcessRole.API else None)
         # The configured Asterisk is a node (``local`` when none was registered): its one
         # connection serves as that node's, every other node gets its own (docs/nodes.md).
         nodes, local = await _node_supervisors(engine, bus, endpoints, settings)

@@ -132,10 +132,17 @@ class Subscription:
 
 
 class EventBus:
-    """Routes published AMI events to the subscribers of their name (or of ``"*"``)."""
+    """Routes published AMI events to the subscribers of their name (or of ``"*"``).
 
-    def __init__(self, *, drain_timeout: float = 5.0) -> None:
+    ``only``: the events this process's subscribers may ever want (None: any). Its AMI
+    connections then ask Asterisk for those alone (graam_pbx/ami/supervisor.py installs them
+    as the connection's filters), so an API process no longer reads and parses every event of
+    a busy switch; a subscription to anything else is refused, never silently starved.
+    """
+
+    def __init__(self, *, drain_timeout: float = 5.0, only: Collection[str] | None = None) -> None:
         self._drain_timeout = drain_timeout
+        self.only: frozenset[str] | None = None if only is None else frozenset(only)
         self._subscriptions: dict[str, Subscription] = {}
         self._by_event: dict[str, list[Subscription]] = {}
         self._wildcard: list[Subscription] = []
@@ -152,6 +159,12 @@ class EventBus:
         """Register ``handler`` under ``name`` (the metrics label) for ``events``."""
         if name in self._subscriptions:
             raise ValueError(f"an AMI subscriber named {name!r} already exists")
+        unasked = self._unasked(events)
+        if unasked:
+            raise ValueError(
+                f"AMI subscriber {name!r} wants events this process never asks Asterisk for: "
+                + ", ".join(sorted(unasked))
+            )
         if events == ALL_EVENTS:
             wanted = None
         elif isinstance(events, str):
@@ -168,6 +181,15 @@ class EventBus:
         if self._running:
             subscription._start()
         return subscription
+
+    def _unasked(self, events: Collection[str] | Literal["*"]) -> set[str]:
+        if self.only is None:
+            return set()
+        if events == ALL_EVENTS:
+            return {ALL_EVENTS}
+        named = {events} if isinstance(events, str) else set(events)
+        asked = {event.lower() for event in self.only} | {RESYNC_EVENT.lower()}
+        return {event for event in named if event.lower() not in asked}
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to ``subscription``; what it has queued is discarded."""

@@ -6,13 +6,20 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from graam_pbx.ami.client import AmiClient
-from graam_pbx.ami.errors import AmiDisconnected, AmiError, AmiNotConnected, AmiTimeout
+from graam_pbx.ami.errors import (
+    AmiActionError,
+    AmiDisconnected,
+    AmiError,
+    AmiNotConnected,
+    AmiTimeout,
+)
 from graam_pbx.ami.protocol import FieldValue, Message
 from graam_pbx.ami.transport import AmiTransport, open_tcp
 from graam_pbx.errors import Unavailable
@@ -30,6 +37,7 @@ TransportFactory = Callable[[str, int, float], Awaitable[AmiTransport]]
 # keeps one Asterisk from looking restarted, while a real restart takes far longer.
 RESTART_TOLERANCE = timedelta(seconds=2)
 SANDBOX_HOST = "127.0.0.1"
+_EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # what a Filter names
 # The label of a supervisor that names no node: the one Asterisk of a deployment without
 # nodes, registered as the node of this name (graam_pbx/cluster/nodes.py).
 DEFAULT_NODE = "local"
@@ -244,6 +252,7 @@ class AmiSupervisor:
         try:
             fully_booted = await self._wait_booted(client, booted)
             self._state.asterisk_version = await self._read_version(client)
+            await self._ask_only(client)
             if client.closed:
                 raise AmiDisconnected(f"connection closed after login: {client.close_reason}")
         except BaseException:
@@ -305,6 +314,30 @@ class AmiSupervisor:
         self._set_disconnected()
         await client.close(logoff=False)
         return reason
+
+    async def _ask_only(self, client: AmiClient) -> None:
+        """Ask Asterisk for the bus's events alone (``EventBus.only``), by the connection's
+        own filters (action ``Filter``, Asterisk 20+: by event name, no regular expression).
+        Answers to actions, list items included, are never filtered. A user without the
+        ``system`` right cannot add filters: the connection then reads every event, as
+        before, and says so."""
+        only = self._bus.only
+        if only is None:
+            return
+        for name in sorted(only):
+            if _EVENT_NAME.fullmatch(name) is None:
+                raise ValueError(f"not an AMI event name: {name!r}")
+            try:
+                await client.action(
+                    "Filter", {"Operation": "Add", "MatchCriteria": f"name({name})"}
+                )
+            except AmiActionError as err:
+                logger.warning(
+                    "ami event filter refused; reading every event host=%s error=%s",
+                    self._config.host,
+                    err.message,
+                )
+                return
 
     async def _read_version(self, client: AmiClient) -> str | None:
         try:

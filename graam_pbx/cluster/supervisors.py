@@ -63,7 +63,7 @@ class NodeBus(EventBus):
     """
 
     def __init__(self, shared: EventBus, node: str) -> None:
-        super().__init__()
+        super().__init__(only=shared.only)
         self.shared = shared
         self.node = node
 

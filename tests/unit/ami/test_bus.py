@@ -236,3 +236,21 @@ async def test_a_long_backlog_lets_other_tasks_run() -> None:
 
     assert handled == 5_000
     assert other_ran_at and other_ran_at[0] < 5_000  # not after the whole backlog
+
+
+def test_a_subscription_outside_what_the_process_asks_for_is_refused() -> None:
+    bus = EventBus(only=frozenset({"QueueCallerJoin", "QueueCallerLeave"}))
+    with pytest.raises(ValueError, match="Hangup"):
+        bus.subscribe("late", ["QueueCallerJoin", "Hangup"], lambda message: None)
+    with pytest.raises(ValueError, match=r"\*"):
+        bus.subscribe("everything", "*", lambda message: None)
+    # Names are case-blind, as Asterisk's are; the resync is the bus's own, never asked for.
+    bus.subscribe("board", ["queuecallerjoin", RESYNC_EVENT], lambda message: None)
+
+
+def test_an_api_process_asks_for_what_its_wallboards_subscribe_to() -> None:
+    from graam_pbx.app import WALLBOARD_EVENTS
+    from graam_pbx.live.wallboards import EVENTS, SUBSCRIBER
+
+    bus = EventBus(only=WALLBOARD_EVENTS)
+    bus.subscribe(SUBSCRIBER, [*EVENTS, RESYNC_EVENT], lambda message: None)

@@ -322,6 +322,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             on_agent_change=agents.request if acts else None,
             notify_changes=not acts,
         )
+        # The routes whose whole work is one statement run without BEGIN and COMMIT
+        # (deps.one_statement): the same pool, each statement its own transaction.
+        app.state.statement_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         acting = (
             _acting_components(app, runtime, endpoints, fastagi_key, file_access, local)
             if acts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,10 +16,30 @@ from graam_pbx.errors import Forbidden, Invalid, NotFound, Unauthorized
 from graam_pbx.fields import MAX_ID
 from graam_pbx.tenants.models import Tenant
 
+_ONE_STATEMENT = "__graam_one_statement__"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def one_statement(endpoint: Endpoint) -> Endpoint:
+    """Mark a route whose database work, after the caller's account is read, is one
+    statement that writes all it writes at once (a database function, atomic by itself): its
+    session runs without BEGIN and COMMIT, each statement its own transaction, two round trips
+    fewer. A route that writes through the ORM, or in more than one statement, is never
+    marked: its writes would commit one by one."""
+    setattr(endpoint, _ONE_STATEMENT, True)
+    return endpoint
+
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
-    # One transaction per request, committed before the response is sent.
-    async with request.app.state.sessions() as session, session.begin():
+    # One transaction per request, committed before the response is sent (or, for a route
+    # of one statement, that statement's own).
+    state = request.app.state
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    if getattr(endpoint, _ONE_STATEMENT, False):
+        opened = state.sessions(bind=state.statement_engine)
+    else:
+        opened = state.sessions()
+    async with opened as session, session.begin():
         yield session
 
 

@@ -22,7 +22,7 @@ from graam_pbx.agents.schemas import (
 )
 from graam_pbx.agents.sessions import ON_CALL_STATES
 from graam_pbx.auth.principal import Role, Scope
-from graam_pbx.deps import Admin, DbSession, Member, Reader, allow
+from graam_pbx.deps import Admin, DbSession, Member, Reader, allow, one_statement
 from graam_pbx.errors import NotFound
 from graam_pbx.rest import (
     ErrorOut,
@@ -177,6 +177,7 @@ async def list_sessions(
     },
     summary="Log an agent in (itself, or by a supervisor); 409 licence-exhausted when full",
 )
+@one_statement  # agent_login(): the whole login, or its refusal, in one statement
 async def login(
     user_id: UserId,
     scope: Member,

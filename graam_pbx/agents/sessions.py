@@ -159,14 +159,19 @@ _LOGIN = """
 async def _fetch_row(session: AsyncSession, sql: str, *args: Any) -> Sequence[Any] | None:
     """One row of ``sql`` (the driver's ``$n`` parameters), in the session's transaction.
 
-    Straight through asyncpg once the transaction has begun: the hot path of a login storm,
-    where SQLAlchemy's statement machinery costs about twice what the driver's round trip
-    does in this process. The transaction's first statement goes through SQLAlchemy, which
-    begins it.
+    Straight through asyncpg once the transaction has begun, or on a connection where each
+    statement is its own transaction (a route of one statement, deps.one_statement): the hot
+    path of a login storm, where SQLAlchemy's statement machinery costs about twice what the
+    driver's round trip does in this process. A transaction's first statement goes through
+    SQLAlchemy, which begins it.
     """
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
-    if driver is not None and driver.is_in_transaction():
+    options = (
+        connection.sync_connection.get_execution_options() if connection.sync_connection else {}
+    )
+    own_transactions = options.get("isolation_level") == "AUTOCOMMIT"
+    if driver is not None and (own_transactions or driver.is_in_transaction()):
         row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
         return row
     return (await connection.exec_driver_sql(sql, args)).first()

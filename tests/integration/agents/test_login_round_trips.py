@@ -1,15 +1,17 @@
 """What one agent login costs the database, counted: its round trips, not its time.
 
-The login path is held to one transaction and two statements: the caller's account (every
+The login path is held to two statements and no BEGIN or COMMIT: the caller's account (every
 authenticated request reads it) and ``agent_login()`` (migration 0023), which does the rest in
 one round trip: the tenant's lock with the agent and its device, the check that the device is
 not registered with another node than the tenant's, the login itself with its event and its
-state move, or the refusal with who holds the licences (for the 409's body). The
-authenticated no-op (``GET /api/v1/auth/me``) is counted beside it: the login costs one
-round trip more, the pool's checkout ping left out: graam_pbx.db pings a connection only
-when it sat idle for ``IDLE_BEFORE_PING``, which a request on a warm pool never pays, and
-which says nothing of the request it precedes. In an API process the login also tells the
-active worker (``pg_notify``), within the same statement.
+state move, or the refusal with who holds the licences (for the 409's body). That function
+is atomic by itself, so its route runs each statement as its own transaction
+(``deps.one_statement``). The authenticated no-op (``GET /api/v1/auth/me``) is counted beside
+it: one transaction of one statement, three round trips, one more than the login; the pool's
+checkout ping left out: graam_pbx.db pings a connection only when it sat idle for
+``IDLE_BEFORE_PING``, which a request on a warm pool never pays, and which says nothing of the
+request it precedes. In an API process the login also tells the active worker
+(``pg_notify``), within the same statement.
 """
 
 from __future__ import annotations
@@ -96,6 +98,17 @@ def own_round_trips(tally: Tally) -> int:
     return tally.round_trips - tally.pings
 
 
+def assert_one_statement_login(login: Tally, noop: Tally) -> None:
+    """The login's two statements, each its own transaction: no BEGIN, no COMMIT; the no-op's
+    one statement in a transaction of its own (BEGIN and COMMIT)."""
+    assert login.statements == LOGIN_STATEMENTS, login.sent
+    assert login.transactions == 0, login.sent
+    assert own_round_trips(login) == LOGIN_STATEMENTS, login.sent
+    assert noop.statements == NOOP_STATEMENTS, noop.sent
+    assert own_round_trips(noop) == NOOP_STATEMENTS + 2, noop.sent
+    assert own_round_trips(noop) - own_round_trips(login) == 1, (login.sent, noop.sent)
+
+
 async def counted_noop(client: httpx.AsyncClient, world: TenantWorld) -> Tally:
     with counting() as tally:
         response = await client.get("/api/v1/auth/me", headers=world.supervisor.headers)
@@ -103,7 +116,7 @@ async def counted_noop(client: httpx.AsyncClient, world: TenantWorld) -> Tally:
     return tally
 
 
-async def test_a_login_is_one_transaction_of_two_statements_one_round_trip_above_a_noop(
+async def test_a_login_is_two_statements_with_no_begin_nor_commit_one_round_trip_below_a_noop(
     running_app: RunningApp,
 ) -> None:
     client = running_app.client
@@ -116,19 +129,12 @@ async def test_a_login_is_one_transaction_of_two_statements_one_round_trip_above
     assert noop.transactions == 1, noop.sent
 
     login = await counted_login(client, world, first, 201)
-    assert login.statements == LOGIN_STATEMENTS, login.sent
-    assert login.transactions == 1, login.sent
-    # The login adds its own statements to a no-op's, nothing else.
-    assert own_round_trips(login) - own_round_trips(noop) == LOGIN_STATEMENTS - NOOP_STATEMENTS, (
-        login.sent,
-        noop.sent,
-    )
+    assert_one_statement_login(login, noop)
 
     # The counted login did all a login does: its session, its event, its state.
     await counted_login(client, world, second, 201)
     refused = await counted_login(client, world, third, 409)
-    assert refused.statements == LOGIN_STATEMENTS, refused.sent
-    assert refused.transactions == 1, refused.sent
+    assert_one_statement_login(refused, noop)
     async with sessions() as session:
         events = (
             await session.execute(
@@ -171,9 +177,4 @@ async def test_in_an_api_process_the_login_tells_the_worker_in_its_own_statement
     finally:
         await listener.close()
     assert payload == str(world.tenant_id)
-    assert login.statements == LOGIN_STATEMENTS, login.sent
-    assert login.transactions == 1, login.sent
-    assert own_round_trips(login) - own_round_trips(noop) == LOGIN_STATEMENTS - NOOP_STATEMENTS, (
-        login.sent,
-        noop.sent,
-    )
+    assert_one_statement_login(login, noop)

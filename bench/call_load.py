@@ -53,7 +53,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -185,6 +185,11 @@ class World:
     queue_id: int
     supervisor: dict[str, str]
     agents: list[tuple[int, str, str]]  # (user id, SIP username, password)
+
+    @property
+    def phones(self) -> list[tuple[str, str]]:
+        """Each agent's device: (SIP username, password)."""
+        return [(name, password) for _, name, password in self.agents]
 
 
 async def populate(url: str, agents: int) -> World:
@@ -541,13 +546,21 @@ def achieved(run: SippRun, calls: int, asked: float) -> float:
 
 @contextlib.asynccontextmanager
 async def agents_phones(
-    work: Path, asterisk: str, world: World, talk: float
+    work: Path,
+    asterisk: str,
+    phones: Sequence[tuple[str, str]],
+    talk: float,
+    *,
+    rate: float = 50,
+    at_once: int | None = None,
 ) -> AsyncIterator[None]:
-    """Every agent's device registered from one port, where one sipp then answers them all."""
+    """Every phone (SIP username, password) registered from one port, ``rate`` a second and
+    at most ``at_once`` at a time (None: no bound), where one sipp then answers them all
+    (calls and Asterisk's qualify OPTIONS)."""
     port = udp_port()
+    allowed_s = len(phones) / rate + 60  # the registrations at the rate asked, then a minute
     rows = [
-        f"{name};[authentication username={name} password={password}];"
-        for _, name, password in world.agents
+        f"{name};[authentication username={name} password={password}];" for name, password in phones
     ]
     injection = work / "agents.csv"
     injection.write_text("SEQUENTIAL\n" + "\n".join(rows) + "\n")
@@ -562,16 +575,17 @@ async def agents_phones(
             "-m",
             str(len(rows)),
             "-r",
-            "50",
+            f"{rate:g}",
             "-i",
             PHONES_IP,
             "-p",
             str(port),
+            *(["-l", str(at_once)] if at_once is not None else []),
             "-timeout",
-            "60s",
+            f"{allowed_s:.0f}s",
             "-timeout_error",
         ],
-        limit_s=75,
+        limit_s=allowed_s + 15,
     )
     if registered.returncode != 0:
         raise RuntimeError(f"agents' phones did not register:\n{registered.output}")
@@ -656,7 +670,7 @@ async def main(
                 await route_did(client, app.state.sessions, world)
                 runtime.applier.request({world.tenant_id})
                 await runtime.applier.settled()
-                async with agents_phones(work, asterisk, world, talk):
+                async with agents_phones(work, asterisk, world.phones, talk):
                     for user_id, _, _ in world.agents:
                         await ok(
                             await client.post(

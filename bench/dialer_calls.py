@@ -319,7 +319,7 @@ async def real_run(quick: bool) -> dict[str, float | int]:
                 await runtime.applier.settled()
                 await carrier.start()
                 try:
-                    async with agents_phones(work, asterisk, world, TALK_S):
+                    async with agents_phones(work, asterisk, world.phones, TALK_S):
                         for user_id, _, _ in world.agents:
                             await ok(
                                 await client.post(

@@ -8,7 +8,15 @@ config applier, the agent worker making Asterisk's queue members follow the logi
 of through Postgres) and API processes (``--role api``), against an embedded Postgres and an
 Asterisk sandbox of the bench's own. Tenants have 5 to 15 licences each, and each storm
 logs 10 different agents of every tenant in: ``attempts`` logins fired at once (a shift
-starting), from two client processes, each request on a connection of its own.
+starting), from two client processes, each request on a connection of its own. As at a
+shift's start, every agent's desk phone is registered beforehand, spread over a qualify period
+(sipp, from 127.0.0.1, answering Asterisk's qualify OPTIONS throughout, a steady load under
+every storm alike): Asterisk then knows each phone's state
+when the agent worker adds it to its queue, where an unregistered phone costs a lookup of
+its endpoint in Postgres for each queue member added. Each process's pooled connections run
+the login once before the runs, as the no-op storm before each run does the no-op: a
+connection's first use of a statement prepares it and looks up the types it returns, once in
+the connection's life.
 
 The reference, measured in the same run at the same concurrency against the same processes:
 as many ``GET /api/v1/auth/me`` at once with the same tokens (an authenticated request that
@@ -69,13 +77,14 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.call_load import agents_phones
 from bench.login_processes import ProcessConfig, RoleProcess, serve_process
 from bench.login_round_trips import Tally, counting, instrumented
 from bench.readings import percentile
 from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.agents.service import sip_ha1
 from graam_pbx.agents.sessions import AGENTS_CHANNEL
-from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus
+from graam_pbx.ami import AmiConfig, AmiError, AmiSupervisor, EventBus
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.auth import service as auth_service
 from graam_pbx.db import migrate
@@ -88,6 +97,14 @@ PASSWORD = "bench-supervisor-password"  # noqa: S105 - a throwaway account of a 
 # The bench's own loopback addresses: API processes on the first ones, the worker on the last.
 API_HOSTS = ("127.0.0.111", "127.0.0.112", "127.0.0.113", "127.0.0.114")
 WORKER_HOST = "127.0.0.115"
+WARMED_BY_ROUND_TRIPS = 3  # the spare tenant's agents logged in by tokens_and_round_trips
+DEVICE_PASSWORD = "bench-phone-password"  # noqa: S105 - a throwaway phone of a throwaway database
+# Phones registered before the storms, spread over one period of Asterisk's qualify
+# (ps_aors.qualify_frequency, 60 s): its OPTIONS then reach the phones evenly, a steady load
+# under every storm alike rather than a burst a minute under some; never so many at once
+# that Asterisk answers a resent REGISTER late.
+QUALIFY_PERIOD_S = 60.0
+REGISTERING_AT_ONCE = 40
 SETTLE_TIMEOUT = 120.0  # queue members following the logins, after a storm
 
 
@@ -259,6 +276,15 @@ class Tenant:
     licences: int
     agents: list[int]
 
+    @property
+    def devices(self) -> list[str]:
+        """The SIP usernames of the agents' devices, in the agents' order."""
+        return [device_name(self.slug, number) for number in range(len(self.agents))]
+
+
+def device_name(slug: str, number: int) -> str:
+    return f"{slug}-a{number}"
+
 
 async def populate(url: str, tenants: int, agents_each: int) -> list[Tenant]:
     """Tenants (licences 5 to 15), a supervisor, and agents with a device and a queue each."""
@@ -299,7 +325,7 @@ async def populate(url: str, tenants: int, agents_each: int) -> list[Tenant]:
                     f"a{number}@{slug}.example",
                     f"Agent {number}",
                 )
-                sip_username = f"{slug}-a{number}"
+                sip_username = device_name(slug, number)
                 await conn.execute(
                     "INSERT INTO agent_devices (tenant_id, user_id, sip_username, password_ha1, "
                     "extension, codecs, transport, max_contacts, version) VALUES ($1, $2, $3, "
@@ -307,7 +333,7 @@ async def populate(url: str, tenants: int, agents_each: int) -> list[Tenant]:
                     tenant_id,
                     user_id,
                     sip_username,
-                    sip_ha1(sip_username, "unused"),
+                    sip_ha1(sip_username, DEVICE_PASSWORD),
                     str(200 + number),
                 )
                 await conn.execute(
@@ -412,6 +438,15 @@ async def sample_over_limit(conn: asyncpg.Connection, stop: asyncio.Event) -> tu
 async def queue_members(ami: AmiSupervisor) -> int:
     events = await ami.action_list("QueueStatus", {})
     return sum(1 for event in events if event.name == "QueueMember")
+
+
+async def endpoints_known(ami: AmiSupervisor, name: str) -> int:
+    """1 when Asterisk finds the phone ``name`` (in Postgres, through its realtime), else 0."""
+    try:
+        await ami.action_list("PJSIPShowEndpoint", {"Endpoint": name})
+    except AmiError:
+        return 0
+    return 1
 
 
 async def queues_known(ami: AmiSupervisor) -> int:
@@ -547,6 +582,7 @@ async def main(
     sandbox = asterisk_sandbox(work / "asterisk")
     started: list[RoleProcess] = []
     ami: AmiSupervisor | None = None
+    phones = contextlib.AsyncExitStack()
     await pg.start()
     try:
         admin = await asyncpg.connect(pg.url())
@@ -575,6 +611,26 @@ async def main(
         # Every tenant's queue applied by the worker before anyone logs in.
         if not await eventually(lambda: queues_known(ami), tenants_count + 1, SETTLE_TIMEOUT):
             raise RuntimeError("the worker did not apply every tenant's queue")
+        # Every agent's phone registered (a shift starts with desk phones that are), and
+        # answering Asterisk's qualify OPTIONS throughout.
+        # Asterisk reads the phones from Postgres once the worker has configured its realtime
+        # connection: a phone registering before that is an unknown account, and a source
+        # with many of those is blocked (docs/security.md).
+        first_phone = tenants[0].devices[0]
+        if not await eventually(lambda: endpoints_known(ami, first_phone), 1, SETTLE_TIMEOUT):
+            raise RuntimeError("Asterisk does not read the phones from Postgres")
+        (work / "phones").mkdir()
+        devices = [name for tenant in tenants for name in tenant.devices]
+        await phones.enter_async_context(
+            agents_phones(
+                work / "phones",
+                f"127.0.0.1:{sandbox.config.sip_port}",
+                [(name, DEVICE_PASSWORD) for name in devices],
+                talk=1.0,
+                rate=len(devices) / QUALIFY_PERIOD_S,
+                at_once=REGISTERING_AT_ONCE,
+            )
+        )
         tokens, figures = await tokens_and_round_trips(
             url, ami_settings, secret_key, work / "inproc", tenants, spare
         )
@@ -594,6 +650,15 @@ async def main(
             for api in apis:
                 await api.start()
                 started.append(api)
+            # Warm: each pooled connection of each process runs the login once, as the no-op
+            # storm before each run does the no-op: a connection's first use of a statement
+            # prepares it and looks up the types it returns, once in the connection's life
+            # (``agent_login``'s int8[] and timestamptz[]: 6 ms of Postgres each).
+            warm = [
+                ("POST", f"/api/v1/agents/{agent}/session", tokens[spare.tenant_id])
+                for agent in spare.agents[WARMED_BY_ROUND_TRIPS:]
+            ]
+            await storm(apis, warm, client_processes)
             # Each repeat logs its own slice of agents in.
             repeated = [
                 await one_run(
@@ -607,6 +672,7 @@ async def main(
                 started.remove(api)
         return report(attempts, client_processes, tenants, figures, runs)
     finally:
+        await phones.aclose()
         if ami is not None:
             await ami.stop()
         for process in reversed(started):

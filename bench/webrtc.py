@@ -338,7 +338,7 @@ async def main(phones: int) -> dict[str, Any]:
                     for browser in browsers:
                         await browser.close()
             asterisk = f"127.0.0.1:{sandbox.config.sip_port}"
-            async with agents_phones(work, asterisk, agents.phones, talk=CALL_TIMEOUT):
+            async with agents_phones(work, asterisk, agents.phones.phones, talk=CALL_TIMEOUT):
                 sip_names = [name for _, name, _ in agents.phones.agents]
                 limit_answer_s, limit_media_s, _ = await call_all(ami, sip_names, both_ways=False)
         per_phone = rss / max(1, len(registered))

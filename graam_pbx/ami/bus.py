@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from typing import Literal
@@ -18,6 +19,7 @@ from graam_pbx.metrics import AMI_HANDLER_ERRORS, AMI_SUBSCRIBER_BACKLOG, AMI_SU
 logger = logging.getLogger(__name__)
 
 RESYNC_EVENT = "GraamResync"
+_EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # what an AMI Filter may name
 ALL_EVENTS = "*"
 YIELD_EVERY = 100  # events a subscriber handles before letting the other tasks run
 # Added last to every event of a node's supervisor (graam_pbx/cluster/supervisors.py): the
@@ -143,6 +145,16 @@ class EventBus:
     def __init__(self, *, drain_timeout: float = 5.0, only: Collection[str] | None = None) -> None:
         self._drain_timeout = drain_timeout
         self.only: frozenset[str] | None = None if only is None else frozenset(only)
+        for event in self.only or ():
+            if _EVENT_NAME.fullmatch(event) is None:
+                raise ValueError(f"not an AMI event name: {event!r}")
+        # What a subscription may name (case-blind, as Asterisk's names): the events asked
+        # for and the bus's own resync.
+        self._asked: frozenset[str] | None = (
+            None
+            if self.only is None
+            else frozenset({event.lower() for event in self.only} | {RESYNC_EVENT.lower()})
+        )
         self._subscriptions: dict[str, Subscription] = {}
         self._by_event: dict[str, list[Subscription]] = {}
         self._wildcard: list[Subscription] = []
@@ -183,12 +195,12 @@ class EventBus:
         return subscription
 
     def _unasked(self, events: Collection[str] | Literal["*"]) -> set[str]:
-        if self.only is None:
+        asked = self._asked
+        if asked is None:
             return set()
         if events == ALL_EVENTS:
             return {ALL_EVENTS}
         named = {events} if isinstance(events, str) else set(events)
-        asked = {event.lower() for event in self.only} | {RESYNC_EVENT.lower()}
         return {event for event in named if event.lower() not in asked}
 
     async def unsubscribe(self, subscription: Subscription) -> None:

@@ -4,6 +4,7 @@ reads those alone, against the session's real Asterisk; its actions' answers are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import pytest
 
 from graam_pbx.ami import AmiSupervisor, EventBus, Message
 from tests.conftest import Asterisk
+from tests.waiting import until
 
 TIMEOUT = 20.0
 
@@ -40,31 +42,33 @@ class SeenBus(EventBus):
                 await self.changed.wait()
 
 
-async def _connected(asterisk: Asterisk, bus: SeenBus) -> AmiSupervisor:
+@contextlib.asynccontextmanager
+async def seen_connection(
+    asterisk: Asterisk, only: frozenset[str] | None
+) -> AsyncIterator[tuple[AmiSupervisor, SeenBus]]:
+    """An AMI connection of its own to the session's Asterisk, asking for ``only``."""
+    bus = SeenBus(only)
+    await bus.start()
     supervisor = AmiSupervisor(asterisk.ami_config(), bus)
     await supervisor.start()
-    await supervisor.wait_connected(timeout=TIMEOUT)
-    return supervisor
+    try:
+        await supervisor.wait_connected(timeout=TIMEOUT)
+        yield supervisor, bus
+    finally:
+        await supervisor.stop()
+        await bus.stop()
 
 
 @pytest.fixture
 async def filtered(asterisk: Asterisk) -> AsyncIterator[tuple[AmiSupervisor, SeenBus]]:
-    bus = SeenBus(only=frozenset({"UserEvent"}))
-    await bus.start()
-    supervisor = await _connected(asterisk, bus)
-    yield supervisor, bus
-    await supervisor.stop()
-    await bus.stop()
+    async with seen_connection(asterisk, frozenset({"UserEvent"})) as connection:
+        yield connection
 
 
 @pytest.fixture
 async def control(asterisk: Asterisk) -> AsyncIterator[tuple[AmiSupervisor, SeenBus]]:
-    bus = SeenBus()
-    await bus.start()
-    supervisor = await _connected(asterisk, bus)
-    yield supervisor, bus
-    await supervisor.stop()
-    await bus.stop()
+    async with seen_connection(asterisk, None) as connection:
+        yield connection
 
 
 async def test_a_filtered_connection_reads_only_the_events_it_asked_for(
@@ -85,9 +89,11 @@ async def test_a_filtered_connection_reads_only_the_events_it_asked_for(
     read = await bus.until_user_event(marker)
     assert "Reload" in unfiltered, unfiltered
     assert set(read) == {"UserEvent"}, read
-    async with asyncio.timeout(TIMEOUT):
-        while not any(message.get("Marker") == marker for message in heard):
-            await asyncio.sleep(0.01)
+
+    async def delivered() -> bool:
+        return any(message.get("Marker") == marker for message in heard)
+
+    await until(delivered, "marker delivered to the bus's subscriber", TIMEOUT)
     # An action's answer, its list of items included, is never filtered.
     endpoints = await ami.action_list("PJSIPShowEndpoints", {})
     assert any(item.name == "EndpointList" for item in endpoints), endpoints

@@ -248,6 +248,12 @@ def test_a_subscription_outside_what_the_process_asks_for_is_refused() -> None:
     bus.subscribe("board", ["queuecallerjoin", RESYNC_EVENT], lambda message: None)
 
 
+def test_a_bus_refuses_to_ask_for_what_is_no_event_name() -> None:
+    # Each name becomes an AMI Filter's "name(...)": nothing else may reach that header.
+    with pytest.raises(ValueError, match="not an AMI event name"):
+        EventBus(only=["QueueCallerJoin", "Hangup)\r\nAction: Originate"])
+
+
 def test_an_api_process_asks_for_what_its_wallboards_subscribe_to() -> None:
     from graam_pbx.app import WALLBOARD_EVENTS
     from graam_pbx.live.wallboards import EVENTS, SUBSCRIBER

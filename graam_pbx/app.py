@@ -34,6 +34,7 @@ from graam_pbx.asterisk import status as config_status
 from graam_pbx.asterisk.applier import ConfigApplier
 from graam_pbx.asterisk.nodes import NodeAppliers
 from graam_pbx.asterisk.shards import ShardedWriter
+from graam_pbx.asterisk.sip_cache import listener as sip_cache_listener
 from graam_pbx.audit import api as audit_api
 from graam_pbx.auth import api as auth_api
 from graam_pbx.auth import service as auth_service
@@ -579,9 +580,16 @@ def _acting_components(
         on_connected=deliverer.request,
         name="graam-webhooks",
     )
+    # Devices changed in Postgres: each node forgets its cached copies (asterisk/sip_cache.py).
+    sip_cache: list[Component] = (
+        [sip_cache_listener(plain_url(endpoints.database_url), appliers.expire_devices)]
+        if appliers
+        else []
+    )
     return [
         *relay,
         *([appliers] if appliers else []),
+        *sip_cache,
         ami,
         *([runtime.nodes] if runtime.nodes is not None else []),
         agents,

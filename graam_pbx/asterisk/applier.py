@@ -49,6 +49,7 @@ from graam_pbx.asterisk.render import (
     trunks_index,
 )
 from graam_pbx.asterisk.shards import ShardedWriter, ShardPass
+from graam_pbx.asterisk.sip_cache import SipCache
 from graam_pbx.asterisk.snapshot import (
     HeldTenants,
     Snapshot,
@@ -166,6 +167,8 @@ class ConfigApplier:
         self._first_qualify = (
             FirstQualify(ami, bus) if ami is not None and bus is not None else None
         )
+        # Devices' endpoints and AORs cached by the node, expired as they change (sip_cache.py).
+        self._sip_cache = SipCache(ami, bus) if ami is not None and bus is not None else None
         # What failed to render, as last reported (reported again only when it changes).
         self._failing: dict[int, str] = {}
         self._failing_trunks: dict[int, str] = {}
@@ -193,6 +196,8 @@ class ConfigApplier:
         self.request(None)
         if self._first_qualify is not None:
             await self._first_qualify.start()
+        if self._sip_cache is not None:
+            await self._sip_cache.start()
         if self._bus is not None:
             self._subscription = self._bus.subscribe(
                 f"config-applier {self._node or ''}".strip(), [RESYNC_EVENT], self._on_resync
@@ -223,6 +228,8 @@ class ConfigApplier:
             await asyncio.wait([introducer])
         if self._first_qualify is not None:
             await self._first_qualify.stop()
+        if self._sip_cache is not None:
+            await self._sip_cache.stop()
         if self._owns_shards:
             await self._shards.stop()
 
@@ -239,6 +246,12 @@ class ConfigApplier:
             self._pending |= ids - {ALL_TENANTS}
         self._idle.clear()
         self._wake.set()
+
+    def expire_devices(self, ids: frozenset[str] | None) -> None:
+        """Have the node forget its copies of these devices' endpoints and AORs (None:
+        every device's), which changed in Postgres. Never blocks."""
+        if self._sip_cache is not None:
+            self._sip_cache.expire(ids)
 
     async def settled(self) -> None:
         """Wait until every request made so far is applied, its new devices introduced."""

@@ -106,6 +106,11 @@ class NodeAppliers:
         for applier in self.appliers:
             applier.request(ids)
 
+    def expire_devices(self, ids: frozenset[str] | None) -> None:
+        """Have every node forget its copies of these devices (None: of every device)."""
+        for applier in self.appliers:
+            applier.expire_devices(ids)
+
     async def settled(self) -> None:
         """Until every node's applier has applied every request made so far."""
         for applier in self.appliers:

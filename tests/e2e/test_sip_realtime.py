@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graam_pbx.ami import Message
+from graam_pbx.asterisk.sip_cache import CACHES
 from tests.conftest import RunningApp
 from tests.e2e import test_run_command
 from tests.e2e.console import Console
@@ -29,6 +30,7 @@ from tests.e2e.sipp import SippPool
 from tests.e2e.test_calls import PHONES_IP, new_device
 from tests.e2e.test_config_live import live, registers
 from tests.factories import make_world
+from tests.waiting import until
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -162,6 +164,47 @@ async def test_asterisk_reads_the_device_from_the_view(
     assert re.search(r"^\s*media_address\s*: 127\.0\.0\.1\s*$", shown, re.M), shown
     aor = await pbx.runtime.ami.command(f"pjsip show aor {name}", timeout=30)
     assert re.search(r"^\s*support_path\s*: true\s*$", aor, re.M), aor
+
+
+async def test_a_device_changed_after_the_node_cached_it_is_read_anew(
+    pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    """The node keeps each endpoint and AOR it reads in memory (sorcery.conf's caches); a
+    change to the device expires its copies (asterisk/sip_cache.py), so what the node shows
+    next is the new row, not the copy it would otherwise keep for ten minutes."""
+    world = await make_world(client, sessions)
+    device = await new_device(client, world, "204")
+    await live(client, world)
+    name = device["sip_username"]
+    ami = pbx.runtime.ami
+
+    async def shown() -> tuple[str, str]:
+        endpoint = await ami.command(f"pjsip show endpoint {name}", timeout=30)
+        aor = await ami.command(f"pjsip show aor {name}", timeout=30)
+        return endpoint, aor
+
+    endpoint, aor = await shown()
+    assert re.search(r"^\s*allow\s*: \(ulaw\|alaw\)\s*$", endpoint, re.M), endpoint
+    assert re.search(r"^\s*max_contacts\s*: 1\s*$", aor, re.M), aor
+    for cache in CACHES:  # both were read from Postgres once and are now kept
+        dump = await ami.command(f"sorcery memory cache dump {cache}", timeout=30)
+        assert name in dump, dump
+
+    changed = await client.patch(
+        f"/api/v1/devices/{device['id']}",
+        headers=world.admin.headers,
+        json={"codecs": ["alaw"], "max_contacts": 3},
+    )
+    assert changed.status_code == 200, changed.text
+
+    async def new_row_shown() -> bool:
+        endpoint, aor = await shown()
+        return bool(
+            re.search(r"^\s*allow\s*: \(alaw\)\s*$", endpoint, re.M)
+            and re.search(r"^\s*max_contacts\s*: 3\s*$", aor, re.M)
+        )
+
+    await until(new_row_shown, "new codecs and contact limit shown by the node", timeout=10)
 
 
 async def test_make_run_registers_its_demo_phone_from_postgres(

@@ -10,6 +10,7 @@ until a reload of its own (a marker) is heard, after the applier has finished wi
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import Message
-from graam_pbx.asterisk.sip_cache import CACHES
+from graam_pbx.ami import EventBus, Message
+from graam_pbx.asterisk.sip_cache import CACHES, EXPIRE_ALL_ABOVE, SipCache
 from tests.conftest import RunningApp
 from tests.e2e import test_run_command
 from tests.e2e.console import Console
@@ -205,6 +207,68 @@ async def test_a_device_changed_after_the_node_cached_it_is_read_anew(
         )
 
     await until(new_row_shown, "new codecs and contact limit shown by the node", timeout=10)
+
+
+async def test_the_node_forgets_the_devices_it_is_told_then_again_or_every_device(
+    pbx: RunningApp,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A node's SipCache on the real node: every entry when it starts, the named devices'
+    at once and again a second later, every entry past EXPIRE_ALL_ABOVE devices; a device
+    the node does not hold is no failure (Asterisk refuses to expire what it lacks)."""
+    world = await make_world(client, sessions)
+    first = (await new_device(client, world, "205"))["sip_username"]
+    second = (await new_device(client, world, "206"))["sip_username"]
+    await live(client, world)
+    ami = pbx.runtime.ami
+
+    async def read(*names: str) -> None:
+        for name in names:
+            await ami.command(f"pjsip show endpoint {name}", timeout=30)
+            await ami.command(f"pjsip show aor {name}", timeout=30)
+
+    async def held() -> set[str]:
+        names: set[str] = set()
+        for cache in CACHES:
+            dump = await ami.command(f"sorcery memory cache dump {cache}", timeout=30)
+            names |= {name for name in (first, second) if name in dump}
+        return names
+
+    async def rounds(count: int) -> None:
+        await until(lambda: _true(cache.rounds >= count), f"{count} expiry rounds", timeout=10)
+
+    await read(first, second)
+    # A bus of its own: the app's applier already has this node's subscriber (no resync here).
+    cache = SipCache(ami, EventBus())
+    caplog.set_level(logging.WARNING, logger="graam_pbx.asterisk.sip_cache")
+    await cache.start()
+    try:
+        await rounds(1)
+        assert await held() == set()  # a new cache expiry forgets every entry
+
+        # (The app's own expiries of these new devices may come too: only what an expiry
+        # removes is asserted, never what stays.)
+        await read(first, second)
+        cache.expire({first, "no-such-device"})
+        await rounds(2)
+        assert first not in await held()
+        await read(first)
+        await rounds(3)  # the same devices again, a second later
+        assert first not in await held()
+
+        await read(first, second)
+        cache.expire({second, *(f"other-{n}" for n in range(EXPIRE_ALL_ABOVE))})
+        await rounds(4)
+        assert await held() == set()
+    finally:
+        await cache.stop()
+    assert not [r for r in caplog.records if r.name == "graam_pbx.asterisk.sip_cache"]
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_make_run_registers_its_demo_phone_from_postgres(

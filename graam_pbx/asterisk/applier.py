@@ -167,7 +167,7 @@ class ConfigApplier:
         self._first_qualify = (
             FirstQualify(ami, bus) if ami is not None and bus is not None else None
         )
-        # Devices' endpoints and AORs cached by the node, expired as they change (sip_cache.py).
+        # Devices' AORs cached by the node, expired as they change (sip_cache.py).
         self._sip_cache = SipCache(ami, bus) if ami is not None and bus is not None else None
         # What failed to render, as last reported (reported again only when it changes).
         self._failing: dict[int, str] = {}
@@ -248,7 +248,7 @@ class ConfigApplier:
         self._wake.set()
 
     def expire_devices(self, ids: frozenset[str] | None) -> None:
-        """Have the node forget its copies of these devices' endpoints and AORs (None:
+        """Have the node forget its copies of these devices' AORs (None:
         every device's), which changed in Postgres. Never blocks."""
         if self._sip_cache is not None:
             self._sip_cache.expire(ids)

@@ -4,10 +4,10 @@ Revision ID: 0038_sip_devices_changed
 Revises: 0037_webhook_forwarded_from
 Create Date: 2026-12-06 19:00:00+00:00
 
-Asterisk keeps the endpoints and AORs it reads from Postgres in memory
-(``asterisk_conf/sorcery.conf``): the qualify reads both for every registered phone every
-minute. Whatever changes a device's row must therefore say so, for the control plane to
-expire that device's entries on every node (``graam_pbx/asterisk/sip_cache.py``).
+Asterisk keeps the AORs it reads from Postgres in memory (``asterisk_conf/sorcery.conf``):
+the qualify reads one for every registered phone every minute. Whatever changes a device's
+row must therefore say so, for the control plane to expire that device's entries on every
+node (``graam_pbx/asterisk/sip_cache.py``).
 
 ``sip_device_rows_refresh()`` (0032) is made again: it collects the ids (SIP usernames) of the
 rows it deletes and of those it writes again, and sends them with

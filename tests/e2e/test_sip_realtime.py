@@ -171,9 +171,10 @@ async def test_asterisk_reads_the_device_from_the_view(
 async def test_a_device_changed_after_the_node_cached_it_is_read_anew(
     pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    """The node keeps each endpoint and AOR it reads in memory (sorcery.conf's caches); a
-    change to the device expires its copies (asterisk/sip_cache.py), so what the node shows
-    next is the new row, not the copy it would otherwise keep for ten minutes."""
+    """The node keeps each AOR it reads in memory (sorcery.conf's cache); a change to the
+    device expires its copy (asterisk/sip_cache.py), so what the node shows next is the new
+    row, not the copy it would otherwise keep for ten minutes. (Endpoints are read from
+    Postgres each time: the codecs are checked too.)"""
     world = await make_world(client, sessions)
     device = await new_device(client, world, "204")
     await live(client, world)
@@ -188,7 +189,7 @@ async def test_a_device_changed_after_the_node_cached_it_is_read_anew(
     endpoint, aor = await shown()
     assert re.search(r"^\s*allow\s*: \(ulaw\|alaw\)\s*$", endpoint, re.M), endpoint
     assert re.search(r"^\s*max_contacts\s*: 1\s*$", aor, re.M), aor
-    for cache in CACHES:  # both were read from Postgres once and are now kept
+    for cache in CACHES:  # read from Postgres once and now kept
         dump = await ami.command(f"sorcery memory cache dump {cache}", timeout=30)
         assert name in dump, dump
 

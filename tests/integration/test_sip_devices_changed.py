@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -14,7 +15,7 @@ from sqlalchemy import text
 
 from graam_pbx.asterisk.sip_cache import CHANNEL, EVERY, decode
 from graam_pbx.db import plain_url
-from tests.factories import make_world
+from tests.factories import TenantWorld, make_world
 from tests.integration.test_devices_api import Sessions, create_device
 
 WAIT_S = 10
@@ -40,13 +41,21 @@ async def named(payloads: asyncio.Queue[str], name: str) -> None:
                 return
 
 
+async def device_heard(
+    client: httpx.AsyncClient, sessions: Sessions, heard: asyncio.Queue[str]
+) -> tuple[TenantWorld, dict[str, Any]]:
+    """A new tenant's device, once its creation was named."""
+    world = await make_world(client, sessions)
+    device = await create_device(client, world)
+    await named(heard, device["sip_username"])
+    return world, device
+
+
 async def test_a_device_created_changed_renamed_and_deleted_is_named(
     client: httpx.AsyncClient, sessions: Sessions, heard: asyncio.Queue[str]
 ) -> None:
-    world = await make_world(client, sessions)
-    device = await create_device(client, world)
+    world, device = await device_heard(client, sessions, heard)
     name = device["sip_username"]
-    await named(heard, name)
 
     changed = await client.patch(
         f"/api/v1/devices/{device['id']}", headers=world.admin.headers, json={"codecs": ["alaw"]}
@@ -70,10 +79,8 @@ async def test_a_device_created_changed_renamed_and_deleted_is_named(
 async def test_a_rolled_back_change_sends_nothing(
     client: httpx.AsyncClient, sessions: Sessions, heard: asyncio.Queue[str]
 ) -> None:
-    world = await make_world(client, sessions)
-    device = await create_device(client, world)
+    world, device = await device_heard(client, sessions, heard)
     name = device["sip_username"]
-    await named(heard, name)
     async with sessions() as session:
         await session.execute(
             text("UPDATE agent_devices SET codecs = '{ulaw}' WHERE id = :id"), {"id": device["id"]}

@@ -167,8 +167,9 @@ class ConfigApplier:
         self._first_qualify = (
             FirstQualify(ami, bus) if ami is not None and bus is not None else None
         )
-        # Devices' AORs cached by the node, expired as they change (sip_cache.py).
-        self._sip_cache = SipCache(ami, bus) if ami is not None and bus is not None else None
+        # Devices' AORs cached by the node, expired as they change (sip_cache.py), and all of
+        # them at each resync (below: expiries were missed while AMI was away).
+        self._sip_cache = SipCache(ami) if ami is not None and bus is not None else None
         # What failed to render, as last reported (reported again only when it changes).
         self._failing: dict[int, str] = {}
         self._failing_trunks: dict[int, str] = {}
@@ -264,6 +265,8 @@ class ConfigApplier:
         # After a reconnect: anything written while Asterisk was away still needs its reload.
         # (Every node's resync reaches the shared bus: only this node's concerns this one.)
         if self._ami is None or sent_by(message, self._ami.node):
+            if self._sip_cache is not None:
+                self._sip_cache.expire(None, again=False)
             self.request(None)
 
     # ---- the work ---------------------------------------------------------------------------

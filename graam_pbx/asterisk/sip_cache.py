@@ -18,9 +18,10 @@ hears it (``listener``) and has each node's ``SipCache`` expire those entries:
   ``EXPIRE_ALL_ABOVE`` devices, or ``*``: ``SorceryMemoryCacheExpire``, every entry);
 - **again ``AGAIN_AFTER_S`` later**: a lookup that read the row before the commit may put the
   old copy in the cache after the first expiry;
-- **every entry** whenever the node's AMI connects (expiries were missed while it was away)
-  and whenever the LISTEN connects (notifications were missed while it was down; a new
-  active worker's first connection included).
+- **every entry** when it starts, whenever the node's AMI connects (expiries were missed
+  while it was away: its applier's resync asks for it) and whenever the LISTEN connects
+  (notifications were missed while it was down; a new active worker's first connection
+  included).
 
 Asterisk also refreshes an entry read after 10 minutes in the cache, and drops one unread for
 an hour (``object_lifetime_stale``, ``object_lifetime_maximum``): a bound, not the mechanism.
@@ -34,15 +35,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
-from graam_pbx.ami import RESYNC_EVENT, AmiError, AmiSupervisor, EventBus, Message, Subscription
-from graam_pbx.ami.bus import sent_by
+from graam_pbx.ami import AmiError, AmiSupervisor
 from graam_pbx.ami.errors import AmiActionError
-from graam_pbx.cluster.signals import Listener
+from graam_pbx.cluster.signals import EVERYTHING, Listener
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "graam_sip_devices"  # migration 0038's channel
-EVERY = "*"
 CACHES = ("graam-aors",)  # sorcery.conf's cache names
 AGAIN_AFTER_S = 1.0
 EXPIRE_ALL_ABOVE = 50  # devices in one round past which every entry is expired at once
@@ -52,7 +51,7 @@ LISTENER_NAME = "graam-sip-cache"
 
 def decode(payload: str) -> frozenset[str] | None:
     """The devices (SIP usernames) a notification names; None: every device."""
-    if payload == EVERY:
+    if payload == EVERYTHING:
         return None
     return frozenset(part for part in payload.split(",") if part)
 
@@ -60,29 +59,21 @@ def decode(payload: str) -> frozenset[str] | None:
 class SipCache:
     """One node's cached AORs, expired as the module's text says."""
 
-    def __init__(self, ami: AmiSupervisor, bus: EventBus) -> None:
+    def __init__(self, ami: AmiSupervisor) -> None:
         self._ami = ami
-        self._bus = bus
         self._ids: set[str] = set()
         self._everything = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._subscription: Subscription | None = None
         self._again: set[asyncio.TimerHandle] = set()
         self._refused: str | None = None
         self.rounds = 0  # rounds of expiries sent (tests wait on it)
 
     async def start(self) -> None:
-        self._subscription = self._bus.subscribe(
-            f"sip-cache {self._ami.node}", [RESYNC_EVENT], self._on_resync
-        )
         self._task = asyncio.create_task(self._run(), name=f"sip-cache {self._ami.node}")
         self.expire(None, again=False)
 
     async def stop(self) -> None:
-        if self._subscription is not None:
-            await self._bus.unsubscribe(self._subscription)
-            self._subscription = None
         for handle in self._again:
             handle.cancel()
         self._again.clear()
@@ -114,10 +105,6 @@ class SipCache:
         else:
             self._ids |= devices
         self._wake.set()
-
-    async def _on_resync(self, message: Message) -> None:
-        if sent_by(message, self._ami.node):
-            self.expire(None, again=False)
 
     async def _run(self) -> None:
         while True:

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graam_pbx.ami import EventBus, Message
+from graam_pbx.ami import Message
 from graam_pbx.asterisk.sip_cache import CACHES, EXPIRE_ALL_ABOVE, SipCache
 from tests.conftest import RunningApp
 from tests.e2e import test_run_command
@@ -241,8 +241,7 @@ async def test_the_node_forgets_the_devices_it_is_told_then_again_or_every_devic
         await until(lambda: _true(cache.rounds >= count), f"{count} expiry rounds", timeout=10)
 
     await read(first, second)
-    # A bus of its own: the app's applier already has this node's subscriber (no resync here).
-    cache = SipCache(ami, EventBus())
+    cache = SipCache(ami)
     caplog.set_level(logging.WARNING, logger="graam_pbx.asterisk.sip_cache")
     await cache.start()
     try:

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from graam_pbx.asterisk.sip_cache import CHANNEL, EVERY, decode
+from graam_pbx.asterisk.sip_cache import CHANNEL, decode
+from graam_pbx.cluster.signals import EVERYTHING
 from graam_pbx.db import plain_url
 from tests.factories import TenantWorld, make_world
 from tests.integration.test_devices_api import Sessions, create_device
@@ -105,11 +106,11 @@ async def test_a_node_changed_expires_every_device(
     async with sessions() as session, session.begin():
         await session.execute(text("UPDATE asterisk_nodes SET state = state WHERE false"))
     async with asyncio.timeout(WAIT_S):
-        while await heard.get() != EVERY:
+        while await heard.get() != EVERYTHING:
             pass
 
 
 def test_a_payload_names_devices_or_every_device() -> None:
     assert decode("alice,bob") == frozenset({"alice", "bob"})
-    assert decode(EVERY) is None
+    assert decode(EVERYTHING) is None
     assert decode("") == frozenset()

@@ -1,15 +1,15 @@
-"""Asterisk's memory copies of devices' AORs, expired when a device changes.
+"""Asterisk's memory copies of devices' endpoints and AORs, expired when a device changes.
 
 PJSIP's qualify sends OPTIONS to every registered phone once a minute, and each one read the
 phone's endpoint and AOR from Postgres (two ``res_config_pgsql`` statements, each planned
 anew): with 5,100 phones, about 0.3 of a core in Postgres all the time. Asterisk now keeps
-the AORs it reads in a memory cache (``asterisk_conf/sorcery.conf``: ``graam-aors``), which
-halves those reads. Endpoints are not cached: PJSIP keeps a device's state (its
-``ContactStatus`` events, reachable or not) beside the endpoint it reads, and with a cached
-endpoint that state was left unpublished (the device unavailable with a reachable contact).
-Auths are never cached either, so a password is always checked against Postgres.
+the endpoints and AORs it reads in memory caches (``asterisk_conf/sorcery.conf``:
+``graam-endpoints``, ``graam-aors``). The endpoint cache must be the first endpoint wizard:
+listed after the files' wizard, PJSIP left the cached devices' state unpublished (no
+``ContactStatus``, the device unavailable with a reachable contact). Auths are never cached,
+so a password is always checked against Postgres.
 
-A cached AOR must not outlive the row it copies. Whatever writes a device's row in
+A cached entry must not outlive the row it copies. Whatever writes a device's row in
 ``sip_device_rows`` (its triggers, whatever the writer) sends the device's id on
 ``graam_sip_devices`` at commit (migration ``0038_sip_devices_changed``); the acting process
 hears it (``listener``) and has each node's ``SipCache`` expire those entries:
@@ -42,7 +42,7 @@ from graam_pbx.cluster.signals import EVERYTHING, Listener
 log = logging.getLogger(__name__)
 
 CHANNEL = "graam_sip_devices"  # migration 0038's channel
-CACHES = ("graam-aors",)  # sorcery.conf's cache names
+CACHES = ("graam-endpoints", "graam-aors")  # sorcery.conf's cache names
 AGAIN_AFTER_S = 1.0
 EXPIRE_ALL_ABOVE = 50  # devices in one round past which every entry is expired at once
 NOT_CACHED = "could not be expired"  # Asterisk's answer for an entry it does not hold
@@ -57,7 +57,7 @@ def decode(payload: str) -> frozenset[str] | None:
 
 
 class SipCache:
-    """One node's cached AORs, expired as the module's text says."""
+    """One node's cached endpoints and AORs, expired as the module's text says."""
 
     def __init__(self, ami: AmiSupervisor) -> None:
         self._ami = ami

@@ -171,10 +171,10 @@ async def test_asterisk_reads_the_device_from_the_view(
 async def test_a_device_changed_after_the_node_cached_it_is_read_anew(
     pbx: RunningApp, client: httpx.AsyncClient, sessions: Sessions
 ) -> None:
-    """The node keeps each AOR it reads in memory (sorcery.conf's cache); a change to the
-    device expires its copy (asterisk/sip_cache.py), so what the node shows next is the new
-    row, not the copy it would otherwise keep for ten minutes. (Endpoints are read from
-    Postgres each time: the codecs are checked too.)"""
+    """The node keeps each endpoint and AOR it reads in memory (sorcery.conf's caches); a
+    change to the device expires its copies (asterisk/sip_cache.py), so what the node shows
+    next is the new rows (codecs: the endpoint; contact limit: the AOR), not the copies it
+    would otherwise keep for ten minutes."""
     world = await make_world(client, sessions)
     device = await new_device(client, world, "204")
     await live(client, world)

@@ -28,7 +28,7 @@ again while the storms run).
 Each run is made with 1 to P API processes, the requests spread over them in turn (as any
 HTTP balancer would), ``--repeats`` times (5 by default; each repeat with agents of its
 own): each figure is the median of the repeats (``ratio_to_noop_runs``: every repeat's ratio;
-on two shared cores one repeat's ratio spreads widely: 0.29 to 0.7 over 20 repeats of the
+on two shared cores one repeat's ratio spreads widely: 0.26 to 0.72 over 25 repeats of the
 same code, and the median of 5 moved between 0.42 and 0.56 over five runs of it). The figures of
 1 process are the headline, those of more carry a ``_<n>_api`` suffix, with their scaling
 over 1 process. On a machine with few cores the

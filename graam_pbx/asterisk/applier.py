@@ -167,8 +167,9 @@ class ConfigApplier:
         self._first_qualify = (
             FirstQualify(ami, bus) if ami is not None and bus is not None else None
         )
-        # Devices' AORs cached by the node, expired as they change (sip_cache.py), and all of
-        # them at each resync (below: expiries were missed while AMI was away).
+        # Devices' endpoints and AORs cached by the node, expired as they change
+        # (sip_cache.py), and all of them at each resync (below: expiries were missed while
+        # AMI was away).
         self._sip_cache = SipCache(ami) if ami is not None and bus is not None else None
         # What failed to render, as last reported (reported again only when it changes).
         self._failing: dict[int, str] = {}

@@ -37,10 +37,11 @@ def _of(kind: str) -> list[tuple[str, str]]:
 def test_the_endpoint_cache_is_the_first_endpoint_wizard() -> None:
     # Listed after the files' wizard, the cached endpoints' state went unpublished (no
     # ContactStatus, a reachable phone shown unavailable).
-    first_name, first_value = _of("endpoint")[0]
-    assert first_name == "endpoint/cache", _of("endpoint")
+    endpoints = _of("endpoint")
+    first_name, first_value = endpoints[0]
+    assert first_name == "endpoint/cache", endpoints
     assert first_value.startswith("memory_cache,name=graam-endpoints,"), first_value
-    assert [value.split(",")[0] for _, value in _of("endpoint")[1:]] == ["config", "realtime"]
+    assert [value.split(",")[0] for _, value in endpoints[1:]] == ["config", "realtime"]
 
 
 def test_the_aor_cache_comes_before_postgres_and_auths_are_never_cached() -> None:

@@ -8,7 +8,12 @@ config applier, the agent worker making Asterisk's queue members follow the logi
 of through Postgres) and API processes (``--role api``), against an embedded Postgres and an
 Asterisk sandbox of the bench's own. Tenants have 5 to 15 licences each, and each storm
 logs 10 different agents of every tenant in: ``attempts`` logins fired at once (a shift
-starting), from two client processes, each request on a connection of its own. As at a
+starting), from two client processes, each request on a connection of its own. The clients
+write each request's bytes straight on its socket (bench/raw_http.py: about 0.2 ms of CPU a
+request, where a general HTTP client spent 1.3 ms of the two cores the stack shares), and
+fire together: each reads its share, says it is ready, and starts when the bench says go, so
+a storm is all its requests at once and lasts from the first request any client sent to the
+last answer any got (the machine's monotonic clock, shared by every process). As at a
 shift's start, every agent's desk phone is registered beforehand, spread over a qualify period
 (sipp, from 127.0.0.1, answering Asterisk's qualify OPTIONS throughout, a steady load under
 every storm alike): Asterisk then knows each phone's state
@@ -27,13 +32,14 @@ again while the storms run).
 
 Each run is made with 1 to P API processes, the requests spread over them in turn (as any
 HTTP balancer would), ``--repeats`` times (5 by default; each repeat with agents of its
-own): each figure is the median of the repeats (``ratio_to_noop_runs``: every repeat's ratio;
-on two shared cores one repeat's ratio spreads widely: 0.26 to 0.72 over 25 repeats of the
-same code, and the median of 5 moved between 0.42 and 0.56 over five runs of it). The figures of
-1 process are the headline, those of more carry a ``_<n>_api`` suffix, with their scaling
-over 1 process. On a machine with few cores the
-processes share them with Postgres, the worker and the clients: scaling says what the API's
-own share of the CPU was worth, not what more machines would give.
+own): each figure is the median of the repeats (``ratio_to_noop_runs``: every repeat's
+ratio; on two shared cores one repeat's ratio spreads widely, 0.39 to 0.68 over 20 repeats
+of the same code, and so does the CPU one request costs: the no-op's in the API process
+moved between 1.35 and 2.4 ms from one storm to the next of the same run). The figures of 1
+process are the headline, those of more carry a ``_<n>_api`` suffix, with their scaling over
+1 process. On a machine with few cores the processes share them with Postgres, the worker
+and the clients: scaling says what the API's own share of the CPU was worth, not what more
+machines would give.
 
 The no-op storm runs just before and just after the login storm and counts as one: a machine
 whose load drifts meanwhile weighs on both alike. The tenants' logins come interleaved (as a
@@ -45,7 +51,9 @@ the bench's own stack spent per request during the same storm: ``postgres_cpu_ms
 (the active worker, which makes Asterisk's queue members follow the logins as they commit)
 and ``asterisk_cpu_ms_per_*`` (the queue members added, their devices' states, and the
 realtime lookups those make in Postgres): with the API's, the CPU a login costs the machine,
-which the rate on a machine of few cores follows.
+which the rate on a machine of few cores follows. ``idle_share_login`` and
+``idle_share_noop``: the share of the machine's CPU time (every core, from /proc/stat) left
+idle during the storms; near 0, a storm's rate is what its CPU cost allows.
 
 One login's round trips to Postgres (and one no-op's) are counted beforehand through an API
 app in this process (bench/login_round_trips.py): ``round_trips_per_login``,
@@ -77,6 +85,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import raw_http
 from bench.call_load import agents_phones
 from bench.login_processes import ProcessConfig, RoleProcess, serve_process
 from bench.login_round_trips import Tally, counting, instrumented
@@ -112,32 +121,28 @@ SETTLE_TIMEOUT = 120.0  # queue members following the logins, after a storm
 
 
 def fire() -> None:
-    """A client process: read its requests on stdin, fire them all at once, print each one's
-    outcome. Request ``i`` goes to API process ``i mod n``."""
+    """A client process: read its requests (one JSON line on stdin), say ``ready``, and on
+    ``go`` fire them all at once; print each one's outcome. Request ``i`` goes to API process
+    ``i mod n``. Times are the machine's monotonic clock, which every process shares."""
 
     async def run(job: dict[str, Any]) -> list[dict[str, Any]]:
-        urls: list[str] = job["base_urls"]
+        addresses: list[tuple[str, int]] = [(host, port) for host, port in job["addresses"]]
         requests: list[tuple[int, str, str, str]] = job["requests"]
-        limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=0)
-        async with httpx.AsyncClient(limits=limits, timeout=300) as client:
-            started = time.perf_counter()
 
-            async def one(index: int, method: str, path: str, token: str) -> dict[str, Any]:
-                sent = time.perf_counter()
-                response = await client.request(
-                    method,
-                    urls[index % len(urls)] + path,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                return {
-                    "status": response.status_code,
-                    "ms": (time.perf_counter() - sent) * 1000,
-                    "done": time.perf_counter() - started,
-                }
+        async def one(index: int, method: str, path: str, token: str) -> dict[str, Any]:
+            sent = time.monotonic()
+            status, _ = await raw_http.request(
+                *addresses[index % len(addresses)], method, path, token
+            )
+            done = time.monotonic()
+            return {"status": status, "ms": (done - sent) * 1000, "sent": sent, "done": done}
 
-            return await asyncio.gather(*(one(*request) for request in requests))
+        return await asyncio.gather(*(one(*request) for request in requests))
 
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.stdin.readline())
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("the bench stopped before the storm")
     cpu = time.process_time()  # from here: the requests' own work, not the imports
     results = asyncio.run(run(job))
     print(json.dumps({"results": results, "cpu_s": time.process_time() - cpu}))
@@ -154,6 +159,7 @@ class Storm:
     cpu_ms: float = 0.0
     stack_cpu_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # by process
     client_cpu_ms: float = 0.0  # the client processes' own CPU per request
+    idle: float = 0.0  # the share of the machine's CPU time left idle during the storm
 
     def __add__(self, other: Storm) -> Storm:
         """Two storms as one: their requests together, over their time together."""
@@ -173,6 +179,7 @@ class Storm:
                 for name, value in self.stack_cpu_ms.items()
             },
             mean(self.client_cpu_ms, other.client_cpu_ms),
+            (self.idle + other.idle) / 2,
         )
 
     @property
@@ -207,6 +214,12 @@ def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
     return total
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(idle, total) CPU time of the whole machine so far, every core, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # idle and iowait; user to steal
+
+
 CpuReaders = dict[str, Callable[[], float]]
 
 
@@ -219,8 +232,8 @@ async def storm(
     """Fire every request at once from ``processes`` client processes at the API processes;
     ``stack``: other processes whose CPU time per request is read over the same storm."""
     stack = stack or {}
-    base_urls = [api.url for api in apis]
-    # Started first: they import httpx while waiting for their share on stdin.
+    addresses = [(api.config.api_host, api.config.api_port) for api in apis]
+    # Started first: they import the bench's modules while waiting for their share on stdin.
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -233,15 +246,25 @@ async def storm(
         for _ in range(processes)
     ]
     numbered = [(index, *request) for index, request in enumerate(requests)]
-    cpu_before = sum(api.cpu_seconds() for api in apis)
-    stack_before = {name: read() for name, read in stack.items()}
     shares = [numbered[i::processes] for i in range(processes)]
-    outputs = await asyncio.gather(
-        *(
-            child.communicate(json.dumps({"base_urls": base_urls, "requests": share}).encode())
-            for child, share in zip(children, shares, strict=True)
-        )
-    )
+    for child, share in zip(children, shares, strict=True):
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps({"addresses": addresses, "requests": share}).encode() + b"\n")
+        await child.stdin.drain()
+    # Every client ready (its modules imported, its share read) before any fires: started
+    # apart, one client's requests would run alone for a while and the rate would be wrong.
+    for child in children:
+        assert child.stdout is not None
+        if (await child.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("a client process ended before the storm")
+    cpu_before = sum(api.cpu_seconds() for api in apis)
+    machine_before = machine_jiffies()
+    stack_before = {name: read() for name, read in stack.items()}
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
+    outputs = await asyncio.gather(*(child.communicate() for child in children))
     results: list[dict[str, Any]] = []
     client_cpu = 0.0
     for child, (out, _) in zip(children, outputs, strict=True):
@@ -251,11 +274,13 @@ async def storm(
         results += answer["results"]
         client_cpu += answer["cpu_s"]
     cpu = sum(api.cpu_seconds() for api in apis) - cpu_before
+    idle_after, total_after = machine_jiffies()
+    idle = (idle_after - machine_before[0]) / max(1, total_after - machine_before[1])
     stack_ms = {
         name: (read() - stack_before[name]) * 1000 / len(results) for name, read in stack.items()
     }
-    # The processes fire together: the storm lasts until the last answer any of them got.
-    elapsed = max(result["done"] for result in results)
+    # The storm lasts from the first request any client sent to the last answer any got.
+    elapsed = max(r["done"] for r in results) - min(r["sent"] for r in results)
     return Storm(
         [r["status"] for r in results],
         [r["ms"] for r in results],
@@ -263,6 +288,7 @@ async def storm(
         cpu * 1000 / len(results),
         stack_ms,
         client_cpu * 1000 / len(results),
+        idle,
     )
 
 
@@ -535,6 +561,8 @@ async def one_run(
         },
         "client_cpu_ms_per_login": round(login.client_cpu_ms, 2),
         "client_cpu_ms_per_noop": round(noop.client_cpu_ms, 2),
+        "idle_share_login": round(login.idle, 2),
+        "idle_share_noop": round(noop.idle, 2),
         "ratio_if_api_login_cost_noop": round(ratio_bound(login, noop), 2),
         "created": login.statuses.count(201),
         "refused": login.statuses.count(409),
@@ -739,6 +767,8 @@ def report(
             "asterisk_cpu_ms_per_noop",
             "client_cpu_ms_per_login",
             "client_cpu_ms_per_noop",
+            "idle_share_login",
+            "idle_share_noop",
             "ratio_if_api_login_cost_noop",
         ):
             result[key + suffix] = run[key]

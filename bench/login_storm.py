@@ -164,7 +164,9 @@ class Storm:
     def __add__(self, other: Storm) -> Storm:
         """Two storms as one: their requests together, over their time together."""
         count = len(self.statuses) + len(other.statuses)
-        elapsed = len(self.statuses) / self.per_s + len(other.statuses) / other.per_s
+        my_time = len(self.statuses) / self.per_s
+        their_time = len(other.statuses) / other.per_s
+        elapsed = my_time + their_time
 
         def mean(mine: float, theirs: float) -> float:
             return (mine * len(self.statuses) + theirs * len(other.statuses)) / count
@@ -179,7 +181,8 @@ class Storm:
                 for name, value in self.stack_cpu_ms.items()
             },
             mean(self.client_cpu_ms, other.client_cpu_ms),
-            (self.idle + other.idle) / 2,
+            # The idle share over their time together, not per request.
+            (self.idle * my_time + other.idle * their_time) / elapsed,
         )
 
     @property

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import process_cpu_seconds
 from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.cli import serve
@@ -141,9 +142,7 @@ class RoleProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time the process has used so far (user and system), from /proc."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
 
     def log(self) -> str:
         try:

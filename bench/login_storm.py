@@ -87,6 +87,7 @@ import httpx
 
 from bench import raw_http
 from bench.call_load import agents_phones
+from bench.cpu import cpu_seconds, machine_jiffies, process_cpu_seconds, stat_fields
 from bench.login_processes import ProcessConfig, RoleProcess, serve_process
 from bench.login_round_trips import Tally, counting, instrumented
 from bench.readings import percentile
@@ -194,16 +195,6 @@ class Storm:
         return round(percentile(self.latencies, 0.99), 1)
 
 
-def process_cpu_seconds(pid: int, *, reaped: bool = False) -> float:
-    """CPU time of process ``pid`` (user and system), from /proc; ``reaped``: with that of
-    its children that ended (and were waited for)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    used = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
-    if reaped:
-        used += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return used / os.sysconf("SC_CLK_TCK")
-
-
 def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
     """CPU time of the embedded Postgres: its postmaster, every live backend, and the
     backends that ended (counted in the postmaster's children's time)."""
@@ -211,16 +202,10 @@ def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
     total = process_cpu_seconds(postmaster, reaped=True)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(stat.parent.name)
             if int(fields[1]) == postmaster:  # ppid
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                total += cpu_seconds(fields)
     return total
-
-
-def machine_jiffies() -> tuple[int, int]:
-    """(idle, total) CPU time of the whole machine so far, every core, from /proc/stat."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[3] + fields[4], sum(fields[:8])  # idle and iowait; user to steal
 
 
 CpuReaders = dict[str, Callable[[], float]]

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.login_storm import process_cpu_seconds
+from bench.cpu import process_cpu_seconds
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 EVENT_ID = b"graam-event-id"

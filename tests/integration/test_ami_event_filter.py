@@ -30,13 +30,15 @@ class SeenBus(EventBus):
         self.changed.set()
         super().publish(message)
 
-    async def until_user_event(self, marker: str) -> list[str]:
-        """The names of the events read up to the UserEvent carrying ``marker``."""
+    async def until_event(self, name: str, **fields: str) -> list[str]:
+        """The names of the events read up to the first ``name`` event carrying ``fields``."""
         async with asyncio.timeout(TIMEOUT):
             while True:
                 names = [message.name for message in self.seen]
                 for index, message in enumerate(self.seen):
-                    if message.name == "UserEvent" and message.get("Marker") == marker:
+                    if message.name == name and all(
+                        message.get(key) == value for key, value in fields.items()
+                    ):
                         return names[: index + 1]
                 self.changed.clear()
                 await self.changed.wait()
@@ -81,12 +83,14 @@ async def test_a_filtered_connection_reads_only_the_events_it_asked_for(
     bus.seen.clear()
     everything.seen.clear()
     marker = secrets.token_hex(4)
-    # A reload publishes a "Reload" event to every connection that asks for it; then the
-    # marker, which comes after it on every connection.
+    # A reload publishes a "Reload" event to every connection that asks for it. Asterisk
+    # sends it through its message bus, later than the reload's answer: the marker is sent
+    # once the unfiltered connection has read it, so the marker comes after it everywhere.
     await watcher.action("Reload", {"Module": "app_queue.so"})
+    await everything.until_event("Reload", Module="app_queue.so")
     await ami.action("UserEvent", {"UserEvent": "graam-filter", "Marker": marker})
-    unfiltered = await everything.until_user_event(marker)
-    read = await bus.until_user_event(marker)
+    unfiltered = await everything.until_event("UserEvent", Marker=marker)
+    read = await bus.until_event("UserEvent", Marker=marker)
     assert "Reload" in unfiltered, unfiltered
     assert set(read) == {"UserEvent"}, read
 

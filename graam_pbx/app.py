@@ -14,7 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy import text
@@ -77,7 +82,12 @@ from graam_pbx.recordings import api as recordings_api
 from graam_pbx.recordings.spool import ASTERISK_MONITOR, SPOOL_SUBDIR
 from graam_pbx.recordings.store import LocalStore, RecordingStore
 from graam_pbx.recordings.worker import RecordingCollector
-from graam_pbx.rest import StorableInput, allowed_methods, openapi_parameters_without_null
+from graam_pbx.rest import (
+    StorableInput,
+    allowed_methods,
+    openapi_document,
+    openapi_parameters_without_null,
+)
 from graam_pbx.routing import api as routing_api
 from graam_pbx.routing.worker import TrunkResolver
 from graam_pbx.settings import ProcessRole, Settings, get_settings
@@ -142,6 +152,8 @@ API_ROUTERS: list[APIRouter] = [
 ]
 
 READY_DB_TIMEOUT = 2.0
+OPENAPI_PATH = "/openapi.json"
+SWAGGER_REDIRECT_PATH = "/docs/oauth2-redirect"
 
 
 RECORDINGS_SPOOL = ASTERISK_MONITOR / SPOOL_SUBDIR
@@ -402,7 +414,12 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         version="0.1.0",
         summary="Control plane of a multi-tenant call-centre switch beside Asterisk",
         lifespan=lifespan,
+        # Served by _install_docs_routes, with the document built off the event loop.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+    _install_docs_routes(app)
     _install_error_handlers(app)
     _install_health_routes(app)
     if role is ProcessRole.WORKER:
@@ -649,6 +666,35 @@ async def _node_supervisors(
     return NodeSupervisors(session_factory(engine), bus, endpoints.ami), local
 
 
+def _install_docs_routes(app: FastAPI) -> None:
+    """The OpenAPI document and its two pages at FastAPI's usual paths; the document is
+    built in a worker thread at its first request (rest.openapi_document)."""
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(await openapi_document(app))
+
+    def document_url(request: Request) -> str:
+        # Behind a proxy that mounts the app under a prefix, the page fetches it there.
+        return str(request.scope.get("root_path", "")).rstrip("/") + OPENAPI_PATH
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=document_url(request),
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=SWAGGER_REDIRECT_PATH,
+        )
+
+    @app.get(SWAGGER_REDIRECT_PATH, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(openapi_url=document_url(request), title=f"{app.title} - ReDoc")
+
+
 def _document_parameters_as_sent(app: FastAPI) -> None:
     # FastAPI documents an optional parameter as "integer or null"; on the wire it is left out.
     plain_openapi = app.openapi
@@ -743,7 +789,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
         headers = exc.headers
         if exc.status_code == 405:
-            allow = allowed_methods(request.app.openapi(), request.url.path)
+            allow = allowed_methods(await openapi_document(request.app), request.url.path)
             headers = {**(headers or {}), "Allow": ", ".join(allow)}
         return JSONResponse(
             error_body(error_id, str(exc.detail)), status_code=exc.status_code, headers=headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, Header, Path, Query, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.routing import compile_path
@@ -226,7 +227,7 @@ class StorableInput:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        found = _unstorable_in_path(scope) or _unstorable_in_query(scope)
+        found = await _unstorable_in_path(scope) or _unstorable_in_query(scope)
         found = found or _unstorable_in_headers(scope)
         if (
             found is None
@@ -250,13 +251,13 @@ class StorableInput:
         await self.app(scope, receive, send)
 
 
-def _unstorable_in_path(scope: Scope) -> tuple[str, str] | None:
+async def _unstorable_in_path(scope: Scope) -> tuple[str, str] | None:
     reason = unstorable_reason(scope["path"])
     if reason is None:
         return None
     # Name the path parameter when a documented path matches, as a validation error would.
     app = scope.get("app")
-    document = app.openapi() if app is not None and hasattr(app, "openapi") else {}
+    document = await openapi_document(app) if isinstance(app, FastAPI) else {}
     for template in document.get("paths", {}):
         regex, _, _ = compile_path(template)
         matched = regex.match(scope["path"])
@@ -353,6 +354,26 @@ def _not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
     if len(kept) == 1:
         return {**kept[0], **rest}
     return {**rest, "anyOf": kept}
+
+
+async def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document, built once, in a worker thread.
+
+    FastAPI builds it at its first use, from a schema of every model of every route: seconds
+    of CPU for this API. Built on the event loop, those seconds would stall everything the
+    loop serves (AMI pings, whose time-out drops the connection; FastAGI; every request)
+    the first time anyone opens ``/docs``, or sends a 405 or a NUL in a path. Every reader
+    of the document goes through here; callers arriving during the build wait for it.
+    """
+    if app.openapi_schema is None:
+        lock: asyncio.Lock | None = getattr(app.state, "openapi_lock", None)
+        if lock is None:
+            lock = app.state.openapi_lock = asyncio.Lock()
+        async with lock:
+            if app.openapi_schema is None:
+                await asyncio.to_thread(app.openapi)
+    document: dict[str, Any] = app.openapi()  # built: FastAPI returns the one it keeps
+    return document
 
 
 def openapi_parameters_without_null(document: dict[str, Any]) -> dict[str, Any]:

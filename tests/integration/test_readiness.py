@@ -41,8 +41,12 @@ async def test_openapi_document_is_served(running_app: RunningApp) -> None:
 
 
 async def test_metrics_expose_ami_and_pool(running_app: RunningApp) -> None:
+    # Read while the AMI connection is up, as /readyz says: the session's one Asterisk serves
+    # every test, and the connection's recovery from a drop is a test of its own (below).
+    await wait_for_readyz(running_app.client, 200, timeout=10)
     text = (await running_app.client.get("/metrics")).text
-    assert 'graam_ami_connected{node="local"} 1.0' in text
+    gauge = [line for line in text.splitlines() if line.startswith("graam_ami_connected")]
+    assert 'graam_ami_connected{node="local"} 1.0' in gauge, (gauge, running_app.runtime.ami.state)
     assert "graam_db_pool_size" in text
     assert 'graam_ami_events_total{event="FullyBooted"}' in text
 

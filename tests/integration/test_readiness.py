@@ -12,6 +12,7 @@ import httpx
 from graam_pbx.app import Endpoints
 from graam_pbx.sandbox.ports import free_port
 from tests.conftest import Asterisk, RunningApp, start_app
+from tests.waiting import until
 
 
 async def wait_for_readyz(client: httpx.AsyncClient, status: int, timeout: float) -> dict[str, Any]:
@@ -44,9 +45,22 @@ async def test_metrics_expose_ami_and_pool(running_app: RunningApp) -> None:
     # Read while the AMI connection is up, as /readyz says: the session's one Asterisk serves
     # every test, and the connection's recovery from a drop is a test of its own (below).
     await wait_for_readyz(running_app.client, 200, timeout=10)
+    # The gauge is the process's, by node name. In a whole-suite run this process holds a
+    # second connection to the same node, "local" in its database too: the e2e tests' session
+    # app (tests/e2e/conftest.py, pbx), whose drop and reconnection would set the same series.
+    # So it is read until it says 1.
+    gauge: list[str] = []
+
+    async def connected_shown() -> bool:
+        text = (await running_app.client.get("/metrics")).text
+        gauge[:] = [line for line in text.splitlines() if line.startswith("graam_ami_connected")]
+        return 'graam_ami_connected{node="local"} 1.0' in gauge
+
+    try:
+        await until(connected_shown, "AMI connection shown in /metrics", timeout=10)
+    except AssertionError as err:
+        raise AssertionError((gauge, running_app.runtime.ami.state)) from err
     text = (await running_app.client.get("/metrics")).text
-    gauge = [line for line in text.splitlines() if line.startswith("graam_ami_connected")]
-    assert 'graam_ami_connected{node="local"} 1.0' in gauge, (gauge, running_app.runtime.ami.state)
     assert "graam_db_pool_size" in text
     assert 'graam_ami_events_total{event="FullyBooted"}' in text
 

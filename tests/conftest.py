@@ -146,6 +146,18 @@ class RunningApp:
         return runtime
 
 
+def unstarted_app() -> FastAPI:
+    """The app with its lifespan not started: its routes and OpenAPI document, for requests
+    that reach no server (no database, no Asterisk is ever connected to)."""
+    settings = Settings(ami_secret="unused")
+    return create_app(
+        settings,
+        Endpoints(
+            database_url="postgresql://127.0.0.1/unused", ami=AmiConfig.from_settings(settings)
+        ),
+    )
+
+
 async def start_app(
     endpoints: Endpoints, settings: Settings | None = None
 ) -> AsyncIterator[RunningApp]:

@@ -42,11 +42,10 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from graam_pbx.ami import AmiConfig
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.settings import Settings
-from tests.conftest import Asterisk
+from tests.conftest import Asterisk, unstarted_app
 from tests.factories import TenantWorld, make_world
 
 T = TypeVar("T")
@@ -202,19 +201,7 @@ async def _make_world(app: FastAPI) -> TenantWorld:
         return await make_world(client, app.state.sessions)
 
 
-def _openapi_document() -> dict[str, Any]:
-    # The document only: the app is not started (no lifespan), nothing is reached.
-    settings = Settings(ami_secret="unused")
-    app = create_app(
-        settings,
-        Endpoints(
-            database_url="postgresql://127.0.0.1/unused", ami=AmiConfig.from_settings(settings)
-        ),
-    )
-    return app.openapi()
-
-
-DOCUMENT = _openapi_document()
+DOCUMENT: dict[str, Any] = unstarted_app().openapi()
 # Operations that stream until the client leaves (Server-Sent Events): a request of the fuzz
 # would never end. tests/integration/test_event_stream.py tests them over a real connection.
 STREAMS = sorted(

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from graam_pbx.ami import AmiConfig
-from graam_pbx.app import Endpoints, create_app
-from graam_pbx.settings import Settings
 from graam_pbx.webhooks import signing
 from graam_pbx.webhooks.models import EventType
+from tests.conftest import unstarted_app
 
-SPEC: dict[str, Any] = create_app(
-    Settings(),
-    Endpoints(
-        database_url="postgresql://x@127.0.0.1:1/x",
-        ami=AmiConfig.from_settings(Settings(ami_host="127.0.0.1"), secret="unused"),
-    ),
-).openapi()
+SPEC: dict[str, Any] = unstarted_app().openapi()
 
 
 def _schema(ref: str) -> dict[str, Any]:

@@ -13,21 +13,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from graam_pbx.ami import AmiConfig
-from graam_pbx.app import Endpoints, create_app
-from graam_pbx.settings import Settings
+from tests.conftest import unstarted_app
 
 
 def recorded_app() -> tuple[FastAPI, list[int]]:
     """An app (its lifespan not started: these requests need no database) and the threads
     its OpenAPI document was built on."""
-    app = create_app(
-        Settings(),
-        Endpoints(
-            database_url="postgresql://x@127.0.0.1:1/x",
-            ami=AmiConfig.from_settings(Settings(ami_host="127.0.0.1"), secret="unused"),
-        ),
-    )
+    app = unstarted_app()
     builds: list[int] = []
     plain = app.openapi
 

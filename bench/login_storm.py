@@ -452,14 +452,16 @@ async def sample_over_limit(conn: asyncpg.Connection, stop: asyncio.Event) -> tu
     return worst, samples
 
 
-async def members_follow_sessions(ami: AmiSupervisor, url: str) -> int:
-    """1 when Asterisk's queue members are as many as the live sessions, else 0."""
+async def live_sessions(url: str) -> int:
+    """The sessions not ended, read on a connection of its own (the sampler's is busy)."""
     conn = await asyncpg.connect(url)
     try:
-        live = await conn.fetchval("SELECT count(*) FROM agent_sessions WHERE ended_at IS NULL")
+        live: int = await conn.fetchval(
+            "SELECT count(*) FROM agent_sessions WHERE ended_at IS NULL"
+        )
     finally:
         await conn.close()
-    return int(await queue_members(ami) == live)
+    return live
 
 
 async def queue_members(ami: AmiSupervisor) -> int:
@@ -531,7 +533,9 @@ async def one_run(
         login = await storm(apis, logins, client_processes, stack)
         # The logins' aftermath (the worker adding their queue members, Asterisk's events)
         # ends before the no-op runs again: it would slow the no-op and flatter the ratio.
-        matched = await eventually(lambda: members_follow_sessions(ami, url), 1, SETTLE_TIMEOUT)
+        # Every login was committed before its answer: the count no longer moves.
+        live = await live_sessions(url)
+        matched = await eventually(lambda: queue_members(ami), live, SETTLE_TIMEOUT)
         noop = before + await storm(apis, noops, client_processes, stack)
     finally:
         stop.set()

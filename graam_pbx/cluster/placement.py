@@ -8,6 +8,7 @@ it is drained, marked down, or a lower node comes back to active.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, func, insert, literal, select
@@ -88,6 +89,21 @@ async def tenants_of_node(session: AsyncSession, node_id: int) -> list[int]:
         statement = placed.union_all(unplaced)
         return sorted((await session.scalars(statement)).all())
     return sorted((await session.scalars(placed)).all())
+
+
+async def homes_of_tenants(
+    session: AsyncSession, tenant_ids: Collection[int] | None
+) -> dict[int, int]:
+    """The node each of these tenants (None: every tenant) lives on, by tenant id: its
+    placement's, else the default node's. A tenant without either (no placement, no active
+    node) is absent, as is an id that names no tenant. One statement, whatever the count."""
+    statement = select(
+        Tenant.id, func.coalesce(TenantPlacement.node_id, DEFAULT_NODE_ID)
+    ).outerjoin(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+    if tenant_ids is not None:
+        statement = statement.where(Tenant.id.in_(list(tenant_ids)))
+    rows = await session.execute(statement)
+    return {int(tenant): int(node) for tenant, node in rows.all() if node is not None}
 
 
 async def tenant_counts(session: AsyncSession) -> dict[int, int]:

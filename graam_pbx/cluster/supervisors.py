@@ -32,7 +32,7 @@ from graam_pbx.ami import AmiConfig, AmiSupervisor, EventBus, Message, Transport
 from graam_pbx.ami.bus import NODE_HEADER, EventHandler, Subscription
 from graam_pbx.cluster.models import AsteriskNode, NodeState
 from graam_pbx.cluster.nodes import NodeUnavailable, ami_config_of
-from graam_pbx.cluster.placement import node_of_tenant, tenants_of_node
+from graam_pbx.cluster.placement import homes_of_tenants, node_of_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -261,18 +261,20 @@ class NodeSupervisors:
                     )
                 ).all()
             )
-            members = {node.id: set(await tenants_of_node(session, node.id)) for node in nodes}
-        supervisors = self.supervisors
-        reachable = [(node, supervisors[node.name]) for node in nodes if node.name in supervisors]
-        if len(nodes) == 1 and reachable:
-            return [(reachable[0][1], tenant_ids)]
+            supervisors = self.supervisors
+            reachable = [
+                (node, supervisors[node.name]) for node in nodes if node.name in supervisors
+            ]
+            if len(nodes) == 1 and reachable:
+                return [(reachable[0][1], tenant_ids)]
+            # Only the tenants asked about: a pass after a few logins reads a few rows, not
+            # every tenant of every node.
+            homes = await homes_of_tenants(session, tenant_ids)
         parts: list[tuple[AmiSupervisor, set[int] | None]] = []
         for node, supervisor in reachable:
-            tenants = members[node.id]
-            if tenant_ids is not None:
-                tenants &= tenant_ids
-                if not tenants:
-                    continue
+            tenants = {tenant for tenant, home in homes.items() if home == node.id}
+            if tenant_ids is not None and not tenants:
+                continue
             parts.append((supervisor, tenants))
         return parts
 

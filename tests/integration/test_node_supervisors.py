@@ -162,6 +162,18 @@ async def test_each_tenants_actions_and_events_go_through_its_own_node(
         assert await _systemname(supervisors, tenant_a) == "graam"
         assert await _systemname(supervisors, tenant_b) == NODE_B_SYSTEMNAME
 
+        # The agent worker's passes: each tenant asked about on its own node's connection,
+        # a node with none of them left out; a full pass gives every node its tenants.
+        on_a, on_b = supervisors.get("a"), supervisors.get("b")
+        assert await supervisors.partition({tenant_a, tenant_b}) == [
+            (on_a, {tenant_a}),
+            (on_b, {tenant_b}),
+        ]
+        assert await supervisors.partition({tenant_b, 2**62}) == [(on_b, {tenant_b})]
+        everyone = {part: tenants or set() for part, tenants in await supervisors.partition(None)}
+        assert tenant_a in everyone[on_a] and tenant_b in everyone[on_b]
+        assert tenant_a not in everyone[on_b] and tenant_b not in everyone[on_a]
+
         # Events: both nodes' resyncs, and an event each node raises, tagged with the node.
         await until(
             lambda: _true(collected.seen(RESYNC_EVENT, "a") and collected.seen(RESYNC_EVENT, "b")),
@@ -193,6 +205,7 @@ async def test_each_tenants_actions_and_events_go_through_its_own_node(
                 .values(node_id=node_a)
             )
         assert await _systemname(supervisors, tenant_b) == "graam"
+        assert await supervisors.partition({tenant_a, tenant_b}) == [(on_a, {tenant_a, tenant_b})]
 
         # A node removed: its supervisor goes, and Asterisk sees its AMI session end.
         assert await _ami_sessions(second_asterisk, b_info.ami_username) == 1

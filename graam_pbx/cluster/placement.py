@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, func, insert, literal, select
+from sqlalchemy import BigInteger, ColumnElement, Select, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graam_pbx.cluster.models import AsteriskNode, NodeState, TenantPlacement
@@ -21,6 +22,9 @@ from graam_pbx.tenants.models import Tenant
 
 # The id of the default node, as the database decides it (one rule for every reader).
 DEFAULT_NODE_ID = select(func.graam_default_node()).scalar_subquery()
+# The node a tenant lives on: its placement's, else the default node (null: neither), over
+# ``tenants`` outer-joined to ``tenant_placements`` (``_with_homes``).
+_home_node_id: ColumnElement[int] = func.coalesce(TenantPlacement.node_id, DEFAULT_NODE_ID)
 
 
 class NoActiveNode(Conflict):
@@ -75,20 +79,20 @@ async def node_of_tenant(session: AsyncSession, tenant_id: int) -> AsteriskNode:
     return (await placement_of(session, tenant_id)).node
 
 
+def _with_homes(*columns: Any) -> Select[Any]:
+    """``columns`` over every tenant joined to its placement, if any (for _home_node_id)."""
+    return (
+        select(*columns)
+        .select_from(Tenant)
+        .outerjoin(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+    )
+
+
 async def tenants_of_node(session: AsyncSession, node_id: int) -> list[int]:
     """The tenants living on ``node_id``: placed there, and, on the default node, every
     tenant without a placement."""
-    placed = select(TenantPlacement.tenant_id).where(TenantPlacement.node_id == node_id)
-    default = await default_node(session)
-    if default is not None and default.id == node_id:
-        unplaced = select(Tenant.id).where(
-            ~select(TenantPlacement.tenant_id)
-            .where(TenantPlacement.tenant_id == Tenant.id)
-            .exists()
-        )
-        statement = placed.union_all(unplaced)
-        return sorted((await session.scalars(statement)).all())
-    return sorted((await session.scalars(placed)).all())
+    living = _with_homes(Tenant.id).where(_home_node_id == node_id).order_by(Tenant.id)
+    return list((await session.scalars(living)).all())
 
 
 async def homes_of_tenants(
@@ -97,9 +101,7 @@ async def homes_of_tenants(
     """The node each of these tenants (None: every tenant) lives on, by tenant id: its
     placement's, else the default node's. A tenant without either (no placement, no active
     node) is absent, as is an id that names no tenant. One statement, whatever the count."""
-    statement = select(
-        Tenant.id, func.coalesce(TenantPlacement.node_id, DEFAULT_NODE_ID)
-    ).outerjoin(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+    statement = _with_homes(Tenant.id, _home_node_id)
     if tenant_ids is not None:
         statement = statement.where(Tenant.id.in_(list(tenant_ids)))
     rows = await session.execute(statement)
@@ -109,23 +111,11 @@ async def homes_of_tenants(
 async def tenant_counts(session: AsyncSession) -> dict[int, int]:
     """Tenants living on each node, by node id (a node with none is absent)."""
     rows = await session.execute(
-        select(TenantPlacement.node_id, func.count()).group_by(TenantPlacement.node_id)
+        _with_homes(_home_node_id, func.count())
+        .where(_home_node_id.is_not(None))
+        .group_by(_home_node_id)
     )
-    counts: dict[int, int] = {int(node_id): int(count) for node_id, count in rows.all()}
-    default = await default_node(session)
-    if default is not None:
-        unplaced = await session.scalar(
-            select(func.count())
-            .select_from(Tenant)
-            .where(
-                ~select(TenantPlacement.tenant_id)
-                .where(TenantPlacement.tenant_id == Tenant.id)
-                .exists()
-            )
-        )
-        if unplaced:
-            counts[default.id] = counts.get(default.id, 0) + unplaced
-    return counts
+    return {int(node_id): int(count) for node_id, count in rows.all()}
 
 
 async def pin_default_tenants(session: AsyncSession, node_id: int) -> int:

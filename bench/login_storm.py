@@ -2,6 +2,7 @@
 licence limit holding.
 
 python -m bench.login_storm [--quick] [--attempts N] [--api-processes P] [--repeats R]
+                           [--set NAME=VALUE ...]
 
 Prints one JSON line. The control plane runs as in production: one worker process (AMI, the
 config applier, the agent worker making Asterisk's queue members follow the logins it hears
@@ -64,6 +65,12 @@ app in this process (bench/login_round_trips.py): ``round_trips_per_login``,
 ``pre_ping_round_trips``, what the pool's checkout ping added to the login: 0, as for any
 request under a storm, since graam_pbx.db's pool pings a connection only when it sat idle
 for ``IDLE_BEFORE_PING`` (5 s). Every process runs that engine, as production does.
+
+The worker and API processes run with the settings' defaults: the bench passes them no
+``GRAAM_`` variable of its own environment, so a setting exported in the shell changes
+nothing. ``--set NAME=VALUE`` (a field of graam_pbx.settings.Settings, repeatable) is how a
+trial changes one, for every process; ``settings`` in the line names what was set, and
+``agent_session_concurrency`` and ``db_pool_size`` are always reported, as the processes ran.
 """
 
 from __future__ import annotations
@@ -594,7 +601,13 @@ def ratio_bound(login: Storm, noop: Storm) -> float:
 
 
 def process_config(
-    role: ProcessRole, host: str, url: str, ami: AmiConfig, secret_key: str, work: Path
+    role: ProcessRole,
+    host: str,
+    url: str,
+    ami: AmiConfig,
+    secret_key: str,
+    work: Path,
+    overrides: dict[str, Any],
 ) -> ProcessConfig:
     return ProcessConfig(
         role=role.value,
@@ -605,12 +618,37 @@ def process_config(
         agi_port=free_port(),
         state_dir=str(work),
         secret_key=secret_key,
+        overrides=dict(overrides),
     )
 
 
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` pairs as settings of the role processes, each checked against
+    Settings (its type, its bounds) before anything starts."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in Settings.model_fields:
+            raise SystemExit(f"--set {pair}: expected NAME=VALUE, NAME a field of Settings")
+        overrides[name] = value
+    Settings.model_validate(overrides)  # a ValidationError names the field and the reason
+    return overrides
+
+
+def effective(overrides: dict[str, Any], name: str) -> Any:
+    """A setting as the role processes run it: set by ``--set``, else its default."""
+    checked = Settings.model_validate(overrides)
+    return getattr(checked, name) if name in overrides else Settings.model_fields[name].default
+
+
 async def main(
-    attempts: int, client_processes: int, api_processes: int, repeats: int
+    attempts: int,
+    client_processes: int,
+    api_processes: int,
+    repeats: int,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    overrides = overrides or {}
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
     sandbox = asterisk_sandbox(work / "asterisk")
@@ -632,7 +670,13 @@ async def main(
         ami_settings = ami_config(info)
         secret_key = secrets.token_urlsafe(32)
         worker_config = process_config(
-            ProcessRole.WORKER, WORKER_HOST, url, ami_settings, secret_key, work / "worker"
+            ProcessRole.WORKER,
+            WORKER_HOST,
+            url,
+            ami_settings,
+            secret_key,
+            work / "worker",
+            overrides,
         )
         worker_config.config_dir = str(info.config_dir)
         worker_config.sounds_dir = str(info.sounds_dir)
@@ -678,7 +722,7 @@ async def main(
             apis = []
             for host in API_HOSTS[:count]:
                 config = process_config(
-                    ProcessRole.API, host, url, ami_settings, secret_key, work / host
+                    ProcessRole.API, host, url, ami_settings, secret_key, work / host, overrides
                 )
                 apis.append(RoleProcess(work / host, config))
             for api in apis:
@@ -704,7 +748,7 @@ async def main(
             for api in apis:
                 await api.stop()
                 started.remove(api)
-        return report(attempts, client_processes, tenants, figures, runs)
+        return report(attempts, client_processes, tenants, figures, runs, overrides)
     finally:
         await phones.aclose()
         if ami is not None:
@@ -737,6 +781,7 @@ def report(
     tenants: list[Tenant],
     figures: dict[str, Any],
     runs: list[dict[str, Any]],
+    overrides: dict[str, Any],
 ) -> dict[str, Any]:
     """The 1-process run's figures as the headline, then each other run's with its suffix
     and its scaling over 1 process."""
@@ -750,6 +795,9 @@ def report(
         "tenants": len(tenants),
         "licences": sum(tenant.licences for tenant in tenants),
         "api_processes": 1,
+        "agent_session_concurrency": effective(overrides, "agent_session_concurrency"),
+        "db_pool_size": effective(overrides, "db_pool_size"),
+        "settings": overrides,
         **{key: value for key, value in first.items() if key != "over_limit"},
         "over_limit": max(run["over_limit"] for run in runs),
         **figures,
@@ -792,6 +840,13 @@ if __name__ == "__main__":
     parser.add_argument("--api-processes", type=int, default=2, choices=range(1, 5))
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="storms of each configuration")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of every worker and API process (a field of Settings); repeatable",
+    )
     parser.add_argument("--fire", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -809,6 +864,7 @@ if __name__ == "__main__":
                         args.client_processes,
                         args.api_processes,
                         args.repeats,
+                        parse_settings(args.set),
                     )
                 )
             )

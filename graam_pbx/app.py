@@ -712,6 +712,11 @@ class AdmissionLimit:
 
     A login storm then neither outwaits the database pool's checkout timeout nor starves the
     event loop that also answers AMI pings, FastAGI and the workers; waiting costs nothing.
+    The limit is above the pool's size, so that the pool bounds a storm's database work and
+    the event loop always has an admitted request to run: below it, the logins waited on
+    their round trips with a fifth to two fifths of the machine idle (docs/login-storm.md,
+    "Admission"). The admitted requests beyond the pool's size wait for a connection, about
+    a tenth of a second at the default 64 and 20, far from the pool's 5 s timeout.
     """
 
     def __init__(self, app: ASGIApp, *, prefix: str, limit: int) -> None:

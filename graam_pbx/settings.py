@@ -217,9 +217,10 @@ class Settings(BaseSettings):
         60.0, description="Seconds between full comparisons of queue members with sessions."
     )
     agent_session_concurrency: int = Field(
-        16,
+        64,
         ge=1,
-        description="Agent login, logout and pause requests handled at once; others queue.",
+        description="Agent login, logout and pause requests handled at once; others queue. "
+        "Above db_pool_size, so that a storm keeps every pooled connection busy.",
     )
 
     secret_key: SecretStr | None = Field(

@@ -637,8 +637,9 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
 
 def effective(overrides: dict[str, Any], name: str) -> Any:
     """A setting as the role processes run it: set by ``--set``, else its default."""
-    checked = Settings.model_validate(overrides)
-    return getattr(checked, name) if name in overrides else Settings.model_fields[name].default
+    if name in overrides:
+        return getattr(Settings.model_validate(overrides), name)
+    return Settings.model_fields[name].default
 
 
 async def main(
@@ -646,9 +647,8 @@ async def main(
     client_processes: int,
     api_processes: int,
     repeats: int,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any],
 ) -> dict[str, Any]:
-    overrides = overrides or {}
     work = Path(tempfile.mkdtemp(prefix="graam-bench-"))
     pg = EmbeddedPostgres(EmbeddedPostgresConfig(work / "pg", port=free_port()))
     sandbox = asterisk_sandbox(work / "asterisk")

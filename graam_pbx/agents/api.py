@@ -135,7 +135,7 @@ sessions_router = APIRouter(prefix="/api/v1/agents", tags=["agent sessions"])
 UserId = Annotated[int, id_path("The agent's user id")]
 
 
-def _session_out(live: AgentSession) -> AgentSessionOut:
+def _session_out(live: AgentSession | sessions.LoggedIn) -> AgentSessionOut:
     return AgentSessionOut.model_validate(live)
 
 

@@ -58,8 +58,25 @@ class LicenceExhausted(GraamError):
 
 
 @dataclass(frozen=True)
+class LoggedIn:
+    """A live session as the login's statement answers it: its columns, not an ORM object
+    (the hot path of a login storm, where building one costs more than reading the row)."""
+
+    id: int
+    tenant_id: int
+    user_id: int
+    device_id: int | None
+    source: str
+    started_by: int | None
+    started_at: datetime
+    paused: bool
+    pause_reason: str | None
+    paused_since: datetime | None
+
+
+@dataclass(frozen=True)
 class LoginResult:
-    session: AgentSession
+    session: LoggedIn
     created: bool  # False: the agent was already logged in
 
 
@@ -240,7 +257,7 @@ async def login(
     (outcome, licences, in_use, session_id, device, made_by, started_at, paused) = answer[:8]
     pause_reason, paused_since, registered, home, ids, names, since = answer[8:]
     if outcome == "created" or outcome == "existing":
-        live = AgentSession(
+        live = LoggedIn(
             id=session_id,
             tenant_id=tenant_id,
             user_id=user_id,

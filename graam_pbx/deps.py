@@ -104,14 +104,9 @@ TenantHeader = Annotated[
 
 
 async def _scope(
-    request: Request, session: DbSession, principal: Caller, x_graam_tenant: TenantHeader = None
-) -> Scope:
-    return await _scope_of(request, session, principal, x_graam_tenant)
-
-
-async def _scope_of(
     request: Request, session: AsyncSession, principal: Principal, x_graam_tenant: int | None
 ) -> Scope:
+    """The tenant the caller acts in: its own, or for an operator the one it names."""
     if principal.tenant_id is not None:
         # A tenant user's tenant comes from its token, never from the request.
         return Scope(principal.tenant_id, principal, client_address(request))
@@ -122,18 +117,15 @@ async def _scope_of(
     return Scope(x_graam_tenant, principal, client_address(request))
 
 
-TenantScope = Annotated[Scope, Depends(_scope)]
-
-
 def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Scope]]:
     """A dependency: the caller's scope, if its role is one of ``roles`` (operators always)."""
 
-    # The scope worked out here, not through TenantScope: one level of dependencies fewer
-    # on every tenant route, each level costing the framework's work per request.
+    # The scope is worked out in this one dependency, not in one of its own: every level of
+    # dependencies costs the framework's work on every request.
     async def check(
         request: Request, session: DbSession, principal: Caller, x_graam_tenant: TenantHeader = None
     ) -> Scope:
-        return ensure_role(await _scope_of(request, session, principal, x_graam_tenant), roles)
+        return ensure_role(await _scope(request, session, principal, x_graam_tenant), roles)
 
     return check
 

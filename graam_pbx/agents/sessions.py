@@ -59,15 +59,14 @@ class LicenceExhausted(GraamError):
 
 @dataclass(frozen=True)
 class LoggedIn:
-    """A live session as the login's statement answers it: its columns, not an ORM object
-    (the hot path of a login storm, where building one costs more than reading the row)."""
+    """A live session as the login's statement answers it: the columns its answer shows, not an
+    ORM object (the hot path of a login storm, where building one costs more than reading
+    the row)."""
 
     id: int
-    tenant_id: int
     user_id: int
     device_id: int | None
     source: str
-    started_by: int | None
     started_at: datetime
     paused: bool
     pause_reason: str | None
@@ -259,11 +258,9 @@ async def login(
     if outcome == "created" or outcome == "existing":
         live = LoggedIn(
             id=session_id,
-            tenant_id=tenant_id,
             user_id=user_id,
             device_id=device,
             source=made_by,
-            started_by=scope.principal.user_id if outcome == "created" else None,
             started_at=started_at,
             paused=paused,
             pause_reason=pause_reason,

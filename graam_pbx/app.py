@@ -54,8 +54,9 @@ from graam_pbx.cdr import api as cdr_api
 from graam_pbx.cdr.backfill import ASTERISK_LOG
 from graam_pbx.cdr.node_logs import NodeLogs
 from graam_pbx.cdr.worker import CdrSettings, CdrWorker
-from graam_pbx.cluster import agent_signals, signals  # noqa: F401 - agent_signals: its hook
 from graam_pbx.cluster import api as cluster_api
+from graam_pbx.cluster import signals
+from graam_pbx.cluster.agent_signals import AgentWakeups
 from graam_pbx.cluster.lease import WORKER_ACTIVE, ActiveWorker, Component, WorkerLease
 from graam_pbx.cluster.nodes import ensure_local_node
 from graam_pbx.cluster.signals import Listener
@@ -326,18 +327,20 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             recordings=LocalStore(settings.recordings_path),
         )
         app.state.runtime = runtime
-        # Committed configuration changes reach the applier, and committed logins, logouts
-        # and pauses the agent worker: each makes Asterisk match. An API process sends them
-        # to the active worker instead (pg_notify in the committing transaction).
-        app.state.sessions = session_factory(
-            engine,
-            on_config_change=appliers.request if appliers else None,
-            on_agent_change=agents.request if acts else None,
-            notify_changes=not acts,
-        )
         # The routes whose whole work is one statement run without BEGIN and COMMIT
         # (deps.one_statement): the same pool, each statement its own transaction.
         app.state.statement_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Committed configuration changes reach the applier, and committed logins, logouts
+        # and pauses the agent worker: each makes Asterisk match. An API process sends them
+        # to the active worker instead: configuration changes with pg_notify in the
+        # committing transaction, agent changes after their commits, gathered.
+        wakeups = AgentWakeups(app.state.statement_engine) if role is ProcessRole.API else None
+        app.state.sessions = session_factory(
+            engine,
+            on_config_change=appliers.request if appliers else None,
+            on_agent_change=agents.request if acts else (wakeups.add if wakeups else None),
+            notify_changes=not acts,
+        )
         acting = (
             _acting_components(app, runtime, endpoints, fastagi_key, file_access, local)
             if acts
@@ -360,6 +363,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                 bus,
                 ami,
                 *([nodes] if nodes is not None else []),
+                *([wakeups] if wakeups is not None else []),
                 runtime.live,
                 listener,
                 *streaming,

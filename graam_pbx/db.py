@@ -229,8 +229,10 @@ def session_factory(
     pauses to ``on_agent_change`` (graam_pbx.agents.sessions notes them), by tenant.
 
     With ``notify_changes`` (an API process, where neither the applier nor the agent worker
-    runs), both are also sent with ``pg_notify`` inside the committing transaction, for the
-    active worker (graam_pbx.cluster.signals).
+    runs), configuration changes are also sent with ``pg_notify`` inside the committing
+    transaction, for the active worker (graam_pbx.cluster.signals); its agent changes go to
+    an ``on_agent_change`` that tells the worker after the commit
+    (graam_pbx.cluster.agent_signals).
     """
     info: dict[str, Any] = {}
     if on_config_change:

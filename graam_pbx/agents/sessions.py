@@ -9,7 +9,9 @@ per agent. The whole login is one round trip, the ``agent_login()`` function of 
 
 Services never commit. Each change notes its tenant in ``session.info``; after the commit,
 the callback the session factory was given (``on_agent_change``) hears the tenants, and the
-agent worker makes Asterisk's queue members match. A rolled-back change is never announced.
+agent worker makes Asterisk's queue members match: in the same process, or told by the API
+process's gatherer (graam_pbx.cluster.agent_signals). A rolled-back change is never
+announced.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from graam_pbx.agents import pause_reasons, states
 from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
 from graam_pbx.auth.models import User
 from graam_pbx.auth.principal import Role, Scope
-from graam_pbx.db import NOTIFY_KEY
 from graam_pbx.errors import Conflict, Forbidden, GraamError, Invalid, NotFound
 from graam_pbx.metrics import AGENT_SESSIONS_ENDED, LICENCE_REFUSALS
 from graam_pbx.queues.models import QueueMember
@@ -232,10 +233,6 @@ async def login(
     """
     _ensure_may_act(scope, user_id)
     tenant_id = scope.tenant_id
-    # An API process's sessions tell the active worker of agent changes through Postgres,
-    # within the login's own statement (graam_pbx.cluster.agent_signals does it for every
-    # other change, before the commit).
-    notify = bool(session.info.get(NOTIFY_KEY))
     move = states.Move("any", tenant_id, user_id, "available")
     answer = await _fetch_row(
         session,
@@ -248,7 +245,10 @@ async def login(
         scope.principal.user_id,
         LicenceExhausted.error_id,
         json.dumps([move.as_json()]),
-        notify,
+        # agent_login() can notify within its statement; the change is announced after the
+        # commit instead, as every other agent change (_announce: the worker, or in an API
+        # process graam_pbx.cluster.agent_signals, gathered).
+        False,
         AGENTS_CHANNEL,
         str(tenant_id),
     )
@@ -267,8 +267,7 @@ async def login(
             paused_since=paused_since,
         )
         if outcome == "created":
-            if not notify:
-                _note_change(session, tenant_id)
+            _note_change(session, tenant_id)
             return LoginResult(live, created=True)
         if device_id is not None and device != device_id:
             raise Conflict(

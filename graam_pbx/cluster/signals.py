@@ -2,12 +2,14 @@
 
 An API process commits configuration changes (devices, queues, routes…) and agent logins,
 logouts and pauses, but the config applier and the agent worker run in the active worker.
-Its sessions (``session_factory(..., notify_changes=True)``) send ``pg_notify`` inside the
-committing transaction: Postgres delivers a notification only if, and once, the transaction
-commits. The active worker LISTENs on its lease's connection, so it hears every change
-committed after it took the lease; what was committed before is covered by the full passes
-every component makes when it starts (applier, agent reconcile). A LISTEN connection that
-drops is a lost lease: the worker stops, and its successor starts with full passes again.
+Configuration changes are sent with ``pg_notify`` inside the committing transaction (its
+sessions: ``session_factory(..., notify_changes=True)``): Postgres delivers a notification
+only if, and once, the transaction commits. Agent changes, many at once in a login storm,
+are sent after their commits instead, gathered (graam_pbx.cluster.agent_signals). The
+active worker LISTENs on its lease's connection, so it hears every change committed after
+it took the lease; what was committed before is covered by the full passes every component
+makes when it starts (applier, agent reconcile). A LISTEN connection that drops is a lost
+lease: the worker stops, and its successor starts with full passes again.
 
 Configuration changes are sent by graam_pbx.asterisk.changes (with the generations it bumps),
 agent changes by graam_pbx.cluster.agent_signals; this module is what both share, and imports

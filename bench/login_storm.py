@@ -103,10 +103,10 @@ from bench.login_round_trips import Tally, counting, instrumented
 from bench.readings import percentile
 from bench.stack import ami_config, asterisk_sandbox
 from graam_pbx.agents.service import sip_ha1
-from graam_pbx.agents.sessions import AGENTS_CHANNEL
 from graam_pbx.ami import AmiConfig, AmiError, AmiSupervisor, EventBus
 from graam_pbx.app import Endpoints, create_app
 from graam_pbx.auth import service as auth_service
+from graam_pbx.cluster import signals
 from graam_pbx.db import migrate
 from graam_pbx.sandbox.ports import free_port
 from graam_pbx.sandbox.postgres import EmbeddedPostgres, EmbeddedPostgresConfig
@@ -553,7 +553,9 @@ async def one_run(
             "WHERE ended_at IS NULL"
         )
         # The active worker hears it as it hears an API process's logouts.
-        await sampler.execute("SELECT pg_notify($1, $2)", AGENTS_CHANNEL, "*")
+        await sampler.execute(
+            "SELECT pg_notify($1, $2)", signals.AGENTS_CHANNEL, signals.EVERYTHING
+        )
         emptied = await eventually(lambda: queue_members(ami), 0, SETTLE_TIMEOUT)
     finally:
         await sampler.close()

@@ -338,7 +338,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         app.state.sessions = session_factory(
             engine,
             on_config_change=appliers.request if appliers else None,
-            on_agent_change=agents.request if acts else (wakeups.add if wakeups else None),
+            on_agent_change=agents.request if wakeups is None else wakeups.add,
             notify_changes=not acts,
         )
         acting = (

@@ -43,10 +43,6 @@ EndReason = Literal["logout", "forced", "unregistered", "unreachable", "max-leng
 ON_CALL_STATES = frozenset({"INUSE", "BUSY", "RINGINUSE", "ONHOLD"})
 
 PENDING_KEY = "graam_agent_tenants"
-# Where agent changes committed in an API process are announced to the active worker
-# (``pg_notify``; graam_pbx.cluster.signals listens there); the payload names the tenants,
-# comma-separated.
-AGENTS_CHANNEL = "graam_agents_changed"
 CALLBACK_KEY = "on_agent_change"
 AgentChangeCallback = Callable[[set[int]], None]
 
@@ -161,15 +157,17 @@ class NoNodeActive(Conflict):
 
 # The whole login in one round trip, in the caller's transaction (migration 0023: the
 # tenant's lock, the agent and its device, the device's node, the count under the lock, the
-# session with its event, state move and notification, or the refusal with who holds the
-# licences). It raises nothing: ``outcome`` says what happened, mapped to errors below.
-# Parameters: tenant, agent, device asked for (or NULL), the agents' role, source, actor,
-# refusal reason, moves (JSON), notify or not, channel, payload.
+# session with its event and state move, or the refusal with who holds the licences). It
+# raises nothing: ``outcome`` says what happened, mapped to errors below. Parameters:
+# tenant, agent, device asked for (or NULL), the agents' role, source, actor, refusal
+# reason, moves (JSON). The function's own notification is never asked for (false, and no
+# channel or payload): a login is announced after its commit, as every other agent change
+# (_announce: the worker, or in an API process graam_pbx.cluster.agent_signals, gathered).
 _LOGIN = """
     SELECT outcome, licences, in_use, session_id, device_id, source, started_at, paused,
            pause_reason, paused_since, registered, home, holder_ids, holder_names,
            holder_since
-    FROM agent_login($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)
+    FROM agent_login($1, $2, $3, $4, $5, $6, $7, $8::jsonb, false, NULL, NULL)
 """
 
 
@@ -245,12 +243,6 @@ async def login(
         scope.principal.user_id,
         LicenceExhausted.error_id,
         json.dumps([move.as_json()]),
-        # agent_login() can notify within its statement; the change is announced after the
-        # commit instead, as every other agent change (_announce: the worker, or in an API
-        # process graam_pbx.cluster.agent_signals, gathered).
-        False,
-        AGENTS_CHANNEL,
-        str(tenant_id),
     )
     assert answer is not None  # noqa: S101 - a function's one row, always
     (outcome, licences, in_use, session_id, device, made_by, started_at, paused) = answer[:8]

@@ -28,7 +28,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.login_round_trips import Tally, counting, instrumented
-from graam_pbx.agents.sessions import AGENTS_CHANNEL
 from graam_pbx.app import Endpoints
 from graam_pbx.cluster import signals
 from graam_pbx.db import plain_url
@@ -160,7 +159,7 @@ async def test_in_an_api_process_the_login_is_told_to_the_worker_after_its_commi
         heard.put_nowait(notification[3])  # (connection, pid, channel, payload)
 
     listener = await asyncpg.connect(plain_url(database_url))
-    await listener.add_listener(AGENTS_CHANNEL, note)
+    await listener.add_listener(signals.AGENTS_CHANNEL, note)
     # The same signing key (and data directory) as the module's app: its tokens hold here.
     settings = running_app.runtime.settings.model_copy(
         update={"role": ProcessRole.API, "agi_port": free_port()}

@@ -130,6 +130,31 @@ def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Scope]]:
     return check
 
 
+def allow_checked_by_statement(*roles: Role) -> Callable[..., Coroutine[Any, Any, Scope]]:
+    """As ``allow``, for a route whose one statement checks its caller's account itself
+    (``agent_login``: the login's one round trip): a tenant user's access token gives the
+    scope from its signed claims, its account not read here (``Principal.epoch_to_check``
+    goes to the statement, which answers ``caller-gone`` or ``caller-revoked`` having done
+    nothing). An API key or an operator is read as on every route."""
+
+    async def check(
+        request: Request,
+        session: DbSession,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        x_graam_tenant: TenantHeader = None,
+    ) -> Scope:
+        claimed = None
+        if credentials is not None:
+            key = request.app.state.runtime.signing_key
+            claimed = auth_service.claimed_principal(credentials.credentials, key)
+        if claimed is None or claimed.tenant_id is None:  # an API key, an operator
+            principal = await _principal(request, session, credentials)
+            return ensure_role(await _scope(request, session, principal, x_graam_tenant), roles)
+        return ensure_role(Scope(claimed.tenant_id, claimed, client_address(request)), roles)
+
+    return check
+
+
 def ensure_role(scope: Scope, roles: tuple[Role, ...]) -> Scope:
     """``scope``, if its caller's role is one of ``roles`` (operators always): the one rule of
     who may do what, for the API's routes and the console's pages alike."""
@@ -154,4 +179,8 @@ Admin = Annotated[Scope, Depends(allow(Role.ADMIN))]
 Supervising = Annotated[Scope, Depends(allow(Role.ADMIN, Role.SUPERVISOR))]
 Reader = Annotated[Scope, Depends(allow(Role.ADMIN, Role.SUPERVISOR))]
 Member = Annotated[Scope, Depends(allow(Role.ADMIN, Role.SUPERVISOR, Role.AGENT))]
+# A member whose account the route's one statement checks (the login).
+MemberCheckedByStatement = Annotated[
+    Scope, Depends(allow_checked_by_statement(Role.ADMIN, Role.SUPERVISOR, Role.AGENT))
+]
 Operator = Annotated[Principal, Depends(operator_only())]

@@ -22,7 +22,15 @@ from graam_pbx.agents.schemas import (
 )
 from graam_pbx.agents.sessions import ON_CALL_STATES
 from graam_pbx.auth.principal import Role, Scope
-from graam_pbx.deps import Admin, DbSession, Member, Reader, allow, one_statement
+from graam_pbx.deps import (
+    Admin,
+    DbSession,
+    Member,
+    MemberCheckedByStatement,
+    Reader,
+    allow,
+    one_statement,
+)
 from graam_pbx.errors import NotFound
 from graam_pbx.rest import (
     ErrorOut,
@@ -180,7 +188,7 @@ async def list_sessions(
 @one_statement  # agent_login(): the whole login, or its refusal, in one statement
 async def login(
     user_id: UserId,
-    scope: Member,
+    scope: MemberCheckedByStatement,  # the caller's account checked by agent_login() too
     session: DbSession,
     body: Annotated[SessionLogin, Body(default_factory=SessionLogin)],
 ) -> Response:

@@ -4,8 +4,10 @@ The limit holds in Postgres, whatever the number of requests or control-plane pr
 login locks its tenant's row (``FOR NO KEY UPDATE``, the lock ``set_licences`` also
 takes), then counts the live sessions in a statement of its own, so the count sees every
 login committed before the lock was granted. A partial unique index keeps one live session
-per agent. The whole login is one round trip, the ``agent_login()`` function of migration
-0023 (a login storm's rate follows its CPU, and every round trip costs CPU at both ends).
+per agent. The whole login is one round trip, the ``agent_login()`` function of migrations
+0023 and 0039, which also checks the caller's account when its route did not read it
+(deps.allow_checked_by_statement): a login storm's rate follows its CPU, and every round trip
+costs CPU at both ends.
 
 Services never commit. Each change notes its tenant in ``session.info``; after the commit,
 the callback the session factory was given (``on_agent_change``) hears the tenants, and the
@@ -30,8 +32,8 @@ from sqlalchemy.orm import Session, UOWTransaction
 from graam_pbx.agents import pause_reasons, states
 from graam_pbx.agents.models import AgentDevice, AgentSession, AgentStateEvent
 from graam_pbx.auth.models import User
-from graam_pbx.auth.principal import Role, Scope
-from graam_pbx.errors import Conflict, Forbidden, GraamError, Invalid, NotFound
+from graam_pbx.auth.principal import ACCOUNT_GONE, TOKEN_REVOKED, Role, Scope
+from graam_pbx.errors import Conflict, Forbidden, GraamError, Invalid, NotFound, Unauthorized
 from graam_pbx.metrics import AGENT_SESSIONS_ENDED, LICENCE_REFUSALS
 from graam_pbx.queues.models import QueueMember
 from graam_pbx.tenants.models import Tenant, TenantStatus
@@ -155,19 +157,20 @@ class NoNodeActive(Conflict):
     error_id = "no-active-node"
 
 
-# The whole login in one round trip, in the caller's transaction (migration 0023: the
-# tenant's lock, the agent and its device, the device's node, the count under the lock, the
-# session with its event and state move, or the refusal with who holds the licences). It
-# raises nothing: ``outcome`` says what happened, mapped to errors below. Parameters:
-# tenant, agent, device asked for (or NULL), the agents' role, source, actor, refusal
-# reason, moves (JSON). The function's own notification is never asked for (false, and no
-# channel or payload): a login is announced after its commit, as every other agent change
-# (_announce: the worker, or in an API process graam_pbx.cluster.agent_signals, gathered).
+# The whole login in one round trip, in the caller's transaction (migrations 0023 and 0039:
+# the caller's account when its token's claims were not checked yet, the tenant's lock, the
+# agent and its device, the device's node, the count under the lock, the session with its
+# event and state move, or the refusal with who holds the licences). It raises nothing:
+# ``outcome`` says what happened, mapped to errors below. Parameters: tenant, agent, device
+# asked for (or NULL), the agents' role, source, actor, the actor's token epoch to check (or
+# NULL: its account was read), refusal reason, moves (JSON). A login is announced after its
+# commit, as every other agent change (_announce: the worker, or in an API process
+# graam_pbx.cluster.agent_signals, gathered).
 _LOGIN = """
     SELECT outcome, licences, in_use, session_id, device_id, source, started_at, paused,
            pause_reason, paused_since, registered, home, holder_ids, holder_names,
            holder_since
-    FROM agent_login($1, $2, $3, $4, $5, $6, $7, $8::jsonb, false, NULL, NULL)
+    FROM agent_login($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
 """
 
 
@@ -241,6 +244,7 @@ async def login(
         Role.AGENT.value,
         source,
         scope.principal.user_id,
+        scope.principal.epoch_to_check,
         LicenceExhausted.error_id,
         json.dumps([move.as_json()]),
     )
@@ -291,6 +295,10 @@ def _refusal(
     home: str | None,
 ) -> GraamError:
     """The error of a login ``agent_login`` refused before counting licences."""
+    if outcome == "caller-gone":
+        return Unauthorized(ACCOUNT_GONE)
+    if outcome == "caller-revoked":
+        return Unauthorized(TOKEN_REVOKED)
     if outcome == "no-tenant":
         return NotFound(f"no tenant {tenant_id}")
     if outcome == "no-agent":

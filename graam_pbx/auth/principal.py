@@ -58,6 +58,10 @@ class Area(StrEnum):
 CREDENTIAL_AREAS = frozenset({Area.AUTH, Area.USERS})
 # HTTP methods that only read; every other one writes.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Why a caller's access token no longer stands, wherever its account is checked (read by
+# auth.service, or by the route's own statement: agent_login's caller-gone, caller-revoked).
+ACCOUNT_GONE = "this account is disabled or gone"
+TOKEN_REVOKED = "the access token was revoked (password, role or account changed)"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,14 @@ class Principal:
     expires_at: datetime | None = None
     # The user's token_epoch the credential was checked against (None: not from a credential).
     token_epoch: int | None = None
+    # False: taken from an access token's claims alone (deps.allow_checked_by_statement); the
+    # route's own statement checks the account against ``token_epoch`` before anything else.
+    account_read: bool = True
+
+    @property
+    def epoch_to_check(self) -> int | None:
+        """The epoch the route's statement must find on the account (None: already read)."""
+        return None if self.account_read else self.token_epoch
 
     @property
     def is_operator(self) -> bool:

@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graam_pbx.audit import service as audit
 from graam_pbx.auth import passwords, throttle
 from graam_pbx.auth.models import ApiKey, LoginAttempt, RefreshToken, User, WebSession
-from graam_pbx.auth.principal import CREDENTIAL_AREAS, Area, Principal, Role, Scope
+from graam_pbx.auth.principal import (
+    ACCOUNT_GONE,
+    CREDENTIAL_AREAS,
+    TOKEN_REVOKED,
+    Area,
+    Principal,
+    Role,
+    Scope,
+)
 from graam_pbx.auth.schemas import ApiKeyCreate, PasswordChange, UserCreate, UserUpdate
 from graam_pbx.db import ensure_version, flush_or_conflict, get_in_tenant, keyset_page
 from graam_pbx.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unauthorized
@@ -360,8 +368,49 @@ async def principal_from_credential(
     """The caller behind a bearer access token or an API key (used from ``address``)."""
     if credential.startswith(API_KEY_PREFIX):
         return await _principal_from_api_key(session, credential, address)
+    claims = _access_claims(credential, key)
+    user = await session.get(User, int(claims["sub"]))
+    if user is None or user.disabled:
+        raise Unauthorized(ACCOUNT_GONE)
+    if claims.get("ep") != user.token_epoch:
+        raise Unauthorized(TOKEN_REVOKED)
+    return Principal(
+        user.id, Role(user.role), user.tenant_id, user.email, token_epoch=user.token_epoch
+    )
+
+
+def claimed_principal(credential: str, key: str) -> Principal | None:
+    """A tenant user's access token as its caller, from the token's signed claims alone (its
+    account not read: ``account_read`` False), or None for an API key or an operator's token,
+    whose callers are read (``principal_from_credential``). Only for a route whose one
+    statement checks the account itself, before anything else: it exists, is not disabled
+    and its ``token_epoch`` is still the token's (a new role, password or status moves it),
+    or the statement answers ``caller-gone`` or ``caller-revoked`` (``ACCOUNT_GONE``,
+    ``TOKEN_REVOKED``) having done nothing."""
+    if credential.startswith(API_KEY_PREFIX):
+        return None
+    claims = _access_claims(credential, key)
+    tenant_id, epoch = claims.get("tid"), claims.get("ep")
+    if not isinstance(tenant_id, int) or not isinstance(epoch, int):
+        return None
     try:
-        claims = jwt.decode(
+        role = Role(str(claims.get("role")))
+    except ValueError:
+        raise Unauthorized("the access token is not valid") from None
+    return Principal(
+        int(claims["sub"]),
+        role,
+        tenant_id,
+        f"user {claims['sub']}",
+        token_epoch=epoch,
+        account_read=False,
+    )
+
+
+def _access_claims(credential: str, key: str) -> dict[str, Any]:
+    """The claims of a valid, unexpired access token signed with ``key``."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
             credential, key, algorithms=[_TOKEN_ALGORITHM], options={"require": ["exp", "sub"]}
         )
     except jwt.ExpiredSignatureError:
@@ -370,14 +419,7 @@ async def principal_from_credential(
         raise Unauthorized("the access token is not valid") from None
     if claims.get("typ") != "access":
         raise Unauthorized("the access token is not valid")
-    user = await session.get(User, int(claims["sub"]))
-    if user is None or user.disabled:
-        raise Unauthorized("this account is disabled or gone")
-    if claims.get("ep") != user.token_epoch:
-        raise Unauthorized("the access token was revoked (password, role or account changed)")
-    return Principal(
-        user.id, Role(user.role), user.tenant_id, user.email, token_epoch=user.token_epoch
-    )
+    return claims
 
 
 async def _principal_from_api_key(

@@ -1,17 +1,19 @@
 """What one agent login costs the database, counted: its round trips, not its time.
 
-The login path is held to two statements and no BEGIN or COMMIT: the caller's account (every
-authenticated request reads it) and ``agent_login()`` (migration 0023), which does the rest in
-one round trip: the tenant's lock with the agent and its device, the check that the device is
-not registered with another node than the tenant's, the login itself with its event and its
-state move, or the refusal with who holds the licences (for the 409's body). That function
-is atomic by itself, so its route runs each statement as its own transaction
-(``deps.one_statement``). The authenticated no-op (``GET /api/v1/auth/me``) is counted beside
-it: one transaction of one statement, three round trips, one more than the login; the pool's
-checkout ping left out: graam_pbx.db pings a connection only when it sat idle for
-``IDLE_BEFORE_PING``, which a request on a warm pool never pays, and which says nothing of the
-request it precedes. In an API process the login's commit is then told to the active worker
-(``pg_notify``) with the others of the next 20 ms, in a statement of their own
+The login path is held to one statement and no BEGIN or COMMIT: ``agent_login()``
+(migrations 0023 and 0039), which does it all in one round trip: the caller's account (the
+route takes the caller from its access token's signed claims and the function checks the
+account still stands: deps.allow_checked_by_statement), the tenant's lock with the agent and
+its device, the check that the device is not registered with another node than the
+tenant's, the login itself with its event and its state move, or the refusal with who holds
+the licences (for the 409's body). That function is atomic by itself, so its route runs its
+statement as its own transaction (``deps.one_statement``). The authenticated no-op
+(``GET /api/v1/auth/me``) is counted beside it: one transaction of one statement (the
+caller's account, which every other route reads first), three round trips, two more than
+the login; the pool's checkout ping left out: graam_pbx.db pings a connection only when it
+sat idle for ``IDLE_BEFORE_PING``, which a request on a warm pool never pays, and which says
+nothing of the request it precedes. In an API process the login's commit is then told to the
+active worker (``pg_notify``) with the others of the next 20 ms, in a statement of their own
 (graam_pbx.cluster.agent_signals): a round trip shared by a storm's logins, not the login's.
 """
 
@@ -36,9 +38,8 @@ from graam_pbx.settings import ProcessRole
 from tests.conftest import Asterisk, RunningApp, start_app
 from tests.factories import PASSWORD, TenantWorld, make_world, unique
 
-# The login's own statements: the caller's account (every authenticated request reads it),
-# then ``agent_login()``.
-LOGIN_STATEMENTS = 2
+# The login's own statement: ``agent_login()``, the caller's account checked in it.
+LOGIN_STATEMENTS = 1
 NOOP_STATEMENTS = 1
 
 # (agent, kind, whether it has an open ``available`` interval) of some agents' events.
@@ -100,14 +101,14 @@ def own_round_trips(tally: Tally) -> int:
 
 
 def assert_one_statement_login(login: Tally, noop: Tally) -> None:
-    """The login's two statements, each its own transaction: no BEGIN, no COMMIT; the no-op's
-    one statement in a transaction of its own (BEGIN and COMMIT)."""
+    """The login's one statement, its own transaction: no BEGIN, no COMMIT; the no-op's one
+    statement in a transaction of its own (BEGIN and COMMIT)."""
     assert login.statements == LOGIN_STATEMENTS, login.sent
     assert login.transactions == 0, login.sent
     assert own_round_trips(login) == LOGIN_STATEMENTS, login.sent
     assert noop.statements == NOOP_STATEMENTS, noop.sent
     assert own_round_trips(noop) == NOOP_STATEMENTS + 2, noop.sent
-    assert own_round_trips(noop) - own_round_trips(login) == 1, (login.sent, noop.sent)
+    assert own_round_trips(noop) - own_round_trips(login) == 2, (login.sent, noop.sent)
 
 
 async def counted_noop(client: httpx.AsyncClient, world: TenantWorld) -> Tally:
@@ -117,7 +118,7 @@ async def counted_noop(client: httpx.AsyncClient, world: TenantWorld) -> Tally:
     return tally
 
 
-async def test_a_login_is_two_statements_with_no_begin_nor_commit_one_round_trip_below_a_noop(
+async def test_a_login_is_one_statement_with_no_begin_nor_commit_two_round_trips_below_a_noop(
     running_app: RunningApp,
 ) -> None:
     client = running_app.client

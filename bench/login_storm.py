@@ -471,6 +471,16 @@ async def live_sessions(url: str) -> int:
     return live
 
 
+async def registered_phones(url: str) -> set[str]:
+    """The phones Asterisk holds a contact of (its realtime contacts, in Postgres)."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT DISTINCT endpoint FROM ps_contacts")
+    finally:
+        await conn.close()
+    return {row["endpoint"] for row in rows}
+
+
 async def queue_members(ami: AmiSupervisor) -> int:
     events = await ami.action_list("QueueStatus", {})
     return sum(1 for event in events if event.name == "QueueMember")
@@ -709,6 +719,7 @@ async def main(
                 talk=1.0,
                 rate=len(devices) / QUALIFY_PERIOD_S,
                 at_once=REGISTERING_AT_ONCE,
+                registered=lambda: registered_phones(url),
             )
         )
         tokens, figures = await tokens_and_round_trips(

@@ -17,7 +17,9 @@ key, an operator), as before.
 The parameters of the worker's notification (``p_notify``, ``p_channel``, ``p_payload``) are
 gone: an API process tells the worker after the commit (graam_pbx/cluster/agent_signals.py).
 The rest is 0023's function as 0024 and 0025 left it: the default node asked of
-``graam_default_node()``, and one generic plan per statement.
+``graam_default_node()``, and one generic plan per statement. It is written out whole, not
+derived from 0023's text by replacements as 0024 did: the login as it now stands reads in
+one place. The downgrade restores 0024's text and 0025's setting.
 """
 
 import importlib.util

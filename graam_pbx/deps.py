@@ -21,11 +21,12 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 def one_statement(endpoint: Endpoint) -> Endpoint:
-    """Mark a route whose database work, after the caller's account is read, is one
-    statement that writes all it writes at once (a database function, atomic by itself): its
-    session runs without BEGIN and COMMIT, each statement its own transaction, two round trips
-    fewer. A route that writes through the ORM, or in more than one statement, is never
-    marked: its writes would commit one by one."""
+    """Mark a route whose database work, after the caller's account is read (or with it, in
+    the statement: ``allow_checked_by_statement``), is one statement that writes all it writes
+    at once (a database function, atomic by itself): its session runs without BEGIN and
+    COMMIT, each statement its own transaction, two round trips fewer. A route that writes
+    through the ORM, or in more than one statement, is never marked: its writes would commit
+    one by one."""
     setattr(endpoint, _ONE_STATEMENT, True)
     return endpoint
 

@@ -611,17 +611,15 @@ async def agents_phones(
         done = await _register(work / f"register-{attempt}", asterisk, pending, rate, at_once, port)
         if done.returncode == 0:
             break
-        if registered is not None and attempt < REGISTER_PASSES:
-            held = await registered()
-            pending = [(name, password) for name, password in pending if name not in held]
-            print(
-                f"agents' phones: {len(pending)} not registered after pass {attempt}",
-                file=sys.stderr,
-            )
-            if not pending:
-                break
-            continue
-        raise RuntimeError(f"agents' phones did not register:\n{done.output}")
+        if registered is None or attempt == REGISTER_PASSES:
+            raise RuntimeError(f"agents' phones did not register:\n{done.output}")
+        held = await registered()
+        pending = [(name, password) for name, password in pending if name not in held]
+        print(
+            f"agents' phones: {len(pending)} not registered after pass {attempt}", file=sys.stderr
+        )
+        if not pending:
+            break
     stop = asyncio.Event()
     answering = asyncio.create_task(
         sipp(

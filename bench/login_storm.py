@@ -459,25 +459,26 @@ async def sample_over_limit(conn: asyncpg.Connection, stop: asyncio.Event) -> tu
     return worst, samples
 
 
-async def live_sessions(url: str) -> int:
-    """The sessions not ended, read on a connection of its own (the sampler's is busy)."""
+async def read_once(url: str, query: str) -> list[asyncpg.Record]:
+    """``query``'s rows, read on a connection of its own (the sampler's is busy)."""
     conn = await asyncpg.connect(url)
     try:
-        live: int = await conn.fetchval(
-            "SELECT count(*) FROM agent_sessions WHERE ended_at IS NULL"
-        )
+        rows: list[asyncpg.Record] = await conn.fetch(query)
     finally:
         await conn.close()
+    return rows
+
+
+async def live_sessions(url: str) -> int:
+    """The sessions not ended."""
+    rows = await read_once(url, "SELECT count(*) FROM agent_sessions WHERE ended_at IS NULL")
+    live: int = rows[0][0]
     return live
 
 
 async def registered_phones(url: str) -> set[str]:
     """The phones Asterisk holds a contact of (its realtime contacts, in Postgres)."""
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch("SELECT DISTINCT endpoint FROM ps_contacts")
-    finally:
-        await conn.close()
+    rows = await read_once(url, "SELECT DISTINCT endpoint FROM ps_contacts")
     return {row["endpoint"] for row in rows}
 
 
